@@ -1,0 +1,361 @@
+/*
+ * actx.h - a threaded multi-context runtime.
+ *
+ * actx ports the AsyncContext design of QEMU's 2009 async.c to one event
+ * loop per thread.  Every thread that calls into actx owns a loop, and every
+ * loop owns a stack of contexts whose bottom is the root context (id 0).
+ * Bottom halves (BHs), requests, fd handlers and timers belong to the context
+ * that was current when they were created; their callbacks run only while
+ * that context is current.  Everything that belongs to an outer context is
+ * kept - never lost, never run early - until that context is current again.
+ * That is what makes a synchronous wait inside a callback safe:
+ *
+ *     actx_push();                         enter a private context
+ *     req = actx_aio_pread(fd, ..., done, &st);
+ *     ACTX_WAIT_WHILE(!st.done);           runs *only* done, never callers'
+ *     actx_pop();                          outer completions run again
+ *
+ * Completions from other threads travel through a per-loop lock-free mailbox
+ * signalled by an eventfd that is written only when the owner may be asleep:
+ * wake-ups coalesce, posts never do.
+ *
+ * Conventions
+ *   - Functions return 0 or a positive value on success and a negative errno
+ *     on failure unless stated otherwise; actx_strerror() names the error.
+ *   - "Owner thread only." means the thread whose loop the object belongs to
+ *     (for functions without an object: the calling thread's own loop).
+ *     Every build checks the cheap owner rules and returns -EPERM (or does
+ *     nothing, for void functions) with a diagnostic on stderr; debug builds
+ *     additionally check internal invariants with assertions.
+ *   - "Any thread." functions may be called concurrently from any thread.
+ *   - Callbacks never run while a runtime lock is held and never on a thread
+ *     other than their owner thread (work functions of the pool aside).
+ *
+ * This is the only public header; both Python backends read it.
+ */
+#ifndef ACTX_H
+#define ACTX_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ACTX_BUILDING) && defined(__GNUC__)
+#define ACTX_EXTERN __attribute__((visibility("default")))
+#else
+#define ACTX_EXTERN
+#endif
+
+#define ACTX_VERSION_MAJOR 1
+#define ACTX_VERSION_MINOR 0
+
+typedef void actx_fn(void *opaque);
+typedef void actx_done_fn(void *opaque, long ret);
+typedef long actx_work_fn(void *opaque); /* runs on a pool thread */
+typedef struct actx_bh actx_bh;
+typedef struct actx_req actx_req;
+typedef struct actx_ctx actx_ctx;
+typedef struct actx_timer actx_timer;
+
+/* ------------------------------------------------------------------------ */
+/* Context stack.  Owner thread only.                                        */
+
+/*
+ * Enter a new context; returns its id (its depth, >= 1) or -ENOMEM.
+ * No syscall and no malloc in steady state (contexts are recycled per
+ * thread).
+ */
+ACTX_EXTERN int actx_push(void);
+
+/*
+ * Leave the current context: -EINVAL at the root (nothing changes).
+ * Otherwise: run actx_bh_poll() until it reports no progress (at most 10,000
+ * rounds); re-home everything of the child that is still alive (BHs with
+ * their scheduled/idle state, outstanding and queued requests, pending
+ * calls, fd handlers, timers, context handles) to the parent; make the
+ * parent current.  The parent's queued completions run at its next
+ * actx_poll() or actx_process_queue().  Returns 0.
+ * A callback running inside the flush must leave the context stack as it
+ * found it.
+ */
+ACTX_EXTERN int actx_pop(void);
+
+/* Depth of the current context (the root is 0). */
+ACTX_EXTERN int actx_context_id(void);
+
+/* ------------------------------------------------------------------------ */
+/* Bottom halves.                                                            */
+
+/*
+ * A BH of the current context.  NULL with errno set (ENOMEM, EINVAL for a
+ * NULL cb) on failure.  Owner thread only.
+ */
+ACTX_EXTERN actx_bh *actx_bh_new(actx_fn *cb, void *opaque);
+
+/*
+ * Any thread.  No-op if already scheduled (an idle-scheduled BH stays
+ * idle); otherwise marks it scheduled and wakes the owner loop if it sleeps.
+ */
+ACTX_EXTERN void actx_bh_schedule(actx_bh *bh);
+
+/*
+ * Any thread.  No-op if already scheduled; otherwise scheduled + idle.  No
+ * wake-up: it runs at the latest 10 ms later (a loop with scheduled idle
+ * BHs sleeps at most 10 ms), or sooner when the loop iterates anyway.  From
+ * another thread, an owner that sleeps without such a bound is woken.
+ */
+ACTX_EXTERN void actx_bh_schedule_idle(actx_bh *bh);
+
+/* Any thread.  Clears the scheduled state; the callback does not run. */
+ACTX_EXTERN void actx_bh_cancel(actx_bh *bh);
+
+/*
+ * Owner thread only.  Cancels and frees (at once or deferred).  Legal from
+ * inside the BH's own callback; the callback never runs afterwards.  Must
+ * not race with actx_bh_schedule() from another thread (as in QEMU).
+ */
+ACTX_EXTERN void actx_bh_delete(actx_bh *bh);
+
+/*
+ * Owner thread only.  Run the scheduled BHs of the current context once
+ * each, in the order they were scheduled; a BH scheduled during this call
+ * runs at the next call.  Returns 1 if a non-idle BH ran, else 0.
+ * Cost O(scheduled BHs).
+ */
+ACTX_EXTERN int actx_bh_poll(void);
+
+/* ------------------------------------------------------------------------ */
+/* Requests and completions.                                                 */
+
+/*
+ * Owner thread only.  An outstanding request of the current context; it
+ * completes through actx_req_complete().  NULL with errno set on failure.
+ */
+ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
+
+/*
+ * Any thread, exactly once per request.  done(opaque, ret) runs on the owner
+ * thread while the request's context is current, in arrival order among the
+ * completions of that context; then the request is freed.  Returns 0, or
+ * -EPIPE when the owner thread's runtime has shut down (the request is
+ * freed, done never runs, the refusal is counted).
+ */
+ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
+
+/*
+ * Owner thread only.  work(opaque) runs on a pool thread; its return value
+ * is passed to done, delivered like any completion.  NULL/errno on failure.
+ */
+ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
+                                  void *opaque);
+
+/*
+ * Owner thread only.  File I/O on the pool: ret is the byte count (short at
+ * end of file, as the kernel returns it) or -errno.  A NULL buffer with a
+ * non-zero length or a negative fd fails up front with NULL/errno EINVAL or
+ * EBADF.
+ */
+ACTX_EXTERN actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
+                                     actx_done_fn *done, void *opaque);
+ACTX_EXTERN actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n,
+                                      off_t off, actx_done_fn *done,
+                                      void *opaque);
+ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
+
+/*
+ * Owner thread only.  0 if the work had not started: done then runs (in its
+ * context, as usual) with -ECANCELED.  -EBUSY if it has started or
+ * finished, or if the request has no pool work (made by actx_req_new).
+ */
+ACTX_EXTERN int actx_req_cancel(actx_req *req);
+
+/*
+ * Size the process-wide worker pool before its first use (default
+ * max(4, 2 x CPUs), or ACTX_POOL_THREADS from the environment).  Any
+ * thread.  -EBUSY once the pool has started, -EINVAL for n < 1.
+ */
+ACTX_EXTERN int actx_pool_set_size(int n);
+
+/* ------------------------------------------------------------------------ */
+/* Running the loop.  Owner thread only.                                     */
+
+/*
+ * One iteration for the current context: move arrived cross-thread
+ * messages into their contexts' queues, then run the current context's
+ * scheduled BHs, queued completions and calls, ready fd handlers and due
+ * timers.  Returns 1 if anything but an idle BH ran, else 0.  When blocking
+ * and nothing ran, sleeps until something of the current context can run
+ * and runs it; arrivals for other contexts are queued and do not end the
+ * sleep.  Returns 0 at once, without sleeping, when nothing can ever make
+ * progress in the current context (no outstanding request, no live BH, no
+ * fd handler, no armed timer and no context handle held on it).
+ */
+ACTX_EXTERN int actx_poll(bool blocking);
+
+/*
+ * Move arrived mailbox messages into their contexts' queues, then run the
+ * queued completions and calls of the current context; 1 if any ran.
+ */
+ACTX_EXTERN int actx_process_queue(void);
+
+/*
+ * Poll until the current context has no outstanding request and no
+ * scheduled non-idle BH.  Requests of other contexts are not waited for.
+ * Returns 0, or -EDEADLK if that state can never be reached.
+ */
+ACTX_EXTERN int actx_flush(void);
+
+/*
+ * Poll, blocking, in the current context until actx_stop() is called for
+ * it or nothing can make progress.  Returns 0.
+ */
+ACTX_EXTERN int actx_run(void);
+
+/*
+ * Any thread.  Make actx_run() in that context (or the context it was
+ * re-homed to) return.  A stop that arrives while the context is not in
+ * actx_run() makes its next actx_run() return after one iteration.  0, or
+ * -EPIPE after the owner thread's runtime shut down, -EINVAL for NULL.
+ */
+ACTX_EXTERN int actx_stop(actx_ctx *ctx);
+
+/*
+ * ACTX_WAIT_WHILE(cond): poll, blocking, in the current context while cond
+ * holds.  Evaluates to 0, or to -EDEADLK when the current context can make
+ * no more progress while cond still holds.  Owner thread only.
+ */
+#define ACTX_WAIT_WHILE(cond)                                                  \
+    __extension__({                                                            \
+        int actx_wait_ret_ = 0;                                                \
+        while (cond) {                                                         \
+            if (actx_poll(true) == 0 && !actx_can_progress() && (cond)) {      \
+                actx_wait_ret_ = -EDEADLK;                                     \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
+        actx_wait_ret_;                                                        \
+    })
+
+/*
+ * Owner thread only.  True while something could still run in the current
+ * context: something runnable now, an outstanding request, a live BH, an fd
+ * handler, an armed timer or a context handle held on it.
+ */
+ACTX_EXTERN bool actx_can_progress(void);
+
+/* ------------------------------------------------------------------------ */
+/* Cross-thread context handles.                                             */
+
+/* Owner thread only.  A new counted reference to the current context. */
+ACTX_EXTERN actx_ctx *actx_ctx_current(void);
+
+/*
+ * Any thread.  A handle stays valid after its owner thread exits, until
+ * its last unref.  actx_ctx_ref returns its argument.
+ */
+ACTX_EXTERN actx_ctx *actx_ctx_ref(actx_ctx *ctx);
+ACTX_EXTERN void actx_ctx_unref(actx_ctx *ctx);
+
+/* Any thread.  The id the context had while it was on its stack. */
+ACTX_EXTERN int actx_ctx_id(actx_ctx *ctx);
+
+/*
+ * Any thread.  Runs fn(opaque) once on the owner thread while that context
+ * (or the one it was re-homed to) is current; never inline, even on the
+ * owner thread.  0, -ENOMEM, -EINVAL (NULL), or -EPIPE after the owner
+ * thread's runtime shut down.  Everything accepted runs before shutdown
+ * completes.
+ */
+ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
+
+/* ------------------------------------------------------------------------ */
+/* fd handlers, timers, embedding.  Owner thread only.                       */
+
+/*
+ * Register level-triggered handlers for fd in the current context; both
+ * NULL removes.  Registering an fd again (from any context of the same
+ * thread) updates it and moves it to the current context.  Dispatched only
+ * while that context is current.  -EBADF for a negative or closed fd.
+ */
+ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read,
+                                    actx_fn *on_write, void *opaque);
+
+/* A timer of the current context, not armed.  NULL/errno on failure. */
+ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
+/* Arm (or re-arm) for an absolute CLOCK_MONOTONIC deadline in ns. */
+ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
+/* Disarm. */
+ACTX_EXTERN void actx_timer_del(actx_timer *t);
+/* Disarm and free; legal from the timer's own callback. */
+ACTX_EXTERN void actx_timer_free(actx_timer *t);
+/* CLOCK_MONOTONIC now, in ns.  Any thread. */
+ACTX_EXTERN uint64_t actx_now_ns(void);
+
+/*
+ * For embedding the thread's loop in another event loop: wait until
+ * actx_backend_fd() is readable or actx_backend_timeout_ms() passes (-1: no
+ * timeout), then call actx_poll(false).  Calling actx_backend_timeout_ms()
+ * declares that the caller is about to wait on the fd: until the next
+ * actx_poll(), every post to this loop writes its eventfd.
+ */
+ACTX_EXTERN int actx_backend_fd(void);
+ACTX_EXTERN int actx_backend_timeout_ms(void);
+
+/* ------------------------------------------------------------------------ */
+/* Threads, errors, introspection.                                           */
+
+/*
+ * Create the calling thread's loop explicitly (it is otherwise created on
+ * the first call).  0, or -EMFILE/-ENOMEM.
+ */
+ACTX_EXTERN int actx_thread_init(void);
+
+/*
+ * Pop any contexts still pushed, run everything already accepted that can
+ * run, close the mailbox (later posts get -EPIPE), free the loop and any
+ * BHs still alive.  Runs automatically at thread exit.  A later call on
+ * this thread creates a new loop.
+ */
+ACTX_EXTERN void actx_thread_shutdown(void);
+
+ACTX_EXTERN const char *actx_strerror(int err);
+
+struct actx_stats {
+    int depth;                          /* current context id */
+    long live_bhs;                      /* BHs alive on this thread */
+    unsigned long bh_runs;              /* BH callbacks run */
+    unsigned long completions_run;      /* done callbacks run */
+    unsigned long completions_deferred; /* arrived while another context
+                                           was current */
+    unsigned long calls_run;            /* actx_ctx_call functions run */
+    unsigned long mailbox_msgs;         /* messages taken from the mailbox */
+    unsigned long wakeups;              /* eventfd wake-ups received */
+    unsigned long sleeps;               /* blocking waits entered */
+    unsigned long posts_refused;        /* posts to this thread refused with
+                                           -EPIPE (after its shutdown) */
+    /* Additions. */
+    unsigned long posts_refused_all;    /* process-wide refusals */
+    long outstanding;                   /* requests of this thread not yet
+                                           done */
+    unsigned long fd_errors;            /* fds found closed while registered */
+    unsigned long timers_fired;         /* timer callbacks run */
+};
+
+/* The calling thread's counters. */
+ACTX_EXTERN void actx_stats(struct actx_stats *st);
+
+/* Human-readable state of the calling thread's context stack. */
+ACTX_EXTERN void actx_dump(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ACTX_H */
