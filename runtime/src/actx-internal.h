@@ -180,6 +180,8 @@ struct actx__loop {
     long nfds;             /* registered fd handlers (fd.c) */
     void *fdtab;           /* fd.c */
     long ntimers;          /* armed timers on this loop (timer.c) */
+    /* Called around each blocking sleep (pool.c counts blocked workers). */
+    void (*sleep_hook)(actx__loop *loop, bool entering);
     struct actx_stats st;
 };
 

@@ -161,7 +161,13 @@ int actx_poll(bool blocking)
                                          : ACTX__WAKE_ANY);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
+            if (loop->sleep_hook) {
+                loop->sleep_hook(loop, true);
+            }
             actx__backend_wait(loop, timeout);
+            if (loop->sleep_hook) {
+                loop->sleep_hook(loop, false);
+            }
         }
         actx__mb_end_sleep(loop);
         actx__drain_if_any(loop);
