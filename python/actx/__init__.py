@@ -1,0 +1,127 @@
+"""actx: a threaded multi-context runtime (QEMU's 2009 AsyncContext, one
+event loop per thread), from Python.
+
+    import actx
+    with actx.async_context() as ctx:      # push; pop on exit (also on error)
+        data = actx.pread(fd, 4096, 0).result()   # polls only this context
+        jobs = [actx.submit(fn, i) for i in range(100)]
+        actx.flush()
+
+While a context is current, only callbacks that belong to it run on this
+thread; everything of outer contexts waits (never lost, never run early)
+until its context is current again.  Each thread has its own loop and its
+own context stack (the root, id 0, always exists).
+
+Backends
+    One API over two bindings of the same shared library libactx.so.1:
+    ``cffi`` (default, API mode) and ``swig``.  Choose with the environment
+    variable ACTX_BACKEND=swig|cffi, or actx.use_backend(name) before the
+    first call into actx.  actx.BACKEND names the one in use.
+
+Callbacks and threads
+    Python callbacks (BottomHalf functions, call_soon functions, done
+    callbacks) run only on their owner thread, inside poll / flush / run /
+    pop / process_queue / Request.result, while their context is current;
+    never while a runtime lock is held.  Work functions given to submit()
+    run on pool threads (they take the GIL there).  Every blocking call
+    releases the GIL.
+
+Exceptions raised by callbacks
+    A callback runs under a C frame, so its exception is stored (with its
+    traceback) and raised by the API call that ran it, after the C call
+    returned normally: the remaining callbacks of that call still run and
+    the runtime's state is exactly as without the exception.  The first
+    exception wins; a later KeyboardInterrupt/SystemExit replaces an
+    ordinary exception (chained); any other later one goes to
+    sys.unraisablehook.  An exception of a submit() work function is
+    delivered by Request.result().
+
+Blocking and Ctrl-C
+    poll(block=True), run() and Request.result() sleep on the runtime's
+    backend fd with select.poll in slices of at most 50 ms and run the loop
+    with non-blocking polls, so Ctrl-C (KeyboardInterrupt) interrupts them
+    at once and leaves the runtime usable; result(timeout=) uses the same
+    slices.  flush() runs in C and waits for work already running.
+    Request.result() raises DeadlockError at once when the request belongs
+    to an outer context, or when nothing in the current context can make
+    progress.
+
+Lifetimes
+    An object given to C stays alive exactly as long as C can call back
+    with it: a call_soon call until it ran, a request until its done
+    callback ran, a BottomHalf until delete() (or the end of its `with`
+    block, or its thread's runtime shut down).  ContextHandle drops its
+    reference on close() or garbage collection (from any thread).  A
+    completion refused because its owner thread's runtime had shut down
+    (EPIPE) never runs its done callback; its Request stays unfinished.
+
+Threads ending, interpreter exit
+    When a Python thread ends, its live BottomHalf objects are deleted and
+    its runtime is shut down on that thread (accepted calls and arrived
+    completions still run).  At interpreter exit (after non-daemon threads
+    were joined) no C callback enters Python any more; work in flight is
+    abandoned by the runtime's own exit handling.
+
+Errors
+    A negative errno from C is OSError with that errno (pop() at the root:
+    EINVAL; I/O on a closed fd: EBADF); wrong argument types: TypeError.
+"""
+import importlib.util
+import os
+import sys
+
+from ._common import CancelledError, DeadlockError
+
+_BACKENDS = ('cffi', 'swig')
+_cores = {}
+_selected = None
+
+
+def _api(name):
+    """The API module of one backend (loads it on first use)."""
+    if name not in _BACKENDS:
+        raise ValueError('actx backend must be one of %s, not %r' %
+                         (', '.join(_BACKENDS), name))
+    core = _cores.get(name)
+    if core is None:
+        modname = 'actx._core_' + name
+        spec = importlib.util.spec_from_file_location(
+            modname, os.path.join(os.path.dirname(__file__), '_core.py'))
+        core = importlib.util.module_from_spec(spec)
+        core._BACKEND = name
+        sys.modules[modname] = core
+        try:
+            spec.loader.exec_module(core)
+        except BaseException:
+            del sys.modules[modname]
+            raise
+        _cores[name] = core
+    return core
+
+
+def _select(name):
+    global _selected, BACKEND
+    core = _api(name)
+    g = globals()
+    for n in core.__all__:
+        obj = getattr(core, n)
+        g[n] = obj
+    _selected = core
+    BACKEND = name
+
+
+def use_backend(name: str) -> None:
+    """Select the backend ('cffi' or 'swig') before the first call into
+    actx.  Both bind the same libactx.so.1."""
+    from . import _common
+    if _selected is not None and _selected.BACKEND == name:
+        return
+    if _common.used:
+        raise RuntimeError('actx.use_backend() after actx was used')
+    _select(name)
+
+
+BACKEND = None
+_select(os.environ.get('ACTX_BACKEND') or 'cffi')
+
+__all__ = _selected.__all__ + ['use_backend', 'BACKEND']

@@ -1,0 +1,86 @@
+"""actx inside asyncio: the embedding protocol of actx_backend_fd().
+
+asyncio watches the runtime's backend fd (add_reader); whenever it is
+readable, or the runtime's timeout (idle BHs, timers) passes, or the
+runtime said there is work right now, the bridge runs one non-blocking
+poll of the current actx context and re-arms.  Re-arming calls
+backend_timeout_ms(), which tells the runtime that its owner is about to
+sleep in someone else's loop, so every cross-thread post writes the
+eventfd and wakes asyncio.
+"""
+import asyncio
+
+
+class AsyncioBridge:
+    """Drives the calling thread's actx loop from an asyncio loop running
+    on the same thread.  Exceptions from actx callbacks go to the asyncio
+    loop's exception handler."""
+
+    def __init__(self, api, loop=None):
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = asyncio.get_event_loop()
+        self._api = api
+        self._loop = loop
+        self._timer = None
+        self._soon = None
+        st = api._state()
+        if st.bridge is not None:
+            raise RuntimeError('this thread already has an asyncio bridge')
+        st.bridge = self
+        self._st = st
+        self._fd = api.backend_fd()
+        loop.add_reader(self._fd, self._ready)
+        self._arm()
+
+    def _arm(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        t = self._api.backend_timeout_ms()
+        if t == 0:
+            if self._soon is None:
+                self._soon = self._loop.call_soon(self._ready)
+        elif t > 0:
+            self._timer = self._loop.call_later(t / 1000.0, self._ready)
+
+    def _ready(self):
+        self._soon = None
+        if self._st is None:
+            return
+        try:
+            self._api.poll(False)
+        except (SystemExit, KeyboardInterrupt):
+            self._arm()
+            raise
+        except BaseException as e:
+            self._loop.call_exception_handler({
+                'message': 'exception in an actx callback',
+                'exception': e,
+            })
+        self._arm()
+
+    def close(self):
+        """Stop driving the actx loop."""
+        if self._st is None:
+            return
+        self._loop.remove_reader(self._fd)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._soon is not None:
+            self._soon.cancel()
+        self._st.bridge = None
+        self._st = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    async def wait(self, req):
+        """Await an actx Request (same as ``await req``)."""
+        return await req

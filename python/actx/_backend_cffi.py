@@ -1,0 +1,174 @@
+"""The cffi backend: thin functions over the API-mode extension _actx_cffi.
+
+Objects handed to C as an opaque pointer are ffi.new_handle() handles.
+A one-shot handle (a call, a request) sits in _keep until its callback ran;
+a BH's handle is kept by its BottomHalf until delete().  cffi releases the
+GIL around every C call and takes it again in each callback.
+"""
+import errno as _errno
+import os
+
+from ._actx_cffi import ffi, lib
+from . import _common
+
+NAME = 'cffi'
+
+_keep = set()
+_new_handle = ffi.new_handle
+_from_handle = ffi.from_handle
+_store = _common.store_exception
+_run_done = _common.run_done
+_run_work = _common.run_work
+_NULL = ffi.NULL
+_CALL_C = ffi.addressof(lib, 'actx_py_call_c')
+_BH_C = ffi.addressof(lib, 'actx_py_bh_c')
+_DONE_C = ffi.addressof(lib, 'actx_py_done_c')
+_WORK_C = ffi.addressof(lib, 'actx_py_work_c')
+
+
+@ffi.def_extern()
+def _actx_py_call(p):
+    o = _from_handle(p)
+    _keep.discard(p)
+    try:
+        o[0](*o[1])
+    except BaseException as e:
+        _store(e)
+
+
+@ffi.def_extern()
+def _actx_py_bh(p):
+    o = _from_handle(p)
+    try:
+        o[0](*o[1])
+    except BaseException as e:
+        _store(e)
+
+
+@ffi.def_extern()
+def _actx_py_done(p, ret):
+    o = _from_handle(p)
+    _keep.discard(p)
+    _run_done(o, ret)
+
+
+@ffi.def_extern()
+def _actx_py_work(p):
+    return _run_work(_from_handle(p))
+
+
+def _oserror(e):
+    return OSError(e, os.strerror(e))
+
+
+push = lib.actx_push
+pop = lib.actx_pop
+context_id = lib.actx_context_id
+process_queue = lib.actx_process_queue
+flush = lib.actx_flush
+can_progress = lib.actx_can_progress
+backend_fd = lib.actx_backend_fd
+backend_timeout_ms = lib.actx_backend_timeout_ms
+thread_shutdown = lib.actx_thread_shutdown
+thread_init = lib.actx_thread_init
+pool_set_size = lib.actx_pool_set_size
+set_exiting = lib.actx_py_set_exiting
+now_ns = lib.actx_now_ns
+bh_schedule = lib.actx_bh_schedule
+bh_schedule_idle = lib.actx_bh_schedule_idle
+bh_cancel = lib.actx_bh_cancel
+req_cancel = lib.actx_req_cancel
+ctx_unref = lib.actx_ctx_unref
+ctx_id = lib.actx_ctx_id
+stop = lib.actx_stop
+_poll = lib.actx_poll
+
+
+def poll_nb():
+    return _poll(False)
+
+
+def bh_new(fnargs):
+    h = _new_handle(fnargs)
+    p = lib.actx_bh_new(_BH_C, h)
+    if p == _NULL:
+        raise _oserror(ffi.errno)
+    return p, h
+
+
+def bh_delete(p, keep):
+    lib.actx_bh_delete(p)
+
+
+def _req(p, h):
+    if p == _NULL:
+        e = ffi.errno
+        _keep.discard(h)
+        raise _oserror(e)
+    return p
+
+
+def submit(req):
+    h = _new_handle(req)
+    _keep.add(h)
+    return _req(lib.actx_submit(_WORK_C, _DONE_C, h), h)
+
+
+def pread(fd, buf, off, req):
+    h = _new_handle(req)
+    _keep.add(h)
+    cbuf = ffi.from_buffer(buf)
+    req._cbuf = cbuf
+    return _req(lib.actx_aio_pread(fd, cbuf, len(buf), off,
+                                   _DONE_C, h), h)
+
+
+def pwrite(fd, data, off, req):
+    h = _new_handle(req)
+    _keep.add(h)
+    cbuf = ffi.from_buffer(data)
+    req._cbuf = cbuf
+    return _req(lib.actx_aio_pwrite(fd, cbuf, len(data), off,
+                                    _DONE_C, h), h)
+
+
+def fsync(fd, req):
+    h = _new_handle(req)
+    _keep.add(h)
+    return _req(lib.actx_aio_fsync(fd, _DONE_C, h), h)
+
+
+def ctx_current():
+    p = lib.actx_ctx_current()
+    if p == _NULL:
+        raise _oserror(ffi.errno)
+    return p
+
+
+def ctx_call(p, fnargs, _call=lib.actx_ctx_call, _tramp=_CALL_C):
+    h = _new_handle(fnargs)
+    _keep.add(h)
+    r = _call(p, _tramp, h)
+    if r:
+        _keep.discard(h)
+    return r
+
+
+def ctx_key(p):
+    return lib.actx_py_key(p)
+
+
+_STATS = [name for name, _ in ffi.typeof('struct actx_stats').fields]
+
+
+def stats():
+    st = ffi.new('struct actx_stats *')
+    lib.actx_stats(st)
+    return {name: getattr(st, name) for name in _STATS}
+
+
+def strerror(e):
+    return ffi.string(lib.actx_strerror(e)).decode()
+
+
+_common.exit_hooks.append(set_exiting)

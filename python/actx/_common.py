@@ -1,0 +1,202 @@
+"""State shared by both backends: exceptions, per-thread state, the
+callback dispatchers and the exit hook.
+
+Everything here is backend-independent; the backend modules
+(_backend_cffi, _backend_swig) call the dispatchers from their C
+trampolines, and the API module (_core) reads and updates the per-thread
+state.
+"""
+import atexit
+import concurrent.futures
+import sys
+import threading
+import traceback
+
+get_ident = threading.get_ident
+
+
+class DeadlockError(RuntimeError):
+    """A wait can never end: the awaited request or work belongs to a
+    context that is not current (an outer one), or nothing in the current
+    context can make progress any more."""
+
+
+class CancelledError(concurrent.futures.CancelledError):
+    """The request was cancelled before its work started."""
+
+
+# --------------------------------------------------------------------------
+# Exceptions raised by callbacks on their owner thread.
+#
+# A trampoline cannot let a Python exception cross C frames, so the
+# dispatcher stores it here, keyed by thread, and the API function that made
+# the C call (poll, flush, run, pop, result, ...) raises it once the C call
+# has returned.  The C call runs to its normal end: callbacks after the one
+# that raised still run (the runtime's state stays exactly as if nothing had
+# been raised).  The first exception wins; a later one that is not an
+# Exception (KeyboardInterrupt, SystemExit) replaces an Exception, with the
+# first as its __context__; any other later one is reported through
+# sys.unraisablehook so that nothing is silently lost.
+
+pending = {}  # thread ident -> exception
+
+
+def _unraisable(exc, what):
+    hook = getattr(sys, 'unraisablehook', None)
+    if hook is None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        return
+
+    class _Args:
+        exc_type = type(exc)
+        exc_value = exc
+        exc_traceback = exc.__traceback__
+        err_msg = 'Exception ignored in actx ' + what
+        object = None
+    hook(_Args)
+
+
+def store_exception(exc):
+    """Keep exc for re-raising after the current C call returns."""
+    ident = get_ident()
+    first = pending.get(ident)
+    if first is None:
+        pending[ident] = exc
+    elif isinstance(first, Exception) and not isinstance(exc, Exception):
+        exc.__context__ = first
+        pending[ident] = exc
+    else:
+        _unraisable(exc, 'callback (an earlier exception of the same call '
+                         'is being raised)')
+
+
+def raise_pending():
+    exc = pending.pop(get_ident(), None)
+    if exc is not None:
+        raise exc
+
+
+# --------------------------------------------------------------------------
+# Dispatchers called by the trampolines (GIL held).
+
+def run_done(req, ret):
+    """A request's done callback, on its owner thread."""
+    try:
+        req._complete(ret)
+    except BaseException as e:
+        store_exception(e)
+
+
+def run_work(req):
+    """A submit work function, on a pool thread.  0, or -1 when it raised
+    (the exception is delivered by result())."""
+    try:
+        req._value = req._fn(*req._args)
+        return 0
+    except BaseException as e:
+        req._exc = e
+        return -1
+
+
+# --------------------------------------------------------------------------
+# Per-thread state.
+
+class Token:
+    """Python's view of one context on a thread's stack.  A popped
+    context's token forwards to the parent it was re-homed to (fwd)."""
+    __slots__ = ('fwd', '__weakref__')
+
+    def __init__(self):
+        self.fwd = None
+
+
+class ThreadState:
+    __slots__ = ('ident', 'stack', 'top', 'stops', 'poller', 'pfd', 'bhs',
+                 'shutdown', 'bridge', '__weakref__')
+
+    def __init__(self, ident, shutdown):
+        self.ident = ident
+        self.top = Token()
+        self.stack = [self.top]
+        self.stops = set()     # tokens of contexts that were stopped
+        self.poller = None     # select.poll on the backend fd
+        self.pfd = -1
+        self.bhs = set()       # live BottomHalf objects of this thread
+        self.shutdown = shutdown
+        self.bridge = None
+
+
+states = {}  # thread ident -> ThreadState
+exiting = False
+used = False
+
+
+class _ExitSentinel:
+    """Lives in a threading.local: dropped when its Python thread ends,
+    on that thread, while the thread state is still usable.  Deletes the
+    thread's live BHs and shuts its runtime down there, so that callbacks
+    still accepted run with a proper Python thread state and no Python
+    object stays registered for a loop that is gone."""
+    __slots__ = ('ident',)
+
+    def __init__(self, ident):
+        self.ident = ident
+
+    def __del__(self):
+        if exiting or get_ident() != self.ident:
+            return
+        st = states.get(self.ident)
+        if st is None:
+            return
+        try:
+            for bh in list(st.bhs):
+                bh.delete()
+            st.shutdown()
+        finally:
+            states.pop(self.ident, None)
+            exc = pending.pop(self.ident, None)
+            if exc is not None:
+                _unraisable(exc, 'callback run at thread exit')
+
+
+_local = threading.local()
+
+
+def new_state(shutdown):
+    global used
+    used = True
+    ident = get_ident()
+    st = ThreadState(ident, shutdown)
+    states[ident] = st
+    # Only threads Python started end through their thread state; the
+    # runtime shuts down other threads' loops (pool workers) itself.
+    if ident in threading._active and \
+            ident != threading.main_thread().ident and \
+            getattr(_local, 'sentinel', None) is None:
+        _local.sentinel = _ExitSentinel(ident)
+    return st
+
+
+def reset_state(ident):
+    """The thread's runtime was shut down explicitly: start afresh."""
+    states.pop(ident, None)
+
+
+# --------------------------------------------------------------------------
+# Interpreter exit.  Non-daemon threads have been joined when atexit hooks
+# run; from here on no trampoline enters Python (a pool thread finishing a
+# work function, a daemon thread's loop shutting down), which would race
+# with finalization.  The main thread's loop is left as it is: requests
+# still in flight complete into it (or are refused) without Python.
+
+exit_hooks = []
+
+
+def _at_exit():
+    global exiting
+    exiting = True
+    for hook in exit_hooks:
+        hook()
+
+
+atexit.register(_at_exit)
