@@ -26,10 +26,12 @@ class AsyncioBridge:
         self._loop = loop
         self._timer = None
         self._soon = None
+        from . import _common
+        self._bridges = _common.bridges
         st = api._state()
-        if st.bridge is not None:
+        if st.ident in self._bridges:
             raise RuntimeError('this thread already has an asyncio bridge')
-        st.bridge = self
+        self._bridges[st.ident] = self
         self._st = st
         self._fd = api.backend_fd()
         loop.add_reader(self._fd, self._ready)
@@ -45,6 +47,11 @@ class AsyncioBridge:
                 self._soon = self._loop.call_soon(self._ready)
         elif t > 0:
             self._timer = self._loop.call_later(t / 1000.0, self._ready)
+
+    def _kick(self):
+        # Work was made on this thread (no eventfd write): look soon.
+        if self._soon is None and self._st is not None:
+            self._soon = self._loop.call_soon(self._ready)
 
     def _ready(self):
         self._soon = None
@@ -71,7 +78,7 @@ class AsyncioBridge:
             self._timer.cancel()
         if self._soon is not None:
             self._soon.cancel()
-        self._st.bridge = None
+        self._bridges.pop(self._st.ident, None)
         self._st = None
 
     def __enter__(self):

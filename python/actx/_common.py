@@ -112,7 +112,7 @@ class Token:
 
 class ThreadState:
     __slots__ = ('ident', 'stack', 'top', 'stops', 'poller', 'pfd', 'bhs',
-                 'shutdown', 'bridge', '__weakref__')
+                 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
@@ -123,10 +123,10 @@ class ThreadState:
         self.pfd = -1
         self.bhs = set()       # live BottomHalf objects of this thread
         self.shutdown = shutdown
-        self.bridge = None
 
 
 states = {}  # thread ident -> ThreadState
+bridges = {}  # thread ident -> AsyncioBridge driving that thread's loop
 exiting = False
 used = False
 

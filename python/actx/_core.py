@@ -30,6 +30,7 @@ _states = _common.states
 _pending = _common.pending
 _raise_pending = _common.raise_pending
 _Token = _common.Token
+_bridges = _common.bridges
 
 _push = B.push
 _pop = B.pop
@@ -44,6 +45,15 @@ _bh_schedule_idle = B.bh_schedule_idle
 # Longest single sleep in a blocking call: bounds the latency of Ctrl-C
 # (a signal that lands just before the sleep starts) and of timeouts.
 _SLICE_MS = 50
+
+
+def _kick():
+    # The runtime wakes an embedding loop (backend fd) only for posts from
+    # other threads; work made on the owner thread itself must tell the
+    # asyncio bridge directly.
+    br = _bridges.get(_get_ident())
+    if br is not None:
+        br._kick()
 
 
 def _state():
@@ -259,6 +269,8 @@ def stop(handle: 'ContextHandle') -> None:
     r = _ctx_call(handle._live(), (_stop_here, ()))
     if r < 0:
         raise _oserror(r)
+    if _bridges:
+        _kick()
 
 
 def backend_fd() -> int:
@@ -324,6 +336,8 @@ class BottomHalf:
         if p is None:
             raise RuntimeError('BottomHalf was deleted')
         _bh_schedule(p)
+        if _bridges:
+            _kick()
 
     def schedule_idle(self) -> None:
         """Like schedule() but without waking the loop: runs within 10 ms
@@ -332,6 +346,8 @@ class BottomHalf:
         if p is None:
             raise RuntimeError('BottomHalf was deleted')
         _bh_schedule_idle(p)
+        if _bridges:
+            _kick()
 
     def cancel(self) -> None:
         """Unschedule.  Any thread."""
@@ -520,8 +536,8 @@ class Request:
         if not self._done:
             import asyncio
             loop = asyncio.get_running_loop()
-            st = _states.get(_get_ident())
-            if st is None or st.bridge is None or st.bridge._loop is not loop:
+            br = _bridges.get(_get_ident())
+            if br is None or br._loop is not loop:
                 raise RuntimeError('await on an actx Request needs '
                                    'actx.asyncio_bridge() on this loop')
             fut = loop.create_future()
@@ -630,6 +646,8 @@ class ContextHandle:
         r = _ctx_call(p, (fn, args))
         if r:
             raise _oserror(r)
+        if _bridges:
+            _kick()
 
     @property
     def id(self) -> int:
