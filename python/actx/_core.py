@@ -168,12 +168,10 @@ class async_context:
 # --------------------------------------------------------------------------
 # Running the loop
 
-def _wait_fd(st, cap_ms):
-    """One bounded sleep on the backend fd, without the GIL.  True when the
-    runtime's own timeout (idle BHs, timers) elapsed."""
-    t = _timeout_ms()
-    if t == 0:
-        return False
+def _wait_fd(st, t, cap_ms):
+    """One bounded sleep on the backend fd, without the GIL, after
+    backend_timeout_ms() returned t (!= 0).  True when the runtime's own
+    timeout (idle BHs, timers) elapsed."""
     fd = _backend_fd()
     if fd != st.pfd:
         st.poller = select.poll()
@@ -191,19 +189,31 @@ def poll(block: bool = False) -> bool:
     current context only.  True if anything but an idle BH ran.
 
     With block=True and nothing to run, sleep (GIL released) until
-    something of the current context can run, and run it; return False at
-    once when nothing can ever make progress in the current context.
-    Interruptible by Ctrl-C.  The first exception raised by a callback
-    propagates from here after the iteration finished.
+    something of the current context can run, and run it; with only idle
+    BHs scheduled, sleep at most 10 ms, run them and return False; return
+    False at once when nothing can ever make progress in the current
+    context.  Interruptible by Ctrl-C.  The first exception raised by a
+    callback propagates from here after the iteration finished.
     """
-    r = _poll_nb()
-    if _pending:
-        _raise_pending()
-    if r or not block:
+    if not block:
+        r = _poll_nb()
+        if _pending:
+            _raise_pending()
         return bool(r)
-    st = _states.get(_get_ident()) or _state()
-    while _can_progress():
-        natural = _wait_fd(st, _SLICE_MS)
+    st = None
+    while True:
+        # Arms the wake-up first, so nothing posted from here on is missed.
+        t = _timeout_ms()
+        natural = False
+        if t != 0:
+            if not _can_progress():
+                _poll_nb()  # disarm
+                if _pending:
+                    _raise_pending()
+                return False
+            if st is None:
+                st = _states.get(_get_ident()) or _state()
+            natural = _wait_fd(st, t, _SLICE_MS)
         r = _poll_nb()
         if _pending:
             _raise_pending()
@@ -211,7 +221,6 @@ def poll(block: bool = False) -> bool:
             return True
         if natural:
             return False
-    return False
 
 
 def process_queue() -> bool:
@@ -489,13 +498,16 @@ class Request:
             if not _can_progress():
                 raise DeadlockError('nothing in the current context can '
                                     'make progress')
+            t = _timeout_ms()
+            if t == 0:
+                continue
             cap = _SLICE_MS
             if deadline is not None:
                 left = (deadline - B.now_ns()) / 1e6
                 if left <= 0:
                     raise TimeoutError()
                 cap = max(1, min(cap, int(left + 0.999)))
-            _wait_fd(st, cap)
+            _wait_fd(st, t, cap)
 
     def result(self, timeout: float = None):
         """Poll this context until the request is done, then return its
