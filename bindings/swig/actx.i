@@ -17,7 +17,7 @@
  *   - after actx's atexit hook ran, no trampoline enters Python.
  *
  * Threads: the module is built with threads="1" so blocking wrappers
- * (actx_flush, actx_thread_shutdown) release the GIL; every call that
+ * (actx_flush, actx_thread_shutdown, actx_py_poll_block) release the GIL; every call that
  * cannot block is %nothread (keeps the GIL: ~60% cheaper, and callbacks run
  * inside a non-blocking poll do not have to take it again).
  */
@@ -251,6 +251,12 @@ static long long actx_py_fsync(int fd, PyObject *req)
                               req);
 }
 
+/* actx_poll(true), releasing the GIL (actx_poll itself keeps it). */
+static int actx_py_poll_block(void)
+{
+    return actx_poll(true);
+}
+
 static int actx_py_req_cancel(unsigned long long req)
 {
     return actx_req_cancel(PTR(req));
@@ -313,6 +319,7 @@ static PyObject *actx_py_stats(void)
 %nothread;
 %thread actx_flush;
 %thread actx_thread_shutdown;
+%thread actx_py_poll_block;
 
 /* Calls that take callbacks or object pointers go through the helpers. */
 %ignore actx_bh_new;
@@ -357,6 +364,7 @@ long long actx_py_pwrite(int fd, PyObject *data, long long off,
                          PyObject *req);
 long long actx_py_fsync(int fd, PyObject *req);
 int actx_py_req_cancel(unsigned long long req);
+int actx_py_poll_block(void);
 long long actx_py_ctx_current(void);
 void actx_py_ctx_unref(unsigned long long c);
 int actx_py_ctx_id(unsigned long long c);

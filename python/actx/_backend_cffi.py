@@ -88,6 +88,10 @@ def poll_nb():
     return _poll(False)
 
 
+def poll_block():
+    return _poll(True)
+
+
 def bh_new(fnargs):
     h = _new_handle(fnargs)
     p = lib.actx_bh_new(_BH_C, h)

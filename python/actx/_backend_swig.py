@@ -57,6 +57,9 @@ def poll_nb():
     return _poll(False)
 
 
+poll_block = _m.actx_py_poll_block
+
+
 def bh_new(fnargs):
     return _ptr(_m.actx_py_bh_new(fnargs)), fnargs
 

@@ -9,6 +9,7 @@ import importlib
 import operator
 import os
 import select
+import threading
 
 from . import _common
 from ._common import CancelledError, DeadlockError
@@ -35,6 +36,8 @@ _bridges = _common.bridges
 _push = B.push
 _pop = B.pop
 _poll_nb = B.poll_nb
+_poll_block = B.poll_block
+_main_ident = threading.main_thread().ident
 _can_progress = B.can_progress
 _timeout_ms = B.backend_timeout_ms
 _backend_fd = B.backend_fd
@@ -195,8 +198,11 @@ def poll(block: bool = False) -> bool:
     context.  Interruptible by Ctrl-C.  The first exception raised by a
     callback propagates from here after the iteration finished.
     """
-    if not block:
-        r = _poll_nb()
+    if not block or _get_ident() != _main_ident:
+        # Off the main thread no signal handler ever runs: the runtime's
+        # own blocking poll (which also tells the pool that a worker
+        # waits, so nested pool work cannot deadlock it).
+        r = _poll_block() if block else _poll_nb()
         if _pending:
             _raise_pending()
         return bool(r)
@@ -481,6 +487,8 @@ class Request:
         deadline = None
         if timeout is not None:
             deadline = B.now_ns() + int(timeout * 1e9)
+        elif st.ident != _main_ident:
+            return self._wait_c(st)
         while not self._done:
             t = self._tok
             while t.fwd is not None:
@@ -508,6 +516,24 @@ class Request:
                     raise TimeoutError()
                 cap = max(1, min(cap, int(left + 0.999)))
             _wait_fd(st, t, cap)
+
+    def _wait_c(self, st):
+        # Not the main thread, no timeout: the runtime's blocking poll.
+        while not self._done:
+            t = self._tok
+            while t.fwd is not None:
+                t = t.fwd
+            self._tok = t
+            if t is not st.top:
+                raise DeadlockError(
+                    'the request belongs to an outer context: it cannot '
+                    'complete while context %d is current' % context_id())
+            r = _poll_block()
+            if _pending:
+                _raise_pending()
+            if not r and not self._done and not _can_progress():
+                raise DeadlockError('nothing in the current context can '
+                                    'make progress')
 
     def result(self, timeout: float = None):
         """Poll this context until the request is done, then return its

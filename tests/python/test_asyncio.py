@@ -31,7 +31,7 @@ def test_bridge_await_request(pool):
     async def main():
         with ax.asyncio_bridge():
             r1 = ax.submit(lambda: 'x')
-            r2 = ax.submit(asyncio.sleep, 0)  # returns a coroutine object
+            r2 = ax.submit(threading.get_ident)
             other = asyncio.create_task(asyncio.sleep(0.01, 'y'))
             v = await r1
             await r2
