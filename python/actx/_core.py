@@ -260,10 +260,16 @@ def run() -> None:
     or nothing can make progress any more.  Interruptible by Ctrl-C."""
     st = _state()
     me = st.top
+    stops = st.stops
     while True:
-        r = poll(True)
-        if st.stops and me in st.stops:
-            st.stops.discard(me)
+        # Busy: non-blocking iterations; idle: one blocking poll.
+        r = _poll_nb()
+        if _pending:
+            _raise_pending()
+        if not r:
+            r = poll(True)
+        if stops and me in stops:
+            stops.discard(me)
             return
         if not r and not _can_progress():
             return
