@@ -87,15 +87,21 @@ def run_done(req, ret):
         store_exception(e)
 
 
+running_work = [0]  # work functions running in Python right now
+
+
 def run_work(req):
     """A submit work function, on a pool thread.  0, or -1 when it raised
     (the exception is delivered by result())."""
+    running_work[0] += 1  # under the GIL
     try:
         req._value = req._fn(*req._args)
         return 0
     except BaseException as e:
         req._exc = e
         return -1
+    finally:
+        running_work[0] -= 1
 
 
 # --------------------------------------------------------------------------
@@ -186,17 +192,25 @@ def reset_state(ident):
 # Interpreter exit.  Non-daemon threads have been joined when atexit hooks
 # run; from here on no trampoline enters Python (a pool thread finishing a
 # work function, a daemon thread's loop shutting down), which would race
-# with finalization.  The main thread's loop is left as it is: requests
-# still in flight complete into it (or are refused) without Python.
+# with finalization.  Work functions already running in Python get up to
+# EXIT_WAIT seconds to return (CPython would otherwise end their pool
+# threads with pthread_exit when they next take the GIL).  The main
+# thread's loop is left as it is: requests still in flight complete into
+# it (or are refused) without Python.
 
+EXIT_WAIT = 2.0
 exit_hooks = []
 
 
 def _at_exit():
     global exiting
+    import time
     exiting = True
     for hook in exit_hooks:
         hook()
+    deadline = time.monotonic() + EXIT_WAIT
+    while running_work[0] > 0 and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 atexit.register(_at_exit)
