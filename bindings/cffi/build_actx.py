@@ -56,6 +56,11 @@ extern "Python+C" void _actx_py_call(void *opaque);
 extern "Python+C" void _actx_py_bh(void *opaque);
 extern "Python+C" void _actx_py_done(void *opaque, long ret);
 extern "Python+C" long _actx_py_work(void *opaque);
+extern "Python+C" void _actx_py_drain(void *opaque);
+
+struct actx_py_q { intptr_t state; actx_ctx *ctx; void *py; };
+int actx_py_q_kick(struct actx_py_q *q);
+void actx_py_q_reset(struct actx_py_q *q);
 
 void actx_py_call_c(void *opaque);
 void actx_py_bh_c(void *opaque);
@@ -69,6 +74,8 @@ uintptr_t actx_py_key(void *p);
 TRAMPOLINES_C = r'''
 #include "actx.h"
 #include <errno.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 static volatile int actx_py_exiting_flag;
@@ -77,39 +84,89 @@ static void _actx_py_call(void *opaque);
 static void _actx_py_bh(void *opaque);
 static void _actx_py_done(void *opaque, long ret);
 static long _actx_py_work(void *opaque);
+static void _actx_py_drain(void *opaque);
 
-/* Set by actx's atexit hook: from then on no callback enters Python. */
-static void actx_py_set_exiting(void) { actx_py_exiting_flag = 1; }
-static int actx_py_exiting(void) { return actx_py_exiting_flag; }
-static uintptr_t actx_py_key(void *p) { return (uintptr_t)p; }
+/*
+ * Coalesced cross-thread calls (ContextHandle.call_soon).  Calling into C
+ * from cffi always drops the GIL, which under contention costs a GIL
+ * hand-off per call; so a handle keeps its calls in a Python deque and
+ * posts one drain call (actx_ctx_call) for many of them.  The state word
+ * says whether a drain is accepted and has not started yet:
+ *   IDLE    nothing posted: the next call_soon must post (kick);
+ *   POSTED  a drain is accepted by the runtime and will take every call
+ *           appended before it starts: call_soon needs no C call at all
+ *           (it reads the word through cffi, without dropping the GIL);
+ *   DEAD    a post was refused (EPIPE): the owner's runtime shut down;
+ *   other   the address of a kick in progress, which holds the right to
+ *           post: others wait for its outcome, so nobody is told
+ *           "accepted" before the runtime accepted.
+ * The drain resets the word to IDLE *before* it takes calls, so a call
+ * appended after that finds IDLE and posts again.  It does so in Python,
+ * with the GIL: the handle's memory (owned by its Python object) is freed
+ * only while the word is IDLE or DEAD, i.e. never while a drain is
+ * accepted and has not reset it.
+ */
+#define Q_IDLE 0
+#define Q_POSTED 2
+#define Q_DEAD 3
 
-static void actx_py_call_c(void *opaque)
+struct actx_py_q { intptr_t state; actx_ctx *ctx; void *py; };
+
+static void actx_py_drain_c(void *opaque);
+
+static int actx_py_q_kick(struct actx_py_q *q)
 {
-    if (!actx_py_exiting_flag) {
-        _actx_py_call(opaque);
+    for (;;) {
+        intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        char me;
+
+        if (s == Q_POSTED) {
+            return 0;
+        }
+        if (s == Q_DEAD) {
+            return -EPIPE;
+        }
+        if (s != Q_IDLE) {
+            sched_yield(); /* another kick is posting: wait for it */
+            continue;
+        }
+        /* Acq-rel: pairs with the drain's reset and other kicks. */
+        if (!__atomic_compare_exchange_n(&q->state, &s, (intptr_t)&me,
+                                         false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        int r = actx_ctx_call(q->ctx, actx_py_drain_c, q);
+        if (r < 0) {
+            __atomic_store_n(&q->state, Q_DEAD, __ATOMIC_RELEASE);
+            return r;
+        }
+        /* Fails if the drain already ran and reset the word: fine. */
+        s = (intptr_t)&me;
+        __atomic_compare_exchange_n(&q->state, &s, Q_POSTED, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return 0;
     }
 }
 
-static void actx_py_bh_c(void *opaque)
+static void actx_py_q_reset(struct actx_py_q *q)
 {
-    if (!actx_py_exiting_flag) {
-        _actx_py_bh(opaque);
+    intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+
+    /* The poster's mark included: its CAS to POSTED then fails. */
+    while (s != Q_DEAD &&
+           !__atomic_compare_exchange_n(&q->state, &s, Q_IDLE, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     }
 }
 
-static void actx_py_done_c(void *opaque, long ret)
+static void actx_py_drain_c(void *opaque)
 {
-    if (!actx_py_exiting_flag) {
-        _actx_py_done(opaque, ret);
-    }
-}
+    struct actx_py_q *q = opaque;
 
-static long actx_py_work_c(void *opaque)
-{
-    if (actx_py_exiting_flag) {
-        return -ECANCELED;
+    if (!actx_py_exiting_flag) {
+        _actx_py_drain(q->py);
     }
-    return _actx_py_work(opaque);
 }
 '''
 

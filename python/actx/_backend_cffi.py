@@ -5,7 +5,7 @@ A one-shot handle (a call, a request) sits in _keep until its callback ran;
 a BH's handle is kept by its BottomHalf until delete().  cffi releases the
 GIL around every C call and takes it again in each callback.
 """
-import errno as _errno
+import collections
 import os
 
 from ._actx_cffi import ffi, lib
@@ -55,6 +55,72 @@ def _actx_py_done(p, ret):
 @ffi.def_extern()
 def _actx_py_work(p):
     return _run_work(_from_handle(p))
+
+
+@ffi.def_extern()
+def _actx_py_drain(p):
+    po = _from_handle(p)
+    _reset(po.q)
+    dq = po.dq
+    take = dq.popleft
+    for _ in range(len(dq)):
+        try:
+            fn, args = take()
+        except IndexError:  # a refused kick took its call back
+            break
+        try:
+            fn(*args)
+        except BaseException as e:
+            _store(e)
+    if po.closing and po.q.state == 0:
+        po._release()
+
+
+class _Poster:
+    """One ContextHandle's coalesced calls (see actx_py_q_kick)."""
+    __slots__ = ('q', 'word', 'dq', 'h', 'closing')
+
+    def __init__(self, p):
+        self.q = ffi.new('struct actx_py_q *')
+        self.q.ctx = p
+        self.word = ffi.cast('intptr_t *', self.q)
+        self.dq = collections.deque()
+        self.h = _new_handle(self)
+        self.q.py = self.h
+        self.closing = False
+        _posters.add(self)
+
+    def post(self, fnargs):
+        self.dq.append(fnargs)
+        if self.word[0] == 2:  # POSTED: the pending drain takes it
+            return 0
+        r = _kick(self.q)
+        if r:
+            try:
+                self.dq.remove(fnargs)
+            except ValueError:
+                return 0  # a drain took it before the refusal: it runs
+        return r
+
+    def close(self):
+        """The handle is gone; free once no drain is pending."""
+        self.closing = True
+        if self.q.state in (0, 3):
+            self._release()
+
+    def _release(self):
+        _posters.discard(self)
+        self.h = None
+        self.q.py = _NULL
+
+
+_posters = set()
+_kick = lib.actx_py_q_kick
+_reset = lib.actx_py_q_reset
+
+
+def make_poster(p):
+    return _Poster(p)
 
 
 def _oserror(e):

@@ -5,6 +5,7 @@ but the hot calls go to the extension's functions directly: the shadow
 functions only add a Python frame.  Pointers are integers; objects handed
 to C are INCREF'd by the helpers in bindings/swig/actx.i until C is done.
 """
+import functools
 import os
 
 from . import actx_swig  # noqa: F401  (loads the extension)
@@ -85,6 +86,22 @@ def fsync(fd, req):
 
 def ctx_current():
     return _ptr(_m.actx_py_ctx_current())
+
+
+class _Poster:
+    __slots__ = ('post',)
+
+    def __init__(self, p):
+        self.post = functools.partial(_m.actx_py_ctx_call, p)
+
+    def close(self):
+        pass
+
+
+def make_poster(p):
+    """Calls on a handle: one actx_ctx_call each (no GIL hand-off: the
+    wrapper keeps the GIL)."""
+    return _Poster(p)
 
 
 def ctx_key(p):

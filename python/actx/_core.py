@@ -287,7 +287,8 @@ def stop(handle: 'ContextHandle') -> None:
     if not isinstance(handle, ContextHandle):
         raise TypeError('stop() takes a handle from current_context(), not '
                         '%s' % type(handle).__name__)
-    r = _ctx_call(handle._live(), (_stop_here, ()))
+    handle._live()
+    r = handle._post((_stop_here, ()))
     if r < 0:
         raise _oserror(r)
     if _bridges:
@@ -667,11 +668,15 @@ class ContextHandle:
     thread while that context (or the one it was re-homed to) is current.
     While a handle is held, a blocking wait in its context keeps waiting
     for calls.  close() (or garbage collection) drops the reference."""
-    __slots__ = ('_p', '__weakref__')
+    __slots__ = ('_p', '_poster', '_post', '__weakref__')
 
     def __init__(self):
         _state()
-        self._p = B.ctx_current()
+        self._p = None
+        p = B.ctx_current()
+        self._poster = B.make_poster(p)
+        self._post = self._poster.post
+        self._p = p
 
     def _live(self):
         p = self._p
@@ -681,13 +686,13 @@ class ContextHandle:
 
     def call_soon(self, fn, *args) -> None:
         """Run fn(*args) on the owner thread in this context; never inline.
-        Any thread.  OSError(EPIPE) once the owner's runtime shut down."""
+        Any thread.  OSError(EPIPE) once the owner's runtime shut down.
+        Calls from one thread through one handle run in the order made."""
         if not callable(fn):
             raise TypeError('call_soon: %r is not callable' % (fn,))
-        p = self._p
-        if p is None:
+        if self._p is None:
             raise RuntimeError('ContextHandle is closed')
-        r = _ctx_call(p, (fn, args))
+        r = self._post((fn, args))
         if r:
             raise _oserror(r)
         if _bridges:
@@ -699,16 +704,18 @@ class ContextHandle:
         return B.ctx_id(self._live())
 
     def close(self) -> None:
+        """Drop the reference now (also done by garbage collection).  Must
+        not race with call_soon() on the same object in another thread."""
         p = self._p
         if p is not None:
             self._p = None
+            self._poster.close()
+            self._post = None
             B.ctx_unref(p)
 
     def __del__(self):
-        p = self._p
-        if p is not None:
-            self._p = None
-            B.ctx_unref(p)
+        if self._p is not None:
+            self.close()
 
     def __eq__(self, other):
         return (isinstance(other, ContextHandle) and
