@@ -168,6 +168,39 @@ static void actx_py_drain_c(void *opaque)
         _actx_py_drain(q->py);
     }
 }
+/* Set by actx's atexit hook: from then on no callback enters Python. */
+static void actx_py_set_exiting(void) { actx_py_exiting_flag = 1; }
+static int actx_py_exiting(void) { return actx_py_exiting_flag; }
+static uintptr_t actx_py_key(void *p) { return (uintptr_t)p; }
+
+static void actx_py_call_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        _actx_py_call(opaque);
+    }
+}
+
+static void actx_py_bh_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        _actx_py_bh(opaque);
+    }
+}
+
+static void actx_py_done_c(void *opaque, long ret)
+{
+    if (!actx_py_exiting_flag) {
+        _actx_py_done(opaque, ret);
+    }
+}
+
+static long actx_py_work_c(void *opaque)
+{
+    if (actx_py_exiting_flag) {
+        return -ECANCELED;
+    }
+    return _actx_py_work(opaque);
+}
 '''
 
 
