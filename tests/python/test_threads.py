@@ -157,7 +157,7 @@ def test_stress_call_soon_4_threads(ax):
     """4 Python threads post 100,000 call_soons into one loop that pushes
     and pops while polling: each runs exactly once, in the right context,
     on the loop's thread."""
-    N = 100000 if not ASAN else 40000
+    N = 100000
     PER = N // 4
     me = threading.get_ident()
     runs = bytearray(N)
