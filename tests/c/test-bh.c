@@ -139,7 +139,21 @@ ACTX_TEST("/bh/schedule/order")
     for (int i = 0; i < 7; i++) {
         ASSERT_EQ(order_log[i], sched[i]);
     }
-    /* Again in another order, after cancelling and re-scheduling one. */
+    for (int i = 0; i < 7; i++) {
+        actx_bh_delete(o[i].bh);
+    }
+}
+
+/* A cancelled BH scheduled again was scheduled last: it runs last. */
+ACTX_TEST("/bh/schedule/order-after-cancel")
+{
+    struct ordered o[7];
+
+    for (int i = 0; i < 7; i++) {
+        o[i].tag = i;
+        o[i].bh = actx_bh_new(ordered_cb, &o[i]);
+        ASSERT_NOT_NULL(o[i].bh);
+    }
     order_len = 0;
     actx_bh_schedule(o[0].bh);
     actx_bh_schedule(o[6].bh);
