@@ -189,16 +189,6 @@ void actx_stats(struct actx_stats *st)
     st->posts_refused_all = actx__refused_all();
 }
 
-static long list_len(actx__msg *m)
-{
-    long n = 0;
-
-    for (; m; m = m->next) {
-        n++;
-    }
-    return n;
-}
-
 void actx_dump(FILE *out)
 {
     actx__loop *loop = actx__tls_loop;
@@ -225,7 +215,7 @@ void actx_dump(FILE *out)
                 "  context %d%s: queued %ld, scheduled BHs %ld, requests "
                 "%ld, pending sources %ld, handles %ld%s\n",
                 c->depth, c == loop->cur ? " (current)" : "", c->q_len,
-                list_len(c->bh_head), c->nreq, c->npending,
+                c->bh_len, c->nreq, c->npending,
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }
