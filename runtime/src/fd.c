@@ -226,27 +226,41 @@ static int fd_arm(actx__loop *loop, fdtab *tab, actx__fd *f, bool added)
     return err;
 }
 
-int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
-                        void *opaque)
+static void rebuild(actx__loop *loop, fdtab *tab)
 {
-    actx__loop *loop;
+    int fd;
+
+    if (actx__backend_rebuild(loop) < 0) {
+        return; /* keep trying at the next settle */
+    }
+    for (fd = 0; fd < tab->cap; fd++) {
+        actx__fd *f = tab->v[fd];
+
+        if (f && !f->parked && fd_arm(loop, tab, f, false) < 0) {
+            /* Closed too; not in the new set, so nothing lingers. */
+            loop->st.fd_errors++;
+            fd_free(loop, tab, f);
+        }
+    }
+    tab->lingering = false;
+}
+
+/* After any epoll change: drop registrations that may outlive their fd. */
+static inline void settle(actx__loop *loop, fdtab *tab)
+{
+    if (ACTX__UNLIKELY(tab->lingering)) {
+        rebuild(loop, tab);
+    }
+}
+
+static int set_handler(actx__loop *loop, fdtab *tab, int fd,
+                       actx_fn *on_read, actx_fn *on_write, void *opaque)
+{
     actx_ctx *cur, *old;
     actx__fd *f;
-    fdtab *tab;
     uint32_t ev;
     int err;
 
-    if (fd < 0) {
-        return -EBADF;
-    }
-    loop = actx__loop_get();
-    if (!loop) {
-        return -errno;
-    }
-    tab = get_tab(loop);
-    if (!tab) {
-        return -ENOMEM;
-    }
     cur = loop->cur;
     f = fd < tab->cap ? tab->v[fd] : NULL;
     if (!on_read && !on_write) {
@@ -312,6 +326,32 @@ int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
     return 0;
 }
 
+int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
+                        void *opaque)
+{
+    actx__loop *loop;
+    fdtab *tab;
+    int err;
+
+    if (fd < 0) {
+        return -EBADF;
+    }
+    loop = actx__loop_get();
+    if (!loop) {
+        return -errno;
+    }
+    if (fd == loop->epfd || fd == loop->mb->efd) {
+        return -EINVAL; /* the loop's own fds */
+    }
+    tab = get_tab(loop);
+    if (!tab) {
+        return -ENOMEM;
+    }
+    err = set_handler(loop, tab, fd, on_read, on_write, opaque);
+    settle(loop, tab);
+    return err;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Loop hooks.                                                               */
 
@@ -352,34 +392,12 @@ static void park(actx__loop *loop, fdtab *tab, actx__fd *f, actx_ctx *c)
  * A registration that could not be removed may keep reporting: replace
  * the epoll set and add back every registration that should be in it.
  */
-static void rebuild(actx__loop *loop, fdtab *tab)
-{
-    int fd;
-
-    tab->lingering = false;
-    if (actx__backend_rebuild(loop) < 0) {
-        return;
-    }
-    for (fd = 0; fd < tab->cap; fd++) {
-        actx__fd *f = tab->v[fd];
-
-        if (f && !f->parked) {
-            int err = fd_arm(loop, tab, f, false);
-
-            if (err < 0) {
-                note_closed(loop, tab, err);
-                fd_free(loop, tab, f);
-            }
-        }
-    }
-}
 
 int actx__fd_poll(actx__loop *loop, actx_ctx *c)
 {
     fdtab *tab = loop->fdtab;
     fd_event evs[STASH_MAX];
     int n, i, progress = 0;
-    bool stale = false;
 
     if (!tab->stash_fresh) {
         tab->nstash = 0;
@@ -396,8 +414,7 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c)
         actx_ctx *owner;
 
         if (!f) {
-            stale = true;
-            continue;
+            continue; /* removed since, or a lingering registration */
         }
         owner = actx__obj_ctx(&f->ctx);
         if (f->parked) {
@@ -421,9 +438,7 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c)
             f->on_write(f->opaque);
         }
     }
-    if (ACTX__UNLIKELY(stale && tab->lingering)) {
-        rebuild(loop, tab);
-    }
+    settle(loop, tab);
     return progress;
 }
 
@@ -448,6 +463,7 @@ void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
             fd_free(loop, tab, f);
         }
     }
+    settle(loop, tab);
 }
 
 void actx__fd_loop_shutdown(actx__loop *loop)
