@@ -142,7 +142,6 @@ int actx_poll(bool blocking)
 
     for (;;) {
         int64_t timeout;
-        bool had_idle;
 
         if (work_now(loop, c)) {
             actx__drain_if_any(loop);
@@ -153,7 +152,6 @@ int actx_poll(bool blocking)
         if (!can_progress(c)) {
             return 0;
         }
-        had_idle = c->bh_head != NULL;
         timeout = sleep_timeout(loop, c);
         actx__mb_prepare_sleep(loop, (timeout < 0 ||
                                       timeout > (int64_t)ACTX__IDLE_NS)
@@ -175,8 +173,13 @@ int actx_poll(bool blocking)
         if (run_pass(loop, c, &ran_idle)) {
             return 1;
         }
-        if (had_idle && ran_idle) {
-            return 0; /* only idle BHs were due: ran them, done */
+        if (ran_idle) {
+            /*
+             * Only idle BHs ran: done.  Also when one arrived from another
+             * thread during an unbounded sleep (no idle BH was scheduled
+             * when it began), or the loop would sleep again after it.
+             */
+            return 0;
         }
     }
 }
