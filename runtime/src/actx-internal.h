@@ -130,7 +130,7 @@ struct actx_bh {
     actx__loop *loop;       /* immutable */
     actx__mailbox *mb;      /* immutable */
     uint64_t seq;           /* owner: stamp of the latest schedule */
-    actx_bh *list_next;     /* owner: the context's BH list */
+    actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
     actx_bh *all_prev, *all_next; /* the loop's live BHs */
 };
 

@@ -142,18 +142,19 @@ int actx_poll(bool blocking)
 
     for (;;) {
         int64_t timeout;
-        bool had_idle;
 
         if (work_now(loop, c)) {
             actx__drain_if_any(loop);
             if (run_pass(loop, c, &ran_idle)) {
                 return 1;
             }
+            if (ran_idle) {
+                return 0;
+            }
         }
         if (!can_progress(c)) {
             return 0;
         }
-        had_idle = c->bh_head != NULL;
         timeout = sleep_timeout(loop, c);
         actx__mb_prepare_sleep(loop, (timeout < 0 ||
                                       timeout > (int64_t)ACTX__IDLE_NS)
@@ -171,11 +172,10 @@ int actx_poll(bool blocking)
         }
         actx__mb_end_sleep(loop);
         actx__drain_if_any(loop);
-        ran_idle = false;
         if (run_pass(loop, c, &ran_idle)) {
             return 1;
         }
-        if (had_idle && ran_idle) {
+        if (ran_idle) {
             return 0; /* only idle BHs were due: ran them, done */
         }
     }
