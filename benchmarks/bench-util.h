@@ -17,7 +17,7 @@
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
-#include <math.h>
+#include <math.h> /* NAN and isnan only: no -lm needed */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -112,13 +112,15 @@ typedef struct {
 
 static inline void bench_fmt(char *buf, size_t n, double v)
 {
+    double a = v < 0 ? -v : v;
+
     if (isnan(v)) {
         snprintf(buf, n, "-");
     } else if (v == 0) {
         snprintf(buf, n, "0.000");
-    } else if (fabs(v) < 10) {
+    } else if (a < 10) {
         snprintf(buf, n, "%.3f", v);
-    } else if (fabs(v) < 100) {
+    } else if (a < 100) {
         snprintf(buf, n, "%.2f", v);
     } else {
         snprintf(buf, n, "%.1f", v);
