@@ -541,7 +541,7 @@ static int syscall_check(void)
     syscall(SYS_getppid); /* marker: steady state ends */
     a0 = allocs_now() - a0;
     printf("syscall-check: 1e6 push+pop pairs and 1e6 BH schedule+poll "
-           "between the two getppid() markers; mallocs: %lu\n", a0);
+           "between the two markers; mallocs: %lu\n", a0);
     actx_bh_delete(bh);
     return 0;
 }
