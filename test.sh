@@ -5,6 +5,7 @@
 # non-zero if any mode failed.
 set -uo pipefail
 cd "$(dirname "$0")"
+./scripts/install-deps.sh || exit 1
 
 failed=()
 for mode in debug asan tsan; do

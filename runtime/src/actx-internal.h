@@ -1,0 +1,304 @@
+/*
+ * actx-internal.h - the objects behind the public API and how they relate.
+ *
+ * One loop per thread (actx__loop), reached through a thread-local pointer.
+ * A loop owns a stack of contexts (actx_ctx, root at the bottom), a mailbox
+ * (actx__mailbox) that other threads post to, per-thread free lists, and the
+ * OS backend (epoll + the mailbox's eventfd).
+ *
+ * Everything that belongs to a context records the context it was created
+ * in (obj->ctx).  Popping a context does not walk its objects: the popped
+ * context forwards (ctx->fwd) to its parent, and the owner resolves an
+ * object's context lazily, moving the object's count to the live context it
+ * finds (path compression).  A popped context that is still pointed at
+ * ("zombie") stays allocated until the last object, handle or message that
+ * names it is gone.
+ *
+ * Counters on a context, all owner-only:
+ *   objs     - objects whose ->ctx field names this context (lifetime);
+ *   npending - sources of future progress that resolve to it: outstanding
+ *              requests, live BHs, fd handlers, armed timers, held handles.
+ *              Added to the parent at pop;
+ *   nreq     - outstanding requests that resolve to it (actx_flush).
+ * Counters shared with other threads (atomic):
+ *   refs     - the loop's own reference while the context is on the stack
+ *              or a zombie with objs or held handles, one per handle, one
+ *              per call/stop message in flight, one per forwarding child;
+ *   handles  - handle references only (actx_ctx_current/ref/unref).
+ *
+ * Messages (requests, calls, stops, cross-thread BH schedules, handle
+ * releases) share one header with a single link: a message is in exactly one
+ * of a mailbox, a context's queue or a context's BH list at a time.
+ */
+#ifndef ACTX_INTERNAL_H
+#define ACTX_INTERNAL_H
+
+#include "actx.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ACTX__CACHELINE 64
+#define ACTX__LIKELY(x) __builtin_expect(!!(x), 1)
+#define ACTX__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define ACTX__CONTAINER_OF(ptr, type, member)                                  \
+    ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#ifdef ACTX_DEBUG
+#define actx__assert(x) assert(x)
+#else
+#define actx__assert(x) ((void)0)
+#endif
+
+/* Rounds of BH flushing at pop before the rest moves to the parent. */
+#define ACTX__POP_FLUSH_ROUNDS 10000
+/* The longest a loop with scheduled idle BHs sleeps. */
+#define ACTX__IDLE_NS (10 * 1000 * 1000ULL)
+/* Mailbox references a loop charges at a time (see actx__mb_charge). */
+#define ACTX__MB_BULK 4096
+
+typedef struct actx__loop actx__loop;
+typedef struct actx__mailbox actx__mailbox;
+typedef struct actx__job actx__job;
+typedef struct actx__fd actx__fd;
+
+enum actx__msg_type {
+    ACTX__MSG_REQ = 1, /* a request's completion */
+    ACTX__MSG_CALL,    /* actx_ctx_call */
+    ACTX__MSG_STOP,    /* actx_stop */
+    ACTX__MSG_BH,      /* a BH scheduled from another thread */
+    ACTX__MSG_RELEASE, /* the last handle of a context was dropped */
+};
+
+typedef struct actx__msg {
+    struct actx__msg *next;
+    uint16_t type;
+    uint16_t flags;
+    uint32_t aux;
+} actx__msg;
+
+/* A request: one cache line, from a per-thread free list. */
+struct actx_req {
+    actx__msg msg;
+    actx_done_fn *done;
+    void *opaque;
+    long ret;
+    actx_ctx *ctx;        /* owner-only after creation */
+    actx__mailbox *mb;    /* the owner loop's mailbox; immutable */
+    actx__job *job;       /* pool work, or NULL */
+};
+
+/* actx_ctx_call and actx_stop messages; malloc'd by the poster. */
+typedef struct actx__call {
+    actx__msg msg;
+    actx_fn *fn;
+    void *opaque;
+    actx_ctx *ctx; /* holds a reference */
+} actx__call;
+
+enum {
+    ACTX__BH_SCHEDULED = 1u << 0,
+    ACTX__BH_IDLE = 1u << 1,
+    ACTX__BH_ENQUEUED = 1u << 2, /* linked in a mailbox or a BH list */
+    ACTX__BH_DELETED = 1u << 3,
+};
+
+struct actx_bh {
+    actx__msg msg;         /* link: mailbox or BH list (ENQUEUED) */
+    _Atomic unsigned flags;
+    actx_fn *cb;
+    void *opaque;
+    actx_ctx *ctx;         /* owner-only */
+    actx__loop *loop;      /* immutable */
+    actx__mailbox *mb;     /* immutable */
+    uint64_t seq;          /* stamp when appended to a BH list */
+    actx_bh *all_prev, *all_next; /* the loop's live BHs */
+};
+
+struct actx_ctx {
+    /* Owner-only. */
+    actx__loop *loop;     /* valid while actx__ctx_is_local() */
+    uint64_t loop_id;     /* immutable; loop ids are never reused */
+    actx_ctx *parent;     /* stack link; free-list link when recycled */
+    actx_ctx *fwd;        /* where its things went at pop */
+    actx_ctx *zprev, *znext; /* the loop's zombies */
+    int depth;
+    bool popped, hheld, stop, zombie;
+    long objs, npending, nreq;
+    actx__msg *q_head, **q_tail; /* completions, calls, stops */
+    long q_len;
+    actx__msg *bh_head, **bh_tail; /* scheduled BHs, stamped by seq */
+    void *timers;         /* timer heap of this context (timer.c) */
+    actx__fd *parked;     /* fds parked while another context is current */
+
+    /* Shared. */
+    actx__mailbox *mb;    /* immutable; the context holds a reference */
+    alignas(ACTX__CACHELINE) _Atomic long refs;
+    _Atomic long handles;
+    _Atomic int release_posted;
+    actx__msg release_msg;
+};
+
+struct actx__mailbox {
+    /* Producers CAS here; CLOSED after shutdown. */
+    alignas(ACTX__CACHELINE) _Atomic(actx__msg *) head;
+    /* Owner writes around sleeps; producers read after each post. */
+    alignas(ACTX__CACHELINE) _Atomic int notify_me;
+    _Atomic bool notified;
+    int efd;
+    _Atomic long refs;
+    _Atomic unsigned long refused;
+    actx__mailbox *free_next;
+};
+
+#define ACTX__MB_CLOSED ((actx__msg *)1)
+
+/* notify_me levels: a post wakes the owner when notify_me >= its level. */
+enum {
+    ACTX__WAKE_ANY = 1,     /* owner sleeps (any timeout) */
+    ACTX__WAKE_UNBOUNDED = 2, /* owner sleeps longer than an idle BH may wait */
+};
+
+struct actx__loop {
+    actx_ctx *cur;
+    uint64_t id;
+    actx__mailbox *mb;
+    long mb_budget;        /* mailbox references charged but unused */
+    uint64_t bh_seq;
+    actx_ctx *root;
+    actx_ctx *ctx_free;
+    actx__msg *req_free;
+    long req_free_n;
+    actx_ctx *zombies;
+    actx_bh *bhs;
+    int epfd;
+    bool closing, closed, notify_armed;
+    long nfds;             /* registered fd handlers (fd.c) */
+    void *fdtab;           /* fd.c */
+    long ntimers;          /* armed timers on this loop (timer.c) */
+    /* Called around each blocking sleep (pool.c counts blocked workers). */
+    void (*sleep_hook)(actx__loop *loop, bool entering);
+    struct actx_stats st;
+};
+
+extern __thread actx__loop *actx__tls_loop
+    __attribute__((tls_model("initial-exec")));
+
+actx__loop *actx__loop_create(void);
+
+/* The calling thread's loop, created on first use; NULL/errno on failure. */
+static inline actx__loop *actx__loop_get(void)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    if (ACTX__LIKELY(loop != NULL)) {
+        return loop;
+    }
+    return actx__loop_create();
+}
+
+/* Is c a context of the calling thread's (live) loop? */
+static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
+{
+    return loop && loop->id == c->loop_id;
+}
+
+/* Report a misuse the runtime detected (wrong thread, bad state). */
+void actx__misuse(const char *func, const char *what);
+
+/* mailbox.c */
+actx__mailbox *actx__mb_new(int *err);
+void actx__mb_unref(actx__mailbox *mb, long n);
+int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level);
+void actx__mb_notify(actx__mailbox *mb, int wake_level);
+actx__msg *actx__mb_take(actx__mailbox *mb, bool close);
+void actx__mb_refused(actx__mailbox *mb);
+void actx__mb_prepare_sleep(actx__loop *loop, int level);
+void actx__mb_end_sleep(actx__loop *loop);
+void actx__mb_ack(actx__loop *loop);
+unsigned long actx__refused_all(void);
+
+/* Take one mailbox reference from the loop's bulk charge. */
+static inline void actx__mb_charge(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(loop->mb_budget == 0)) {
+        /* Pairs with the fetch_sub in actx__mb_unref. */
+        atomic_fetch_add_explicit(&loop->mb->refs, ACTX__MB_BULK,
+                                  memory_order_relaxed);
+        loop->mb_budget = ACTX__MB_BULK;
+    }
+    loop->mb_budget--;
+}
+
+/* loop.c: run arrived messages into their contexts' queues. */
+void actx__drain(actx__loop *loop);
+static inline void actx__drain_if_any(actx__loop *loop)
+{
+    /*
+     * Relaxed is enough: actx__mb_take's exchange acquires.  Neither NULL
+     * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
+     */
+    if ((uintptr_t)atomic_load_explicit(&loop->mb->head,
+                                        memory_order_relaxed) > 1) {
+        actx__drain(loop);
+    }
+}
+void actx__dispatch(actx__loop *loop, actx__msg *m);
+
+/* context.c */
+actx_ctx *actx__ctx_new_root(actx__loop *loop);
+actx_ctx *actx__ctx_resolve(actx_ctx *c);
+actx_ctx *actx__obj_ctx(actx_ctx **slot);
+void actx__obj_put(actx__loop *loop, actx_ctx *c);
+void actx__ctx_unref_ref(actx_ctx *c);
+void actx__ctx_release_msg(actx__loop *loop, actx_ctx *c);
+void actx__queue_append(actx_ctx *c, actx__msg *m);
+void actx__ctx_loop_shutdown(actx__loop *loop);
+
+/* bh.c */
+int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle);
+bool actx__bh_has_nonidle(actx_ctx *c);
+void actx__bh_arrived(actx__loop *loop, actx_bh *bh);
+void actx__bh_loop_shutdown(actx__loop *loop);
+
+/* req.c */
+actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque);
+int actx__req_post(actx_req *req, long ret);
+int actx__run_queue(actx__loop *loop, actx_ctx *c);
+void actx__req_loop_shutdown(actx__loop *loop);
+void actx__req_refused(actx_req *req);
+
+/* pool.c: the worker pool (job ownership and cancellation). */
+int actx__job_cancel(actx__job *job);
+void actx__job_free(actx__job *job);
+
+/* backend-epoll.c: the OS backend. */
+int actx__backend_init(actx__loop *loop);
+void actx__backend_close(actx__loop *loop);
+int actx__backend_wait(actx__loop *loop, int64_t timeout_ns);
+
+/* fd.c and timer.c: io of the current context. */
+int actx__fd_poll(actx__loop *loop, actx_ctx *c);
+void actx__fd_event(actx__loop *loop, void *ptr, uint32_t events);
+void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
+void actx__fd_loop_shutdown(actx__loop *loop);
+int actx__timers_run(actx__loop *loop, actx_ctx *c);
+int64_t actx__timers_next_ns(actx__loop *loop, actx_ctx *c);
+void actx__timers_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
+void actx__timers_loop_shutdown(actx__loop *loop);
+
+/* Owner check: cheap, so every build does it. */
+#define ACTX__CHECK_OWNER(objloop, ret)                                        \
+    do {                                                                       \
+        if (ACTX__UNLIKELY(actx__tls_loop == NULL ||                           \
+                           actx__tls_loop != (objloop))) {                     \
+            actx__misuse(__func__, "not called on the owner thread");          \
+            return ret;                                                        \
+        }                                                                      \
+    } while (0)
+
+#endif /* ACTX_INTERNAL_H */

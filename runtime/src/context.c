@@ -1,0 +1,423 @@
+/*
+ * context.c - the per-thread context stack, re-homing at pop, and context
+ * handles (actx_ctx_current/ref/unref/call, actx_stop).
+ *
+ * Invariants:
+ *   - loop->cur is the top of the stack; ctx->parent links down to the root.
+ *   - A context on the stack has fwd == NULL.  A popped context forwards to
+ *     the parent it had; actx__ctx_resolve follows fwd to the live context
+ *     that now owns its things.
+ *   - Pop is O(1): queues and BH lists are spliced, counters added; objects
+ *     keep naming the popped context until the owner next touches them.
+ *   - Contexts are recycled through a per-loop free list (no malloc in
+ *     steady state).  Only the owner thread recycles; a context whose last
+ *     reference is dropped elsewhere (only possible after its loop shut
+ *     down) is freed with free().
+ */
+#include "actx-internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static actx_ctx *ctx_alloc(actx__loop *loop)
+{
+    actx_ctx *c = loop->ctx_free;
+
+    if (c) {
+        loop->ctx_free = c->parent;
+    } else {
+        c = aligned_alloc(ACTX__CACHELINE, sizeof(*c));
+        if (!c) {
+            return NULL;
+        }
+        memset(c, 0, sizeof(*c));
+        c->loop = loop;
+        c->loop_id = loop->id;
+        c->mb = loop->mb;
+        actx__mb_charge(loop);
+    }
+    c->fwd = NULL;
+    c->popped = c->hheld = c->stop = c->zombie = false;
+    c->objs = c->npending = c->nreq = 0;
+    c->q_head = NULL;
+    c->q_tail = &c->q_head;
+    c->q_len = 0;
+    c->bh_head = NULL;
+    c->bh_tail = &c->bh_head;
+    actx__assert(c->timers == NULL && c->parked == NULL);
+    /* Relaxed: nobody else can see a context before it is pushed. */
+    atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->handles, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->release_posted, 0, memory_order_relaxed);
+    return c;
+}
+
+/* Free a context whose last reference is gone; returns its fwd target. */
+static actx_ctx *ctx_free(actx_ctx *c)
+{
+    actx_ctx *next = c->fwd;
+    actx__loop *loop = actx__tls_loop;
+
+    if (actx__ctx_is_local(loop, c)) {
+        c->parent = loop->ctx_free;
+        loop->ctx_free = c;
+    } else {
+        actx__mailbox *mb = c->mb;
+
+        free(c);
+        actx__mb_unref(mb, 1);
+    }
+    return next;
+}
+
+/* Drop one reference; frees along the forwarding chain as counts hit 0. */
+void actx__ctx_unref_ref(actx_ctx *c)
+{
+    while (c) {
+        /* acq_rel: the freeing thread sees every holder's last use. */
+        if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) !=
+            1) {
+            return;
+        }
+        c = ctx_free(c);
+    }
+}
+
+actx_ctx *actx__ctx_resolve(actx_ctx *c)
+{
+    while (ACTX__UNLIKELY(c->fwd != NULL)) {
+        c = c->fwd;
+    }
+    return c;
+}
+
+static void zombie_unlink(actx__loop *loop, actx_ctx *c)
+{
+    if (c->zprev) {
+        c->zprev->znext = c->znext;
+    } else {
+        loop->zombies = c->znext;
+    }
+    if (c->znext) {
+        c->znext->zprev = c->zprev;
+    }
+    c->zombie = false;
+}
+
+/* The loop no longer needs a popped context: drop its reference. */
+static void ctx_loop_put(actx__loop *loop, actx_ctx *c)
+{
+    if (c->zombie) {
+        zombie_unlink(loop, c);
+    }
+    actx__ctx_unref_ref(c);
+}
+
+/*
+ * The live context of an object, moving the object's count there (path
+ * compression) so that popped contexts are released as soon as possible.
+ */
+actx_ctx *actx__obj_ctx(actx_ctx **slot)
+{
+    actx_ctx *c = *slot, *live;
+
+    if (ACTX__LIKELY(c->fwd == NULL)) {
+        return c;
+    }
+    live = actx__ctx_resolve(c);
+    live->objs++;
+    *slot = live;
+    actx__obj_put(c->loop, c);
+    return live;
+}
+
+/* An object that named c is gone (or moved). */
+void actx__obj_put(actx__loop *loop, actx_ctx *c)
+{
+    actx__assert(c->objs > 0);
+    if (--c->objs == 0 && c->popped && !c->hheld) {
+        ctx_loop_put(loop, c);
+    }
+}
+
+void actx__queue_append(actx_ctx *c, actx__msg *m)
+{
+    m->next = NULL;
+    *c->q_tail = m;
+    c->q_tail = &m->next;
+    c->q_len++;
+}
+
+actx_ctx *actx__ctx_new_root(actx__loop *loop)
+{
+    actx_ctx *c = ctx_alloc(loop);
+
+    if (c) {
+        c->parent = NULL;
+        c->depth = 0;
+        loop->cur = c;
+    }
+    return c;
+}
+
+int actx_push(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    c = ctx_alloc(loop);
+    if (ACTX__UNLIKELY(!c)) {
+        return -ENOMEM;
+    }
+    c->parent = loop->cur;
+    c->depth = loop->cur->depth + 1;
+    loop->cur = c;
+    return c->depth;
+}
+
+int actx_pop(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c, *p;
+    bool ran_idle;
+    int i;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    c = loop->cur;
+    if (!c->parent) {
+        return -EINVAL;
+    }
+
+    /* 1-2: flush, bounded against BHs that reschedule themselves. */
+    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
+        if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
+            break;
+        }
+    }
+    if (ACTX__UNLIKELY(loop->cur != c)) {
+        actx__misuse(__func__, "a BH left the context stack changed");
+        return -EBUSY;
+    }
+
+    /* 3: re-home to the parent.  Lists are spliced, so order is kept. */
+    p = c->parent;
+    if (c->bh_head) {
+        *p->bh_tail = c->bh_head;
+        p->bh_tail = c->bh_tail;
+        c->bh_head = NULL;
+        c->bh_tail = &c->bh_head;
+    }
+    if (c->q_head) {
+        *p->q_tail = c->q_head;
+        p->q_tail = c->q_tail;
+        p->q_len += c->q_len;
+        c->q_head = NULL;
+        c->q_tail = &c->q_head;
+        c->q_len = 0;
+    }
+    p->npending += c->npending;
+    p->nreq += c->nreq;
+    c->npending = c->nreq = 0;
+    if (ACTX__UNLIKELY(c->timers != NULL)) {
+        actx__timers_pop(loop, c, p);
+    }
+    if (ACTX__UNLIKELY(loop->nfds != 0)) {
+        actx__fd_pop(loop, c, p);
+    }
+
+    /* 4: the parent is current; its queue runs at its next poll. */
+    loop->cur = p;
+    c->popped = true;
+    c->fwd = p;
+    if (ACTX__LIKELY(c->objs == 0 && !c->hheld)) {
+        /*
+         * Acquire pairs with the release of the last foreign unref: if we
+         * are the only holder, nobody else can take a reference any more.
+         */
+        if (ACTX__LIKELY(atomic_load_explicit(&c->refs,
+                                              memory_order_acquire) == 1)) {
+            c->fwd = NULL;
+            c->parent = loop->ctx_free;
+            loop->ctx_free = c;
+            return 0;
+        }
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+        actx__ctx_unref_ref(c);
+        return 0;
+    }
+    /* Still named by objects or handles: keep it, forwarding to p. */
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    c->zombie = true;
+    c->zprev = NULL;
+    c->znext = loop->zombies;
+    if (loop->zombies) {
+        loop->zombies->zprev = c;
+    }
+    loop->zombies = c;
+    return 0;
+}
+
+int actx_context_id(void)
+{
+    actx__loop *loop = actx__loop_get();
+
+    return loop ? loop->cur->depth : -errno;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handles.                                                                  */
+
+actx_ctx *actx_ctx_current(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c;
+
+    if (!loop) {
+        return NULL;
+    }
+    c = loop->cur;
+    /* Relaxed: taking a reference needs no ordering (we hold one). */
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->handles, 1, memory_order_relaxed);
+    if (!c->hheld) {
+        c->hheld = true;
+        c->npending++;
+    }
+    return c;
+}
+
+actx_ctx *actx_ctx_ref(actx_ctx *c)
+{
+    if (c) {
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->handles, 1, memory_order_relaxed);
+    }
+    return c;
+}
+
+int actx_ctx_id(actx_ctx *c)
+{
+    return c ? c->depth : -EINVAL;
+}
+
+/*
+ * Owner: the last handle of c was dropped (RELEASE message, or directly on
+ * the owner thread).  Consumes the reference the release carried.
+ */
+void actx__ctx_release_msg(actx__loop *loop, actx_ctx *c)
+{
+    /*
+     * seq_cst pair: the unref does handles-- then exchange(release_posted);
+     * we clear release_posted then load handles.  Either we see the new
+     * handle count, or the next unref to zero sees release_posted clear and
+     * posts again.
+     */
+    atomic_store(&c->release_posted, 0);
+    if (c->hheld && atomic_load(&c->handles) == 0) {
+        c->hheld = false;
+        actx__ctx_resolve(c)->npending--;
+        if (c->popped && c->objs == 0) {
+            ctx_loop_put(loop, c);
+        }
+    }
+    actx__ctx_unref_ref(c);
+}
+
+void actx_ctx_unref(actx_ctx *c)
+{
+    actx__loop *loop;
+
+    if (!c) {
+        return;
+    }
+    /* seq_cst: see actx__ctx_release_msg. */
+    if (atomic_fetch_sub(&c->handles, 1) == 1 &&
+        !atomic_exchange(&c->release_posted, 1)) {
+        /* Our reference travels with the release. */
+        loop = actx__tls_loop;
+        if (actx__ctx_is_local(loop, c) && !loop->closed) {
+            actx__drain_if_any(loop);
+            actx__ctx_release_msg(loop, c);
+            return;
+        }
+        c->release_msg.type = ACTX__MSG_RELEASE;
+        if (actx__mb_post(c->mb, &c->release_msg, ACTX__WAKE_ANY) == 0) {
+            return;
+        }
+    }
+    actx__ctx_unref_ref(c);
+}
+
+static int post_call(actx_ctx *c, uint16_t type, actx_fn *fn, void *opaque)
+{
+    actx__loop *loop;
+    actx__call *call;
+
+    if (!c || (type == ACTX__MSG_CALL && !fn)) {
+        return -EINVAL;
+    }
+    call = malloc(sizeof(*call));
+    if (!call) {
+        return -ENOMEM;
+    }
+    call->msg.type = type;
+    call->fn = fn;
+    call->opaque = opaque;
+    call->ctx = c;
+    /* The message's reference; relaxed since the caller holds one. */
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+
+    loop = actx__tls_loop;
+    if (actx__ctx_is_local(loop, c)) {
+        /* Owner thread: queue it behind what already arrived, never run. */
+        if (!loop->closed) {
+            actx__drain_if_any(loop);
+            actx__dispatch(loop, &call->msg);
+            return 0;
+        }
+    } else if (actx__mb_post(c->mb, &call->msg, ACTX__WAKE_ANY) == 0) {
+        return 0;
+    }
+    actx__mb_refused(c->mb);
+    free(call);
+    actx__ctx_unref_ref(c);
+    return -EPIPE;
+}
+
+int actx_ctx_call(actx_ctx *c, actx_fn *fn, void *opaque)
+{
+    return post_call(c, ACTX__MSG_CALL, fn, opaque);
+}
+
+int actx_stop(actx_ctx *c)
+{
+    return post_call(c, ACTX__MSG_STOP, NULL, NULL);
+}
+
+/*
+ * Shutdown, after everything was popped and run: drop the loop's references
+ * on the root and the zombies (contexts that handles still name live on
+ * until their last unref; loop ids are never reused, so no later loop takes
+ * them for its own) and free the recycled ones.
+ */
+void actx__ctx_loop_shutdown(actx__loop *loop)
+{
+    actx_ctx *c;
+
+    while ((c = loop->zombies) != NULL) {
+        zombie_unlink(loop, c);
+        actx__ctx_unref_ref(c);
+    }
+    actx__ctx_unref_ref(loop->root);
+    while ((c = loop->ctx_free) != NULL) {
+        loop->ctx_free = c->parent;
+        free(c);
+        loop->mb_budget++;
+    }
+}

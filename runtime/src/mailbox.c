@@ -1,0 +1,206 @@
+/*
+ * mailbox.c - the cross-thread mailbox of a loop and its wake-up protocol.
+ *
+ * A mailbox is an intrusive lock-free multi-producer single-consumer stack:
+ * a post is one CAS of the head, the owner takes everything with one
+ * exchange and reverses it into arrival order.  Closing swaps in a CLOSED
+ * sentinel, which a CAS push can see, so a post after shutdown fails with
+ * -EPIPE instead of disappearing.
+ *
+ * Mailboxes are type-stable: never freed, recycled through a global free
+ * list once their reference count drops to zero (references: the loop, each
+ * outstanding request, each context).  A poster reads notify_me after its
+ * push, when the message may already have been consumed and its owner gone;
+ * type stability makes that read safe (at worst a spurious wake-up of the
+ * mailbox's next owner), and the reference count keeps a closed mailbox
+ * from being reopened while anything could still post to it.
+ *
+ * Wake-ups (QEMU aio_notify style), all accesses sequentially consistent:
+ *
+ *   poster:  P1 CAS push msg       owner: O1 if (xchg(notified, 0)) read efd
+ *            P2 load notify_me            O2 store notify_me = level
+ *            P3 if (notify_me >= my level
+ *                   && !xchg(notified, 1))  O3 look for work (mailbox head,
+ *                   write efd                  queues, BHs); none: sleep
+ *                                           O4 store notify_me = 0
+ *
+ * Why no wake-up is lost.  Say the owner sleeps after O3 found no work and
+ * missed msg.  O3's load of head then precedes P1 in the single total
+ * order, so O2 < O3 < P1 < P2 and P2 sees notify_me set (O4 comes only after
+ * the sleep).  If P3's exchange reads false, P writes the eventfd and the
+ * sleep ends.  If it reads true, the last store of false was O1 (the only
+ * one), so some poster Q's exchange came after O1, read false, and Q writes
+ * the eventfd right after it.  The owner reads the eventfd only at O1 (when
+ * its exchange reads true) and after a wait reported it readable; neither
+ * happens between this O1 and this sleep, so Q's write is still pending
+ * when the owner sleeps and the sleep ends at once.  Reading the eventfd
+ * whenever epoll reports it also means a late write never leaves it
+ * readable while notified is clear (no spinning).
+ *
+ * Posts that may be slow to be noticed use a lower wake level: an idle BH
+ * scheduled from another thread wakes the owner only when it sleeps longer
+ * than an idle BH may wait (notify_me == ACTX__WAKE_UNBOUNDED).
+ *
+ * Wake-ups coalesce (one eventfd write per sleep at most); posts never do.
+ * A post while the owner is not about to sleep writes nothing.
+ */
+#include "actx-internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static pthread_mutex_t mb_lock = PTHREAD_MUTEX_INITIALIZER;
+static actx__mailbox *mb_free;
+static _Atomic unsigned long refused_all;
+
+actx__mailbox *actx__mb_new(int *err)
+{
+    actx__mailbox *mb;
+
+    pthread_mutex_lock(&mb_lock);
+    mb = mb_free;
+    if (mb) {
+        mb_free = mb->free_next;
+    }
+    pthread_mutex_unlock(&mb_lock);
+
+    if (!mb) {
+        mb = aligned_alloc(ACTX__CACHELINE, sizeof(*mb));
+        if (!mb) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        memset(mb, 0, sizeof(*mb));
+        mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (mb->efd < 0) {
+            *err = -errno;
+            free(mb);
+            return NULL;
+        }
+    } else {
+        uint64_t v;
+
+        /* Clear a wake-up a stale poster may have left behind. */
+        while (read(mb->efd, &v, sizeof(v)) > 0) {
+        }
+    }
+    atomic_init(&mb->head, NULL);
+    atomic_init(&mb->notify_me, 0);
+    atomic_init(&mb->notified, false);
+    atomic_init(&mb->refused, 0);
+    atomic_init(&mb->refs, ACTX__MB_BULK);
+    mb->free_next = NULL;
+    return mb;
+}
+
+void actx__mb_unref(actx__mailbox *mb, long n)
+{
+    /*
+     * acq_rel: the last holder must see every other holder's use of the
+     * mailbox before it recycles it.
+     */
+    if (atomic_fetch_sub_explicit(&mb->refs, n, memory_order_acq_rel) != n) {
+        return;
+    }
+    pthread_mutex_lock(&mb_lock);
+    mb->free_next = mb_free;
+    mb_free = mb;
+    pthread_mutex_unlock(&mb_lock);
+}
+
+void actx__mb_notify(actx__mailbox *mb, int wake_level)
+{
+    uint64_t one = 1;
+
+    /* P2: pairs with O2 in actx__mb_prepare_sleep (see the top comment). */
+    if (atomic_load(&mb->notify_me) < wake_level) {
+        return;
+    }
+    /* P3: one write per sleep; O1 re-arms it. */
+    if (!atomic_exchange(&mb->notified, true)) {
+        ssize_t r = write(mb->efd, &one, sizeof(one));
+        (void)r; /* EAGAIN only at a counter of 2^64-2: still readable */
+    }
+}
+
+int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level)
+{
+    actx__msg *old = atomic_load_explicit(&mb->head, memory_order_relaxed);
+
+    do {
+        if (ACTX__UNLIKELY(old == ACTX__MB_CLOSED)) {
+            return -EPIPE;
+        }
+        msg->next = old;
+        /*
+         * P1, seq_cst: publishes msg (release for the consumer's exchange)
+         * and orders the push before P2's load of notify_me.
+         */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &mb->head, &old, msg, memory_order_seq_cst, memory_order_relaxed));
+    if (wake_level) {
+        actx__mb_notify(mb, wake_level);
+    }
+    return 0;
+}
+
+actx__msg *actx__mb_take(actx__mailbox *mb, bool close)
+{
+    actx__msg *lifo, *fifo = NULL;
+
+    /* Acquire pairs with P1: the messages' contents are visible. */
+    lifo = atomic_exchange_explicit(&mb->head, close ? ACTX__MB_CLOSED : NULL,
+                                    memory_order_seq_cst);
+    actx__assert(lifo != ACTX__MB_CLOSED);
+    while (lifo) {
+        actx__msg *next = lifo->next;
+
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
+    }
+    return fifo;
+}
+
+void actx__mb_refused(actx__mailbox *mb)
+{
+    atomic_fetch_add_explicit(&mb->refused, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&refused_all, 1, memory_order_relaxed);
+}
+
+unsigned long actx__refused_all(void)
+{
+    return atomic_load_explicit(&refused_all, memory_order_relaxed);
+}
+
+/* The owner reads the eventfd: a wake-up received. */
+void actx__mb_ack(actx__loop *loop)
+{
+    uint64_t v;
+
+    if (read(loop->mb->efd, &v, sizeof(v)) == sizeof(v)) {
+        loop->st.wakeups++;
+    }
+}
+
+/* O1 + O2.  The caller then looks for work (O3) before it sleeps. */
+void actx__mb_prepare_sleep(actx__loop *loop, int level)
+{
+    actx__mailbox *mb = loop->mb;
+
+    if (atomic_exchange(&mb->notified, false)) {
+        actx__mb_ack(loop);
+    }
+    atomic_store(&mb->notify_me, level);
+}
+
+/* O4. */
+void actx__mb_end_sleep(actx__loop *loop)
+{
+    atomic_store_explicit(&loop->mb->notify_me, 0, memory_order_relaxed);
+    loop->notify_armed = false;
+}

@@ -1,0 +1,266 @@
+/*
+ * poll.c - running the loop: draining the mailbox into contexts, one
+ * iteration for the current context, blocking, flush, run/stop, embedding.
+ *
+ * Only the current context's things run.  A message for another context is
+ * appended to that context's queue (O(1), nothing is scanned per poll) and
+ * runs when it is current again.
+ *
+ * Fast path: with an empty mailbox, no fd handler and no timer, a
+ * non-blocking poll is the BH list and the queue of the current context,
+ * run inline with no syscall.
+ */
+#include "actx-internal.h"
+
+#include <errno.h>
+
+void actx__dispatch(actx__loop *loop, actx__msg *m)
+{
+    actx_ctx *c;
+
+    switch (m->type) {
+    case ACTX__MSG_REQ: {
+        actx_req *req = (actx_req *)m;
+
+        c = actx__obj_ctx(&req->ctx);
+        if (c != loop->cur) {
+            loop->st.completions_deferred++;
+        }
+        actx__queue_append(c, m);
+        break;
+    }
+    case ACTX__MSG_CALL:
+    case ACTX__MSG_STOP:
+        /* The call keeps its reference on the context it named. */
+        actx__queue_append(actx__ctx_resolve(((actx__call *)m)->ctx), m);
+        break;
+    case ACTX__MSG_BH:
+        actx__bh_arrived(loop, ACTX__CONTAINER_OF(m, actx_bh, msg));
+        break;
+    case ACTX__MSG_RELEASE:
+        actx__ctx_release_msg(loop,
+                              ACTX__CONTAINER_OF(m, actx_ctx, release_msg));
+        break;
+    default:
+        actx__assert(!"unknown message type");
+    }
+}
+
+static void dispatch_list(actx__loop *loop, actx__msg *m)
+{
+    while (m) {
+        actx__msg *next = m->next;
+
+        loop->st.mailbox_msgs++;
+        actx__dispatch(loop, m);
+        m = next;
+    }
+}
+
+void actx__drain(actx__loop *loop)
+{
+    dispatch_list(loop, actx__mb_take(loop->mb, false));
+}
+
+/* Everything of c that is due now: BHs, queue, ready fds, due timers. */
+static int run_pass(actx__loop *loop, actx_ctx *c, bool *ran_idle)
+{
+    int progress = 0;
+
+    if (c->bh_head) {
+        progress |= actx__bh_poll_ctx(loop, c, ran_idle);
+    }
+    if (c->q_head) {
+        progress |= actx__run_queue(loop, c);
+    }
+    if (ACTX__UNLIKELY(loop->nfds != 0)) {
+        progress |= actx__fd_poll(loop, c);
+    }
+    if (ACTX__UNLIKELY(c->timers != NULL)) {
+        progress |= actx__timers_run(loop, c);
+    }
+    return progress;
+}
+
+static bool can_progress(actx_ctx *c)
+{
+    return c->q_head || c->bh_head || c->npending > 0;
+}
+
+bool actx_can_progress(void)
+{
+    actx__loop *loop = actx__loop_get();
+
+    return loop && can_progress(loop->cur);
+}
+
+/* Runnable now without waiting (idle BHs aside)? */
+static bool work_now(actx__loop *loop, actx_ctx *c)
+{
+    /* seq_cst load: O3 of the wake-up protocol (mailbox.c). */
+    return c->q_head || (uintptr_t)atomic_load(&loop->mb->head) > 1 ||
+           (c->bh_head && actx__bh_has_nonidle(c)) ||
+           (c->timers && actx__timers_next_ns(loop, c) == 0);
+}
+
+/* Sleep timeout for c, in ns; -1 for none. */
+static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
+{
+    int64_t t = c->timers ? actx__timers_next_ns(loop, c) : -1;
+
+    if (c->bh_head && (t < 0 || t > (int64_t)ACTX__IDLE_NS)) {
+        t = ACTX__IDLE_NS; /* idle BHs wait at most 10 ms */
+    }
+    return t;
+}
+
+static inline void disarm_embedding(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(loop->notify_armed)) {
+        actx__mb_end_sleep(loop);
+        if (atomic_exchange(&loop->mb->notified, false)) {
+            actx__mb_ack(loop);
+        }
+    }
+}
+
+int actx_poll(bool blocking)
+{
+    actx__loop *loop = actx__loop_get();
+    bool ran_idle = false;
+    actx_ctx *c;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return 0;
+    }
+    disarm_embedding(loop);
+    c = loop->cur;
+    actx__drain_if_any(loop);
+    if (!blocking) {
+        return run_pass(loop, c, &ran_idle);
+    }
+
+    for (;;) {
+        int64_t timeout;
+        bool had_idle;
+
+        if (work_now(loop, c)) {
+            actx__drain_if_any(loop);
+            if (run_pass(loop, c, &ran_idle)) {
+                return 1;
+            }
+        }
+        if (!can_progress(c)) {
+            return 0;
+        }
+        had_idle = c->bh_head != NULL;
+        timeout = sleep_timeout(loop, c);
+        actx__mb_prepare_sleep(loop, (timeout < 0 ||
+                                      timeout > (int64_t)ACTX__IDLE_NS)
+                                         ? ACTX__WAKE_UNBOUNDED
+                                         : ACTX__WAKE_ANY);
+        if (!work_now(loop, c)) {
+            loop->st.sleeps++;
+            if (loop->sleep_hook) {
+                loop->sleep_hook(loop, true);
+            }
+            actx__backend_wait(loop, timeout);
+            if (loop->sleep_hook) {
+                loop->sleep_hook(loop, false);
+            }
+        }
+        actx__mb_end_sleep(loop);
+        actx__drain_if_any(loop);
+        ran_idle = false;
+        if (run_pass(loop, c, &ran_idle)) {
+            return 1;
+        }
+        if (had_idle && ran_idle) {
+            return 0; /* only idle BHs were due: ran them, done */
+        }
+    }
+}
+
+int actx_process_queue(void)
+{
+    actx__loop *loop = actx__loop_get();
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return 0;
+    }
+    actx__drain_if_any(loop);
+    return loop->cur->q_head ? actx__run_queue(loop, loop->cur) : 0;
+}
+
+int actx_flush(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    c = loop->cur;
+    for (;;) {
+        actx__drain_if_any(loop);
+        if (c->nreq == 0 && !c->q_head &&
+            !(c->bh_head && actx__bh_has_nonidle(c))) {
+            return 0;
+        }
+        if (actx_poll(true) == 0 && !can_progress(c)) {
+            return -EDEADLK;
+        }
+    }
+}
+
+int actx_run(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    c = loop->cur;
+    for (;;) {
+        int r = actx_poll(true);
+
+        if (c->stop) {
+            c->stop = false;
+            return 0;
+        }
+        if (r == 0 && !can_progress(c)) {
+            return 0;
+        }
+    }
+}
+
+int actx_backend_fd(void)
+{
+    actx__loop *loop = actx__loop_get();
+
+    return loop ? loop->epfd : -errno;
+}
+
+int actx_backend_timeout_ms(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c;
+    int64_t t;
+
+    if (!loop) {
+        return -1;
+    }
+    c = loop->cur;
+    actx__mb_prepare_sleep(loop, ACTX__WAKE_UNBOUNDED);
+    loop->notify_armed = true;
+    if (work_now(loop, c)) {
+        return 0;
+    }
+    t = sleep_timeout(loop, c);
+    if (t < 0) {
+        return -1;
+    }
+    /* Round up: waking early would only spin. */
+    return (int)((t + 999999) / 1000000);
+}

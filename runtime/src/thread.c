@@ -1,0 +1,253 @@
+/*
+ * thread.c - the life of a thread's loop: creation on first use,
+ * actx_thread_shutdown (also at thread exit, through a pthread key
+ * destructor), statistics, dump, errors and misuse reports.
+ *
+ * Shutdown order matters: pop everything, run what already arrived, close
+ * the mailbox (from then on posts fail with -EPIPE), run what the close
+ * took, then free.  Requests still in flight elsewhere are not freed here:
+ * their completers find the mailbox closed and free them; each holds a
+ * mailbox reference, so the mailbox outlives them.
+ */
+#define _GNU_SOURCE
+#include "actx-internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+__thread actx__loop *actx__tls_loop __attribute__((tls_model("initial-exec")));
+
+/* The closed mailbox of this thread's last loop, for posts_refused. */
+static __thread actx__mailbox *tls_dead_mb;
+
+/* Loop ids are never reused, unlike loop addresses. */
+static _Atomic uint64_t next_loop_id = 1;
+static pthread_key_t loop_key;
+static pthread_once_t loop_key_once = PTHREAD_ONCE_INIT;
+
+static void loop_key_destructor(void *arg)
+{
+    actx__loop *loop = arg;
+
+    if (loop && actx__tls_loop == loop) {
+        actx_thread_shutdown();
+    }
+    if (tls_dead_mb && !actx__tls_loop) {
+        actx__mb_unref(tls_dead_mb, 1);
+        tls_dead_mb = NULL;
+    }
+}
+
+static void loop_key_init(void)
+{
+    if (pthread_key_create(&loop_key, loop_key_destructor) != 0) {
+        abort(); /* only at PTHREAD_KEYS_MAX keys: nothing sane to do */
+    }
+}
+
+actx__loop *actx__loop_create(void)
+{
+    actx__loop *loop;
+    actx_ctx *root;
+    int err = 0;
+
+    pthread_once(&loop_key_once, loop_key_init);
+    loop = calloc(1, sizeof(*loop));
+    if (!loop) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    loop->mb = actx__mb_new(&err);
+    if (!loop->mb) {
+        free(loop);
+        errno = -err;
+        return NULL;
+    }
+    loop->mb_budget = ACTX__MB_BULK - 1; /* one is the loop's own */
+    loop->id = atomic_fetch_add_explicit(&next_loop_id, 1,
+                                         memory_order_relaxed);
+    err = actx__backend_init(loop);
+    if (err < 0) {
+        goto fail;
+    }
+    actx__tls_loop = loop;
+    root = actx__ctx_new_root(loop);
+    if (!root) {
+        actx__tls_loop = NULL;
+        actx__backend_close(loop);
+        err = -ENOMEM;
+        goto fail;
+    }
+    loop->root = root;
+    if (pthread_setspecific(loop_key, loop) != 0) {
+        actx__tls_loop = NULL;
+        free(root);
+        loop->mb_budget++;
+        actx__backend_close(loop);
+        err = -ENOMEM;
+        goto fail;
+    }
+    if (tls_dead_mb) {
+        actx__mb_unref(tls_dead_mb, 1);
+        tls_dead_mb = NULL;
+    }
+    return loop;
+
+fail:
+    actx__mb_unref(loop->mb, ACTX__MB_BULK);
+    free(loop);
+    errno = -err;
+    return NULL;
+}
+
+int actx_thread_init(void)
+{
+    return actx__loop_get() ? 0 : -errno;
+}
+
+/* Run what can run in the root until nothing more does (bounded). */
+static void run_accepted(actx__loop *loop)
+{
+    int i;
+
+    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
+        if (!actx_poll(false) && !loop->cur->q_head) {
+            break;
+        }
+    }
+}
+
+void actx_thread_shutdown(void)
+{
+    actx__loop *loop = actx__tls_loop;
+    actx__msg *m;
+
+    if (!loop || loop->closing) {
+        return;
+    }
+    loop->closing = true;
+    while (loop->cur->parent) {
+        if (actx_pop() < 0) {
+            break;
+        }
+    }
+    actx__assert(loop->cur == loop->root);
+    run_accepted(loop);
+
+    /* Close: from here on posts are refused. */
+    m = actx__mb_take(loop->mb, true);
+    loop->closed = true;
+    while (m) {
+        actx__msg *next = m->next;
+
+        loop->st.mailbox_msgs++;
+        actx__dispatch(loop, m);
+        m = next;
+    }
+    run_accepted(loop);
+    /* Whatever still sits in the queue (bounded rounds ran out) runs now. */
+    while (loop->root->q_head) {
+        actx__run_queue(loop, loop->root);
+    }
+
+    actx__timers_loop_shutdown(loop);
+    actx__fd_loop_shutdown(loop);
+    actx__bh_loop_shutdown(loop);
+    actx__req_loop_shutdown(loop);
+    actx__ctx_loop_shutdown(loop);
+    actx__backend_close(loop);
+
+    /* Keep one reference so actx_stats can report later refusals. */
+    tls_dead_mb = loop->mb;
+    actx__mb_unref(loop->mb, loop->mb_budget);
+    actx__tls_loop = NULL;
+    pthread_setspecific(loop_key, NULL);
+    free(loop);
+}
+
+void actx_stats(struct actx_stats *st)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    if (!st) {
+        return;
+    }
+    if (loop) {
+        *st = loop->st;
+        st->depth = loop->cur->depth;
+        st->posts_refused =
+            atomic_load_explicit(&loop->mb->refused, memory_order_relaxed);
+    } else {
+        memset(st, 0, sizeof(*st));
+        if (tls_dead_mb) {
+            st->posts_refused = atomic_load_explicit(&tls_dead_mb->refused,
+                                                     memory_order_relaxed);
+        }
+    }
+    st->posts_refused_all = actx__refused_all();
+}
+
+static long list_len(actx__msg *m)
+{
+    long n = 0;
+
+    for (; m; m = m->next) {
+        n++;
+    }
+    return n;
+}
+
+void actx_dump(FILE *out)
+{
+    actx__loop *loop = actx__tls_loop;
+    actx_ctx *c;
+    long zombies = 0;
+
+    if (!out) {
+        out = stderr;
+    }
+    if (!loop) {
+        fprintf(out, "actx: no loop on this thread\n");
+        return;
+    }
+    for (c = loop->zombies; c; c = c->znext) {
+        zombies++;
+    }
+    fprintf(out,
+            "actx loop %p: depth %d, live BHs %ld, outstanding requests %ld, "
+            "popped contexts still referenced %ld, fd handlers %ld\n",
+            (void *)loop, loop->cur->depth, loop->st.live_bhs,
+            loop->st.outstanding, zombies, loop->nfds);
+    for (c = loop->cur; c; c = c->parent) {
+        fprintf(out,
+                "  context %d%s: queued %ld, scheduled BHs %ld, requests "
+                "%ld, pending sources %ld, handles %ld%s\n",
+                c->depth, c == loop->cur ? " (current)" : "", c->q_len,
+                list_len(c->bh_head), c->nreq, c->npending,
+                atomic_load_explicit(&c->handles, memory_order_relaxed),
+                c->stop ? ", stop requested" : "");
+    }
+}
+
+const char *actx_strerror(int err)
+{
+    const char *s;
+
+    if (err >= 0) {
+        return "Success";
+    }
+    s = strerrordesc_np(-err);
+    return s ? s : "Unknown error";
+}
+
+void actx__misuse(const char *func, const char *what)
+{
+    static _Atomic int reports;
+
+    /* Loud, but bounded: a misuse in a loop must not flood stderr. */
+    if (atomic_fetch_add_explicit(&reports, 1, memory_order_relaxed) < 20) {
+        fprintf(stderr, "actx: %s: %s\n", func, what);
+    }
+}
