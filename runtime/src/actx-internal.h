@@ -188,7 +188,7 @@ struct actx__loop {
     actx_ctx *root;
     actx_ctx *ctx_free;
     actx__msg *req_free;
-    long req_free_n;
+    struct req_slab *req_slabs;
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -255,7 +255,7 @@ void actx__drain(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
-     * Relaxed is enough: actx__mb_take's exchange acquires.  Neither NULL
+     * Relaxed is enough: actx__drain's exchange acquires.  Neither NULL
      * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
      */
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head,
