@@ -130,7 +130,7 @@ struct actx_bh {
     actx__loop *loop;       /* immutable */
     actx__mailbox *mb;      /* immutable */
     uint64_t seq;           /* owner: stamp of the latest schedule */
-    actx_bh *list_next;     /* owner: the context's BH list */
+    actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
     actx_bh *all_prev, *all_next; /* the loop's live BHs */
 };
 
@@ -188,7 +188,7 @@ struct actx__loop {
     actx_ctx *root;
     actx_ctx *ctx_free;
     actx__msg *req_free;
-    long req_free_n;
+    struct req_slab *req_slabs;
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -257,7 +257,7 @@ void actx__drain(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
-     * Relaxed is enough: actx__mb_take's exchange acquires.  Neither NULL
+     * Relaxed is enough: actx__drain's exchange acquires.  Neither NULL
      * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
      */
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head,
