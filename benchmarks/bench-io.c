@@ -18,10 +18,11 @@
  *                     epoll_wait loop; libuv uv_poll.  Target: actx within
  *                     1.1x of raw epoll.
  *
- * Usage: bench-io [-n REPS] [-q]
+ * Usage: bench-io [-n REPS] [-q]   (repetitions are 2 x REPS per figure)
  */
 #define _GNU_SOURCE
 #include "actx.h"
+#include "bench-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,18 +42,11 @@
 #endif
 
 #define NTIMERS 10000
-#define NOINLINE __attribute__((noinline))
+#define NOINLINE BENCH_NOINLINE
 
-static int reps = 7;
 static int rtt_iters = 20000;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+#define now_ns bench_now_ns
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 static uint64_t rng(void)
@@ -67,11 +61,6 @@ static void die(const char *what)
 {
     perror(what);
     exit(1);
-}
-
-static double best(double a, double b)
-{
-    return isnan(a) || b < a ? b : a;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -388,69 +377,70 @@ static double rtt_run(void *(*server)(void *))
 
 /* ------------------------------------------------------------------------ */
 
-static void row(const char *name, const char *unit, double a, const char *pn,
-                double p, const char *target)
-{
-    char ratio[32] = "-";
-
-    if (!isnan(a) && !isnan(p) && p > 0) {
-        snprintf(ratio, sizeof(ratio), "%.2fx", a / p);
-    }
-    printf("%-22s %-10s %9.3f  %-24s %9.3f %9s  %s\n", name, unit, a, pn, p,
-           ratio, target);
-}
-
 int main(int argc, char **argv)
 {
-    double ta = NAN, tr = NAN, tu = NAN, ra = NAN, rr = NAN, ru = NAN;
+    bench_best ta, tr, tu, ra, rr, ru;
+    bench_opts o;
+    bench_row r;
     uint64_t base;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-            reps = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "-q")) {
-            reps = 3;
-            rtt_iters = 3000;
-        } else {
-            fprintf(stderr, "usage: %s [-n REPS] [-q]\n", argv[0]);
-            return 2;
-        }
+    bench_parse(&o, argc, argv, 7, 0);
+    rtt_iters = (int)(rtt_iters * o.scale);
+    if (rtt_iters < 1000) {
+        rtt_iters = 1000;
     }
+    bench_best_init(&ta, false);
+    bench_best_init(&tr, false);
+    bench_best_init(&tu, false);
+    bench_best_init(&ra, false);
+    bench_best_init(&rr, false);
+    bench_best_init(&ru, false);
     base = now_ns();
     for (int i = 0; i < NTIMERS; i++) {
         deadlines[i] = 1 + rng() % (base - 1); /* all in the past */
     }
 
-    for (int rep = 0; rep < reps; rep++) {
-        /* Interleaved: each candidate sees the same noise. */
-        ta = best(ta, timers_actx());
-        tr = best(tr, timers_raw());
+    /* Interleaved (actx, peers, peers reversed, actx): same noise for all. */
+    for (int rep = 0; rep < o.reps; rep++) {
+        bench_best_add(&ta, timers_actx());
+        bench_best_add(&tr, timers_raw());
 #ifdef HAVE_LIBUV
-        tu = best(tu, timers_uv());
+        bench_best_add(&tu, timers_uv());
 #endif
-        tr = best(tr, timers_raw());
-        ta = best(ta, timers_actx());
+        bench_best_add(&tr, timers_raw());
+        bench_best_add(&ta, timers_actx());
     }
-    for (int rep = 0; rep < reps; rep++) {
-        ra = best(ra, rtt_run(server_actx));
-        rr = best(rr, rtt_run(server_raw));
+    for (int rep = 0; rep < o.reps; rep++) {
+        bench_best_add(&ra, rtt_run(server_actx));
+        bench_best_add(&rr, rtt_run(server_raw));
 #ifdef HAVE_LIBUV
-        ru = best(ru, rtt_run(server_uv));
+        bench_best_add(&ru, rtt_run(server_uv));
 #endif
-        rr = best(rr, rtt_run(server_raw));
-        ra = best(ra, rtt_run(server_actx));
+        bench_best_add(&rr, rtt_run(server_raw));
+        bench_best_add(&ra, rtt_run(server_actx));
     }
 
-    printf("\nbench-io (best of %d, interleaved)\n", 2 * reps);
-    printf("%-22s %-10s %9s  %-24s %9s %9s  %s\n", "benchmark", "unit",
-           "actx", "peer", "peer fig", "actx/peer", "target");
-    char tgt[64];
-    snprintf(tgt, sizeof(tgt), "<= 100 ns  %s", ta <= 100 ? "met" : "MISSED");
-    row("timers arm+fire x10k", "ns/timer", ta, "raw binary heap", tr, tgt);
-    row("", "", ta, "libuv uv_timer (same t)", tu, "");
-    snprintf(tgt, sizeof(tgt), "vs raw epoll <= 1.1x  %s",
-             ra / rr <= 1.1 ? "met" : "MISSED");
-    row("fd wake-up round trip", "us/rtt", ra, "raw epoll loop", rr, tgt);
-    row("", "", ra, "libuv uv_poll", ru, "");
+    bench_table_header("timers and fd wake-ups");
+    memset(&r, 0, sizeof(r));
+    r.name = "timers arm+fire x10k";
+    r.unit = "ns/timer";
+    r.actx = ta.best;
+    bench_row_peer(&r, "raw binary heap", tr.best);
+    bench_row_peer(&r, "libuv uv_timer", tu.best);
+    r.target = BENCH_TARGET_ABS_MAX;
+    r.target_value = 100;
+    r.note = "libuv: all timeouts 0, fired in insertion order";
+    bench_table_row(&r);
+
+    memset(&r, 0, sizeof(r));
+    r.name = "fd wake-up round trip";
+    r.unit = "us/rtt";
+    r.actx = ra.best;
+    bench_row_peer(&r, "raw epoll loop", rr.best);
+    bench_row_peer(&r, "libuv uv_poll", ru.best);
+    r.target = BENCH_TARGET_RATIO_MAX;
+    r.target_value = 1.1;
+    r.target_peer = 0;
+    bench_table_row(&r);
     return 0;
 }
