@@ -197,15 +197,16 @@ ACTX_TEST("/timer/ctx/parent-timer-due-in-child-fires-after-pop")
 ACTX_TEST("/timer/ctx/child-timer-rehomed-at-pop")
 {
     struct trec a = {0}, b = {0}, c = {0};
+    uint64_t base = actx_now_ns(); /* one base: the order is by design */
 
     a.t = actx_timer_new(trec_cb, &a); /* root, armed before */
-    arm(&a, actx_now_ns() + 3 * MS);
+    arm(&a, base + 30 * MS);
     ASSERT_EQ(actx_push(), 1);
     b.t = actx_timer_new(trec_cb, &b); /* armed in the child */
-    arm(&b, actx_now_ns() + 1 * MS);
+    arm(&b, base + 10 * MS);
     c.t = actx_timer_new(trec_cb, &c); /* created in the child, not armed */
     ASSERT_EQ(actx_pop(), 0);
-    arm(&c, actx_now_ns() + 2 * MS); /* armed after the pop: the root's */
+    arm(&c, base + 20 * MS); /* armed after the pop: the root's */
     ASSERT_TRUE(actx_can_progress());
     ASSERT_EQ(ACTX_WAIT_WHILE(a.runs + b.runs + c.runs < 3), 0);
     ASSERT_EQ(b.ctx_id, 0);
