@@ -256,6 +256,12 @@ int actx_run(void)
         return -errno;
     }
     c = loop->cur;
+    if (c->stop) {
+        /* Stopped while not running (uv_stop): one iteration, no wait. */
+        c->stop = false;
+        actx_poll(false);
+        return 0;
+    }
     for (;;) {
         int r = actx_poll(true);
 
