@@ -280,18 +280,39 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
 
 /*
  * Register level-triggered handlers for fd in the current context; both
- * NULL removes.  Registering an fd again (from any context of the same
- * thread) updates it and moves it to the current context.  Dispatched only
- * while that context is current.  -EBADF for a negative or closed fd.
+ * NULL removes (removing an fd that is not registered is a no-op).
+ * Registering an fd again (from any context of the same thread) updates it
+ * and moves it to the current context.  on_read runs while fd is readable
+ * (or reports hang-up/error), on_write while it is writable, each only
+ * while the handler's context is current; an outer context's ready fd
+ * waits, without a busy loop, until its context is current again.  A
+ * handler may remove or change itself or others, and may push, wait and
+ * pop.  Handlers re-home with their context at pop.
+ * -EBADF for a negative or closed fd, -EPERM for an fd epoll cannot poll
+ * (a regular file), -EINVAL for the loop's own fd, -ENOMEM.
+ * Remove a handler before closing its fd.  An fd found closed while
+ * registered (epoll_ctl reports EBADF) has its handler removed and is
+ * counted in actx_stats().fd_errors; the loop never spins on it.
  */
 ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read,
                                     actx_fn *on_write, void *opaque);
 
-/* A timer of the current context, not armed.  NULL/errno on failure. */
+/*
+ * A timer of the current context, not armed.  NULL/errno on failure
+ * (EINVAL for a NULL cb).  Timers still alive at thread shutdown are freed
+ * with the loop (as BHs are).
+ */
 ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
-/* Arm (or re-arm) for an absolute CLOCK_MONOTONIC deadline in ns. */
+/*
+ * Arm (or re-arm) for an absolute CLOCK_MONOTONIC deadline in ns.  The
+ * callback runs once per mod, never before the deadline (a deadline in the
+ * past: at the next poll), only while the timer's context is current: one
+ * that expired under a pushed context fires after the pop.  Timers re-home
+ * with their context at pop; a timer armed after its context was popped
+ * belongs to the context that context was re-homed to.  O(log n).
+ */
 ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
-/* Disarm. */
+/* Disarm (no-op if not armed). */
 ACTX_EXTERN void actx_timer_del(actx_timer *t);
 /* Disarm and free; legal from the timer's own callback. */
 ACTX_EXTERN void actx_timer_free(actx_timer *t);
@@ -304,6 +325,12 @@ ACTX_EXTERN uint64_t actx_now_ns(void);
  * timeout), then call actx_poll(false).  Calling actx_backend_timeout_ms()
  * declares that the caller is about to wait on the fd: until the next
  * actx_poll(), every post to this loop writes its eventfd.
+ * The fd (an epoll fd, stable for the life of the loop) becomes readable
+ * for arrived posts and ready fds of the current context; the timeout is
+ * until the current context's next timer, at most 10 ms with idle BHs
+ * scheduled, 0 when something can run now, rounded up to whole ms.  An
+ * actx_poll(false) that ran something may leave more to do: ask for the
+ * timeout again before waiting (GLib: prepare/check/dispatch).
  */
 ACTX_EXTERN int actx_backend_fd(void);
 ACTX_EXTERN int actx_backend_timeout_ms(void);

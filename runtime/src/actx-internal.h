@@ -130,7 +130,7 @@ struct actx_bh {
     actx__loop *loop;       /* immutable */
     actx__mailbox *mb;      /* immutable */
     uint64_t seq;           /* owner: stamp of the latest schedule */
-    actx_bh *list_next;     /* owner: the context's BH list */
+    actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
     actx_bh *all_prev, *all_next; /* the loop's live BHs */
 };
 
@@ -188,7 +188,7 @@ struct actx__loop {
     actx_ctx *root;
     actx_ctx *ctx_free;
     actx__msg *req_free;
-    long req_free_n;
+    struct req_slab *req_slabs;
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -196,6 +196,8 @@ struct actx__loop {
     long nfds;             /* registered fd handlers (fd.c) */
     void *fdtab;           /* fd.c */
     long ntimers;          /* armed timers on this loop (timer.c) */
+    actx_timer *timers_all; /* every live timer of the loop (timer.c) */
+    void *theap_spare;     /* an empty timer heap kept for reuse (timer.c) */
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
     struct actx_stats st;
@@ -255,7 +257,7 @@ void actx__drain(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
-     * Relaxed is enough: actx__mb_take's exchange acquires.  Neither NULL
+     * Relaxed is enough: actx__drain's exchange acquires.  Neither NULL
      * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
      */
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head,
@@ -292,14 +294,21 @@ void actx__req_refused(actx_req *req);
 int actx__job_cancel(actx__job *job);
 void actx__job_free(actx__job *job);
 
-/* backend-epoll.c: the OS backend. */
+/*
+ * backend-epoll.c: the OS backend.  An epoll registration carries
+ * data.u64 == 0 for the mailbox's eventfd, otherwise fd.c's key (never 0).
+ */
 int actx__backend_init(actx__loop *loop);
 void actx__backend_close(actx__loop *loop);
 int actx__backend_wait(actx__loop *loop, int64_t timeout_ns);
+int actx__backend_ctl(actx__loop *loop, int op, int fd, uint32_t events,
+                      uint64_t key);
+int actx__backend_rebuild(actx__loop *loop);
 
 /* fd.c and timer.c: io of the current context. */
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
-void actx__fd_event(actx__loop *loop, void *ptr, uint32_t events);
+void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
+void actx__fd_waited(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
 void actx__fd_loop_shutdown(actx__loop *loop);
 int actx__timers_run(actx__loop *loop, actx_ctx *c);

@@ -210,6 +210,7 @@ int actx_pop(void)
     p = c->parent;
     if (c->bh_head) {
         *p->bh_tail = c->bh_head;
+        c->bh_head->list_pprev = p->bh_tail;
         p->bh_tail = c->bh_tail;
         p->bh_len += c->bh_len;
         c->bh_head = NULL;

@@ -134,9 +134,12 @@ void actx_thread_shutdown(void)
         }
     }
     actx__assert(loop->cur == loop->root);
-    run_accepted(loop);
 
-    /* Close: from here on posts are refused. */
+    /*
+     * Close first: what the mailbox holds now is exactly what was accepted
+     * before shutdown; from here on posts are refused, so posters racing
+     * with us cannot keep the loop alive.
+     */
     m = actx__mb_take(loop->mb, true);
     loop->closed = true;
     while (m) {
@@ -163,7 +166,8 @@ void actx_thread_shutdown(void)
     tls_dead_mb = loop->mb;
     actx__mb_unref(loop->mb, loop->mb_budget);
     actx__tls_loop = NULL;
-    pthread_setspecific(loop_key, NULL);
+    /* Non-NULL, so that the key's destructor drops tls_dead_mb at exit. */
+    pthread_setspecific(loop_key, &tls_dead_mb);
     free(loop);
 }
 
