@@ -239,3 +239,101 @@ ACTX_TEST("/ctx/sibling/grandchild-leftover-goes-to-child")
     ASSERT_EQ(actx_pop(), 0);
     ASSERT_EQ(rec.runs, 1);
 }
+
+/*
+ * The reason contexts exist (SPEC 1): a completion callback does a
+ * synchronous wait in a pushed context.  During the wait only the inner
+ * request's completion runs; the outer context's other completion, BH and
+ * call wait until the callback has returned.
+ */
+struct nested {
+    bool in_a;
+    int a_runs, b_runs, bh_runs, call_runs, c_runs;
+    bool b_inside_a, bh_inside_a, call_inside_a;
+    int c_ctx;
+    int wait_ret;
+    long c_ret;
+};
+
+static struct nested nest;
+
+static void nested_c_done(void *opaque, long ret)
+{
+    (void)opaque;
+    nest.c_runs++;
+    nest.c_ret = ret;
+    nest.c_ctx = actx_context_id();
+}
+
+static void nested_a_done(void *opaque, long ret)
+{
+    actx_req *c;
+    atomic_int rc;
+    pthread_t t;
+
+    (void)opaque;
+    (void)ret;
+    nest.a_runs++;
+    nest.in_a = true;
+    ASSERT_EQ(actx_push(), 1);
+    c = actx_req_new(nested_c_done, NULL);
+    ASSERT_NOT_NULL(c);
+    t = later_complete(c, 99, 20000, 0, &rc);
+    nest.wait_ret = ACTX_WAIT_WHILE(nest.c_runs == 0);
+    thread_join(t);
+    ASSERT_EQ(atomic_load(&rc), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    nest.in_a = false;
+}
+
+static void nested_b_done(void *opaque, long ret)
+{
+    (void)opaque;
+    (void)ret;
+    nest.b_runs++;
+    nest.b_inside_a |= nest.in_a;
+}
+
+static void nested_bh(void *opaque)
+{
+    (void)opaque;
+    nest.bh_runs++;
+    nest.bh_inside_a |= nest.in_a;
+}
+
+static void nested_call(void *opaque)
+{
+    (void)opaque;
+    nest.call_runs++;
+    nest.call_inside_a |= nest.in_a;
+}
+
+ACTX_TEST("/ctx/nested-wait/in-completion-callback")
+{
+    actx_req *a = actx_req_new(nested_a_done, NULL);
+    actx_req *b = actx_req_new(nested_b_done, NULL);
+    actx_bh *bh = actx_bh_new(nested_bh, NULL);
+    actx_ctx *h = actx_ctx_current();
+
+    memset(&nest, 0, sizeof(nest));
+    ASSERT_EQ(complete_from_thread(a, 1), 0);
+    ASSERT_EQ(complete_from_thread(b, 2), 0);
+    ASSERT_EQ(actx_ctx_call(h, nested_call, NULL), 0);
+    actx_bh_schedule(bh);
+    ASSERT_EQ(ACTX_WAIT_WHILE(nest.a_runs == 0 || nest.b_runs == 0 ||
+                              nest.bh_runs == 0 || nest.call_runs == 0),
+              0);
+    ASSERT_EQ(nest.wait_ret, 0);
+    ASSERT_EQ(nest.c_runs, 1);
+    ASSERT_EQ(nest.c_ret, 99);
+    ASSERT_EQ(nest.c_ctx, 1);
+    ASSERT_EQ(nest.a_runs, 1);
+    ASSERT_EQ(nest.b_runs, 1);
+    ASSERT_EQ(nest.bh_runs, 1);
+    ASSERT_EQ(nest.call_runs, 1);
+    ASSERT_FALSE(nest.b_inside_a);
+    ASSERT_FALSE(nest.bh_inside_a);
+    ASSERT_FALSE(nest.call_inside_a);
+    actx_bh_delete(bh);
+    actx_ctx_unref(h);
+}
