@@ -182,6 +182,8 @@ struct actx__loop {
     long ntimers;          /* armed timers on this loop (timer.c) */
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
+    actx__job *job_free;   /* spare pool jobs (pool.c) */
+    long job_free_n;
     struct actx_stats st;
 };
 
@@ -275,6 +277,16 @@ void actx__req_refused(actx_req *req);
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
 void actx__job_free(actx__job *job);
+void actx__pool_loop_shutdown(actx__loop *loop);
+
+/*
+ * Submit work on the pool for the calling thread's loop.  With argsize > 0,
+ * argsize bytes at arg (at most ACTX__JOB_ARGS) are copied into the job and
+ * work gets a pointer to the copy (aio.c); otherwise work gets arg itself.
+ */
+#define ACTX__JOB_ARGS 32
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
+                            size_t argsize, actx_done_fn *done, void *opaque);
 
 /* backend-epoll.c: the OS backend. */
 int actx__backend_init(actx__loop *loop);
