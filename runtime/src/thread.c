@@ -164,7 +164,12 @@ void actx_thread_shutdown(void)
     tls_dead_mb = loop->mb;
     actx__mb_unref(loop->mb, loop->mb_budget);
     actx__tls_loop = NULL;
-    pthread_setspecific(loop_key, NULL);
+    /*
+     * Not NULL: the key's destructor must still run at thread exit to drop
+     * the reference tls_dead_mb holds (a NULL value skips it, and the
+     * mailbox leaked after an explicit shutdown).
+     */
+    pthread_setspecific(loop_key, (void *)&tls_dead_mb);
     free(loop);
 }
 
