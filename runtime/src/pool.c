@@ -5,37 +5,58 @@
  * A job is the pool half of a request: the request (one cache line, owned
  * by its loop, see req.c) points at its job, the job at its request.  Jobs
  * come from a per-loop free list and go back to whichever thread's loop
- * frees them (the owner's in req_put, a worker's when a completion is
- * refused with -EPIPE).
+ * frees them.
  *
- * One mutex guards the queue and the worker bookkeeping.  Invariants (all
- * under pool.lock):
- *   - a job is linked in the queue iff its state is JOB_QUEUED;
- *   - JOB_QUEUED -> JOB_RUNNING happens only at dequeue, by a worker;
- *     JOB_QUEUED -> JOB_CANCELLED only in actx__job_cancel (the owner) or at
- *     process exit.  A job is never freed while it is linked: cancel unlinks
- *     it before its -ECANCELED completion is posted, so no worker can ever
- *     see a cancelled (and maybe freed) job;
- *   - after a worker posts the completion (actx__req_post), it never touches
- *     the job or the request again: either may be freed at once (by the
- *     owner, or by actx__req_refused on this very thread);
- *   - nwaking counts workers that will look at the queue without being
- *     told to: woken but not yet holding the lock, just created, or
- *     spinning.  A submission wakes (or creates) a worker only while the
- *     queue is longer than nwaking, so a burst of submissions costs at most
- *     one wake-up per worker, and a submission that a spinning worker will
- *     pick up costs none;
- *   - nblocked counts workers sleeping in their own loop (a nested
- *     ACTX_WAIT_WHILE in a work function; loop->sleep_hook).  The pool
- *     creates a thread when the queue is longer than nwaking, no worker is
- *     idle, and (threads - blocked) < size: blocked workers do not count
- *     against the size, so nested submit-and-wait cannot deadlock the pool.
+ * Submission is lock-free: a job is pushed with one CAS onto `incoming`, a
+ * LIFO stack (the mailbox's design).  Workers, under pool.lock, take the
+ * whole stack with one exchange, reverse it and append it to `fifo`, and
+ * dequeue from the head: work is started in submission order.  The
+ * submitting thread takes the lock only to wake or create a worker, which
+ * does not happen while every worker is busy.
+ *
+ * Job states (job->state, atomic): QUEUED -> RUNNING (a worker, just before
+ * it runs the work) or QUEUED -> CANCELLED (actx_req_cancel on the owner,
+ * or process exit).  Both are CASes, so exactly one side wins.  Who frees a
+ * job:
+ *   - normally the request: req_put (owner) or actx__req_refused (a worker,
+ *     when the owner shut down) call actx__job_free via req->job;
+ *   - a job cancelled by its owner is still linked in incoming or fifo, so
+ *     the cancel detaches it (req->job = NULL) and whoever dequeues it
+ *     frees it; nobody else touches it after the CAS;
+ *   - after a worker posts the completion (actx__req_post) it never touches
+ *     the job or the request again: either may be freed at once.
+ *
+ * Waking workers without a lock on the submit path (all seq_cst):
+ *
+ *   submitter: S1 CAS push job      idle worker: W1 nidle++
+ *              S2 load nidle, nwaking,          W2 load incoming (and fifo
+ *                 nthreads, nblocked               under the lock); empty:
+ *              S3 if a worker must be              sleep
+ *                 woken or created: lock, kick
+ *
+ *   Either W2 sees the job, or S2 sees nidle > 0 and S3 wakes someone.  A
+ *   submitter does not wake a second worker while one is already on its
+ *   way (nwaking > 0): the waking worker decrements nwaking under the lock
+ *   *before* it takes `incoming`, so a job pushed before a submitter saw
+ *   nwaking > 0 is seen by that worker.  A woken worker that finds more
+ *   queued work than workers on their way wakes the next (a chain), so a
+ *   burst ramps up without the submitter paying for every wake-up.
+ *
+ *   A worker that blocks in a nested wait (loop->sleep_hook) or retires
+ *   follows the same pattern: nblocked++ / nidle-- first, then it looks at
+ *   the queue, so a submitter that saw the old count has its job seen.
+ *
+ * Growth: nblocked counts workers sleeping in their own loop (a nested
+ * ACTX_WAIT_WHILE in a work function).  The pool creates a thread when work
+ * is queued, no worker is idle or on its way, and (threads - blocked) <
+ * size: blocked workers do not count against the size, so nested
+ * submit-and-wait cannot deadlock the pool.
  *
  * Idle workers sleep on their own condition variable, on a LIFO stack: the
  * most recently idle (warmest) worker is woken first and the coldest ones
- * time out and retire.  At most one idle worker spins briefly before it
- * sleeps, which turns a submit -> done -> submit round trip into no futex
- * wake-up on the pool side.
+ * time out and retire.  Workers do not spin before sleeping: measured on 2
+ * CPUs, a spinning worker takes the CPU the submitting loop needs and cut
+ * pipelined throughput several times over while not helping round trips.
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
@@ -52,25 +73,23 @@
 #define JOB_FREE_MAX 4096
 /* Most threads the pool ever runs, nested waits included. */
 #define POOL_THREADS_CAP 4096
-/* Most queued (not yet started) jobs; actx_submit fails with EAGAIN. */
-#define POOL_QUEUE_MAX (1L << 20)
+/* Most outstanding requests per thread; actx_submit then fails (EAGAIN). */
+#define POOL_OUTSTANDING_MAX (1L << 20)
 /* An idle worker of the base size retires after this long. */
 #define POOL_IDLE_NS (5 * 1000 * 1000 * 1000LL)
 /* A worker beyond the size (grown for nested waits) retires sooner. */
 #define POOL_EXTRA_IDLE_NS (200 * 1000 * 1000LL)
-/* How long one idle worker spins for new work before it sleeps. */
-#define POOL_SPIN_NS (50 * 1000LL)
 /* How long process exit waits for running work before detaching. */
-#define POOL_EXIT_NS (2 * 1000 * 1000 * 1000LL)
+#define POOL_EXIT_S 2
 
 enum { JOB_QUEUED = 1, JOB_RUNNING, JOB_CANCELLED };
 
 struct actx__job {
-    actx__job *next, *prev; /* pool queue; free list (next) */
+    actx__job *next; /* incoming, fifo, or a free list */
     actx_req *req;
     actx_work_fn *work;
     void *arg;
-    int state; /* under pool.lock */
+    _Atomic int state;
     alignas(8) unsigned char args[ACTX__JOB_ARGS];
 };
 
@@ -83,19 +102,24 @@ typedef struct worker {
 } worker;
 
 static struct {
-    pthread_mutex_t lock;
-    actx__job *head, *tail;
-    /* Stored under the lock; a spinning worker reads it without. */
-    _Atomic long qlen;
+    /* Submitters push here with a CAS; workers take it all. */
+    alignas(ACTX__CACHELINE) _Atomic(actx__job *) incoming;
+
+    /* Read by submitters without the lock; written under it. */
+    alignas(ACTX__CACHELINE) _Atomic int nidle; /* on the idle stack */
+    _Atomic int nwaking;  /* woken or created, not yet at the queue */
+    _Atomic int nthreads; /* in the registry (created, not retired) */
+    _Atomic int nblocked; /* in a nested wait */
     _Atomic bool stopping;
+    _Atomic int size;     /* 0 until the pool starts */
+
+    /* Under the lock. */
+    alignas(ACTX__CACHELINE) pthread_mutex_t lock;
+    actx__job *head, **tail;
+    long qlen;
     bool started;
-    int size;
-    int nthreads; /* in the registry (created, not retired) */
-    int nblocked;
-    int nwaking;
-    bool spinning;
+    int size_set; /* actx_pool_set_size, before the start */
     worker *idle;
-    int nidle;
     worker *all;
     int nexiting; /* retired, still shutting their loop down */
     pthread_cond_t exit_cond;
@@ -103,6 +127,7 @@ static struct {
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .exit_cond = PTHREAD_COND_INITIALIZER,
+    .tail = &pool.head,
 };
 
 static void pool_sleep_hook(actx__loop *loop, bool entering);
@@ -126,10 +151,7 @@ static actx__job *job_alloc(actx__loop *loop)
     return job;
 }
 
-/*
- * Any thread: the owner (req_put) or a worker whose completion was refused.
- * The job is not linked anywhere (see the invariants above).
- */
+/* Any thread.  The job is linked nowhere (see the top comment). */
 void actx__job_free(actx__job *job)
 {
     actx__loop *loop = actx__tls_loop;
@@ -155,36 +177,59 @@ void actx__pool_loop_shutdown(actx__loop *loop)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The queue and waking workers.  All _locked functions need pool.lock.      */
+/* The queue.  All _locked functions need pool.lock.                         */
 
-static void queue_append_locked(actx__job *job)
+/* Move what was submitted since the last call to the fifo, in order. */
+static void grab_locked(void)
 {
-    job->next = NULL;
-    job->prev = pool.tail;
-    if (pool.tail) {
-        pool.tail->next = job;
-    } else {
-        pool.head = job;
+    actx__job *lifo, *fifo = NULL, *last;
+    long n = 0;
+
+    /* Relaxed first: most calls find nothing and need no exchange. */
+    if (!atomic_load_explicit(&pool.incoming, memory_order_relaxed)) {
+        return;
     }
-    pool.tail = job;
-    job->state = JOB_QUEUED;
-    /* Relaxed: the spinner only uses it as a hint, then takes the lock. */
-    atomic_store_explicit(&pool.qlen, pool.qlen + 1, memory_order_relaxed);
+    /* seq_cst: acquires the jobs' contents (S1) and orders W2. */
+    lifo = atomic_exchange(&pool.incoming, NULL);
+    last = lifo;
+    while (lifo) {
+        actx__job *next = lifo->next;
+
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
+        n++;
+    }
+    if (fifo) {
+        *pool.tail = fifo;
+        pool.tail = &last->next;
+        pool.qlen += n;
+    }
 }
 
-static void queue_unlink_locked(actx__job *job)
+/* Take the oldest job, or NULL (it may be cancelled: see dequeue users). */
+static actx__job *take_locked(void)
 {
-    if (job->prev) {
-        job->prev->next = job->next;
-    } else {
+    actx__job *job;
+
+    if (!pool.head) {
+        grab_locked();
+    }
+    job = pool.head;
+    if (job) {
         pool.head = job->next;
+        if (!pool.head) {
+            pool.tail = &pool.head;
+        }
+        pool.qlen--;
     }
-    if (job->next) {
-        job->next->prev = job->prev;
-    } else {
-        pool.tail = job->prev;
-    }
-    atomic_store_explicit(&pool.qlen, pool.qlen - 1, memory_order_relaxed);
+    return job;
+}
+
+/* Queued work, incoming included (seq_cst load: W2 of the top comment). */
+static bool have_work_locked(void)
+{
+    return pool.head != NULL || atomic_load(&pool.incoming) != NULL;
 }
 
 static void *worker_main(void *arg);
@@ -209,6 +254,7 @@ static void registry_remove_locked(worker *w)
  */
 static bool spawn_locked(void)
 {
+    pthread_condattr_t ca;
     pthread_attr_t attr;
     sigset_t all;
     worker *w;
@@ -222,14 +268,10 @@ static bool spawn_locked(void)
         pool.spawn_failed++;
         return false;
     }
-    {
-        pthread_condattr_t ca;
-
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&w->cond, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
     /* Pool threads take no signals: they belong to the application. */
     sigfillset(&all);
     pthread_attr_init(&attr);
@@ -247,50 +289,41 @@ static bool spawn_locked(void)
         pool.all->all_prev = w;
     }
     pool.all = w;
-    pool.nthreads++;
-    pool.nwaking++; /* it looks at the queue once it runs */
+    atomic_fetch_add(&pool.nthreads, 1);
+    atomic_fetch_add(&pool.nwaking, 1); /* it looks at the queue first */
     pool.spawned++;
     return true;
 }
 
 /*
  * More queued work than workers on their way to it: wake the warmest idle
- * worker, or create one if the pool may grow.  One worker per call; the
- * woken worker calls this again when it takes its job (a chain), so a
- * burst ramps up without the submitter paying for every wake-up.
+ * worker, or create one if the pool may grow.  One worker per call; a woken
+ * worker calls this again when it takes its job (the chain).
  */
 static void kick_locked(void)
 {
+    int waking = atomic_load(&pool.nwaking);
     worker *w;
 
-    if (pool.qlen <= pool.nwaking) {
+    grab_locked();
+    if (pool.qlen <= waking) {
         return;
     }
     w = pool.idle;
     if (w) {
         pool.idle = w->idle_next;
-        pool.nidle--;
         w->woken = true;
-        pool.nwaking++;
+        atomic_fetch_add(&pool.nwaking, 1);
+        atomic_fetch_sub(&pool.nidle, 1);
         /* Under the lock: a woken worker may otherwise retire and free w. */
         pthread_cond_signal(&w->cond);
         return;
     }
-    if (pool.nthreads - pool.nblocked < pool.size &&
-        pool.nthreads < POOL_THREADS_CAP) {
+    if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) <
+            pool.size &&
+        atomic_load(&pool.nthreads) < POOL_THREADS_CAP) {
         spawn_locked();
     }
-}
-
-static actx__job *dequeue_locked(void)
-{
-    actx__job *job = pool.head;
-
-    if (job) {
-        queue_unlink_locked(job);
-        job->state = JOB_RUNNING;
-    }
-    return job;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -303,18 +336,10 @@ static void idle_remove_locked(worker *self)
     for (pp = &pool.idle; *pp; pp = &(*pp)->idle_next) {
         if (*pp == self) {
             *pp = self->idle_next;
-            pool.nidle--;
+            atomic_fetch_sub(&pool.nidle, 1); /* before have_work_locked */
             return;
         }
     }
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The worker's own loop carries the hook that counts nested waits. */
@@ -360,104 +385,89 @@ static void worker_tidy(void)
     }
 }
 
-static bool spin_for_work(void)
+/* Run one dequeued job, unless its owner cancelled it (then free it). */
+static void run_job(actx__job *job)
 {
-    int64_t deadline = now_ns() + POOL_SPIN_NS;
-    unsigned i = 0;
+    int queued = JOB_QUEUED;
+    actx_req *req;
+    long ret;
 
-    for (;;) {
-        /* Relaxed: a hint; the lock orders the real dequeue. */
-        if (atomic_load_explicit(&pool.qlen, memory_order_relaxed) > 0 ||
-            atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
-            return true;
-        }
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-        if ((++i & 63) == 0 && now_ns() > deadline) {
-            return false;
-        }
+    /* Pairs with the CAS in actx__job_cancel: exactly one wins. */
+    if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_RUNNING)) {
+        actx__job_free(job); /* cancelled: detached from its request */
+        return;
     }
+    req = job->req;
+    ret = job->work(job->arg);
+    /* From here on the job and the request may be freed. */
+    actx__req_post(req, ret);
+    worker_tidy();
+}
+
+/* Sleep on the idle stack until woken, stopped or timed out; true: retire. */
+static bool idle_wait_locked(worker *self)
+{
+    int64_t idle_ns = atomic_load(&pool.nthreads) > pool.size
+                          ? POOL_EXTRA_IDLE_NS
+                          : POOL_IDLE_NS;
+    struct timespec ts;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += idle_ns / 1000000000;
+    ts.tv_nsec += idle_ns % 1000000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    self->woken = false;
+    self->idle_next = pool.idle;
+    pool.idle = self;
+    atomic_fetch_add(&pool.nidle, 1); /* W1 */
+    if (have_work_locked()) {         /* W2 */
+        idle_remove_locked(self);
+        return false;
+    }
+    while (!self->woken && rc != ETIMEDOUT &&
+           !atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
+        rc = pthread_cond_timedwait(&self->cond, &pool.lock, &ts);
+    }
+    if (self->woken) {
+        /* The waker counted us; uncount before looking at the queue. */
+        atomic_fetch_sub(&pool.nwaking, 1);
+        return false;
+    }
+    idle_remove_locked(self);
+    return rc == ETIMEDOUT && !have_work_locked() &&
+           !atomic_load_explicit(&pool.stopping, memory_order_relaxed);
 }
 
 static void *worker_main(void *arg)
 {
     worker *self = arg;
-    bool spun = false;
     bool retire = false;
 
     worker_loop_setup();
     pthread_mutex_lock(&pool.lock);
-    pool.nwaking--; /* counted by spawn_locked */
+    atomic_fetch_sub(&pool.nwaking, 1); /* counted by spawn_locked */
     for (;;) {
-        actx__job *job = dequeue_locked();
+        actx__job *job = take_locked();
 
         if (job) {
-            actx_req *req = job->req;
-            long ret;
-
-            if (pool.qlen > 0) {
+            if (pool.qlen > 0 || atomic_load(&pool.incoming)) {
                 kick_locked(); /* more work: bring in the next worker */
             }
             pthread_mutex_unlock(&pool.lock);
-            ret = job->work(job->arg);
-            /* From here on the job and the request may be freed. */
-            actx__req_post(req, ret);
-            worker_tidy();
-            spun = false;
+            run_job(job);
             pthread_mutex_lock(&pool.lock);
             continue;
         }
         if (atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
             break;
         }
-        if (!spun && !pool.spinning && POOL_SPIN_NS > 0) {
-            pool.spinning = true;
-            pool.nwaking++;
-            pthread_mutex_unlock(&pool.lock);
-            spin_for_work();
-            pthread_mutex_lock(&pool.lock);
-            pool.spinning = false;
-            pool.nwaking--;
-            spun = true;
-            continue;
-        }
-
-        /* Sleep until woken, stopped, or idle long enough to retire. */
-        {
-            int64_t idle_ns = pool.nthreads > pool.size ? POOL_EXTRA_IDLE_NS
-                                                        : POOL_IDLE_NS;
-            struct timespec ts;
-            int rc = 0;
-
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += idle_ns / 1000000000;
-            ts.tv_nsec += idle_ns % 1000000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            self->woken = false;
-            self->idle_next = pool.idle;
-            pool.idle = self;
-            pool.nidle++;
-            while (!self->woken && rc != ETIMEDOUT &&
-                   !atomic_load_explicit(&pool.stopping,
-                                         memory_order_relaxed)) {
-                rc = pthread_cond_timedwait(&self->cond, &pool.lock, &ts);
-            }
-            if (self->woken) {
-                pool.nwaking--; /* the waker counted us */
-            } else {
-                idle_remove_locked(self);
-                if (rc == ETIMEDOUT && pool.qlen == 0 &&
-                    !atomic_load_explicit(&pool.stopping,
-                                          memory_order_relaxed)) {
-                    retire = true;
-                    break;
-                }
-            }
-            spun = false;
+        if (idle_wait_locked(self)) {
+            retire = true;
+            break;
         }
     }
 
@@ -467,7 +477,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     registry_remove_locked(self);
-    pool.nthreads--;
+    atomic_fetch_sub(&pool.nthreads, 1);
     pool.nexiting++;
     pool.retired++;
     pthread_mutex_unlock(&pool.lock);
@@ -495,10 +505,10 @@ static void pool_sleep_hook(actx__loop *loop, bool entering)
     (void)loop;
     pthread_mutex_lock(&pool.lock);
     if (entering) {
-        pool.nblocked++;
+        atomic_fetch_add(&pool.nblocked, 1); /* before kick looks */
         kick_locked();
     } else {
-        pool.nblocked--;
+        atomic_fetch_sub(&pool.nblocked, 1);
     }
     pthread_mutex_unlock(&pool.lock);
 }
@@ -527,11 +537,15 @@ static void atfork_child(void)
 {
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.exit_cond, NULL);
-    pool.head = pool.tail = NULL;
-    atomic_store_explicit(&pool.qlen, 0, memory_order_relaxed);
-    pool.nthreads = pool.nblocked = pool.nwaking = pool.nidle = 0;
+    atomic_store(&pool.incoming, NULL);
+    pool.head = NULL;
+    pool.tail = &pool.head;
+    pool.qlen = 0;
+    atomic_store(&pool.nidle, 0);
+    atomic_store(&pool.nwaking, 0);
+    atomic_store(&pool.nthreads, 0);
+    atomic_store(&pool.nblocked, 0);
     pool.nexiting = 0;
-    pool.spinning = false;
     pool.idle = NULL;
     pool.all = NULL;
 }
@@ -570,9 +584,7 @@ static int default_size(void)
 
 static void start_locked(void)
 {
-    if (pool.size == 0) {
-        pool.size = default_size();
-    }
+    atomic_store(&pool.size, pool.size_set ? pool.size_set : default_size());
     pool.started = true;
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /*
@@ -587,60 +599,62 @@ static void start_locked(void)
 /*
  * Process exit: no new work starts.  Queued work is cancelled (done would
  * get -ECANCELED if its owner ever polled again); running work gets up to
- * POOL_EXIT_NS to finish, then every worker is joined.  A worker still
+ * POOL_EXIT_S to finish, then every worker is joined.  A worker still
  * running after that (a work function stuck forever) is detached and left
  * alone: nothing it may touch is freed.
  */
 static void pool_stop(void)
 {
-    actx__job *cancelled;
+    actx__job *queued;
     struct timespec dl;
     worker *w;
 
-    /* pthread_timedjoin_np and exit_cond measure CLOCK_REALTIME. */
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += POOL_EXIT_NS / 1000000000;
-
     pthread_mutex_lock(&pool.lock);
-    if (atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
+    if (atomic_load(&pool.stopping)) {
         pthread_mutex_unlock(&pool.lock);
         return;
     }
-    atomic_store_explicit(&pool.stopping, true, memory_order_relaxed);
-    cancelled = pool.head;
-    for (actx__job *j = pool.head; j; j = j->next) {
-        j->state = JOB_CANCELLED;
-    }
-    pool.head = pool.tail = NULL;
-    atomic_store_explicit(&pool.qlen, 0, memory_order_relaxed);
+    atomic_store(&pool.stopping, true);
+    grab_locked();
+    queued = pool.head;
+    pool.head = NULL;
+    pool.tail = &pool.head;
+    pool.qlen = 0;
     for (w = pool.idle; w; w = w->idle_next) {
         pthread_cond_signal(&w->cond);
     }
     pthread_mutex_unlock(&pool.lock);
 
-    while (cancelled) {
-        actx__job *next = cancelled->next;
+    /* We dequeued them: the same rule as run_job. */
+    while (queued) {
+        actx__job *next = queued->next;
+        int q = JOB_QUEUED;
 
-        actx__req_post(cancelled->req, -ECANCELED);
-        cancelled = next;
+        if (atomic_compare_exchange_strong(&queued->state, &q,
+                                           JOB_CANCELLED)) {
+            actx__req_post(queued->req, -ECANCELED);
+        } else {
+            actx__job_free(queued);
+        }
+        queued = next;
     }
 
+    /* pthread_timedjoin_np and exit_cond measure CLOCK_REALTIME. */
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += POOL_EXIT_S;
     for (;;) {
         pthread_mutex_lock(&pool.lock);
         w = pool.all;
-        if (w && pthread_equal(w->tid, pthread_self())) {
-            /* exit() from a work function: cannot join ourselves. */
-            registry_remove_locked(w);
-            pthread_mutex_unlock(&pool.lock);
-            continue;
-        }
         if (w) {
             registry_remove_locked(w);
-            pool.nthreads--;
+            atomic_fetch_sub(&pool.nthreads, 1);
         }
         pthread_mutex_unlock(&pool.lock);
         if (!w) {
             break;
+        }
+        if (pthread_equal(w->tid, pthread_self())) {
+            continue; /* exit() from a work function: cannot join ourselves */
         }
         if (pthread_timedjoin_np(w->tid, NULL, &dl) == 0) {
             pthread_cond_destroy(&w->cond);
@@ -663,13 +677,24 @@ static void pool_stop(void)
 /* ------------------------------------------------------------------------ */
 /* Submission and cancellation.                                              */
 
+/* Slow path of a submission: start the pool, wake or create a worker. */
+static void submit_kick(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (ACTX__UNLIKELY(!pool.started)) {
+        start_locked();
+    }
+    kick_locked();
+    pthread_mutex_unlock(&pool.lock);
+}
+
 actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
                             size_t argsize, actx_done_fn *done, void *opaque)
 {
     actx__loop *loop = actx__loop_get();
-    actx__job *job;
+    actx__job *job, *old;
     actx_req *req;
-    bool no_thread;
+    int idle;
 
     if (ACTX__UNLIKELY(!loop)) {
         return NULL;
@@ -678,14 +703,28 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
         errno = EINVAL;
         return NULL;
     }
-    if (ACTX__UNLIKELY(loop->closed)) {
+    if (ACTX__UNLIKELY(loop->closed ||
+                       atomic_load_explicit(&pool.stopping,
+                                            memory_order_relaxed))) {
         errno = EPIPE;
+        return NULL;
+    }
+    if (ACTX__UNLIKELY(loop->st.outstanding >= POOL_OUTSTANDING_MAX)) {
+        errno = EAGAIN;
         return NULL;
     }
     job = job_alloc(loop);
     if (ACTX__UNLIKELY(!job)) {
         return NULL;
     }
+    /* The request last: nothing can fail after it exists. */
+    req = actx__req_alloc(loop, done, opaque);
+    if (ACTX__UNLIKELY(!req)) {
+        actx__job_free(job);
+        return NULL;
+    }
+    req->job = job;
+    job->req = req;
     job->work = work;
     if (argsize) {
         memcpy(job->args, arg, argsize);
@@ -693,41 +732,26 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
     } else {
         job->arg = (void *)arg;
     }
+    atomic_store_explicit(&job->state, JOB_QUEUED, memory_order_relaxed);
 
-    pthread_mutex_lock(&pool.lock);
-    if (ACTX__UNLIKELY(!pool.started)) {
-        start_locked();
-    }
-    if (ACTX__UNLIKELY(pool.qlen >= POOL_QUEUE_MAX ||
-                       atomic_load_explicit(&pool.stopping,
-                                            memory_order_relaxed))) {
-        int err = pool.qlen >= POOL_QUEUE_MAX ? EAGAIN : EPIPE;
+    /* S1: publishes the job (release for grab_locked's exchange). */
+    old = atomic_load_explicit(&pool.incoming, memory_order_relaxed);
+    do {
+        job->next = old;
+    } while (!atomic_compare_exchange_weak(&pool.incoming, &old, job));
 
-        pthread_mutex_unlock(&pool.lock);
-        actx__job_free(job);
-        errno = err;
-        return NULL;
-    }
-    /* The request last: nothing can fail after it exists. */
-    req = actx__req_alloc(loop, done, opaque);
-    if (ACTX__UNLIKELY(!req)) {
-        pthread_mutex_unlock(&pool.lock);
-        actx__job_free(job);
-        return NULL;
-    }
-    req->job = job;
-    job->req = req;
-    queue_append_locked(job);
-    kick_locked();
-    no_thread = pool.nthreads == 0;
-    if (ACTX__UNLIKELY(no_thread)) {
-        /* Not a single worker could be created: fail the request. */
-        queue_unlink_locked(job);
-        job->state = JOB_CANCELLED;
-    }
-    pthread_mutex_unlock(&pool.lock);
-    if (ACTX__UNLIKELY(no_thread)) {
-        actx__req_post(req, -EAGAIN);
+    /* S2: is a worker idle and none on its way, or may the pool grow? */
+    idle = atomic_load(&pool.nidle);
+    if (idle > 0) {
+        if (atomic_load(&pool.nwaking) == 0) {
+            submit_kick();
+        }
+    } else if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) <
+               atomic_load_explicit(&pool.size, memory_order_relaxed)) {
+        submit_kick();
+    } else if (ACTX__UNLIKELY(atomic_load_explicit(
+                                  &pool.size, memory_order_relaxed) == 0)) {
+        submit_kick(); /* first use: start the pool */
     }
     return req;
 }
@@ -739,16 +763,18 @@ actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done, void *opaque)
 
 int actx__job_cancel(actx__job *job)
 {
-    pthread_mutex_lock(&pool.lock);
-    if (job->state != JOB_QUEUED) {
-        pthread_mutex_unlock(&pool.lock);
+    int queued = JOB_QUEUED;
+    actx_req *req = job->req;
+
+    /* Pairs with the CAS in run_job: exactly one wins. */
+    if (!atomic_compare_exchange_strong(&job->state, &queued,
+                                        JOB_CANCELLED)) {
         return -EBUSY;
     }
-    queue_unlink_locked(job);
-    job->state = JOB_CANCELLED;
-    pthread_mutex_unlock(&pool.lock);
+    /* Still linked in the queue: whoever dequeues it frees it. */
+    req->job = NULL;
     /* Owner thread: queued behind earlier arrivals, never run inline. */
-    actx__req_post(job->req, -ECANCELED);
+    actx__req_post(req, -ECANCELED);
     return 0;
 }
 
@@ -777,7 +803,7 @@ int actx_pool_set_size(int n)
     if (pool.started) {
         rc = -EBUSY;
     } else {
-        pool.size = n;
+        pool.size_set = n;
     }
     pthread_mutex_unlock(&pool.lock);
     return rc;
