@@ -100,22 +100,37 @@ typedef struct actx__call {
     actx_ctx *ctx; /* holds a reference */
 } actx__call;
 
+/*
+ * BH state is split so that the owner thread never needs an atomic
+ * read-modify-write to schedule or run a BH (bh.c explains the protocol):
+ *   lstate - written only by the owner (plain stores): scheduled locally,
+ *            idle, and the cancel generation the schedule belongs to;
+ *   cgen   - bumped by a cancel from another thread, which invalidates a
+ *            local schedule;
+ *   rflags - scheduling by other threads (CAS), mailbox link ownership.
+ */
 enum {
-    ACTX__BH_SCHEDULED = 1u << 0,
-    ACTX__BH_IDLE = 1u << 1,
-    ACTX__BH_ENQUEUED = 1u << 2, /* linked in a mailbox or a BH list */
-    ACTX__BH_DELETED = 1u << 3,
+    ACTX__BH_L_SCHED = 1u << 0,
+    ACTX__BH_L_IDLE = 1u << 1,
+    ACTX__BH_L_GEN_SHIFT = 2,
+    ACTX__BH_R_SCHED = 1u << 0,
+    ACTX__BH_R_IDLE = 1u << 1,
+    ACTX__BH_R_MAILED = 1u << 2, /* linked in the mailbox */
 };
 
 struct actx_bh {
-    actx__msg msg;         /* link: mailbox or BH list (ENQUEUED) */
-    _Atomic unsigned flags;
+    actx__msg msg;          /* mailbox link (R_MAILED) */
+    _Atomic uint32_t lstate;
+    _Atomic uint32_t cgen;
+    _Atomic uint32_t rflags;
+    bool in_list, deleted;  /* owner-only */
     actx_fn *cb;
     void *opaque;
-    actx_ctx *ctx;         /* owner-only */
-    actx__loop *loop;      /* immutable */
-    actx__mailbox *mb;     /* immutable */
-    uint64_t seq;          /* stamp when appended to a BH list */
+    actx_ctx *ctx;          /* owner-only */
+    actx__loop *loop;       /* immutable */
+    actx__mailbox *mb;      /* immutable */
+    uint64_t seq;           /* owner: stamp of the latest schedule */
+    actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
     actx_bh *all_prev, *all_next; /* the loop's live BHs */
 };
 
@@ -131,7 +146,8 @@ struct actx_ctx {
     long objs, npending, nreq;
     actx__msg *q_head, **q_tail; /* completions, calls, stops */
     long q_len;
-    actx__msg *bh_head, **bh_tail; /* scheduled BHs, stamped by seq */
+    actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
+    long bh_len;
     void *timers;         /* timer heap of this context (timer.c) */
     actx__fd *parked;     /* fds parked while another context is current */
 
@@ -172,7 +188,7 @@ struct actx__loop {
     actx_ctx *root;
     actx_ctx *ctx_free;
     actx__msg *req_free;
-    long req_free_n;
+    struct req_slab *req_slabs;
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -241,7 +257,7 @@ void actx__drain(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
-     * Relaxed is enough: actx__mb_take's exchange acquires.  Neither NULL
+     * Relaxed is enough: actx__drain's exchange acquires.  Neither NULL
      * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
      */
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head,

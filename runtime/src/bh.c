@@ -1,30 +1,87 @@
 /*
  * bh.c - bottom halves.
  *
- * A BH is scheduled by setting SCHEDULED and, if it was not linked
- * anywhere, linking it (ENQUEUED): on the owner thread straight into its
- * context's BH list, from other threads through the mailbox, which the
- * owner drains into the same list.  The flags word decides every race:
- * whoever sets ENQUEUED owns the link; cancel only clears SCHEDULED, and
- * the poll that unlinks a cancelled BH skips it.
+ * Scheduling on the owner thread is the hot path (a BH that schedules the
+ * next one, bursts of scheduled BHs), so it uses no atomic read-modify-write:
+ * the owner records a schedule in lstate with a plain store, tagged with the
+ * cancel generation it read.  Other threads never write lstate:
  *
- * A BH list holds BHs in scheduling order, each stamped with the loop's
- * sequence number when appended.  actx_bh_poll runs the entries stamped
- * before it started, so a BH scheduled during the call runs at the next one
- * and a nested poll from a callback (same context) simply continues the
- * list.  Cost is O(scheduled), never O(all BHs).
+ *   - a schedule from another thread first looks at lstate (a valid local
+ *     schedule makes it a no-op), else sets R_SCHED in rflags with a CAS and,
+ *     if it won R_MAILED (the mailbox link), posts the BH to the mailbox;
+ *     the owner moves it into its context's BH list when it drains;
+ *   - a cancel from another thread bumps cgen, which invalidates any local
+ *     schedule made with an older generation, and clears R_SCHED.
+ *
+ * A BH is runnable when it has a valid local schedule or R_SCHED.  The poll
+ * that takes it off the list clears both (a plain store for lstate, a
+ * fetch_and only when R_SCHED is set) and runs it.  A BH can be in the
+ * mailbox and in a BH list at once, so the two links are separate fields.
+ *
+ * A context's BH list holds its scheduled BHs in scheduling order (a BH
+ * scheduled again after a cancel moves to the tail); each schedule stamps
+ * bh->seq with the loop's counter.  actx_bh_poll runs the BHs stamped before
+ * it started; one stamped later (scheduled during the call) goes back to the
+ * tail and runs at the next call.  A deleted BH leaves the list at once.
+ * Cost is O(scheduled), never O(all BHs).
  */
 #include "actx-internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-static void bh_list_append(actx__loop *loop, actx_ctx *c, actx_bh *bh)
+#define GEN_MASK (UINT32_MAX >> ACTX__BH_L_GEN_SHIFT)
+
+/* Does lstate hold a schedule that no cancel has invalidated? */
+static inline bool local_valid(actx_bh *bh, uint32_t ls)
 {
+    /*
+     * Relaxed: a cancel that happens-before this load (through the user's
+     * own synchronisation) is seen by coherence; a racing one may be
+     * ordered either way.
+     */
+    return (ls & ACTX__BH_L_SCHED) &&
+           (ls >> ACTX__BH_L_GEN_SHIFT) ==
+               (atomic_load_explicit(&bh->cgen, memory_order_relaxed) &
+                GEN_MASK);
+}
+
+/*
+ * The owner's BH list of a context is doubly linked, so a BH scheduled again
+ * after a cancel moves to the tail: the list is always in scheduling order.
+ */
+static void list_push(actx_ctx *c, actx_bh *bh)
+{
+    bh->list_next = NULL;
+    bh->list_pprev = c->bh_tail;
+    *c->bh_tail = bh;
+    c->bh_tail = &bh->list_next;
+    c->bh_len++;
+    bh->in_list = true;
+}
+
+static void list_unlink(actx_ctx *c, actx_bh *bh)
+{
+    *bh->list_pprev = bh->list_next;
+    if (bh->list_next) {
+        bh->list_next->list_pprev = bh->list_pprev;
+    } else {
+        c->bh_tail = bh->list_pprev;
+    }
+    c->bh_len--;
+    bh->in_list = false;
+}
+
+/* Append bh (not scheduled until now) at the tail of its context's list. */
+static void list_requeue(actx__loop *loop, actx_bh *bh)
+{
+    actx_ctx *c = actx__obj_ctx(&bh->ctx);
+
+    if (bh->in_list) {
+        list_unlink(c, bh);
+    }
     bh->seq = ++loop->bh_seq;
-    bh->msg.next = NULL;
-    *c->bh_tail = &bh->msg;
-    c->bh_tail = &bh->msg.next;
+    list_push(c, bh);
 }
 
 actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
@@ -40,20 +97,17 @@ actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
     if (!loop) {
         return NULL;
     }
-    bh = malloc(sizeof(*bh));
+    bh = calloc(1, sizeof(*bh));
     if (!bh) {
         errno = ENOMEM;
         return NULL;
     }
     bh->msg.type = ACTX__MSG_BH;
-    atomic_init(&bh->flags, 0);
     bh->cb = cb;
     bh->opaque = opaque;
     bh->ctx = loop->cur;
     bh->loop = loop;
     bh->mb = loop->mb;
-    bh->seq = 0;
-    bh->all_prev = NULL;
     bh->all_next = loop->bhs;
     if (loop->bhs) {
         loop->bhs->all_prev = bh;
@@ -65,58 +119,84 @@ actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
     return bh;
 }
 
+static void schedule_local(actx__loop *loop, actx_bh *bh, bool idle)
+{
+    uint32_t g;
+
+    if (ACTX__UNLIKELY(bh->deleted)) {
+        return;
+    }
+    /* Earlier arrivals first: scheduling order is run order. */
+    actx__drain_if_any(loop);
+    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
+                                             memory_order_relaxed)) ||
+        (atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
+         ACTX__BH_R_SCHED)) {
+        return; /* already scheduled: an idle one stays idle */
+    }
+    g = atomic_load_explicit(&bh->cgen, memory_order_relaxed) & GEN_MASK;
+    atomic_store_explicit(&bh->lstate,
+                          (g << ACTX__BH_L_GEN_SHIFT) | ACTX__BH_L_SCHED |
+                              (idle ? ACTX__BH_L_IDLE : 0),
+                          memory_order_relaxed);
+    list_requeue(loop, bh);
+}
+
+static void schedule_remote(actx_bh *bh, bool idle)
+{
+    uint32_t old, new;
+
+    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
+                                             memory_order_relaxed))) {
+        return; /* the owner scheduled it and knows */
+    }
+    old = atomic_load_explicit(&bh->rflags, memory_order_relaxed);
+    do {
+        if (old & ACTX__BH_R_SCHED) {
+            return;
+        }
+        new = old | ACTX__BH_R_SCHED | ACTX__BH_R_MAILED;
+        new = idle ? (new | ACTX__BH_R_IDLE) : (new & ~ACTX__BH_R_IDLE);
+        /*
+         * seq_cst: orders the schedule before our load of notify_me
+         * (actx__mb_notify), pairing with the owner's store of notify_me
+         * before it scans its BH list (actx__bh_has_nonidle).
+         */
+    } while (!atomic_compare_exchange_weak(&bh->rflags, &old, new));
+
+    if (old & ACTX__BH_R_MAILED) {
+        /* Still in the mailbox from an earlier, cancelled schedule. */
+        if (!idle) {
+            actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
+        }
+        return;
+    }
+    if (actx__mb_post(bh->mb, &bh->msg,
+                      idle ? ACTX__WAKE_UNBOUNDED : ACTX__WAKE_ANY) ||
+        !idle) {
+        return; /* posted (or the loop is gone: scheduling is misuse) */
+    }
+    /*
+     * Another thread may have turned our idle schedule into a normal one
+     * (cancel + schedule) and notified before our push was visible.
+     */
+    new = atomic_load(&bh->rflags);
+    if ((new & ACTX__BH_R_SCHED) && !(new & ACTX__BH_R_IDLE)) {
+        actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
+    }
+}
+
 static void bh_schedule(actx_bh *bh, bool idle)
 {
-    actx__loop *loop;
-    unsigned old, new;
+    actx__loop *loop = actx__tls_loop;
 
     if (ACTX__UNLIKELY(!bh)) {
         return;
     }
-    old = atomic_load_explicit(&bh->flags, memory_order_relaxed);
-    do {
-        if (old & (ACTX__BH_SCHEDULED | ACTX__BH_DELETED)) {
-            return;
-        }
-        new = old | ACTX__BH_SCHEDULED | ACTX__BH_ENQUEUED;
-        new = idle ? (new | ACTX__BH_IDLE) : (new & ~ACTX__BH_IDLE);
-        /*
-         * seq_cst: orders the flag change before our load of notify_me
-         * (actx__mb_notify), pairing with the owner's store of notify_me
-         * before it scans BH lists for runnable work.
-         */
-    } while (!atomic_compare_exchange_weak(&bh->flags, &old, new));
-
-    loop = actx__tls_loop;
-    if (loop == bh->loop) {
-        /* Owner thread: nobody sleeps; keep order with earlier arrivals. */
-        if (!(old & ACTX__BH_ENQUEUED)) {
-            actx__drain_if_any(loop);
-            bh_list_append(loop, actx__obj_ctx(&bh->ctx), bh);
-        }
-        return;
-    }
-    if (!(old & ACTX__BH_ENQUEUED)) {
-        /* We own the link. */
-        if (actx__mb_post(bh->mb, &bh->msg,
-                          idle ? ACTX__WAKE_UNBOUNDED : ACTX__WAKE_ANY)) {
-            return; /* the loop is gone: scheduling a dead BH is misuse */
-        }
-        if (!idle) {
-            return;
-        }
-        /*
-         * Another thread may have turned our idle schedule into a normal
-         * one and notified before our push was visible: wake for it now.
-         * The BH may already be run (not freed: delete must not race).
-         */
-        new = atomic_load(&bh->flags);
-        if ((new & ACTX__BH_SCHEDULED) && !(new & ACTX__BH_IDLE)) {
-            actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
-        }
-    } else if (!idle) {
-        /* Linked already (maybe as idle): make sure the owner looks. */
-        actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
+    if (ACTX__LIKELY(loop == bh->loop)) {
+        schedule_local(loop, bh, idle);
+    } else {
+        schedule_remote(bh, idle);
     }
 }
 
@@ -132,10 +212,24 @@ void actx_bh_schedule_idle(actx_bh *bh)
 
 void actx_bh_cancel(actx_bh *bh)
 {
-    if (bh) {
-        /* The link stays; the poll that unlinks it sees it cancelled. */
-        atomic_fetch_and(&bh->flags, ~ACTX__BH_SCHEDULED);
+    if (!bh) {
+        return;
     }
+    if (actx__tls_loop == bh->loop) {
+        atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
+        if (bh->in_list && !(atomic_load_explicit(&bh->rflags,
+                                                  memory_order_relaxed) &
+                             ACTX__BH_R_SCHED)) {
+            list_unlink(actx__obj_ctx(&bh->ctx), bh);
+        }
+    } else {
+        atomic_fetch_add(&bh->cgen, 1);
+    }
+    if (atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
+        ACTX__BH_R_SCHED) {
+        atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
+    }
+    /* A listed BH stays listed; the poll that takes it skips it. */
 }
 
 static void bh_unlink_all(actx__loop *loop, actx_bh *bh)
@@ -153,70 +247,89 @@ static void bh_unlink_all(actx__loop *loop, actx_bh *bh)
 void actx_bh_delete(actx_bh *bh)
 {
     actx__loop *loop;
-    unsigned old;
+    uint32_t old;
 
     if (!bh) {
         return;
     }
     loop = bh->loop;
     ACTX__CHECK_OWNER(loop, );
-    old = atomic_fetch_or(&bh->flags, ACTX__BH_DELETED);
-    if (old & ACTX__BH_DELETED) {
+    if (bh->deleted) {
         actx__misuse(__func__, "BH deleted twice");
         return;
     }
-    atomic_fetch_and(&bh->flags, ~ACTX__BH_SCHEDULED);
+    bh->deleted = true;
+    atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
+    old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
+    if (bh->in_list) {
+        list_unlink(actx__obj_ctx(&bh->ctx), bh);
+    }
     bh_unlink_all(loop, bh);
     loop->st.live_bhs--;
     actx__ctx_resolve(bh->ctx)->npending--;
     actx__obj_put(loop, bh->ctx);
-    if (!(old & ACTX__BH_ENQUEUED)) {
+    if (!(old & ACTX__BH_R_MAILED)) {
         free(bh);
     }
-    /* Else whoever unlinks it (poll, drain, shutdown) frees it. */
+    /* Else the drain that takes it out of the mailbox frees it. */
 }
 
-/* Owner: a BH posted by another thread arrived. */
+/* Owner: a BH posted by another thread came out of the mailbox. */
 void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
 {
-    if (atomic_load(&bh->flags) & ACTX__BH_DELETED) {
+    uint32_t old = atomic_fetch_and(&bh->rflags,
+                                    ~(uint32_t)ACTX__BH_R_MAILED);
+
+    if (bh->deleted) {
         free(bh);
         return;
     }
-    bh_list_append(loop, actx__obj_ctx(&bh->ctx), bh);
+    if (!(old & ACTX__BH_R_SCHED)) {
+        return; /* cancelled on the way */
+    }
+    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
+                                             memory_order_relaxed))) {
+        return; /* the owner scheduled it meanwhile: keep that place */
+    }
+    list_requeue(loop, bh);
 }
 
 int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
 {
     uint64_t limit = loop->bh_seq;
+    long n = c->bh_len;
     int progress = 0;
-    actx__msg *m;
+    actx_bh *bh;
 
-    while ((m = c->bh_head) != NULL) {
-        actx_bh *bh = ACTX__CONTAINER_OF(m, actx_bh, msg);
-        unsigned old;
+    while (n-- > 0 && (bh = c->bh_head) != NULL) {
+        uint32_t ls, rf;
+        bool run, idle = true;
 
+        list_unlink(c, bh);
+        actx__assert(!bh->deleted);
         if (bh->seq > limit) {
-            break; /* scheduled during this call */
-        }
-        c->bh_head = m->next;
-        if (!c->bh_head) {
-            c->bh_tail = &c->bh_head;
-        }
-        /*
-         * Unlink and unschedule in one step: a schedule from now on links
-         * it again and runs it at a later poll.
-         */
-        old = atomic_fetch_and(&bh->flags,
-                               ~(ACTX__BH_ENQUEUED | ACTX__BH_SCHEDULED));
-        if (old & ACTX__BH_DELETED) {
-            free(bh);
+            list_push(c, bh); /* scheduled during this call: next one */
             continue;
         }
-        if (!(old & ACTX__BH_SCHEDULED)) {
+        ls = atomic_load_explicit(&bh->lstate, memory_order_relaxed);
+        run = local_valid(bh, ls);
+        if (run) {
+            idle = ls & ACTX__BH_L_IDLE;
+            atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
+        }
+        rf = atomic_load_explicit(&bh->rflags, memory_order_relaxed);
+        if (ACTX__UNLIKELY(rf & ACTX__BH_R_SCHED)) {
+            /* Test-and-clear: a racing cancel may win. */
+            rf = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
+            if (rf & ACTX__BH_R_SCHED) {
+                idle = (run ? idle : true) && (rf & ACTX__BH_R_IDLE);
+                run = true;
+            }
+        }
+        if (!run) {
             continue; /* cancelled */
         }
-        if (old & ACTX__BH_IDLE) {
+        if (idle) {
             *ran_idle = true;
         } else {
             progress = 1;
@@ -239,42 +352,37 @@ int actx_bh_poll(void)
     return actx__bh_poll_ctx(loop, loop->cur, &ran_idle);
 }
 
-/* Owner: is a non-idle BH scheduled in c?  O(scheduled); used to decide
- * whether to sleep, never on the fast path. */
+/*
+ * Owner: is a non-idle BH scheduled in c?  O(scheduled); used to decide
+ * whether to sleep, never on the fast path.  seq_cst loads: O3 of the
+ * wake-up protocol (mailbox.c), paired with schedule_remote's CAS.
+ */
 bool actx__bh_has_nonidle(actx_ctx *c)
 {
-    actx__msg *m;
+    actx_bh *bh;
 
-    for (m = c->bh_head; m; m = m->next) {
-        actx_bh *bh = ACTX__CONTAINER_OF(m, actx_bh, msg);
-        unsigned f = atomic_load(&bh->flags);
+    for (bh = c->bh_head; bh; bh = bh->list_next) {
+        uint32_t ls = atomic_load(&bh->lstate);
+        uint32_t rf = atomic_load(&bh->rflags);
 
-        if ((f & ACTX__BH_SCHEDULED) && !(f & ACTX__BH_IDLE)) {
+        if ((local_valid(bh, ls) && !(ls & ACTX__BH_L_IDLE)) ||
+            ((rf & ACTX__BH_R_SCHED) && !(rf & ACTX__BH_R_IDLE))) {
             return true;
         }
     }
     return false;
 }
 
-/* Shutdown: free what lists still link, then every live BH. */
+/* Shutdown (mailbox closed and drained): free every BH. */
 void actx__bh_loop_shutdown(actx__loop *loop)
 {
     actx_ctx *c = loop->root;
-    actx__msg *m;
+    actx_bh *bh;
 
-    while ((m = c->bh_head) != NULL) {
-        actx_bh *bh = ACTX__CONTAINER_OF(m, actx_bh, msg);
-
-        c->bh_head = m->next;
-        if (atomic_fetch_and(&bh->flags, ~ACTX__BH_ENQUEUED) &
-            ACTX__BH_DELETED) {
-            free(bh);
-        }
+    while ((bh = c->bh_head) != NULL) {
+        list_unlink(c, bh);
     }
-    c->bh_tail = &c->bh_head;
-    while (loop->bhs) {
-        actx_bh *bh = loop->bhs;
-
+    while ((bh = loop->bhs) != NULL) {
         loop->bhs = bh->all_next;
         actx__ctx_resolve(bh->ctx)->npending--;
         actx__obj_put(loop, bh->ctx);

@@ -45,6 +45,7 @@ static actx_ctx *ctx_alloc(actx__loop *loop)
     c->q_len = 0;
     c->bh_head = NULL;
     c->bh_tail = &c->bh_head;
+    c->bh_len = 0;
     actx__assert(c->timers == NULL && c->parked == NULL);
     /* Relaxed: nobody else can see a context before it is pushed. */
     atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
@@ -209,9 +210,12 @@ int actx_pop(void)
     p = c->parent;
     if (c->bh_head) {
         *p->bh_tail = c->bh_head;
+        c->bh_head->list_pprev = p->bh_tail;
         p->bh_tail = c->bh_tail;
+        p->bh_len += c->bh_len;
         c->bh_head = NULL;
         c->bh_tail = &c->bh_head;
+        c->bh_len = 0;
     }
     if (c->q_head) {
         *p->q_tail = c->q_head;

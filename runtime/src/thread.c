@@ -134,9 +134,12 @@ void actx_thread_shutdown(void)
         }
     }
     actx__assert(loop->cur == loop->root);
-    run_accepted(loop);
 
-    /* Close: from here on posts are refused. */
+    /*
+     * Close first: what the mailbox holds now is exactly what was accepted
+     * before shutdown; from here on posts are refused, so posters racing
+     * with us cannot keep the loop alive.
+     */
     m = actx__mb_take(loop->mb, true);
     loop->closed = true;
     while (m) {
@@ -164,12 +167,8 @@ void actx_thread_shutdown(void)
     tls_dead_mb = loop->mb;
     actx__mb_unref(loop->mb, loop->mb_budget);
     actx__tls_loop = NULL;
-    /*
-     * Not NULL: the key's destructor must still run at thread exit to drop
-     * the reference tls_dead_mb holds (a NULL value skips it, and the
-     * mailbox leaked after an explicit shutdown).
-     */
-    pthread_setspecific(loop_key, (void *)&tls_dead_mb);
+    /* Non-NULL, so that the key's destructor drops tls_dead_mb at exit. */
+    pthread_setspecific(loop_key, &tls_dead_mb);
     free(loop);
 }
 
@@ -193,16 +192,6 @@ void actx_stats(struct actx_stats *st)
         }
     }
     st->posts_refused_all = actx__refused_all();
-}
-
-static long list_len(actx__msg *m)
-{
-    long n = 0;
-
-    for (; m; m = m->next) {
-        n++;
-    }
-    return n;
 }
 
 void actx_dump(FILE *out)
@@ -231,7 +220,7 @@ void actx_dump(FILE *out)
                 "  context %d%s: queued %ld, scheduled BHs %ld, requests "
                 "%ld, pending sources %ld, handles %ld%s\n",
                 c->depth, c == loop->cur ? " (current)" : "", c->q_len,
-                list_len(c->bh_head), c->nreq, c->npending,
+                c->bh_len, c->nreq, c->npending,
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }
