@@ -20,6 +20,7 @@
  * table says met or MISSED and the program exits 0.
  *
  * Usage: bench-pool [-n REPS] [-t SECONDS] [-p THREADS] [-q]
+ *                   [-only actx,uv,raw,pp,pipe,io]  (profiling: a subset)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +35,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench-util.h"
 
 #ifndef BENCH_NO_ACTX
 #include "actx.h"
@@ -60,10 +63,7 @@ static bool want(const char *who)
 
 static uint64_t now_ns(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return bench_now_ns();
 }
 
 /* xorshift: cheap random block numbers, one state per user. */
@@ -329,20 +329,21 @@ static double raw_preads(double seconds)
 
 /* ------------------------------------------------------------------------ */
 
-static void row(const char *name, const char *unit, double actx,
-                const char *peer, double pv, const char *target, double tv)
+/* One table row: rates in M/s, target a ratio actx/peer >= value. */
+static void row(const char *name, double actx, const char *peer, double pv,
+                double target, const char *note)
 {
-    char ratio[32] = "-", verdict[64] = "";
+    bench_row r = {0};
 
-    if (!isnan(actx) && !isnan(pv) && pv > 0) {
-        snprintf(ratio, sizeof(ratio), "%.2fx", actx / pv);
-        if (target) {
-            snprintf(verdict, sizeof(verdict), ">= %gx  %s", tv,
-                     actx / pv >= tv ? "met" : "MISSED");
-        }
-    }
-    printf("%-30s %-8s %11.0f  %-24s %11.0f %9s  %s\n", name, unit, actx,
-           peer, pv, ratio, verdict);
+    r.name = name;
+    r.unit = "M/s";
+    r.actx = actx / 1e6;
+    bench_row_peer(&r, peer, pv / 1e6);
+    r.target = BENCH_TARGET_RATIO_MIN;
+    r.target_value = target;
+    r.target_peer = 0;
+    r.note = note;
+    bench_table_row(&r);
 }
 
 static void make_file(void)
@@ -379,23 +380,18 @@ int main(int argc, char **argv)
     long n_pp, n_pipe, n_io;
     char env[32];
 
+    {
+        bench_opts o;
+
+        bench_parse(&o, argc, argv, 5, 0.3);
+        reps = o.reps;
+        rep_s = o.rep_seconds;
+    }
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-            reps = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
-            rep_s = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+        if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             nthreads = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "-only") && i + 1 < argc) {
             only = argv[++i];
-        } else if (!strcmp(argv[i], "-q")) {
-            reps = 2;
-            rep_s /= 4;
-        } else {
-            fprintf(stderr,
-                    "usage: %s [-n REPS] [-t SECONDS] [-p THREADS] [-q]\n",
-                    argv[0]);
-            return 2;
         }
     }
     if (reps < 1) {
@@ -466,18 +462,17 @@ int main(int argc, char **argv)
 #endif
     }
 
-    printf("\nbench-pool: %d pool threads (both pools), %ld CPUs, best of "
-           "%d, ~%.2f s each\n",
+    printf("\nbench-pool: %d pool threads in both pools, %ld CPUs, best of %d, "
+           "~%.2f s each\n",
            nthreads, sysconf(_SC_NPROCESSORS_ONLN), reps, rep_s);
-    printf("%-30s %-8s %11s  %-24s %11s %9s  %s\n", "benchmark", "unit",
-           "actx", "peer", "peer fig", "actx/peer", "target");
-    row("null job round trip (W=1)", "jobs/s", a_pp, "libuv uv_queue_work",
-        u_pp, "x", 1.5);
-    row("null jobs, 64 in flight", "jobs/s", a_pipe, "libuv uv_queue_work",
-        u_pipe, "x", 1.5);
-    row("4 KiB preads, 64 in flight", "reads/s", a_io, "sync pread threads",
-        r_io, "x", 0.8);
-    row("", "", a_io, "libuv uv_fs_read", u_io, "x", 1.0);
+    bench_table_header("worker pool and file AIO (M/s: higher is better)");
+    row("null job round trip, W=1", a_pp, "libuv uv_queue_work", u_pp, 1.5,
+        "one job in flight: submit -> work -> done -> submit");
+    row("null jobs, 64 in flight", a_pipe, "libuv uv_queue_work", u_pipe,
+        1.5, "one submitting thread; each done submits the next");
+    row("4 KiB preads, 64 in flight", a_io, "sync pread, pool-size thr",
+        r_io, 0.8, "page-cached 64 MiB file, random blocks");
+    row("", a_io, "libuv uv_fs_read", u_io, 1.0, NULL);
 #ifndef BENCH_NO_ACTX
     {
         struct actx_stats st;
