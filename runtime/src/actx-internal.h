@@ -200,6 +200,8 @@ struct actx__loop {
     void *theap_spare;     /* an empty timer heap kept for reuse (timer.c) */
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
+    actx__job *job_free;   /* spare pool jobs (pool.c) */
+    long job_free_n;
     struct actx_stats st;
 };
 
@@ -293,6 +295,16 @@ void actx__req_refused(actx_req *req);
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
 void actx__job_free(actx__job *job);
+void actx__pool_loop_shutdown(actx__loop *loop);
+
+/*
+ * Submit work on the pool for the calling thread's loop.  With argsize > 0,
+ * argsize bytes at arg (at most ACTX__JOB_ARGS) are copied into the job and
+ * work gets a pointer to the copy (aio.c); otherwise work gets arg itself.
+ */
+#define ACTX__JOB_ARGS 32
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
+                            size_t argsize, actx_done_fn *done, void *opaque);
 
 /*
  * backend-epoll.c: the OS backend.  An epoll registration carries
