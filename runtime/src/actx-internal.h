@@ -237,6 +237,7 @@ int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level);
 void actx__mb_notify(actx__mailbox *mb, int wake_level);
 actx__msg *actx__mb_take(actx__mailbox *mb, bool close);
 void actx__mb_refused(actx__mailbox *mb);
+void actx__mb_rearm(actx__loop *loop);
 void actx__mb_prepare_sleep(actx__loop *loop, int level);
 void actx__mb_end_sleep(actx__loop *loop);
 void actx__mb_ack(actx__loop *loop);

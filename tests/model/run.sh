@@ -30,12 +30,11 @@ for tool in spin "$cc"; do
     fi
 done
 
-# The O1 step runtime/src/mailbox.c implements (actx__mb_prepare_sleep and
-# disarm_embedding in poll.c): 0 = exchange notified to false, then read
-# the eventfd (as of 31cf08d: LOSES WAKE-UPS, see mailbox.pml); 1 = if
-# notified, read the eventfd, then store false (the proposed fix).  Set to
-# 1 when mailbox.c is fixed.
-CODE_O1=0
+# The O1 step runtime/src/mailbox.c implements (actx__mb_rearm): 1 = if
+# notified, read the eventfd, then store false.  0 (exchange notified to
+# false, then read) is what the code did up to 31cf08d: it loses wake-ups
+# and is kept below as a mutant that must fail.
+CODE_O1=1
 
 checks=()   # expect|kind|model|defines
 add() { checks+=("$1|$2|$3|$4"); }
@@ -53,6 +52,7 @@ if [ "$CODE_O1" != 1 ]; then
     add pass safety bh-idle.pml "-DO1=1 -DNTHR=2 -DNOPS=2"
 fi
 # --- mutants: each must fail ----------------------------------------------
+add fail safety mailbox.pml "-DO1=0 -DNPOST=2 -DNMSG=2"
 add fail safety mailbox.pml "-DO1=1 -DMUT_NO_O1_CLEAR"
 add fail safety mailbox.pml "-DO1=1 -DMUT_SWAP_O2_O3"
 add fail safety mailbox.pml "-DO1=1 -DMUT_P2_BEFORE_P1"
