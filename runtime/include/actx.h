@@ -151,16 +151,51 @@ ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
 /*
  * Owner thread only.  work(opaque) runs on a pool thread; its return value
- * is passed to done, delivered like any completion.  NULL/errno on failure.
+ * is passed to done (which may be NULL), delivered like any completion.
+ * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this
+ * thread's runtime, or the process, is shutting down), EAGAIN (this thread
+ * already has 1,048,576 outstanding requests: the bound on queue growth).
+ *
+ * The pool (one per process) starts on first use.  Work starts in
+ * submission order (FIFO); how many run at once is the pool's size.  A
+ * submission costs one CAS and no system call unless an idle worker must be
+ * woken (at most one wake-up per burst: woken workers wake the next) or a
+ * thread created.  The completion travels like actx_req_complete's: one
+ * post to this loop's mailbox, an eventfd write only if this loop sleeps.
+ *
+ * A work function may use the runtime on its pool thread (it has its own
+ * loop): push, submit, ACTX_WAIT_WHILE, pop.  Policy: the pool grows.  A
+ * worker sleeping in such a nested wait does not count against the size;
+ * while work is queued, no worker is idle and (threads - blocked) < size, a
+ * thread is created (up to 4096), so nested waits on every pool thread at
+ * once cannot deadlock.  Requests a work function submits without waiting
+ * complete on that pool thread between jobs; contexts it leaves pushed are
+ * popped (with a diagnostic).
+ *
+ * Idle threads retire: after 5 s idle, or 200 ms for threads beyond the
+ * size (grown for nested waits); the next submission starts threads again.
+ * Pool threads block all signals.
+ *
+ * If the owner thread's runtime shuts down while work is in flight, the
+ * work still runs; its completion is refused (-EPIPE at the worker), the
+ * request freed and the refusal counted (posts_refused, posts_refused_all).
+ * At process exit (atexit) the pool stops: queued work that has not
+ * started is cancelled, running work gets 2 s to finish, then every pool
+ * thread is joined; one still running (stuck) is detached and left alone.
+ * After fork() the child starts with an empty pool; the parent's queued
+ * work does not run in the child.
  */
 ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
                                   void *opaque);
 
 /*
- * Owner thread only.  File I/O on the pool: ret is the byte count (short at
- * end of file, as the kernel returns it) or -errno.  A NULL buffer with a
- * non-zero length or a negative fd fails up front with NULL/errno EINVAL or
- * EBADF.
+ * Owner thread only.  File I/O on the pool, one system call per request
+ * (retried on EINTR only): ret is the byte count (short at end of file, as
+ * the kernel returns it), 0 for fsync, or -errno (-EBADF for an fd closed
+ * by the time the work runs).  Refused up front with NULL/errno: a negative
+ * fd (EBADF); a NULL buffer with a non-zero length or a negative offset
+ * (EINVAL: never EFAULT from the kernel).  done may be NULL.  Otherwise as
+ * actx_submit (cancellable while queued).
  */
 ACTX_EXTERN actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
                                      actx_done_fn *done, void *opaque);
@@ -170,16 +205,23 @@ ACTX_EXTERN actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n,
 ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
 
 /*
- * Owner thread only.  0 if the work had not started: done then runs (in its
- * context, as usual) with -ECANCELED.  -EBUSY if it has started or
- * finished, or if the request has no pool work (made by actx_req_new).
+ * Owner thread only.  0 if the work had not started: it never will, and
+ * done then runs later (in its context, as usual, never inside this call)
+ * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
+ * cancelled, or if the request has no pool work (made by actx_req_new).
+ * Call it only before done has run (the request is freed after done).
  */
 ACTX_EXTERN int actx_req_cancel(actx_req *req);
 
 /*
- * Size the process-wide worker pool before its first use (default
- * max(4, 2 x CPUs), or ACTX_POOL_THREADS from the environment).  Any
- * thread.  -EBUSY once the pool has started, -EINVAL for n < 1.
+ * Size the process-wide worker pool before its first use.  Any thread.
+ * The size is how many work functions run at once (workers in a nested
+ * wait do not count, see actx_submit).  Default max(4, 2 x online CPUs);
+ * ACTX_POOL_THREADS in the environment (1..4096, read at first use)
+ * replaces the default, and this call, made before first use, wins over
+ * both.  Threads are created on demand up to the size and retire when
+ * idle.  0, -EBUSY once the pool has started, -EINVAL for n < 1 or
+ * n > 4096.
  */
 ACTX_EXTERN int actx_pool_set_size(int n);
 

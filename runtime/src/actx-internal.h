@@ -200,6 +200,8 @@ struct actx__loop {
     void *theap_spare;     /* an empty timer heap kept for reuse (timer.c) */
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
+    actx__job *job_free;   /* spare pool jobs (pool.c) */
+    long job_free_n;
     struct actx_stats st;
 };
 
@@ -235,6 +237,7 @@ int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level);
 void actx__mb_notify(actx__mailbox *mb, int wake_level);
 actx__msg *actx__mb_take(actx__mailbox *mb, bool close);
 void actx__mb_refused(actx__mailbox *mb);
+void actx__mb_rearm(actx__loop *loop);
 void actx__mb_prepare_sleep(actx__loop *loop, int level);
 void actx__mb_end_sleep(actx__loop *loop);
 void actx__mb_ack(actx__loop *loop);
@@ -293,6 +296,16 @@ void actx__req_refused(actx_req *req);
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
 void actx__job_free(actx__job *job);
+void actx__pool_loop_shutdown(actx__loop *loop);
+
+/*
+ * Submit work on the pool for the calling thread's loop.  With argsize > 0,
+ * argsize bytes at arg (at most ACTX__JOB_ARGS) are copied into the job and
+ * work gets a pointer to the copy (aio.c); otherwise work gets arg itself.
+ */
+#define ACTX__JOB_ARGS 32
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
+                            size_t argsize, actx_done_fn *done, void *opaque);
 
 /*
  * backend-epoll.c: the OS backend.  An epoll registration carries

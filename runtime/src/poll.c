@@ -152,9 +152,7 @@ static inline void disarm_embedding(actx__loop *loop)
 {
     if (ACTX__UNLIKELY(loop->notify_armed)) {
         actx__mb_end_sleep(loop);
-        if (atomic_exchange(&loop->mb->notified, false)) {
-            actx__mb_ack(loop);
-        }
+        actx__mb_rearm(loop);
     }
 }
 

@@ -159,6 +159,7 @@ void actx_thread_shutdown(void)
     actx__fd_loop_shutdown(loop);
     actx__bh_loop_shutdown(loop);
     actx__req_loop_shutdown(loop);
+    actx__pool_loop_shutdown(loop);
     actx__ctx_loop_shutdown(loop);
     actx__backend_close(loop);
 
