@@ -272,9 +272,36 @@ void actx__dispatch(actx__loop *loop, actx__msg *m);
 
 /* context.c */
 actx_ctx *actx__ctx_new_root(actx__loop *loop);
-actx_ctx *actx__ctx_resolve(actx_ctx *c);
-actx_ctx *actx__obj_ctx(actx_ctx **slot);
-void actx__obj_put(actx__loop *loop, actx_ctx *c);
+actx_ctx *actx__obj_ctx_moved(actx_ctx **slot);
+void actx__obj_put_last(actx__loop *loop, actx_ctx *c);
+
+/* The live context a (maybe popped) context's things now belong to. */
+static inline actx_ctx *actx__ctx_resolve(actx_ctx *c)
+{
+    while (ACTX__UNLIKELY(c->fwd != NULL)) {
+        c = c->fwd;
+    }
+    return c;
+}
+
+/*
+ * The live context of an object, moving the object's count there (path
+ * compression) so that popped contexts are released as soon as possible.
+ */
+static inline actx_ctx *actx__obj_ctx(actx_ctx **slot)
+{
+    return ACTX__LIKELY((*slot)->fwd == NULL) ? *slot
+                                               : actx__obj_ctx_moved(slot);
+}
+
+/* An object that named c is gone (or moved). */
+static inline void actx__obj_put(actx__loop *loop, actx_ctx *c)
+{
+    actx__assert(c->objs > 0);
+    if (ACTX__UNLIKELY(--c->objs == 0)) {
+        actx__obj_put_last(loop, c);
+    }
+}
 void actx__ctx_unref_ref(actx_ctx *c);
 void actx__ctx_release_msg(actx__loop *loop, actx_ctx *c);
 void actx__queue_append(actx_ctx *c, actx__msg *m);

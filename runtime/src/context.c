@@ -85,14 +85,6 @@ void actx__ctx_unref_ref(actx_ctx *c)
     }
 }
 
-actx_ctx *actx__ctx_resolve(actx_ctx *c)
-{
-    while (ACTX__UNLIKELY(c->fwd != NULL)) {
-        c = c->fwd;
-    }
-    return c;
-}
-
 static void zombie_unlink(actx__loop *loop, actx_ctx *c)
 {
     if (c->zprev) {
@@ -115,29 +107,21 @@ static void ctx_loop_put(actx__loop *loop, actx_ctx *c)
     actx__ctx_unref_ref(c);
 }
 
-/*
- * The live context of an object, moving the object's count there (path
- * compression) so that popped contexts are released as soon as possible.
- */
-actx_ctx *actx__obj_ctx(actx_ctx **slot)
+/* Slow path of actx__obj_ctx: the object names a popped context. */
+actx_ctx *actx__obj_ctx_moved(actx_ctx **slot)
 {
-    actx_ctx *c = *slot, *live;
+    actx_ctx *c = *slot, *live = actx__ctx_resolve(c);
 
-    if (ACTX__LIKELY(c->fwd == NULL)) {
-        return c;
-    }
-    live = actx__ctx_resolve(c);
     live->objs++;
     *slot = live;
     actx__obj_put(c->loop, c);
     return live;
 }
 
-/* An object that named c is gone (or moved). */
-void actx__obj_put(actx__loop *loop, actx_ctx *c)
+/* Slow path of actx__obj_put: the last object of a popped context. */
+void actx__obj_put_last(actx__loop *loop, actx_ctx *c)
 {
-    actx__assert(c->objs > 0);
-    if (--c->objs == 0 && c->popped && !c->hheld) {
+    if (c->popped && !c->hheld) {
         ctx_loop_put(loop, c);
     }
 }
