@@ -336,8 +336,8 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * registered (epoll_ctl reports EBADF) has its handler removed and is
  * counted in actx_stats().fd_errors; the loop never spins on it.
  */
-ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read,
-                                    actx_fn *on_write, void *opaque);
+ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
+                                    void *opaque);
 
 /*
  * A timer of the current context, not armed.  NULL/errno on failure
@@ -410,11 +410,11 @@ struct actx_stats {
     unsigned long posts_refused;        /* posts to this thread refused with
                                            -EPIPE (after its shutdown) */
     /* Additions. */
-    unsigned long posts_refused_all;    /* process-wide refusals */
-    long outstanding;                   /* requests of this thread not yet
+    unsigned long posts_refused_all; /* process-wide refusals */
+    long outstanding;                /* requests of this thread not yet
                                            done */
-    unsigned long fd_errors;            /* fds found closed while registered */
-    unsigned long timers_fired;         /* timer callbacks run */
+    unsigned long fd_errors;         /* fds found closed while registered */
+    unsigned long timers_fired;      /* timer callbacks run */
 };
 
 /* The calling thread's counters. */

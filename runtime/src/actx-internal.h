@@ -87,9 +87,9 @@ struct actx_req {
     actx_done_fn *done;
     void *opaque;
     long ret;
-    actx_ctx *ctx;        /* owner-only after creation */
-    actx__mailbox *mb;    /* the owner loop's mailbox; immutable */
-    actx__job *job;       /* pool work, or NULL */
+    actx_ctx *ctx;     /* owner-only after creation */
+    actx__mailbox *mb; /* the owner loop's mailbox; immutable */
+    actx__job *job;    /* pool work, or NULL */
 };
 
 /* actx_ctx_call and actx_stop messages; malloc'd by the poster. */
@@ -119,27 +119,27 @@ enum {
 };
 
 struct actx_bh {
-    actx__msg msg;          /* mailbox link (R_MAILED) */
+    actx__msg msg; /* mailbox link (R_MAILED) */
     _Atomic uint32_t lstate;
     _Atomic uint32_t cgen;
     _Atomic uint32_t rflags;
-    bool in_list, deleted;  /* owner-only */
+    bool in_list, deleted; /* owner-only */
     actx_fn *cb;
     void *opaque;
-    actx_ctx *ctx;          /* owner-only */
-    actx__loop *loop;       /* immutable */
-    actx__mailbox *mb;      /* immutable */
-    uint64_t seq;           /* owner: stamp of the latest schedule */
+    actx_ctx *ctx;                    /* owner-only */
+    actx__loop *loop;                 /* immutable */
+    actx__mailbox *mb;                /* immutable */
+    uint64_t seq;                     /* owner: stamp of the latest schedule */
     actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
-    actx_bh *all_prev, *all_next; /* the loop's live BHs */
+    actx_bh *all_prev, *all_next;     /* the loop's live BHs */
 };
 
 struct actx_ctx {
     /* Owner-only. */
-    actx__loop *loop;     /* valid while actx__ctx_is_local() */
-    uint64_t loop_id;     /* immutable; loop ids are never reused */
-    actx_ctx *parent;     /* stack link; free-list link when recycled */
-    actx_ctx *fwd;        /* where its things went at pop */
+    actx__loop *loop;        /* valid while actx__ctx_is_local() */
+    uint64_t loop_id;        /* immutable; loop ids are never reused */
+    actx_ctx *parent;        /* stack link; free-list link when recycled */
+    actx_ctx *fwd;           /* where its things went at pop */
     actx_ctx *zprev, *znext; /* the loop's zombies */
     int depth;
     bool popped, hheld, stop, zombie;
@@ -148,11 +148,11 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;         /* timer heap of this context (timer.c) */
-    actx__fd *parked;     /* fds parked while another context is current */
+    void *timers;     /* timer heap of this context (timer.c) */
+    actx__fd *parked; /* fds parked while another context is current */
 
     /* Shared. */
-    actx__mailbox *mb;    /* immutable; the context holds a reference */
+    actx__mailbox *mb; /* immutable; the context holds a reference */
     alignas(ACTX__CACHELINE) _Atomic long refs;
     _Atomic long handles;
     _Atomic int release_posted;
@@ -175,7 +175,7 @@ struct actx__mailbox {
 
 /* notify_me levels: a post wakes the owner when notify_me >= its level. */
 enum {
-    ACTX__WAKE_ANY = 1,     /* owner sleeps (any timeout) */
+    ACTX__WAKE_ANY = 1,       /* owner sleeps (any timeout) */
     ACTX__WAKE_UNBOUNDED = 2, /* owner sleeps longer than an idle BH may wait */
 };
 
@@ -183,7 +183,7 @@ struct actx__loop {
     actx_ctx *cur;
     uint64_t id;
     actx__mailbox *mb;
-    long mb_budget;        /* mailbox references charged but unused */
+    long mb_budget; /* mailbox references charged but unused */
     uint64_t bh_seq;
     actx_ctx *root;
     actx_ctx *ctx_free;
@@ -193,14 +193,14 @@ struct actx__loop {
     actx_bh *bhs;
     int epfd;
     bool closing, closed, notify_armed;
-    long nfds;             /* registered fd handlers (fd.c) */
-    void *fdtab;           /* fd.c */
-    long ntimers;          /* armed timers on this loop (timer.c) */
+    long nfds;              /* registered fd handlers (fd.c) */
+    void *fdtab;            /* fd.c */
+    long ntimers;           /* armed timers on this loop (timer.c) */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
-    void *theap_spare;     /* an empty timer heap kept for reuse (timer.c) */
+    void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
-    actx__job *job_free;   /* spare pool jobs (pool.c) */
+    actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
 };
@@ -263,8 +263,8 @@ static inline void actx__drain_if_any(actx__loop *loop)
      * Relaxed is enough: actx__drain's exchange acquires.  Neither NULL
      * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
      */
-    if ((uintptr_t)atomic_load_explicit(&loop->mb->head,
-                                        memory_order_relaxed) > 1) {
+    if ((uintptr_t)atomic_load_explicit(&loop->mb->head, memory_order_relaxed) >
+        1) {
         actx__drain(loop);
     }
 }
@@ -291,7 +291,7 @@ static inline actx_ctx *actx__ctx_resolve(actx_ctx *c)
 static inline actx_ctx *actx__obj_ctx(actx_ctx **slot)
 {
     return ACTX__LIKELY((*slot)->fwd == NULL) ? *slot
-                                               : actx__obj_ctx_moved(slot);
+                                              : actx__obj_ctx_moved(slot);
 }
 
 /* An object that named c is gone (or moved). */
@@ -331,8 +331,8 @@ void actx__pool_loop_shutdown(actx__loop *loop);
  * work gets a pointer to the copy (aio.c); otherwise work gets arg itself.
  */
 #define ACTX__JOB_ARGS 32
-actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
-                            size_t argsize, actx_done_fn *done, void *opaque);
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
+                            actx_done_fn *done, void *opaque);
 
 /*
  * backend-epoll.c: the OS backend.  An epoll registration carries

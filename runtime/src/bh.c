@@ -128,8 +128,8 @@ static void schedule_local(actx__loop *loop, actx_bh *bh, bool idle)
     }
     /* Earlier arrivals first: scheduling order is run order. */
     actx__drain_if_any(loop);
-    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
-                                             memory_order_relaxed)) ||
+    if (local_valid(bh,
+                    atomic_load_explicit(&bh->lstate, memory_order_relaxed)) ||
         (atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
          ACTX__BH_R_SCHED)) {
         return; /* already scheduled: an idle one stays idle */
@@ -146,8 +146,8 @@ static void schedule_remote(actx_bh *bh, bool idle)
 {
     uint32_t old, new;
 
-    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
-                                             memory_order_relaxed))) {
+    if (local_valid(bh,
+                    atomic_load_explicit(&bh->lstate, memory_order_relaxed))) {
         return; /* the owner scheduled it and knows */
     }
     old = atomic_load_explicit(&bh->rflags, memory_order_relaxed);
@@ -181,7 +181,7 @@ static void schedule_remote(actx_bh *bh, bool idle)
      * (cancel + schedule) and notified before our push was visible.
      */
     new = atomic_load(&bh->rflags);
-    if ((new & ACTX__BH_R_SCHED) && !(new & ACTX__BH_R_IDLE)) {
+    if ((new &ACTX__BH_R_SCHED) && !(new &ACTX__BH_R_IDLE)) {
         actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
     }
 }
@@ -217,9 +217,9 @@ void actx_bh_cancel(actx_bh *bh)
     }
     if (actx__tls_loop == bh->loop) {
         atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
-        if (bh->in_list && !(atomic_load_explicit(&bh->rflags,
-                                                  memory_order_relaxed) &
-                             ACTX__BH_R_SCHED)) {
+        if (bh->in_list &&
+            !(atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
+              ACTX__BH_R_SCHED)) {
             list_unlink(actx__obj_ctx(&bh->ctx), bh);
         }
     } else {
@@ -277,8 +277,7 @@ void actx_bh_delete(actx_bh *bh)
 /* Owner: a BH posted by another thread came out of the mailbox. */
 void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
 {
-    uint32_t old = atomic_fetch_and(&bh->rflags,
-                                    ~(uint32_t)ACTX__BH_R_MAILED);
+    uint32_t old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_MAILED);
 
     if (bh->deleted) {
         free(bh);
@@ -287,8 +286,8 @@ void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
     if (!(old & ACTX__BH_R_SCHED)) {
         return; /* cancelled on the way */
     }
-    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
-                                             memory_order_relaxed))) {
+    if (local_valid(bh,
+                    atomic_load_explicit(&bh->lstate, memory_order_relaxed))) {
         return; /* the owner scheduled it meanwhile: keep that place */
     }
     list_requeue(loop, bh);

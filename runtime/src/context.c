@@ -77,8 +77,7 @@ void actx__ctx_unref_ref(actx_ctx *c)
 {
     while (c) {
         /* acq_rel: the freeing thread sees every holder's last use. */
-        if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) !=
-            1) {
+        if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) {
             return;
         }
         c = ctx_free(c);
@@ -228,8 +227,8 @@ int actx_pop(void)
          * Acquire pairs with the release of the last foreign unref: if we
          * are the only holder, nobody else can take a reference any more.
          */
-        if (ACTX__LIKELY(atomic_load_explicit(&c->refs,
-                                              memory_order_acquire) == 1)) {
+        if (ACTX__LIKELY(atomic_load_explicit(&c->refs, memory_order_acquire) ==
+                         1)) {
             c->fwd = NULL;
             c->parent = loop->ctx_free;
             loop->ctx_free = c;

@@ -54,12 +54,12 @@
 struct actx__fd {
     int fd;
     uint32_t gen;
-    uint32_t ev;                 /* EPOLLIN | EPOLLOUT as wanted */
+    uint32_t ev; /* EPOLLIN | EPOLLOUT as wanted */
     bool parked;
     actx_fn *on_read, *on_write;
     void *opaque;
-    actx_ctx *ctx;               /* holds one objs count */
-    actx__fd *pnext, **pprev;    /* the parked list, while parked */
+    actx_ctx *ctx;            /* holds one objs count */
+    actx__fd *pnext, **pprev; /* the parked list, while parked */
 };
 
 typedef struct fd_event {
@@ -72,7 +72,7 @@ typedef struct fdtab {
     int cap;
     uint32_t gen;
     bool stash_fresh;
-    bool lingering;              /* a registration may outlive its fd */
+    bool lingering; /* a registration may outlive its fd */
     int nstash;
     fd_event stash[STASH_MAX];
 } fdtab;
@@ -253,8 +253,8 @@ static inline void settle(actx__loop *loop, fdtab *tab)
     }
 }
 
-static int set_handler(actx__loop *loop, fdtab *tab, int fd,
-                       actx_fn *on_read, actx_fn *on_write, void *opaque)
+static int set_handler(actx__loop *loop, fdtab *tab, int fd, actx_fn *on_read,
+                       actx_fn *on_write, void *opaque)
 {
     actx_ctx *cur, *old;
     actx__fd *f;

@@ -71,8 +71,8 @@ void actx__drain(actx__loop *loop)
     while (lifo) {
         actx__msg *next = lifo->next;
 
-        if (same && (lifo->type != ACTX__MSG_REQ ||
-                     ((actx_req *)lifo)->ctx != same)) {
+        if (same &&
+            (lifo->type != ACTX__MSG_REQ || ((actx_req *)lifo)->ctx != same)) {
             same = NULL;
         }
         lifo->next = fifo;
@@ -188,10 +188,10 @@ int actx_poll(bool blocking)
             return 0;
         }
         timeout = sleep_timeout(loop, c);
-        actx__mb_prepare_sleep(loop, (timeout < 0 ||
-                                      timeout > (int64_t)ACTX__IDLE_NS)
-                                         ? ACTX__WAKE_UNBOUNDED
-                                         : ACTX__WAKE_ANY);
+        actx__mb_prepare_sleep(loop,
+                               (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
+                                   ? ACTX__WAKE_UNBOUNDED
+                                   : ACTX__WAKE_ANY);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
             if (loop->sleep_hook) {

@@ -111,7 +111,7 @@ static struct {
     _Atomic int nthreads; /* in the registry (created, not retired) */
     _Atomic int nblocked; /* in a nested wait */
     _Atomic bool stopping;
-    _Atomic int size;     /* 0 until the pool starts */
+    _Atomic int size; /* 0 until the pool starts */
 
     /* Under the lock. */
     alignas(ACTX__CACHELINE) pthread_mutex_t lock;
@@ -319,8 +319,7 @@ static void kick_locked(void)
         pthread_cond_signal(&w->cond);
         return;
     }
-    if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) <
-            pool.size &&
+    if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) < pool.size &&
         atomic_load(&pool.nthreads) < POOL_THREADS_CAP) {
         spawn_locked();
     }
@@ -630,8 +629,7 @@ static void pool_stop(void)
         actx__job *next = queued->next;
         int q = JOB_QUEUED;
 
-        if (atomic_compare_exchange_strong(&queued->state, &q,
-                                           JOB_CANCELLED)) {
+        if (atomic_compare_exchange_strong(&queued->state, &q, JOB_CANCELLED)) {
             actx__req_post(queued->req, -ECANCELED);
         } else {
             actx__job_free(queued);
@@ -688,8 +686,8 @@ static void submit_kick(void)
     pthread_mutex_unlock(&pool.lock);
 }
 
-actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
-                            size_t argsize, actx_done_fn *done, void *opaque)
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
+                            actx_done_fn *done, void *opaque)
 {
     actx__loop *loop = actx__loop_get();
     actx__job *job, *old;
@@ -703,9 +701,9 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg,
         errno = EINVAL;
         return NULL;
     }
-    if (ACTX__UNLIKELY(loop->closed ||
-                       atomic_load_explicit(&pool.stopping,
-                                            memory_order_relaxed))) {
+    if (ACTX__UNLIKELY(
+            loop->closed ||
+            atomic_load_explicit(&pool.stopping, memory_order_relaxed))) {
         errno = EPIPE;
         return NULL;
     }
@@ -767,8 +765,7 @@ int actx__job_cancel(actx__job *job)
     actx_req *req = job->req;
 
     /* Pairs with the CAS in run_job: exactly one wins. */
-    if (!atomic_compare_exchange_strong(&job->state, &queued,
-                                        JOB_CANCELLED)) {
+    if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_CANCELLED)) {
         return -EBUSY;
     }
     /* Still linked in the queue: whoever dequeues it frees it. */

@@ -30,9 +30,9 @@
 #define SLAB_REQS (SLAB_SIZE / sizeof(actx_req) - 1)
 
 typedef struct req_slab {
-    _Atomic long dead;      /* in-flight requests left after shutdown */
-    long nfree;             /* owner, at shutdown */
-    struct req_slab *next;  /* the loop's slabs */
+    _Atomic long dead;     /* in-flight requests left after shutdown */
+    long nfree;            /* owner, at shutdown */
+    struct req_slab *next; /* the loop's slabs */
 } req_slab;
 
 _Static_assert(sizeof(actx_req) == ACTX__CACHELINE,
@@ -135,8 +135,7 @@ void actx__req_refused(actx_req *req)
         actx__job_free(req->job);
     }
     /* acq_rel: see actx__req_loop_shutdown. */
-    if (atomic_fetch_sub_explicit(&slab->dead, 1, memory_order_acq_rel) ==
-        1) {
+    if (atomic_fetch_sub_explicit(&slab->dead, 1, memory_order_acq_rel) == 1) {
         free(slab);
     }
     actx__mb_unref(mb, 1);
@@ -240,11 +239,10 @@ void actx__req_loop_shutdown(actx__loop *loop)
         long inflight = (long)SLAB_REQS - slab->nfree;
 
         next = slab->next;
-        if (inflight == 0 ||
-            atomic_fetch_add_explicit(&slab->dead, inflight,
-                                      memory_order_acq_rel) +
-                    inflight ==
-                0) {
+        if (inflight == 0 || atomic_fetch_add_explicit(&slab->dead, inflight,
+                                                       memory_order_acq_rel) +
+                                     inflight ==
+                                 0) {
             free(slab);
         }
     }

@@ -66,8 +66,8 @@ actx__loop *actx__loop_create(void)
         return NULL;
     }
     loop->mb_budget = ACTX__MB_BULK - 1; /* one is the loop's own */
-    loop->id = atomic_fetch_add_explicit(&next_loop_id, 1,
-                                         memory_order_relaxed);
+    loop->id =
+        atomic_fetch_add_explicit(&next_loop_id, 1, memory_order_relaxed);
     err = actx__backend_init(loop);
     if (err < 0) {
         goto fail;

@@ -34,11 +34,11 @@
 
 struct actx_timer {
     uint64_t expire;
-    long idx;            /* in the heap of its context; -1: not armed */
+    long idx; /* in the heap of its context; -1: not armed */
     actx_fn *cb;
     void *opaque;
-    actx_ctx *ctx;       /* holds one objs count */
-    actx__loop *loop;    /* immutable */
+    actx_ctx *ctx;                   /* holds one objs count */
+    actx__loop *loop;                /* immutable */
     actx_timer *all_prev, *all_next; /* loop->timers_all */
 };
 
