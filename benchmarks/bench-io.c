@@ -268,7 +268,7 @@ static int serve_one(struct rtt *r)
 
 static double client(struct rtt *r, int n)
 {
-    uint64_t t0, t1;
+    uint64_t t0 = 0, t1;
     char b = 'x';
 
     /* A few warm-up round trips, then the timed ones. */
