@@ -97,22 +97,20 @@ ACTX_TEST("/timer/not-before-deadline")
     actx_timer_free(r.t);
 }
 
-/* Under no load a timer fires within 1 ms of its deadline.  Timing on a
- * shared CI machine is noisy, so the best of 20 tries must make it. */
-ACTX_TEST("/timer/latency-best-of-20-under-1ms")
+/* Repeated short timers fire once each, never early.  How late they fire
+ * (the 1 ms target) is measured by benchmarks/bench-io.c, not asserted
+ * here: tests carry no timing assertions. */
+ACTX_TEST("/timer/repeated-short-never-early")
 {
     struct trec r = {0};
-    uint64_t best = UINT64_MAX;
 
     r.t = actx_timer_new(trec_cb, &r);
     for (int i = 0; i < 20; i++) {
         arm(&r, actx_now_ns() + 2 * MS);
         ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == i), 0);
-        if (r.fired_at - r.deadline < best) {
-            best = r.fired_at - r.deadline;
-        }
+        ASSERT_EQ(r.runs, i + 1);
+        ASSERT_GE(r.fired_at, r.deadline);
     }
-    ASSERT_LT(best, 1 * MS);
     actx_timer_free(r.t);
 }
 
