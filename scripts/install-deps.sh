@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(gcc scons swig python3-dev python3-cffi python3-pytest pkg-config
-      libuv1-dev libglib2.0-dev libevent-dev python3-uvloop)
+      libuv1-dev libglib2.0-dev libevent-dev python3-uvloop spin)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -151,16 +151,51 @@ ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
 /*
  * Owner thread only.  work(opaque) runs on a pool thread; its return value
- * is passed to done, delivered like any completion.  NULL/errno on failure.
+ * is passed to done (which may be NULL), delivered like any completion.
+ * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this
+ * thread's runtime, or the process, is shutting down), EAGAIN (this thread
+ * already has 1,048,576 outstanding requests: the bound on queue growth).
+ *
+ * The pool (one per process) starts on first use.  Work starts in
+ * submission order (FIFO); how many run at once is the pool's size.  A
+ * submission costs one CAS and no system call unless an idle worker must be
+ * woken (at most one wake-up per burst: woken workers wake the next) or a
+ * thread created.  The completion travels like actx_req_complete's: one
+ * post to this loop's mailbox, an eventfd write only if this loop sleeps.
+ *
+ * A work function may use the runtime on its pool thread (it has its own
+ * loop): push, submit, ACTX_WAIT_WHILE, pop.  Policy: the pool grows.  A
+ * worker sleeping in such a nested wait does not count against the size;
+ * while work is queued, no worker is idle and (threads - blocked) < size, a
+ * thread is created (up to 4096), so nested waits on every pool thread at
+ * once cannot deadlock.  Requests a work function submits without waiting
+ * complete on that pool thread between jobs; contexts it leaves pushed are
+ * popped (with a diagnostic).
+ *
+ * Idle threads retire: after 5 s idle, or 200 ms for threads beyond the
+ * size (grown for nested waits); the next submission starts threads again.
+ * Pool threads block all signals.
+ *
+ * If the owner thread's runtime shuts down while work is in flight, the
+ * work still runs; its completion is refused (-EPIPE at the worker), the
+ * request freed and the refusal counted (posts_refused, posts_refused_all).
+ * At process exit (atexit) the pool stops: queued work that has not
+ * started is cancelled, running work gets 2 s to finish, then every pool
+ * thread is joined; one still running (stuck) is detached and left alone.
+ * After fork() the child starts with an empty pool; the parent's queued
+ * work does not run in the child.
  */
 ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
                                   void *opaque);
 
 /*
- * Owner thread only.  File I/O on the pool: ret is the byte count (short at
- * end of file, as the kernel returns it) or -errno.  A NULL buffer with a
- * non-zero length or a negative fd fails up front with NULL/errno EINVAL or
- * EBADF.
+ * Owner thread only.  File I/O on the pool, one system call per request
+ * (retried on EINTR only): ret is the byte count (short at end of file, as
+ * the kernel returns it), 0 for fsync, or -errno (-EBADF for an fd closed
+ * by the time the work runs).  Refused up front with NULL/errno: a negative
+ * fd (EBADF); a NULL buffer with a non-zero length or a negative offset
+ * (EINVAL: never EFAULT from the kernel).  done may be NULL.  Otherwise as
+ * actx_submit (cancellable while queued).
  */
 ACTX_EXTERN actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
                                      actx_done_fn *done, void *opaque);
@@ -170,16 +205,23 @@ ACTX_EXTERN actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n,
 ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
 
 /*
- * Owner thread only.  0 if the work had not started: done then runs (in its
- * context, as usual) with -ECANCELED.  -EBUSY if it has started or
- * finished, or if the request has no pool work (made by actx_req_new).
+ * Owner thread only.  0 if the work had not started: it never will, and
+ * done then runs later (in its context, as usual, never inside this call)
+ * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
+ * cancelled, or if the request has no pool work (made by actx_req_new).
+ * Call it only before done has run (the request is freed after done).
  */
 ACTX_EXTERN int actx_req_cancel(actx_req *req);
 
 /*
- * Size the process-wide worker pool before its first use (default
- * max(4, 2 x CPUs), or ACTX_POOL_THREADS from the environment).  Any
- * thread.  -EBUSY once the pool has started, -EINVAL for n < 1.
+ * Size the process-wide worker pool before its first use.  Any thread.
+ * The size is how many work functions run at once (workers in a nested
+ * wait do not count, see actx_submit).  Default max(4, 2 x online CPUs);
+ * ACTX_POOL_THREADS in the environment (1..4096, read at first use)
+ * replaces the default, and this call, made before first use, wins over
+ * both.  Threads are created on demand up to the size and retire when
+ * idle.  0, -EBUSY once the pool has started, -EINVAL for n < 1 or
+ * n > 4096.
  */
 ACTX_EXTERN int actx_pool_set_size(int n);
 
@@ -280,18 +322,39 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
 
 /*
  * Register level-triggered handlers for fd in the current context; both
- * NULL removes.  Registering an fd again (from any context of the same
- * thread) updates it and moves it to the current context.  Dispatched only
- * while that context is current.  -EBADF for a negative or closed fd.
+ * NULL removes (removing an fd that is not registered is a no-op).
+ * Registering an fd again (from any context of the same thread) updates it
+ * and moves it to the current context.  on_read runs while fd is readable
+ * (or reports hang-up/error), on_write while it is writable, each only
+ * while the handler's context is current; an outer context's ready fd
+ * waits, without a busy loop, until its context is current again.  A
+ * handler may remove or change itself or others, and may push, wait and
+ * pop.  Handlers re-home with their context at pop.
+ * -EBADF for a negative or closed fd, -EPERM for an fd epoll cannot poll
+ * (a regular file), -EINVAL for the loop's own fd, -ENOMEM.
+ * Remove a handler before closing its fd.  An fd found closed while
+ * registered (epoll_ctl reports EBADF) has its handler removed and is
+ * counted in actx_stats().fd_errors; the loop never spins on it.
  */
-ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read,
-                                    actx_fn *on_write, void *opaque);
+ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
+                                    void *opaque);
 
-/* A timer of the current context, not armed.  NULL/errno on failure. */
+/*
+ * A timer of the current context, not armed.  NULL/errno on failure
+ * (EINVAL for a NULL cb).  Timers still alive at thread shutdown are freed
+ * with the loop (as BHs are).
+ */
 ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
-/* Arm (or re-arm) for an absolute CLOCK_MONOTONIC deadline in ns. */
+/*
+ * Arm (or re-arm) for an absolute CLOCK_MONOTONIC deadline in ns.  The
+ * callback runs once per mod, never before the deadline (a deadline in the
+ * past: at the next poll), only while the timer's context is current: one
+ * that expired under a pushed context fires after the pop.  Timers re-home
+ * with their context at pop; a timer armed after its context was popped
+ * belongs to the context that context was re-homed to.  O(log n).
+ */
 ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
-/* Disarm. */
+/* Disarm (no-op if not armed). */
 ACTX_EXTERN void actx_timer_del(actx_timer *t);
 /* Disarm and free; legal from the timer's own callback. */
 ACTX_EXTERN void actx_timer_free(actx_timer *t);
@@ -304,6 +367,12 @@ ACTX_EXTERN uint64_t actx_now_ns(void);
  * timeout), then call actx_poll(false).  Calling actx_backend_timeout_ms()
  * declares that the caller is about to wait on the fd: until the next
  * actx_poll(), every post to this loop writes its eventfd.
+ * The fd (an epoll fd, stable for the life of the loop) becomes readable
+ * for arrived posts and ready fds of the current context; the timeout is
+ * until the current context's next timer, at most 10 ms with idle BHs
+ * scheduled, 0 when something can run now, rounded up to whole ms.  An
+ * actx_poll(false) that ran something may leave more to do: ask for the
+ * timeout again before waiting (GLib: prepare/check/dispatch).
  */
 ACTX_EXTERN int actx_backend_fd(void);
 ACTX_EXTERN int actx_backend_timeout_ms(void);
@@ -341,11 +410,11 @@ struct actx_stats {
     unsigned long posts_refused;        /* posts to this thread refused with
                                            -EPIPE (after its shutdown) */
     /* Additions. */
-    unsigned long posts_refused_all;    /* process-wide refusals */
-    long outstanding;                   /* requests of this thread not yet
+    unsigned long posts_refused_all; /* process-wide refusals */
+    long outstanding;                /* requests of this thread not yet
                                            done */
-    unsigned long fd_errors;            /* fds found closed while registered */
-    unsigned long timers_fired;         /* timer callbacks run */
+    unsigned long fd_errors;         /* fds found closed while registered */
+    unsigned long timers_fired;      /* timer callbacks run */
 };
 
 /* The calling thread's counters. */

@@ -87,9 +87,9 @@ struct actx_req {
     actx_done_fn *done;
     void *opaque;
     long ret;
-    actx_ctx *ctx;        /* owner-only after creation */
-    actx__mailbox *mb;    /* the owner loop's mailbox; immutable */
-    actx__job *job;       /* pool work, or NULL */
+    actx_ctx *ctx;     /* owner-only after creation */
+    actx__mailbox *mb; /* the owner loop's mailbox; immutable */
+    actx__job *job;    /* pool work, or NULL */
 };
 
 /* actx_ctx_call and actx_stop messages; malloc'd by the poster. */
@@ -119,27 +119,27 @@ enum {
 };
 
 struct actx_bh {
-    actx__msg msg;          /* mailbox link (R_MAILED) */
+    actx__msg msg; /* mailbox link (R_MAILED) */
     _Atomic uint32_t lstate;
     _Atomic uint32_t cgen;
     _Atomic uint32_t rflags;
-    bool in_list, deleted;  /* owner-only */
+    bool in_list, deleted; /* owner-only */
     actx_fn *cb;
     void *opaque;
-    actx_ctx *ctx;          /* owner-only */
-    actx__loop *loop;       /* immutable */
-    actx__mailbox *mb;      /* immutable */
-    uint64_t seq;           /* owner: stamp of the latest schedule */
-    actx_bh *list_next;     /* owner: the context's BH list */
-    actx_bh *all_prev, *all_next; /* the loop's live BHs */
+    actx_ctx *ctx;                    /* owner-only */
+    actx__loop *loop;                 /* immutable */
+    actx__mailbox *mb;                /* immutable */
+    uint64_t seq;                     /* owner: stamp of the latest schedule */
+    actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
+    actx_bh *all_prev, *all_next;     /* the loop's live BHs */
 };
 
 struct actx_ctx {
     /* Owner-only. */
-    actx__loop *loop;     /* valid while actx__ctx_is_local() */
-    uint64_t loop_id;     /* immutable; loop ids are never reused */
-    actx_ctx *parent;     /* stack link; free-list link when recycled */
-    actx_ctx *fwd;        /* where its things went at pop */
+    actx__loop *loop;        /* valid while actx__ctx_is_local() */
+    uint64_t loop_id;        /* immutable; loop ids are never reused */
+    actx_ctx *parent;        /* stack link; free-list link when recycled */
+    actx_ctx *fwd;           /* where its things went at pop */
     actx_ctx *zprev, *znext; /* the loop's zombies */
     int depth;
     bool popped, hheld, stop, zombie;
@@ -148,11 +148,11 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;         /* timer heap of this context (timer.c) */
-    actx__fd *parked;     /* fds parked while another context is current */
+    void *timers;     /* timer heap of this context (timer.c) */
+    actx__fd *parked; /* fds parked while another context is current */
 
     /* Shared. */
-    actx__mailbox *mb;    /* immutable; the context holds a reference */
+    actx__mailbox *mb; /* immutable; the context holds a reference */
     alignas(ACTX__CACHELINE) _Atomic long refs;
     _Atomic long handles;
     _Atomic int release_posted;
@@ -175,7 +175,7 @@ struct actx__mailbox {
 
 /* notify_me levels: a post wakes the owner when notify_me >= its level. */
 enum {
-    ACTX__WAKE_ANY = 1,     /* owner sleeps (any timeout) */
+    ACTX__WAKE_ANY = 1,       /* owner sleeps (any timeout) */
     ACTX__WAKE_UNBOUNDED = 2, /* owner sleeps longer than an idle BH may wait */
 };
 
@@ -183,21 +183,25 @@ struct actx__loop {
     actx_ctx *cur;
     uint64_t id;
     actx__mailbox *mb;
-    long mb_budget;        /* mailbox references charged but unused */
+    long mb_budget; /* mailbox references charged but unused */
     uint64_t bh_seq;
     actx_ctx *root;
     actx_ctx *ctx_free;
     actx__msg *req_free;
-    long req_free_n;
+    struct req_slab *req_slabs;
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
     bool closing, closed, notify_armed;
-    long nfds;             /* registered fd handlers (fd.c) */
-    void *fdtab;           /* fd.c */
-    long ntimers;          /* armed timers on this loop (timer.c) */
+    long nfds;              /* registered fd handlers (fd.c) */
+    void *fdtab;            /* fd.c */
+    long ntimers;           /* armed timers on this loop (timer.c) */
+    actx_timer *timers_all; /* every live timer of the loop (timer.c) */
+    void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
+    actx__job *job_free; /* spare pool jobs (pool.c) */
+    long job_free_n;
     struct actx_stats st;
 };
 
@@ -233,6 +237,7 @@ int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level);
 void actx__mb_notify(actx__mailbox *mb, int wake_level);
 actx__msg *actx__mb_take(actx__mailbox *mb, bool close);
 void actx__mb_refused(actx__mailbox *mb);
+void actx__mb_rearm(actx__loop *loop);
 void actx__mb_prepare_sleep(actx__loop *loop, int level);
 void actx__mb_end_sleep(actx__loop *loop);
 void actx__mb_ack(actx__loop *loop);
@@ -255,11 +260,11 @@ void actx__drain(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
-     * Relaxed is enough: actx__mb_take's exchange acquires.  Neither NULL
+     * Relaxed is enough: actx__drain's exchange acquires.  Neither NULL
      * (empty) nor ACTX__MB_CLOSED (shut down) has anything to take.
      */
-    if ((uintptr_t)atomic_load_explicit(&loop->mb->head,
-                                        memory_order_relaxed) > 1) {
+    if ((uintptr_t)atomic_load_explicit(&loop->mb->head, memory_order_relaxed) >
+        1) {
         actx__drain(loop);
     }
 }
@@ -267,9 +272,36 @@ void actx__dispatch(actx__loop *loop, actx__msg *m);
 
 /* context.c */
 actx_ctx *actx__ctx_new_root(actx__loop *loop);
-actx_ctx *actx__ctx_resolve(actx_ctx *c);
-actx_ctx *actx__obj_ctx(actx_ctx **slot);
-void actx__obj_put(actx__loop *loop, actx_ctx *c);
+actx_ctx *actx__obj_ctx_moved(actx_ctx **slot);
+void actx__obj_put_last(actx__loop *loop, actx_ctx *c);
+
+/* The live context a (maybe popped) context's things now belong to. */
+static inline actx_ctx *actx__ctx_resolve(actx_ctx *c)
+{
+    while (ACTX__UNLIKELY(c->fwd != NULL)) {
+        c = c->fwd;
+    }
+    return c;
+}
+
+/*
+ * The live context of an object, moving the object's count there (path
+ * compression) so that popped contexts are released as soon as possible.
+ */
+static inline actx_ctx *actx__obj_ctx(actx_ctx **slot)
+{
+    return ACTX__LIKELY((*slot)->fwd == NULL) ? *slot
+                                              : actx__obj_ctx_moved(slot);
+}
+
+/* An object that named c is gone (or moved). */
+static inline void actx__obj_put(actx__loop *loop, actx_ctx *c)
+{
+    actx__assert(c->objs > 0);
+    if (ACTX__UNLIKELY(--c->objs == 0)) {
+        actx__obj_put_last(loop, c);
+    }
+}
 void actx__ctx_unref_ref(actx_ctx *c);
 void actx__ctx_release_msg(actx__loop *loop, actx_ctx *c);
 void actx__queue_append(actx_ctx *c, actx__msg *m);
@@ -291,15 +323,32 @@ void actx__req_refused(actx_req *req);
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
 void actx__job_free(actx__job *job);
+void actx__pool_loop_shutdown(actx__loop *loop);
 
-/* backend-epoll.c: the OS backend. */
+/*
+ * Submit work on the pool for the calling thread's loop.  With argsize > 0,
+ * argsize bytes at arg (at most ACTX__JOB_ARGS) are copied into the job and
+ * work gets a pointer to the copy (aio.c); otherwise work gets arg itself.
+ */
+#define ACTX__JOB_ARGS 32
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
+                            actx_done_fn *done, void *opaque);
+
+/*
+ * backend-epoll.c: the OS backend.  An epoll registration carries
+ * data.u64 == 0 for the mailbox's eventfd, otherwise fd.c's key (never 0).
+ */
 int actx__backend_init(actx__loop *loop);
 void actx__backend_close(actx__loop *loop);
 int actx__backend_wait(actx__loop *loop, int64_t timeout_ns);
+int actx__backend_ctl(actx__loop *loop, int op, int fd, uint32_t events,
+                      uint64_t key);
+int actx__backend_rebuild(actx__loop *loop);
 
 /* fd.c and timer.c: io of the current context. */
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
-void actx__fd_event(actx__loop *loop, void *ptr, uint32_t events);
+void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
+void actx__fd_waited(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
 void actx__fd_loop_shutdown(actx__loop *loop);
 int actx__timers_run(actx__loop *loop, actx_ctx *c);

@@ -18,10 +18,12 @@
  * fetch_and only when R_SCHED is set) and runs it.  A BH can be in the
  * mailbox and in a BH list at once, so the two links are separate fields.
  *
- * A BH list is kept in scheduling order; each schedule stamps bh->seq with
- * the loop's counter.  actx_bh_poll runs the BHs stamped before it started;
- * one stamped later (scheduled during the call) moves to the tail and runs
- * at the next call.  Cost is O(scheduled), never O(all BHs).
+ * A context's BH list holds its scheduled BHs in scheduling order (a BH
+ * scheduled again after a cancel moves to the tail); each schedule stamps
+ * bh->seq with the loop's counter.  actx_bh_poll runs the BHs stamped before
+ * it started; one stamped later (scheduled during the call) goes back to the
+ * tail and runs at the next call.  A deleted BH leaves the list at once.
+ * Cost is O(scheduled), never O(all BHs).
  */
 #include "actx-internal.h"
 
@@ -44,13 +46,42 @@ static inline bool local_valid(actx_bh *bh, uint32_t ls)
                 GEN_MASK);
 }
 
+/*
+ * The owner's BH list of a context is doubly linked, so a BH scheduled again
+ * after a cancel moves to the tail: the list is always in scheduling order.
+ */
 static void list_push(actx_ctx *c, actx_bh *bh)
 {
     bh->list_next = NULL;
+    bh->list_pprev = c->bh_tail;
     *c->bh_tail = bh;
     c->bh_tail = &bh->list_next;
     c->bh_len++;
     bh->in_list = true;
+}
+
+static void list_unlink(actx_ctx *c, actx_bh *bh)
+{
+    *bh->list_pprev = bh->list_next;
+    if (bh->list_next) {
+        bh->list_next->list_pprev = bh->list_pprev;
+    } else {
+        c->bh_tail = bh->list_pprev;
+    }
+    c->bh_len--;
+    bh->in_list = false;
+}
+
+/* Append bh (not scheduled until now) at the tail of its context's list. */
+static void list_requeue(actx__loop *loop, actx_bh *bh)
+{
+    actx_ctx *c = actx__obj_ctx(&bh->ctx);
+
+    if (bh->in_list) {
+        list_unlink(c, bh);
+    }
+    bh->seq = ++loop->bh_seq;
+    list_push(c, bh);
 }
 
 actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
@@ -97,8 +128,8 @@ static void schedule_local(actx__loop *loop, actx_bh *bh, bool idle)
     }
     /* Earlier arrivals first: scheduling order is run order. */
     actx__drain_if_any(loop);
-    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
-                                             memory_order_relaxed)) ||
+    if (local_valid(bh,
+                    atomic_load_explicit(&bh->lstate, memory_order_relaxed)) ||
         (atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
          ACTX__BH_R_SCHED)) {
         return; /* already scheduled: an idle one stays idle */
@@ -108,18 +139,15 @@ static void schedule_local(actx__loop *loop, actx_bh *bh, bool idle)
                           (g << ACTX__BH_L_GEN_SHIFT) | ACTX__BH_L_SCHED |
                               (idle ? ACTX__BH_L_IDLE : 0),
                           memory_order_relaxed);
-    bh->seq = ++loop->bh_seq;
-    if (!bh->in_list) {
-        list_push(actx__obj_ctx(&bh->ctx), bh);
-    }
+    list_requeue(loop, bh);
 }
 
 static void schedule_remote(actx_bh *bh, bool idle)
 {
     uint32_t old, new;
 
-    if (local_valid(bh, atomic_load_explicit(&bh->lstate,
-                                             memory_order_relaxed))) {
+    if (local_valid(bh,
+                    atomic_load_explicit(&bh->lstate, memory_order_relaxed))) {
         return; /* the owner scheduled it and knows */
     }
     old = atomic_load_explicit(&bh->rflags, memory_order_relaxed);
@@ -153,7 +181,7 @@ static void schedule_remote(actx_bh *bh, bool idle)
      * (cancel + schedule) and notified before our push was visible.
      */
     new = atomic_load(&bh->rflags);
-    if ((new & ACTX__BH_R_SCHED) && !(new & ACTX__BH_R_IDLE)) {
+    if ((new &ACTX__BH_R_SCHED) && !(new &ACTX__BH_R_IDLE)) {
         actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
     }
 }
@@ -189,6 +217,11 @@ void actx_bh_cancel(actx_bh *bh)
     }
     if (actx__tls_loop == bh->loop) {
         atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
+        if (bh->in_list &&
+            !(atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
+              ACTX__BH_R_SCHED)) {
+            list_unlink(actx__obj_ctx(&bh->ctx), bh);
+        }
     } else {
         atomic_fetch_add(&bh->cgen, 1);
     }
@@ -228,35 +261,36 @@ void actx_bh_delete(actx_bh *bh)
     bh->deleted = true;
     atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
     old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
+    if (bh->in_list) {
+        list_unlink(actx__obj_ctx(&bh->ctx), bh);
+    }
     bh_unlink_all(loop, bh);
     loop->st.live_bhs--;
     actx__ctx_resolve(bh->ctx)->npending--;
     actx__obj_put(loop, bh->ctx);
-    if (!bh->in_list && !(old & ACTX__BH_R_MAILED)) {
+    if (!(old & ACTX__BH_R_MAILED)) {
         free(bh);
     }
-    /* Else whoever unlinks it last (poll, drain) frees it. */
+    /* Else the drain that takes it out of the mailbox frees it. */
 }
 
 /* Owner: a BH posted by another thread came out of the mailbox. */
 void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
 {
-    uint32_t old = atomic_fetch_and(&bh->rflags,
-                                    ~(uint32_t)ACTX__BH_R_MAILED);
+    uint32_t old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_MAILED);
 
     if (bh->deleted) {
-        if (!bh->in_list) {
-            free(bh);
-        }
+        free(bh);
         return;
     }
     if (!(old & ACTX__BH_R_SCHED)) {
         return; /* cancelled on the way */
     }
-    bh->seq = ++loop->bh_seq;
-    if (!bh->in_list) {
-        list_push(actx__obj_ctx(&bh->ctx), bh);
+    if (local_valid(bh,
+                    atomic_load_explicit(&bh->lstate, memory_order_relaxed))) {
+        return; /* the owner scheduled it meanwhile: keep that place */
     }
+    list_requeue(loop, bh);
 }
 
 int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
@@ -270,18 +304,8 @@ int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
         uint32_t ls, rf;
         bool run, idle = true;
 
-        c->bh_head = bh->list_next;
-        if (!c->bh_head) {
-            c->bh_tail = &c->bh_head;
-        }
-        c->bh_len--;
-        bh->in_list = false;
-        if (ACTX__UNLIKELY(bh->deleted)) {
-            if (!(atomic_load(&bh->rflags) & ACTX__BH_R_MAILED)) {
-                free(bh);
-            }
-            continue;
-        }
+        list_unlink(c, bh);
+        actx__assert(!bh->deleted);
         if (bh->seq > limit) {
             list_push(c, bh); /* scheduled during this call: next one */
             continue;
@@ -340,9 +364,6 @@ bool actx__bh_has_nonidle(actx_ctx *c)
         uint32_t ls = atomic_load(&bh->lstate);
         uint32_t rf = atomic_load(&bh->rflags);
 
-        if (bh->deleted) {
-            continue;
-        }
         if ((local_valid(bh, ls) && !(ls & ACTX__BH_L_IDLE)) ||
             ((rf & ACTX__BH_R_SCHED) && !(rf & ACTX__BH_R_IDLE))) {
             return true;
@@ -358,14 +379,8 @@ void actx__bh_loop_shutdown(actx__loop *loop)
     actx_bh *bh;
 
     while ((bh = c->bh_head) != NULL) {
-        c->bh_head = bh->list_next;
-        bh->in_list = false;
-        if (bh->deleted) {
-            free(bh);
-        }
+        list_unlink(c, bh);
     }
-    c->bh_tail = &c->bh_head;
-    c->bh_len = 0;
     while ((bh = loop->bhs) != NULL) {
         loop->bhs = bh->all_next;
         actx__ctx_resolve(bh->ctx)->npending--;

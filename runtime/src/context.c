@@ -77,20 +77,11 @@ void actx__ctx_unref_ref(actx_ctx *c)
 {
     while (c) {
         /* acq_rel: the freeing thread sees every holder's last use. */
-        if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) !=
-            1) {
+        if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) {
             return;
         }
         c = ctx_free(c);
     }
-}
-
-actx_ctx *actx__ctx_resolve(actx_ctx *c)
-{
-    while (ACTX__UNLIKELY(c->fwd != NULL)) {
-        c = c->fwd;
-    }
-    return c;
 }
 
 static void zombie_unlink(actx__loop *loop, actx_ctx *c)
@@ -115,29 +106,21 @@ static void ctx_loop_put(actx__loop *loop, actx_ctx *c)
     actx__ctx_unref_ref(c);
 }
 
-/*
- * The live context of an object, moving the object's count there (path
- * compression) so that popped contexts are released as soon as possible.
- */
-actx_ctx *actx__obj_ctx(actx_ctx **slot)
+/* Slow path of actx__obj_ctx: the object names a popped context. */
+actx_ctx *actx__obj_ctx_moved(actx_ctx **slot)
 {
-    actx_ctx *c = *slot, *live;
+    actx_ctx *c = *slot, *live = actx__ctx_resolve(c);
 
-    if (ACTX__LIKELY(c->fwd == NULL)) {
-        return c;
-    }
-    live = actx__ctx_resolve(c);
     live->objs++;
     *slot = live;
     actx__obj_put(c->loop, c);
     return live;
 }
 
-/* An object that named c is gone (or moved). */
-void actx__obj_put(actx__loop *loop, actx_ctx *c)
+/* Slow path of actx__obj_put: the last object of a popped context. */
+void actx__obj_put_last(actx__loop *loop, actx_ctx *c)
 {
-    actx__assert(c->objs > 0);
-    if (--c->objs == 0 && c->popped && !c->hheld) {
+    if (c->popped && !c->hheld) {
         ctx_loop_put(loop, c);
     }
 }
@@ -210,6 +193,7 @@ int actx_pop(void)
     p = c->parent;
     if (c->bh_head) {
         *p->bh_tail = c->bh_head;
+        c->bh_head->list_pprev = p->bh_tail;
         p->bh_tail = c->bh_tail;
         p->bh_len += c->bh_len;
         c->bh_head = NULL;
@@ -243,8 +227,8 @@ int actx_pop(void)
          * Acquire pairs with the release of the last foreign unref: if we
          * are the only holder, nobody else can take a reference any more.
          */
-        if (ACTX__LIKELY(atomic_load_explicit(&c->refs,
-                                              memory_order_acquire) == 1)) {
+        if (ACTX__LIKELY(atomic_load_explicit(&c->refs, memory_order_acquire) ==
+                         1)) {
             c->fwd = NULL;
             c->parent = loop->ctx_free;
             loop->ctx_free = c;

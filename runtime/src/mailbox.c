@@ -17,24 +17,28 @@
  *
  * Wake-ups (QEMU aio_notify style), all accesses sequentially consistent:
  *
- *   poster:  P1 CAS push msg       owner: O1 if (xchg(notified, 0)) read efd
- *            P2 load notify_me            O2 store notify_me = level
- *            P3 if (notify_me >= my level
- *                   && !xchg(notified, 1))  O3 look for work (mailbox head,
- *                   write efd                  queues, BHs); none: sleep
- *                                           O4 store notify_me = 0
+ *   poster:  P1 CAS push msg        owner: O1 if (load(notified)) {
+ *            P2 load notify_me                   read efd; store(notified, 0)
+ *            P3 if (notify_me >= my level       }
+ *                   && !xchg(notified, 1))   O2 store notify_me = level
+ *                   write efd                O3 look for work (mailbox head,
+ *                                               queues, BHs); none: sleep
+ *                                            O4 store notify_me = 0
  *
  * Why no wake-up is lost.  Say the owner sleeps after O3 found no work and
  * missed msg.  O3's load of head then precedes P1 in the single total
  * order, so O2 < O3 < P1 < P2 and P2 sees notify_me set (O4 comes only after
  * the sleep).  If P3's exchange reads false, P writes the eventfd and the
- * sleep ends.  If it reads true, the last store of false was O1 (the only
- * one), so some poster Q's exchange came after O1, read false, and Q writes
- * the eventfd right after it.  The owner reads the eventfd only at O1 (when
- * its exchange reads true) and after a wait reported it readable; neither
- * happens between this O1 and this sleep, so Q's write is still pending
- * when the owner sleeps and the sleep ends at once.  Reading the eventfd
- * whenever epoll reports it also means a late write never leaves it
+ * sleep ends.  If it reads true, some poster Q's exchange read false and set
+ * it after this O1's load (if O1 saw true it stored false after its read,
+ * and only O1 stores false), and Q writes the eventfd after its exchange.
+ * The owner reads the eventfd only inside O1 (before that store) and after a
+ * wait reported it readable: neither happens between this O1 and this
+ * sleep, so Q's write is still pending and the sleep ends at once.  Reading
+ * before clearing matters: clear-then-read lets the read swallow the write
+ * of a poster that set notified between the two, leaving notified set and
+ * the eventfd empty (found by the spin model in tests/model/).  Reading the
+ * eventfd whenever epoll reports it means a late write never leaves it
  * readable while notified is clear (no spinning).
  *
  * Posts that may be slow to be noticed use a lower wake level: an idle BH
@@ -187,15 +191,23 @@ void actx__mb_ack(actx__loop *loop)
     }
 }
 
-/* O1 + O2.  The caller then looks for work (O3) before it sleeps. */
-void actx__mb_prepare_sleep(actx__loop *loop, int level)
+/* O1: consume a pending wake-up, then let posters write again. */
+void actx__mb_rearm(actx__loop *loop)
 {
     actx__mailbox *mb = loop->mb;
 
-    if (atomic_exchange(&mb->notified, false)) {
+    /* Read, then clear: see "Reading before clearing" above. */
+    if (atomic_load(&mb->notified)) {
         actx__mb_ack(loop);
+        atomic_store(&mb->notified, false);
     }
-    atomic_store(&mb->notify_me, level);
+}
+
+/* O1 + O2.  The caller then looks for work (O3) before it sleeps. */
+void actx__mb_prepare_sleep(actx__loop *loop, int level)
+{
+    actx__mb_rearm(loop);
+    atomic_store(&loop->mb->notify_me, level);
 }
 
 /* O4. */

@@ -46,20 +46,54 @@ void actx__dispatch(actx__loop *loop, actx__msg *m)
     }
 }
 
-static void dispatch_list(actx__loop *loop, actx__msg *m)
-{
-    while (m) {
-        actx__msg *next = m->next;
-
-        loop->st.mailbox_msgs++;
-        actx__dispatch(loop, m);
-        m = next;
-    }
-}
-
+/*
+ * Take everything from the mailbox, reverse it into arrival order and hand
+ * each message to its context.  The common case - a batch of completions of
+ * one live context - is spliced onto that context's queue whole, so the
+ * batch is walked once here and once when it runs.
+ */
 void actx__drain(actx__loop *loop)
 {
-    dispatch_list(loop, actx__mb_take(loop->mb, false));
+    actx__msg *lifo, *fifo = NULL, *last, *m;
+    actx_ctx *same = NULL;
+    long n = 0;
+
+    /* Acquire (seq_cst) pairs with P1 of the posters (mailbox.c). */
+    lifo = atomic_exchange(&loop->mb->head, NULL);
+    actx__assert(lifo != ACTX__MB_CLOSED);
+    last = lifo;
+    if (lifo && lifo->type == ACTX__MSG_REQ) {
+        same = ((actx_req *)lifo)->ctx;
+        if (same->fwd) {
+            same = NULL;
+        }
+    }
+    while (lifo) {
+        actx__msg *next = lifo->next;
+
+        if (same &&
+            (lifo->type != ACTX__MSG_REQ || ((actx_req *)lifo)->ctx != same)) {
+            same = NULL;
+        }
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
+        n++;
+    }
+    loop->st.mailbox_msgs += n;
+    if (same) {
+        *same->q_tail = fifo;
+        same->q_tail = &last->next;
+        same->q_len += n;
+        if (same != loop->cur) {
+            loop->st.completions_deferred += n;
+        }
+        return;
+    }
+    for (m = fifo; m; m = fifo) {
+        fifo = m->next;
+        actx__dispatch(loop, m);
+    }
 }
 
 /* Everything of c that is due now: BHs, queue, ready fds, due timers. */
@@ -118,9 +152,7 @@ static inline void disarm_embedding(actx__loop *loop)
 {
     if (ACTX__UNLIKELY(loop->notify_armed)) {
         actx__mb_end_sleep(loop);
-        if (atomic_exchange(&loop->mb->notified, false)) {
-            actx__mb_ack(loop);
-        }
+        actx__mb_rearm(loop);
     }
 }
 
@@ -142,23 +174,24 @@ int actx_poll(bool blocking)
 
     for (;;) {
         int64_t timeout;
-        bool had_idle;
 
         if (work_now(loop, c)) {
             actx__drain_if_any(loop);
             if (run_pass(loop, c, &ran_idle)) {
                 return 1;
             }
+            if (ran_idle) {
+                return 0;
+            }
         }
         if (!can_progress(c)) {
             return 0;
         }
-        had_idle = c->bh_head != NULL;
         timeout = sleep_timeout(loop, c);
-        actx__mb_prepare_sleep(loop, (timeout < 0 ||
-                                      timeout > (int64_t)ACTX__IDLE_NS)
-                                         ? ACTX__WAKE_UNBOUNDED
-                                         : ACTX__WAKE_ANY);
+        actx__mb_prepare_sleep(loop,
+                               (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
+                                   ? ACTX__WAKE_UNBOUNDED
+                                   : ACTX__WAKE_ANY);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
             if (loop->sleep_hook) {
@@ -171,11 +204,10 @@ int actx_poll(bool blocking)
         }
         actx__mb_end_sleep(loop);
         actx__drain_if_any(loop);
-        ran_idle = false;
         if (run_pass(loop, c, &ran_idle)) {
             return 1;
         }
-        if (had_idle && ran_idle) {
+        if (ran_idle) {
             return 0; /* only idle BHs were due: ran them, done */
         }
     }
@@ -222,6 +254,12 @@ int actx_run(void)
         return -errno;
     }
     c = loop->cur;
+    if (c->stop) {
+        /* Stopped while not running (uv_stop): one iteration, no wait. */
+        c->stop = false;
+        actx_poll(false);
+        return 0;
+    }
     for (;;) {
         int r = actx_poll(true);
 

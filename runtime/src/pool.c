@@ -1,40 +1,778 @@
 /*
- * pool.c - the worker pool (placeholder until the pool work lands).
+ * pool.c - the process-wide worker pool: jobs, FIFO queue, growth for
+ * nested waits, idle retirement, cancellation, stop at process exit.
+ *
+ * A job is the pool half of a request: the request (one cache line, owned
+ * by its loop, see req.c) points at its job, the job at its request.  Jobs
+ * come from a per-loop free list and go back to whichever thread's loop
+ * frees them.
+ *
+ * Submission is lock-free: a job is pushed with one CAS onto `incoming`, a
+ * LIFO stack (the mailbox's design).  Workers, under pool.lock, take the
+ * whole stack with one exchange, reverse it and append it to `fifo`, and
+ * dequeue from the head: work is started in submission order.  The
+ * submitting thread takes the lock only to wake or create a worker, which
+ * does not happen while every worker is busy.
+ *
+ * Job states (job->state, atomic): QUEUED -> RUNNING (a worker, just before
+ * it runs the work) or QUEUED -> CANCELLED (actx_req_cancel on the owner,
+ * or process exit).  Both are CASes, so exactly one side wins.  Who frees a
+ * job:
+ *   - normally the request: req_put (owner) or actx__req_refused (a worker,
+ *     when the owner shut down) call actx__job_free via req->job;
+ *   - a job cancelled by its owner is still linked in incoming or fifo, so
+ *     the cancel detaches it (req->job = NULL) and whoever dequeues it
+ *     frees it; nobody else touches it after the CAS;
+ *   - after a worker posts the completion (actx__req_post) it never touches
+ *     the job or the request again: either may be freed at once.
+ *
+ * Waking workers without a lock on the submit path (all seq_cst):
+ *
+ *   submitter: S1 CAS push job      idle worker: W1 nidle++
+ *              S2 load nidle, nwaking,          W2 load incoming (and fifo
+ *                 nthreads, nblocked               under the lock); empty:
+ *              S3 if a worker must be              sleep
+ *                 woken or created: lock, kick
+ *
+ *   Either W2 sees the job, or S2 sees nidle > 0 and S3 wakes someone.  A
+ *   submitter does not wake a second worker while one is already on its
+ *   way (nwaking > 0): the waking worker decrements nwaking under the lock
+ *   *before* it takes `incoming`, so a job pushed before a submitter saw
+ *   nwaking > 0 is seen by that worker.  A woken worker that finds more
+ *   queued work than workers on their way wakes the next (a chain), so a
+ *   burst ramps up without the submitter paying for every wake-up.
+ *
+ *   A worker that blocks in a nested wait (loop->sleep_hook) or retires
+ *   follows the same pattern: nblocked++ / nidle-- first, then it looks at
+ *   the queue, so a submitter that saw the old count has its job seen.
+ *
+ * Growth: nblocked counts workers sleeping in their own loop (a nested
+ * ACTX_WAIT_WHILE in a work function).  The pool creates a thread when work
+ * is queued, no worker is idle or on its way, and (threads - blocked) <
+ * size: blocked workers do not count against the size, so nested
+ * submit-and-wait cannot deadlock the pool.
+ *
+ * Idle workers sleep on their own condition variable, on a LIFO stack: the
+ * most recently idle (warmest) worker is woken first and the coldest ones
+ * time out and retire.  Workers do not spin before sleeping: measured on 2
+ * CPUs, a spinning worker takes the CPU the submitting loop needs and cut
+ * pipelined throughput several times over while not helping round trips.
  */
+#define _GNU_SOURCE
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Spare jobs kept per thread. */
+#define JOB_FREE_MAX 4096
+/* Most threads the pool ever runs, nested waits included. */
+#define POOL_THREADS_CAP 4096
+/* Most outstanding requests per thread; actx_submit then fails (EAGAIN). */
+#define POOL_OUTSTANDING_MAX (1L << 20)
+/* An idle worker of the base size retires after this long. */
+#define POOL_IDLE_NS (5 * 1000 * 1000 * 1000LL)
+/* A worker beyond the size (grown for nested waits) retires sooner. */
+#define POOL_EXTRA_IDLE_NS (200 * 1000 * 1000LL)
+/* How long process exit waits for running work before detaching. */
+#define POOL_EXIT_S 2
+
+enum { JOB_QUEUED = 1, JOB_RUNNING, JOB_CANCELLED };
+
+struct actx__job {
+    actx__job *next; /* incoming, fifo, or a free list */
+    actx_req *req;
+    actx_work_fn *work;
+    void *arg;
+    _Atomic int state;
+    alignas(8) unsigned char args[ACTX__JOB_ARGS];
+};
+
+typedef struct worker {
+    pthread_t tid;
+    pthread_cond_t cond;
+    bool woken;               /* popped from the idle stack by a waker */
+    struct worker *idle_next; /* idle stack */
+    struct worker *all_prev, *all_next; /* registry (joined at exit) */
+} worker;
+
+static struct {
+    /* Submitters push here with a CAS; workers take it all. */
+    alignas(ACTX__CACHELINE) _Atomic(actx__job *) incoming;
+
+    /* Read by submitters without the lock; written under it. */
+    alignas(ACTX__CACHELINE) _Atomic int nidle; /* on the idle stack */
+    _Atomic int nwaking;  /* woken or created, not yet at the queue */
+    _Atomic int nthreads; /* in the registry (created, not retired) */
+    _Atomic int nblocked; /* in a nested wait */
+    _Atomic bool stopping;
+    _Atomic int size; /* 0 until the pool starts */
+
+    /* Under the lock. */
+    alignas(ACTX__CACHELINE) pthread_mutex_t lock;
+    actx__job *head, **tail;
+    long qlen;
+    bool started;
+    int size_set; /* actx_pool_set_size, before the start */
+    worker *idle;
+    worker *all;
+    int nexiting; /* retired, still shutting their loop down */
+    pthread_cond_t exit_cond;
+    unsigned long spawned, retired, spawn_failed;
+} pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .exit_cond = PTHREAD_COND_INITIALIZER,
+    .tail = &pool.head,
+};
+
+static void pool_sleep_hook(actx__loop *loop, bool entering);
+
+/* ------------------------------------------------------------------------ */
+/* Jobs.                                                                     */
+
+static actx__job *job_alloc(actx__loop *loop)
+{
+    actx__job *job = loop->job_free;
+
+    if (ACTX__LIKELY(job != NULL)) {
+        loop->job_free = job->next;
+        loop->job_free_n--;
+        return job;
+    }
+    job = malloc(sizeof(*job));
+    if (!job) {
+        errno = ENOMEM;
+    }
+    return job;
+}
+
+/* Any thread.  The job is linked nowhere (see the top comment). */
+void actx__job_free(actx__job *job)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    if (loop && !loop->closed && loop->job_free_n < JOB_FREE_MAX) {
+        job->next = loop->job_free;
+        loop->job_free = job;
+        loop->job_free_n++;
+    } else {
+        free(job);
+    }
+}
+
+void actx__pool_loop_shutdown(actx__loop *loop)
+{
+    while (loop->job_free) {
+        actx__job *job = loop->job_free;
+
+        loop->job_free = job->next;
+        free(job);
+    }
+    loop->job_free_n = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The queue.  All _locked functions need pool.lock.                         */
+
+/* Move what was submitted since the last call to the fifo, in order. */
+static void grab_locked(void)
+{
+    actx__job *lifo, *fifo = NULL, *last;
+    long n = 0;
+
+    /* Relaxed first: most calls find nothing and need no exchange. */
+    if (!atomic_load_explicit(&pool.incoming, memory_order_relaxed)) {
+        return;
+    }
+    /* seq_cst: acquires the jobs' contents (S1) and orders W2. */
+    lifo = atomic_exchange(&pool.incoming, NULL);
+    last = lifo;
+    while (lifo) {
+        actx__job *next = lifo->next;
+
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
+        n++;
+    }
+    if (fifo) {
+        *pool.tail = fifo;
+        pool.tail = &last->next;
+        pool.qlen += n;
+    }
+}
+
+/* Take the oldest job, or NULL (it may be cancelled: see dequeue users). */
+static actx__job *take_locked(void)
+{
+    actx__job *job;
+
+    if (!pool.head) {
+        grab_locked();
+    }
+    job = pool.head;
+    if (job) {
+        pool.head = job->next;
+        if (!pool.head) {
+            pool.tail = &pool.head;
+        }
+        pool.qlen--;
+    }
+    return job;
+}
+
+/* Queued work, incoming included (seq_cst load: W2 of the top comment). */
+static bool have_work_locked(void)
+{
+    return pool.head != NULL || atomic_load(&pool.incoming) != NULL;
+}
+
+static void *worker_main(void *arg);
+
+static void registry_remove_locked(worker *w)
+{
+    if (w->all_prev) {
+        w->all_prev->all_next = w->all_next;
+    } else {
+        pool.all = w->all_next;
+    }
+    if (w->all_next) {
+        w->all_next->all_prev = w->all_prev;
+    }
+    w->all_prev = w->all_next = NULL;
+}
+
+/*
+ * Create a worker.  Under the lock, so that its pthread_t is written before
+ * anyone (process exit) can look at the registry; creation is rare (the
+ * pool's first use, nested waits).
+ */
+static bool spawn_locked(void)
+{
+    pthread_condattr_t ca;
+    pthread_attr_t attr;
+    sigset_t all;
+    worker *w;
+    int rc;
+
+    if (atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
+        return false;
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        pool.spawn_failed++;
+        return false;
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    /* Pool threads take no signals: they belong to the application. */
+    sigfillset(&all);
+    pthread_attr_init(&attr);
+    pthread_attr_setsigmask_np(&attr, &all);
+    rc = pthread_create(&w->tid, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_cond_destroy(&w->cond);
+        free(w);
+        pool.spawn_failed++;
+        return false;
+    }
+    w->all_next = pool.all;
+    if (pool.all) {
+        pool.all->all_prev = w;
+    }
+    pool.all = w;
+    atomic_fetch_add(&pool.nthreads, 1);
+    atomic_fetch_add(&pool.nwaking, 1); /* it looks at the queue first */
+    pool.spawned++;
+    return true;
+}
+
+/*
+ * More queued work than workers on their way to it: wake the warmest idle
+ * worker, or create one if the pool may grow.  One worker per call; a woken
+ * worker calls this again when it takes its job (the chain).
+ */
+static void kick_locked(void)
+{
+    int waking = atomic_load(&pool.nwaking);
+    worker *w;
+
+    grab_locked();
+    if (pool.qlen <= waking) {
+        return;
+    }
+    w = pool.idle;
+    if (w) {
+        pool.idle = w->idle_next;
+        w->woken = true;
+        atomic_fetch_add(&pool.nwaking, 1);
+        atomic_fetch_sub(&pool.nidle, 1);
+        /* Under the lock: a woken worker may otherwise retire and free w. */
+        pthread_cond_signal(&w->cond);
+        return;
+    }
+    if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) < pool.size &&
+        atomic_load(&pool.nthreads) < POOL_THREADS_CAP) {
+        spawn_locked();
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workers.                                                                  */
+
+static void idle_remove_locked(worker *self)
+{
+    worker **pp;
+
+    for (pp = &pool.idle; *pp; pp = &(*pp)->idle_next) {
+        if (*pp == self) {
+            *pp = self->idle_next;
+            atomic_fetch_sub(&pool.nidle, 1); /* before have_work_locked */
+            return;
+        }
+    }
+}
+
+/* The worker's own loop carries the hook that counts nested waits. */
+static void worker_loop_setup(void)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    if (!loop) {
+        /* Without a loop (EMFILE) the worker still runs plain work. */
+        if (actx_thread_init() < 0) {
+            return;
+        }
+        loop = actx__tls_loop;
+    }
+    loop->sleep_hook = pool_sleep_hook;
+}
+
+/*
+ * Between jobs: put back what a work function left behind.  Contexts it
+ * left pushed are popped; completions of requests it submitted without
+ * waiting run here (their context is this thread's root).
+ */
+static void worker_tidy(void)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    if (ACTX__UNLIKELY(!loop || loop->sleep_hook != pool_sleep_hook)) {
+        worker_loop_setup();
+        loop = actx__tls_loop;
+        if (!loop) {
+            return;
+        }
+    }
+    if (ACTX__UNLIKELY(loop->cur->parent != NULL)) {
+        actx__misuse("actx_submit", "a work function returned with a "
+                                    "context still pushed; popping it");
+        while (loop->cur->parent && actx_pop() == 0) {
+        }
+    }
+    actx__drain_if_any(loop);
+    if (ACTX__UNLIKELY(loop->cur->q_head || loop->cur->bh_head)) {
+        actx_poll(false);
+    }
+}
+
+/* Run one dequeued job, unless its owner cancelled it (then free it). */
+static void run_job(actx__job *job)
+{
+    int queued = JOB_QUEUED;
+    actx_req *req;
+    long ret;
+
+    /* Pairs with the CAS in actx__job_cancel: exactly one wins. */
+    if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_RUNNING)) {
+        actx__job_free(job); /* cancelled: detached from its request */
+        return;
+    }
+    req = job->req;
+    ret = job->work(job->arg);
+    /* From here on the job and the request may be freed. */
+    actx__req_post(req, ret);
+    worker_tidy();
+}
+
+/* Sleep on the idle stack until woken, stopped or timed out; true: retire. */
+static bool idle_wait_locked(worker *self)
+{
+    int64_t idle_ns = atomic_load(&pool.nthreads) > pool.size
+                          ? POOL_EXTRA_IDLE_NS
+                          : POOL_IDLE_NS;
+    struct timespec ts;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += idle_ns / 1000000000;
+    ts.tv_nsec += idle_ns % 1000000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    self->woken = false;
+    self->idle_next = pool.idle;
+    pool.idle = self;
+    atomic_fetch_add(&pool.nidle, 1); /* W1 */
+    if (have_work_locked()) {         /* W2 */
+        idle_remove_locked(self);
+        return false;
+    }
+    while (!self->woken && rc != ETIMEDOUT &&
+           !atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
+        rc = pthread_cond_timedwait(&self->cond, &pool.lock, &ts);
+    }
+    if (self->woken) {
+        /* The waker counted us; uncount before looking at the queue. */
+        atomic_fetch_sub(&pool.nwaking, 1);
+        return false;
+    }
+    idle_remove_locked(self);
+    return rc == ETIMEDOUT && !have_work_locked() &&
+           !atomic_load_explicit(&pool.stopping, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *self = arg;
+    bool retire = false;
+
+    worker_loop_setup();
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_sub(&pool.nwaking, 1); /* counted by spawn_locked */
+    for (;;) {
+        actx__job *job = take_locked();
+
+        if (job) {
+            if (pool.qlen > 0 || atomic_load(&pool.incoming)) {
+                kick_locked(); /* more work: bring in the next worker */
+            }
+            pthread_mutex_unlock(&pool.lock);
+            run_job(job);
+            pthread_mutex_lock(&pool.lock);
+            continue;
+        }
+        if (atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
+            break;
+        }
+        if (idle_wait_locked(self)) {
+            retire = true;
+            break;
+        }
+    }
+
+    if (!retire) {
+        /* Process exit: pool_stop joins us (we stay in the registry). */
+        pthread_mutex_unlock(&pool.lock);
+        return NULL;
+    }
+    registry_remove_locked(self);
+    atomic_fetch_sub(&pool.nthreads, 1);
+    pool.nexiting++;
+    pool.retired++;
+    pthread_mutex_unlock(&pool.lock);
+
+    pthread_detach(pthread_self());
+    actx_thread_shutdown();
+    pthread_cond_destroy(&self->cond);
+    free(self);
+
+    pthread_mutex_lock(&pool.lock);
+    if (--pool.nexiting == 0) {
+        pthread_cond_broadcast(&pool.exit_cond);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+/*
+ * A worker's loop is about to sleep in a nested wait (or woke up from one).
+ * A blocked worker does not count against the size: if work is queued and
+ * nobody is on the way to it, another worker is woken or created.
+ */
+static void pool_sleep_hook(actx__loop *loop, bool entering)
+{
+    (void)loop;
+    pthread_mutex_lock(&pool.lock);
+    if (entering) {
+        atomic_fetch_add(&pool.nblocked, 1); /* before kick looks */
+        kick_locked();
+    } else {
+        atomic_fetch_sub(&pool.nblocked, 1);
+    }
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start, fork, stop.                                                        */
+
+static void pool_stop(void);
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/*
+ * The child has none of the parent's workers.  It starts with an empty
+ * pool of the same size; the parent's queued and running work is not run
+ * again in the child (its requests never complete there).
+ */
+static void atfork_child(void)
+{
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.exit_cond, NULL);
+    atomic_store(&pool.incoming, NULL);
+    pool.head = NULL;
+    pool.tail = &pool.head;
+    pool.qlen = 0;
+    atomic_store(&pool.nidle, 0);
+    atomic_store(&pool.nwaking, 0);
+    atomic_store(&pool.nthreads, 0);
+    atomic_store(&pool.nblocked, 0);
+    pool.nexiting = 0;
+    pool.idle = NULL;
+    pool.all = NULL;
+}
+
+static int env_size(void)
+{
+    const char *s = getenv("ACTX_POOL_THREADS");
+    char *end;
+    long v;
+
+    if (!s || !*s) {
+        return 0;
+    }
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < 1 || v > POOL_THREADS_CAP) {
+        actx__misuse("actx pool", "ignoring a bad ACTX_POOL_THREADS");
+        return 0;
+    }
+    return (int)v;
+}
+
+static int default_size(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = env_size();
+
+    if (n > 0) {
+        return n;
+    }
+    if (cpus > POOL_THREADS_CAP / 2) {
+        cpus = POOL_THREADS_CAP / 2;
+    }
+    return cpus * 2 < 4 ? 4 : (int)cpus * 2;
+}
+
+static void start_locked(void)
+{
+    atomic_store(&pool.size, pool.size_set ? pool.size_set : default_size());
+    pool.started = true;
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /*
+     * atexit rather than a destructor: registered after the sanitizers'
+     * own exit hooks, so it runs before the leak check, and for a
+     * dlopen()ed libactx it runs at dlclose too (glibc's atexit is
+     * __cxa_atexit with this object's handle).
+     */
+    atexit(pool_stop);
+}
+
+/*
+ * Process exit: no new work starts.  Queued work is cancelled (done would
+ * get -ECANCELED if its owner ever polled again); running work gets up to
+ * POOL_EXIT_S to finish, then every worker is joined.  A worker still
+ * running after that (a work function stuck forever) is detached and left
+ * alone: nothing it may touch is freed.
+ */
+static void pool_stop(void)
+{
+    actx__job *queued;
+    struct timespec dl;
+    worker *w;
+
+    pthread_mutex_lock(&pool.lock);
+    if (atomic_load(&pool.stopping)) {
+        pthread_mutex_unlock(&pool.lock);
+        return;
+    }
+    atomic_store(&pool.stopping, true);
+    grab_locked();
+    queued = pool.head;
+    pool.head = NULL;
+    pool.tail = &pool.head;
+    pool.qlen = 0;
+    for (w = pool.idle; w; w = w->idle_next) {
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&pool.lock);
+
+    /* We dequeued them: the same rule as run_job. */
+    while (queued) {
+        actx__job *next = queued->next;
+        int q = JOB_QUEUED;
+
+        if (atomic_compare_exchange_strong(&queued->state, &q, JOB_CANCELLED)) {
+            actx__req_post(queued->req, -ECANCELED);
+        } else {
+            actx__job_free(queued);
+        }
+        queued = next;
+    }
+
+    /* pthread_timedjoin_np and exit_cond measure CLOCK_REALTIME. */
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += POOL_EXIT_S;
+    for (;;) {
+        pthread_mutex_lock(&pool.lock);
+        w = pool.all;
+        if (w) {
+            registry_remove_locked(w);
+            atomic_fetch_sub(&pool.nthreads, 1);
+        }
+        pthread_mutex_unlock(&pool.lock);
+        if (!w) {
+            break;
+        }
+        if (pthread_equal(w->tid, pthread_self())) {
+            continue; /* exit() from a work function: cannot join ourselves */
+        }
+        if (pthread_timedjoin_np(w->tid, NULL, &dl) == 0) {
+            pthread_cond_destroy(&w->cond);
+            free(w);
+        } else {
+            pthread_detach(w->tid); /* stuck: leave it (and w) alone */
+        }
+    }
+    /* Retired workers finishing their own shutdown. */
+    pthread_mutex_lock(&pool.lock);
+    while (pool.nexiting > 0) {
+        if (pthread_cond_timedwait(&pool.exit_cond, &pool.lock, &dl) ==
+            ETIMEDOUT) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Submission and cancellation.                                              */
+
+/* Slow path of a submission: start the pool, wake or create a worker. */
+static void submit_kick(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (ACTX__UNLIKELY(!pool.started)) {
+        start_locked();
+    }
+    kick_locked();
+    pthread_mutex_unlock(&pool.lock);
+}
+
+actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
+                            actx_done_fn *done, void *opaque)
+{
+    actx__loop *loop = actx__loop_get();
+    actx__job *job, *old;
+    actx_req *req;
+    int idle;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return NULL;
+    }
+    if (ACTX__UNLIKELY(!work || argsize > ACTX__JOB_ARGS)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (ACTX__UNLIKELY(
+            loop->closed ||
+            atomic_load_explicit(&pool.stopping, memory_order_relaxed))) {
+        errno = EPIPE;
+        return NULL;
+    }
+    if (ACTX__UNLIKELY(loop->st.outstanding >= POOL_OUTSTANDING_MAX)) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    job = job_alloc(loop);
+    if (ACTX__UNLIKELY(!job)) {
+        return NULL;
+    }
+    /* The request last: nothing can fail after it exists. */
+    req = actx__req_alloc(loop, done, opaque);
+    if (ACTX__UNLIKELY(!req)) {
+        actx__job_free(job);
+        return NULL;
+    }
+    req->job = job;
+    job->req = req;
+    job->work = work;
+    if (argsize) {
+        memcpy(job->args, arg, argsize);
+        job->arg = job->args;
+    } else {
+        job->arg = (void *)arg;
+    }
+    atomic_store_explicit(&job->state, JOB_QUEUED, memory_order_relaxed);
+
+    /* S1: publishes the job (release for grab_locked's exchange). */
+    old = atomic_load_explicit(&pool.incoming, memory_order_relaxed);
+    do {
+        job->next = old;
+    } while (!atomic_compare_exchange_weak(&pool.incoming, &old, job));
+
+    /* S2: is a worker idle and none on its way, or may the pool grow? */
+    idle = atomic_load(&pool.nidle);
+    if (idle > 0) {
+        if (atomic_load(&pool.nwaking) == 0) {
+            submit_kick();
+        }
+    } else if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) <
+               atomic_load_explicit(&pool.size, memory_order_relaxed)) {
+        submit_kick();
+    } else if (ACTX__UNLIKELY(atomic_load_explicit(
+                                  &pool.size, memory_order_relaxed) == 0)) {
+        submit_kick(); /* first use: start the pool */
+    }
+    return req;
+}
 
 actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done, void *opaque)
 {
-    (void)work;
-    (void)done;
-    (void)opaque;
-    errno = ENOSYS;
-    return NULL;
+    return actx__pool_submit(work, opaque, 0, done, opaque);
 }
 
-actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
-                         actx_done_fn *done, void *opaque)
+int actx__job_cancel(actx__job *job)
 {
-    (void)fd, (void)buf, (void)n, (void)off, (void)done, (void)opaque;
-    errno = ENOSYS;
-    return NULL;
-}
+    int queued = JOB_QUEUED;
+    actx_req *req = job->req;
 
-actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n, off_t off,
-                          actx_done_fn *done, void *opaque)
-{
-    (void)fd, (void)buf, (void)n, (void)off, (void)done, (void)opaque;
-    errno = ENOSYS;
-    return NULL;
-}
-
-actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque)
-{
-    (void)fd, (void)done, (void)opaque;
-    errno = ENOSYS;
-    return NULL;
+    /* Pairs with the CAS in run_job: exactly one wins. */
+    if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_CANCELLED)) {
+        return -EBUSY;
+    }
+    /* Still linked in the queue: whoever dequeues it frees it. */
+    req->job = NULL;
+    /* Owner thread: queued behind earlier arrivals, never run inline. */
+    actx__req_post(req, -ECANCELED);
+    return 0;
 }
 
 int actx_req_cancel(actx_req *req)
@@ -53,16 +791,17 @@ int actx_req_cancel(actx_req *req)
 
 int actx_pool_set_size(int n)
 {
-    return n < 1 ? -EINVAL : 0;
-}
+    int rc = 0;
 
-int actx__job_cancel(actx__job *job)
-{
-    (void)job;
-    return -EBUSY;
-}
-
-void actx__job_free(actx__job *job)
-{
-    (void)job;
+    if (n < 1 || n > POOL_THREADS_CAP) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&pool.lock);
+    if (pool.started) {
+        rc = -EBUSY;
+    } else {
+        pool.size_set = n;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return rc;
 }

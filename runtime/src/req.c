@@ -1,7 +1,7 @@
 /*
  * req.c - requests and the per-context completion queues.
  *
- * A request is one cache line from a per-thread free list.  It is created
+ * A request is one cache line from a per-thread slab allocator.  It is created
  * on the owner thread in the current context, completed once from any
  * thread (one store of ret and one mailbox post), queued by the owner in the
  * live context it resolves to, and its done callback runs when that context
@@ -19,27 +19,66 @@
 #include <errno.h>
 #include <stdlib.h>
 
-/* Keep at most this many spare requests per thread. */
-#define REQ_FREE_MAX 65536
+/*
+ * Requests come from page-sized slabs, carved in address order: a batch of
+ * completions then walks memory the way the hardware prefetcher expects.
+ * The first line of a slab is its header.  Slabs live until their loop shuts
+ * down; a slab that still has requests in flight then is freed by whichever
+ * thread drops its last one (the owner, or a completer refused with -EPIPE).
+ */
+#define SLAB_SIZE 4096
+#define SLAB_REQS (SLAB_SIZE / sizeof(actx_req) - 1)
+
+typedef struct req_slab {
+    _Atomic long dead;     /* in-flight requests left after shutdown */
+    long nfree;            /* owner, at shutdown */
+    struct req_slab *next; /* the loop's slabs */
+} req_slab;
+
+_Static_assert(sizeof(actx_req) == ACTX__CACHELINE,
+               "a request is one cache line");
+_Static_assert(sizeof(req_slab) <= sizeof(actx_req), "slab header");
+
+static inline req_slab *slab_of(actx_req *req)
+{
+    return (req_slab *)((uintptr_t)req & ~(uintptr_t)(SLAB_SIZE - 1));
+}
+
+static int slab_refill(actx__loop *loop)
+{
+    req_slab *slab = aligned_alloc(SLAB_SIZE, SLAB_SIZE);
+    actx_req *reqs;
+    long i;
+
+    if (!slab) {
+        return -ENOMEM;
+    }
+    atomic_init(&slab->dead, 0);
+    slab->nfree = 0;
+    slab->next = loop->req_slabs;
+    loop->req_slabs = slab;
+    reqs = (actx_req *)slab + 1;
+    /* Pushed backwards so that they are handed out in address order. */
+    for (i = (long)SLAB_REQS - 1; i >= 0; i--) {
+        reqs[i].msg.type = ACTX__MSG_REQ;
+        reqs[i].mb = loop->mb;
+        reqs[i].msg.next = loop->req_free;
+        loop->req_free = &reqs[i].msg;
+    }
+    return 0;
+}
 
 actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
 {
     actx_ctx *c = loop->cur;
     actx_req *req;
 
-    if (ACTX__LIKELY(loop->req_free != NULL)) {
-        req = (actx_req *)loop->req_free;
-        loop->req_free = req->msg.next;
-        loop->req_free_n--;
-    } else {
-        req = aligned_alloc(ACTX__CACHELINE, sizeof(*req));
-        if (!req) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        req->msg.type = ACTX__MSG_REQ;
-        req->mb = loop->mb;
+    if (ACTX__UNLIKELY(loop->req_free == NULL) && slab_refill(loop) < 0) {
+        errno = ENOMEM;
+        return NULL;
     }
+    req = (actx_req *)loop->req_free;
+    loop->req_free = req->msg.next;
     actx__mb_charge(loop);
     req->done = done;
     req->opaque = opaque;
@@ -80,13 +119,8 @@ static void req_put(actx__loop *loop, actx_req *req)
     if (ACTX__UNLIKELY(req->job != NULL)) {
         actx__job_free(req->job);
     }
-    if (ACTX__LIKELY(loop->req_free_n < REQ_FREE_MAX)) {
-        req->msg.next = loop->req_free;
-        loop->req_free = &req->msg;
-        loop->req_free_n++;
-    } else {
-        free(req);
-    }
+    req->msg.next = loop->req_free;
+    loop->req_free = &req->msg;
 }
 
 /* Not the owner thread, owner gone: the request dies here. */
@@ -95,10 +129,15 @@ void actx__req_refused(actx_req *req)
     actx__mailbox *mb = req->mb;
 
     actx__mb_refused(mb);
+    req_slab *slab = slab_of(req);
+
     if (req->job) {
         actx__job_free(req->job);
     }
-    free(req);
+    /* acq_rel: see actx__req_loop_shutdown. */
+    if (atomic_fetch_sub_explicit(&slab->dead, 1, memory_order_acq_rel) == 1) {
+        free(slab);
+    }
     actx__mb_unref(mb, 1);
 }
 
@@ -181,14 +220,31 @@ int actx__run_queue(actx__loop *loop, actx_ctx *c)
     return ran;
 }
 
-/* Shutdown: return the spare requests to the allocator. */
+/*
+ * Shutdown (mailbox closed, everything arrived has run): a slab whose
+ * requests are all free goes now; one with requests still in flight goes
+ * when the last of them is refused.  Completers may already have been
+ * refused and decremented dead below zero; whoever brings it to zero frees.
+ */
 void actx__req_loop_shutdown(actx__loop *loop)
 {
-    while (loop->req_free) {
-        actx__msg *m = loop->req_free;
+    req_slab *slab, *next;
+    actx__msg *m;
 
-        loop->req_free = m->next;
-        free(m);
+    for (m = loop->req_free; m; m = m->next) {
+        slab_of((actx_req *)m)->nfree++;
     }
-    loop->req_free_n = 0;
+    loop->req_free = NULL;
+    for (slab = loop->req_slabs; slab; slab = next) {
+        long inflight = (long)SLAB_REQS - slab->nfree;
+
+        next = slab->next;
+        if (inflight == 0 || atomic_fetch_add_explicit(&slab->dead, inflight,
+                                                       memory_order_acq_rel) +
+                                     inflight ==
+                                 0) {
+            free(slab);
+        }
+    }
+    loop->req_slabs = NULL;
 }

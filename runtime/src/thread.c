@@ -66,8 +66,8 @@ actx__loop *actx__loop_create(void)
         return NULL;
     }
     loop->mb_budget = ACTX__MB_BULK - 1; /* one is the loop's own */
-    loop->id = atomic_fetch_add_explicit(&next_loop_id, 1,
-                                         memory_order_relaxed);
+    loop->id =
+        atomic_fetch_add_explicit(&next_loop_id, 1, memory_order_relaxed);
     err = actx__backend_init(loop);
     if (err < 0) {
         goto fail;
@@ -134,9 +134,12 @@ void actx_thread_shutdown(void)
         }
     }
     actx__assert(loop->cur == loop->root);
-    run_accepted(loop);
 
-    /* Close: from here on posts are refused. */
+    /*
+     * Close first: what the mailbox holds now is exactly what was accepted
+     * before shutdown; from here on posts are refused, so posters racing
+     * with us cannot keep the loop alive.
+     */
     m = actx__mb_take(loop->mb, true);
     loop->closed = true;
     while (m) {
@@ -156,6 +159,7 @@ void actx_thread_shutdown(void)
     actx__fd_loop_shutdown(loop);
     actx__bh_loop_shutdown(loop);
     actx__req_loop_shutdown(loop);
+    actx__pool_loop_shutdown(loop);
     actx__ctx_loop_shutdown(loop);
     actx__backend_close(loop);
 
@@ -163,7 +167,8 @@ void actx_thread_shutdown(void)
     tls_dead_mb = loop->mb;
     actx__mb_unref(loop->mb, loop->mb_budget);
     actx__tls_loop = NULL;
-    pthread_setspecific(loop_key, NULL);
+    /* Non-NULL, so that the key's destructor drops tls_dead_mb at exit. */
+    pthread_setspecific(loop_key, &tls_dead_mb);
     free(loop);
 }
 

@@ -1,0 +1,487 @@
+/*
+ * bench-pool.c - the worker pool and file AIO against libuv's thread pool
+ * and against plain synchronous preads, all in the same run.
+ *
+ * Figures (rates; best of N interleaved repetitions):
+ *   null jobs, W in flight   one submitting thread keeps W null jobs in
+ *                            flight; each done submits the next.  W=1 is a
+ *                            pure round trip (latency), W=64 a pipeline.
+ *                            Peer: uv_queue_work the same way.
+ *                            Target: actx >= 1.5x libuv.
+ *   4 KiB preads, 64 in      one thread keeps 64 actx_aio_pread of random
+ *   flight                   4 KiB blocks of a file in the page cache in
+ *                            flight.  Peers: the same preads done
+ *                            synchronously in a tight loop by as many
+ *                            threads as the pool has (target >= 0.8x), and
+ *                            uv_fs_read with 64 in flight (target >= 1x).
+ *
+ * Both pools have the same size: actx_pool_set_size(N) and
+ * UV_THREADPOOL_SIZE=N (default 4, -p N).  Nothing asserts on timing: the
+ * table says met or MISSED and the program exits 0.
+ *
+ * Usage: bench-pool [-n REPS] [-t SECONDS] [-p THREADS] [-q]
+ *                   [-only actx,uv,raw,pp,pipe,io]  (profiling: a subset)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+
+#ifndef BENCH_NO_ACTX
+#include "actx.h"
+#endif
+#ifdef HAVE_LIBUV
+#include <uv.h>
+#endif
+
+#define FILE_MB 64
+#define BS 4096
+#define NBLOCKS ((FILE_MB << 20) / BS)
+#define INFLIGHT_IO 64
+
+static int reps = 5;
+static double rep_s = 0.3;
+static int nthreads = 4;
+static int file_fd = -1;
+static const char *only; /* -only actx|uv|raw (profiling) */
+
+static bool want(const char *who)
+{
+    return !only || strstr(only, who) != NULL;
+}
+
+static uint64_t now_ns(void)
+{
+    return bench_now_ns();
+}
+
+/* xorshift: cheap random block numbers, one state per user. */
+static inline uint64_t rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+static inline off_t rnd_off(uint64_t *s)
+{
+    return (off_t)(rnd(s) % NBLOCKS) * BS;
+}
+
+static void best(double *b, double v)
+{
+    if (isnan(*b) || v > *b) {
+        *b = v;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* actx.                                                                     */
+
+#ifndef BENCH_NO_ACTX
+static long a_left, a_done;
+static uint64_t a_seed = 88172645463325252ull;
+
+static long null_work(void *opaque)
+{
+    (void)opaque;
+    return 0;
+}
+
+static void null_done(void *opaque, long ret)
+{
+    (void)opaque;
+    (void)ret;
+    a_done++;
+    if (a_left > 0) {
+        a_left--;
+        if (!actx_submit(null_work, null_done, NULL)) {
+            abort();
+        }
+    }
+}
+
+/* Jobs per second with `window` in flight, for about rep_s seconds. */
+static double actx_null(int window, long total)
+{
+    uint64_t t0;
+
+    a_left = total - window;
+    a_done = 0;
+    t0 = now_ns();
+    for (int i = 0; i < window; i++) {
+        if (!actx_submit(null_work, null_done, NULL)) {
+            abort();
+        }
+    }
+    actx_flush();
+    if (a_done != total) {
+        fprintf(stderr, "actx: %ld of %ld done\n", a_done, total);
+        abort();
+    }
+    return total / ((now_ns() - t0) / 1e9);
+}
+
+static char *a_bufs;
+
+static void io_done(void *opaque, long ret)
+{
+    char *buf = opaque;
+
+    if (ret != BS) {
+        fprintf(stderr, "actx pread: %ld\n", ret);
+        abort();
+    }
+    a_done++;
+    if (a_left > 0) {
+        a_left--;
+        if (!actx_aio_pread(file_fd, buf, BS, rnd_off(&a_seed), io_done,
+                            buf)) {
+            abort();
+        }
+    }
+}
+
+static double actx_preads(long total)
+{
+    uint64_t t0;
+
+    a_left = total - INFLIGHT_IO;
+    a_done = 0;
+    t0 = now_ns();
+    for (int i = 0; i < INFLIGHT_IO; i++) {
+        char *buf = a_bufs + (size_t)i * BS;
+
+        if (!actx_aio_pread(file_fd, buf, BS, rnd_off(&a_seed), io_done,
+                            buf)) {
+            abort();
+        }
+    }
+    actx_flush();
+    if (a_done != total) {
+        abort();
+    }
+    return total / ((now_ns() - t0) / 1e9);
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* libuv.                                                                    */
+
+#ifdef HAVE_LIBUV
+static uv_loop_t *uvl;
+static long u_left, u_done;
+static uint64_t u_seed = 1181783497276652981ull;
+
+static void uv_null_work(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void uv_null_after(uv_work_t *w, int status)
+{
+    (void)status;
+    u_done++;
+    if (u_left > 0) {
+        u_left--;
+        uv_queue_work(uvl, w, uv_null_work, uv_null_after);
+    }
+}
+
+static double uv_null(int window, long total)
+{
+    uv_work_t *w = calloc((size_t)window, sizeof(*w));
+    uint64_t t0;
+
+    u_left = total - window;
+    u_done = 0;
+    t0 = now_ns();
+    for (int i = 0; i < window; i++) {
+        uv_queue_work(uvl, &w[i], uv_null_work, uv_null_after);
+    }
+    uv_run(uvl, UV_RUN_DEFAULT);
+    if (u_done != total) {
+        abort();
+    }
+    free(w);
+    return total / ((now_ns() - t0) / 1e9);
+}
+
+struct uv_io {
+    uv_fs_t req;
+    uv_buf_t buf;
+};
+
+static void uv_io_cb(uv_fs_t *req)
+{
+    struct uv_io *io = (struct uv_io *)req;
+
+    if (req->result != BS) {
+        fprintf(stderr, "uv_fs_read: %zd\n", req->result);
+        abort();
+    }
+    uv_fs_req_cleanup(req);
+    u_done++;
+    if (u_left > 0) {
+        u_left--;
+        uv_fs_read(uvl, &io->req, file_fd, &io->buf, 1, rnd_off(&u_seed),
+                   uv_io_cb);
+    }
+}
+
+static double uv_preads(long total)
+{
+    struct uv_io *io = calloc(INFLIGHT_IO, sizeof(*io));
+    char *bufs = aligned_alloc(4096, (size_t)INFLIGHT_IO * BS);
+    uint64_t t0;
+
+    u_left = total - INFLIGHT_IO;
+    u_done = 0;
+    t0 = now_ns();
+    for (int i = 0; i < INFLIGHT_IO; i++) {
+        io[i].buf = uv_buf_init(bufs + (size_t)i * BS, BS);
+        uv_fs_read(uvl, &io[i].req, file_fd, &io[i].buf, 1, rnd_off(&u_seed),
+                   uv_io_cb);
+    }
+    uv_run(uvl, UV_RUN_DEFAULT);
+    if (u_done != total) {
+        abort();
+    }
+    free(io);
+    free(bufs);
+    return total / ((now_ns() - t0) / 1e9);
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Raw: synchronous preads by nthreads threads.                              */
+
+struct raw_arg {
+    pthread_barrier_t *bar;
+    atomic_bool *stop;
+    long ops;
+    uint64_t seed;
+};
+
+static void *raw_main(void *p)
+{
+    struct raw_arg *a = p;
+    char *buf = aligned_alloc(4096, BS);
+
+    pthread_barrier_wait(a->bar);
+    while (!atomic_load_explicit(a->stop, memory_order_relaxed)) {
+        for (int i = 0; i < 64; i++) {
+            if (pread(file_fd, buf, BS, rnd_off(&a->seed)) != BS) {
+                abort();
+            }
+        }
+        a->ops += 64;
+    }
+    free(buf);
+    return NULL;
+}
+
+static double raw_preads(double seconds)
+{
+    pthread_t *t = calloc((size_t)nthreads, sizeof(*t));
+    struct raw_arg *a = calloc((size_t)nthreads, sizeof(*a));
+    pthread_barrier_t bar;
+    atomic_bool stop = false;
+    uint64_t t0, t1;
+    long ops = 0;
+
+    pthread_barrier_init(&bar, NULL, (unsigned)nthreads + 1);
+    for (int i = 0; i < nthreads; i++) {
+        a[i].bar = &bar;
+        a[i].stop = &stop;
+        a[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+        pthread_create(&t[i], NULL, raw_main, &a[i]);
+    }
+    pthread_barrier_wait(&bar);
+    t0 = now_ns();
+    usleep((useconds_t)(seconds * 1e6));
+    atomic_store(&stop, true);
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(t[i], NULL);
+        ops += a[i].ops;
+    }
+    t1 = now_ns();
+    pthread_barrier_destroy(&bar);
+    free(t);
+    free(a);
+    return ops / ((t1 - t0) / 1e9);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* One table row: rates in M/s, target a ratio actx/peer >= value. */
+static void row(const char *name, double actx, const char *peer, double pv,
+                double target, const char *note)
+{
+    bench_row r = {0};
+
+    r.name = name;
+    r.unit = "M/s";
+    r.actx = actx / 1e6;
+    bench_row_peer(&r, peer, pv / 1e6);
+    r.target = BENCH_TARGET_RATIO_MIN;
+    r.target_value = target;
+    r.target_peer = 0;
+    r.note = note;
+    bench_table_row(&r);
+}
+
+static void make_file(void)
+{
+    char path[] = "/tmp/actx-bench-pool-XXXXXX";
+    char *buf = malloc(1 << 20);
+
+    file_fd = mkstemp(path);
+    if (file_fd < 0 || !buf) {
+        perror("mkstemp");
+        exit(1);
+    }
+    unlink(path);
+    for (int i = 0; i < FILE_MB; i++) {
+        memset(buf, i, 1 << 20);
+        if (pwrite(file_fd, buf, 1 << 20, (off_t)i << 20) != 1 << 20) {
+            perror("pwrite");
+            exit(1);
+        }
+    }
+    /* Read it all once: in the page cache from here on. */
+    for (int i = 0; i < FILE_MB; i++) {
+        if (pread(file_fd, buf, 1 << 20, (off_t)i << 20) != 1 << 20) {
+            exit(1);
+        }
+    }
+    free(buf);
+}
+
+int main(int argc, char **argv)
+{
+    double a_pp = NAN, a_pipe = NAN, u_pp = NAN, u_pipe = NAN;
+    double a_io = NAN, u_io = NAN, r_io = NAN;
+    long n_pp, n_pipe, n_io;
+    char env[32];
+
+    {
+        bench_opts o;
+
+        bench_parse(&o, argc, argv, 5, 0.3);
+        reps = o.reps;
+        rep_s = o.rep_seconds;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+            nthreads = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "-only") && i + 1 < argc) {
+            only = argv[++i];
+        }
+    }
+    if (reps < 1) {
+        reps = 1;
+    }
+    if (nthreads < 1) {
+        nthreads = 4;
+    }
+    snprintf(env, sizeof(env), "%d", nthreads);
+    setenv("UV_THREADPOOL_SIZE", env, 1);
+#ifndef BENCH_NO_ACTX
+    actx_pool_set_size(nthreads);
+    a_bufs = aligned_alloc(4096, (size_t)INFLIGHT_IO * BS);
+#endif
+#ifdef HAVE_LIBUV
+    uvl = uv_default_loop();
+#endif
+    make_file();
+
+    /* Calibrate counts to about rep_s seconds from a short actx run. */
+    n_pp = 2000;
+    n_pipe = 20000;
+    n_io = 20000;
+#ifndef BENCH_NO_ACTX
+    actx_null(1, 200); /* warm-up: starts the pool */
+    actx_null(64, 2000);
+    if (want("pp")) {
+        n_pp = (long)(actx_null(1, n_pp) * rep_s) + 1;
+    }
+    if (want("pipe")) {
+        n_pipe = (long)(actx_null(64, n_pipe) * rep_s) + 64;
+    }
+    if (want("io")) {
+        n_io = (long)(actx_preads(n_io) * rep_s) + 64;
+    }
+#endif
+#ifdef HAVE_LIBUV
+    uv_null(64, 2000); /* warm-up: starts libuv's pool */
+#endif
+
+    for (int r = 0; r < reps; r++) {
+#ifndef BENCH_NO_ACTX
+        if (want("actx") && want("pp")) {
+            best(&a_pp, actx_null(1, n_pp));
+        }
+#endif
+#ifdef HAVE_LIBUV
+        if (want("uv")) {
+            best(&u_pp, uv_null(1, n_pp));
+            best(&u_pipe, uv_null(64, n_pipe));
+        }
+#endif
+#ifndef BENCH_NO_ACTX
+        if (want("actx") && want("pipe")) {
+            best(&a_pipe, actx_null(64, n_pipe));
+        }
+        if (want("actx") && want("io")) {
+            best(&a_io, actx_preads(n_io));
+        }
+#endif
+        if (want("raw")) {
+            best(&r_io, raw_preads(rep_s));
+        }
+#ifdef HAVE_LIBUV
+        if (want("uv")) {
+            best(&u_io, uv_preads(n_io));
+        }
+#endif
+    }
+
+    printf("\nbench-pool: %d pool threads in both pools, %ld CPUs, best of %d, "
+           "~%.2f s each\n",
+           nthreads, sysconf(_SC_NPROCESSORS_ONLN), reps, rep_s);
+    bench_table_header("worker pool and file AIO (M/s: higher is better)");
+    row("null job round trip, W=1", a_pp, "libuv uv_queue_work", u_pp, 1.5,
+        "one job in flight: submit -> work -> done -> submit");
+    row("null jobs, 64 in flight", a_pipe, "libuv uv_queue_work", u_pipe,
+        1.5, "one submitting thread; each done submits the next");
+    row("4 KiB preads, 64 in flight", a_io, "sync pread, pool-size thr",
+        r_io, 0.8, "page-cached 64 MiB file, random blocks");
+    row("", a_io, "libuv uv_fs_read", u_io, 1.0, NULL);
+#ifndef BENCH_NO_ACTX
+    {
+        struct actx_stats st;
+
+        actx_stats(&st);
+        printf("\nactx loop: %lu sleeps, %lu wake-ups for %lu completions\n",
+               st.sleeps, st.wakeups, st.completions_run);
+    }
+#endif
+    close(file_fd);
+    return 0;
+}

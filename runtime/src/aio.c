@@ -1,0 +1,87 @@
+/*
+ * aio.c - file I/O on the worker pool: pread, pwrite, fsync.
+ *
+ * Each call is one pool job whose work is one system call (retried on
+ * EINTR, nothing else): a short transfer is returned as the kernel gave it
+ * (at end of file, a pread is short, not an error), a failure as -errno.
+ * Arguments the kernel would only fault on are rejected up front, on the
+ * submitting thread, with NULL and errno: a negative fd (EBADF), a NULL
+ * buffer with a non-zero length (EINVAL, never EFAULT from the kernel), a
+ * negative offset (EINVAL).  An fd that is closed by the time the work runs
+ * completes with -EBADF.
+ *
+ * The arguments live in the job (ACTX__JOB_ARGS), not in a separate
+ * allocation.
+ */
+#define _GNU_SOURCE
+#include "actx-internal.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+enum { AIO_PREAD = 1, AIO_PWRITE, AIO_FSYNC };
+
+struct aio_args {
+    void *buf;
+    size_t n;
+    off_t off;
+    int fd;
+    int op;
+};
+
+_Static_assert(sizeof(struct aio_args) <= ACTX__JOB_ARGS,
+               "aio arguments must fit in a job");
+
+static long aio_work(void *p)
+{
+    struct aio_args *a = p;
+    ssize_t r;
+
+    do {
+        switch (a->op) {
+        case AIO_PREAD:
+            r = pread(a->fd, a->buf, a->n, a->off);
+            break;
+        case AIO_PWRITE:
+            r = pwrite(a->fd, a->buf, a->n, a->off);
+            break;
+        default:
+            r = fsync(a->fd);
+            break;
+        }
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : (long)r;
+}
+
+static actx_req *aio_submit(int op, int fd, void *buf, size_t n, off_t off,
+                            actx_done_fn *done, void *opaque)
+{
+    struct aio_args a = {buf, n, off, fd, op};
+
+    if (fd < 0) {
+        errno = EBADF;
+        return NULL;
+    }
+    if ((!buf && n > 0) || off < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return actx__pool_submit(aio_work, &a, sizeof(a), done, opaque);
+}
+
+actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
+                         actx_done_fn *done, void *opaque)
+{
+    return aio_submit(AIO_PREAD, fd, buf, n, off, done, opaque);
+}
+
+actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n, off_t off,
+                          actx_done_fn *done, void *opaque)
+{
+    return aio_submit(AIO_PWRITE, fd, (void *)buf, n, off, done, opaque);
+}
+
+actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque)
+{
+    return aio_submit(AIO_FSYNC, fd, NULL, 0, 0, done, opaque);
+}
