@@ -270,6 +270,18 @@ static inline void actx__drain_if_any(actx__loop *loop)
 }
 void actx__dispatch(actx__loop *loop, actx__msg *m);
 
+/*
+ * The owner thread posted to its own loop (queued directly, no mailbox).
+ * While an embedding loop waits on actx_backend_fd() (armed by
+ * actx_backend_timeout_ms()), that post must still make the fd readable.
+ */
+static inline void actx__local_post(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(loop->notify_armed)) {
+        actx__mb_notify(loop->mb, ACTX__WAKE_ANY);
+    }
+}
+
 /* context.c */
 actx_ctx *actx__ctx_new_root(actx__loop *loop);
 actx_ctx *actx__obj_ctx_moved(actx_ctx **slot);

@@ -140,6 +140,7 @@ static void schedule_local(actx__loop *loop, actx_bh *bh, bool idle)
                               (idle ? ACTX__BH_L_IDLE : 0),
                           memory_order_relaxed);
     list_requeue(loop, bh);
+    actx__local_post(loop);
 }
 
 static void schedule_remote(actx_bh *bh, bool idle)

@@ -366,6 +366,7 @@ static int post_call(actx_ctx *c, uint16_t type, actx_fn *fn, void *opaque)
         if (!loop->closed) {
             actx__drain_if_any(loop);
             actx__dispatch(loop, &call->msg);
+            actx__local_post(loop);
             return 0;
         }
     } else if (actx__mb_post(c->mb, &call->msg, ACTX__WAKE_ANY) == 0) {

@@ -155,6 +155,7 @@ int actx__req_post(actx_req *req, long ret)
         }
         actx__drain_if_any(loop);
         actx__dispatch(loop, &req->msg);
+        actx__local_post(loop);
         return 0;
     }
     if (ACTX__UNLIKELY(actx__mb_post(req->mb, &req->msg, ACTX__WAKE_ANY))) {

@@ -239,6 +239,54 @@ ACTX_TEST("/embed/backend/fd-readable-after-post")
     actx_ctx_unref(h);
 }
 
+static void bh_count(void *opaque)
+{
+    (void)opaque;
+    atomic_fetch_add(&calls, 1);
+}
+
+static void done_count(void *opaque, long ret)
+{
+    (void)opaque;
+    (void)ret;
+    atomic_fetch_add(&calls, 1);
+}
+
+/* A post from the owner thread itself (a callback of the embedding loop)
+ * while it is about to wait must make the fd readable too: call, BH, stop
+ * and completion. */
+ACTX_TEST("/embed/backend/fd-readable-after-own-thread-post")
+{
+    actx_ctx *h = actx_ctx_current();
+    actx_bh *bh = actx_bh_new(bh_count, NULL);
+    int fd = actx_backend_fd();
+
+    atomic_store(&calls, 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_FALSE(readable(fd));
+    ASSERT_EQ(actx_ctx_call(h, count_call, NULL), 0);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(atomic_load(&calls), 1);
+
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_FALSE(readable(fd));
+    actx_bh_schedule(bh);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(atomic_load(&calls), 2);
+
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_FALSE(readable(fd));
+    ASSERT_EQ(actx_req_complete(actx_req_new(done_count, NULL), 0), 0);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(atomic_load(&calls), 3);
+    ASSERT_FALSE(readable(fd));
+    actx_bh_delete(bh);
+    actx_ctx_unref(h);
+}
+
 ACTX_TEST("/embed/backend/fd-readable-for-ready-fd-handler")
 {
     int p[2], fd = actx_backend_fd();
