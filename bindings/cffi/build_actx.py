@@ -57,6 +57,8 @@ extern "Python+C" void _actx_py_bh(void *opaque);
 extern "Python+C" void _actx_py_done(void *opaque, long ret);
 extern "Python+C" long _actx_py_work(void *opaque);
 extern "Python+C" void _actx_py_drain(void *opaque);
+extern "Python+C" void _actx_py_refused(void *opaque);
+void actx_py_install_refused(actx_done_fn *done);
 
 struct actx_py_q { intptr_t state; actx_ctx *ctx; void *py; };
 int actx_py_q_kick(struct actx_py_q *q);
@@ -85,6 +87,7 @@ static void _actx_py_bh(void *opaque);
 static void _actx_py_done(void *opaque, long ret);
 static long _actx_py_work(void *opaque);
 static void _actx_py_drain(void *opaque);
+static void _actx_py_refused(void *opaque);
 
 /*
  * Coalesced cross-thread calls (ContextHandle.call_soon).  Calling into C
@@ -200,6 +203,35 @@ static long actx_py_work_c(void *opaque)
         return -ECANCELED;
     }
     return _actx_py_work(opaque);
+}
+
+/*
+ * A completion refused because its owner thread's runtime shut down: done
+ * never runs, so release the handle it would have released.  Other done
+ * functions (the SWIG backend's, a C user's) go to the previous hook.
+ */
+static actx_refused_fn *actx_py_prev_refused;
+static actx_done_fn *actx_py_done_ptr; /* the done Python passes to C */
+
+static void actx_py_refused_c(actx_done_fn *done, void *opaque, long ret)
+{
+    if (done != actx_py_done_ptr) {
+        if (actx_py_prev_refused) {
+            actx_py_prev_refused(done, opaque, ret);
+        }
+        return;
+    }
+    if (!actx_py_exiting_flag) {
+        _actx_py_refused(opaque);
+    }
+}
+
+/* done: the pointer Python gives C as done (cffi's address of
+ * actx_py_done_c, a generated wrapper, not actx_py_done_c itself). */
+static void actx_py_install_refused(actx_done_fn *done)
+{
+    actx_py_done_ptr = done;
+    actx_py_prev_refused = actx_set_refused_hook(actx_py_refused_c);
 }
 '''
 

@@ -150,6 +150,31 @@ static long actx_py_tramp_work(void *opaque)
     return v;
 }
 
+/*
+ * A completion refused because its owner thread's runtime shut down: done
+ * never runs, so drop the reference it would have dropped.  Other done
+ * functions (the cffi backend's, a C user's) go to the previous hook.
+ */
+static actx_refused_fn *actx_py_prev_refused;
+
+static void actx_py_tramp_refused(actx_done_fn *done, void *opaque, long ret)
+{
+    PyGILState_STATE g;
+
+    if (done != actx_py_tramp_done) {
+        if (actx_py_prev_refused) {
+            actx_py_prev_refused(done, opaque, ret);
+        }
+        return;
+    }
+    if (actx_py_exiting_flag) {
+        return;
+    }
+    g = PyGILState_Ensure();
+    Py_DECREF((PyObject *)opaque);
+    PyGILState_Release(g);
+}
+
 static void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work)
 {
     Py_XINCREF(store);
@@ -158,6 +183,9 @@ static void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work)
     actx_py_store_hook = store;
     actx_py_done_hook = done;
     actx_py_work_hook = work;
+    if (!actx_py_prev_refused) {
+        actx_py_prev_refused = actx_set_refused_hook(actx_py_tramp_refused);
+    }
 }
 
 static void actx_py_set_exiting(void)

@@ -58,6 +58,13 @@ def _actx_py_work(p):
 
 
 @ffi.def_extern()
+def _actx_py_refused(p):
+    """The owner thread died with this request in flight: C will never call
+    done, so the request is released here (on the completing thread)."""
+    _keep.discard(p)
+
+
+@ffi.def_extern()
 def _actx_py_drain(p):
     po = _from_handle(p)
     _reset(po.q)
@@ -242,3 +249,4 @@ def strerror(e):
 
 
 _common.exit_hooks.append(set_exiting)
+lib.actx_py_install_refused(_DONE_C)

@@ -150,6 +150,19 @@ ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
 ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
 /*
+ * Any thread; process-wide.  Install fn to be told about every completion
+ * refused because its owner thread's runtime had shut down (-EPIPE): it is
+ * called on the completing thread, after the request was freed, with the
+ * request's done, opaque and the ret that could not be delivered.  done
+ * itself never runs; the hook lets the creator release what opaque holds
+ * (bindings drop their reference to the request's object).  Returns the
+ * previous hook (chain to it for done functions that are not yours); NULL
+ * removes.  The hook must not block and must not use the dead loop.
+ */
+typedef void actx_refused_fn(actx_done_fn *done, void *opaque, long ret);
+ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
+
+/*
  * Owner thread only.  work(opaque) runs on a pool thread; its return value
  * is passed to done (which may be NULL), delivered like any completion.
  * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this

@@ -124,13 +124,32 @@ static void req_put(actx__loop *loop, actx_req *req)
 }
 
 /* Not the owner thread, owner gone: the request dies here. */
+static _Atomic(actx_refused_fn *) refused_hook;
+
+actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn)
+{
+    return atomic_exchange(&refused_hook, fn);
+}
+
+/* Tell the hook (if any) that done will never run for this opaque. */
+static void refused_notify(actx_done_fn *done, void *opaque, long ret)
+{
+    actx_refused_fn *hook = atomic_load(&refused_hook);
+
+    if (hook) {
+        hook(done, opaque, ret);
+    }
+}
+
 void actx__req_refused(actx_req *req)
 {
     actx__mailbox *mb = req->mb;
+    req_slab *slab = slab_of(req);
+    actx_done_fn *done = req->done;
+    void *opaque = req->opaque;
+    long ret = req->ret;
 
     actx__mb_refused(mb);
-    req_slab *slab = slab_of(req);
-
     if (req->job) {
         actx__job_free(req->job);
     }
@@ -139,6 +158,7 @@ void actx__req_refused(actx_req *req)
         free(slab);
     }
     actx__mb_unref(mb, 1);
+    refused_notify(done, opaque, ret);
 }
 
 int actx__req_post(actx_req *req, long ret)
@@ -149,8 +169,12 @@ int actx__req_post(actx_req *req, long ret)
     if (loop && loop->mb == req->mb) {
         /* Owner thread: no atomics; keep order behind earlier arrivals. */
         if (ACTX__UNLIKELY(loop->closed)) {
+            actx_done_fn *done = req->done;
+            void *opaque = req->opaque;
+
             actx__mb_refused(loop->mb);
             req_put(loop, req);
+            refused_notify(done, opaque, ret);
             return -EPIPE;
         }
         actx__drain_if_any(loop);

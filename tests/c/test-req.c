@@ -558,6 +558,56 @@ ACTX_TEST("/req/epipe/after-owner-shutdown")
     epipe_case(true);
 }
 
+/* The refused hook sees each refused completion once, with its done,
+ * opaque and ret, so the creator can free what opaque holds (ASan checks
+ * the malloc'd opaques are freed); done never runs. */
+static atomic_int hook_calls;
+static void hook_done(void *opaque, long ret)
+{
+    (void)opaque;
+    (void)ret;
+    actx_test_fail(__FILE__, __LINE__, "done ran for a refused request");
+}
+
+static void refused_hook(actx_done_fn *done, void *opaque, long ret)
+{
+    if (done == hook_done && *(long *)opaque == ret) {
+        atomic_fetch_add(&hook_calls, 1);
+    }
+    free(opaque);
+}
+
+static void *hook_owner_main(void *p)
+{
+    actx_req **reqs = p;
+
+    for (long i = 0; i < 100; i++) {
+        long *o = malloc(sizeof(*o));
+
+        *o = i;
+        reqs[i] = actx_req_new(hook_done, o);
+    }
+    return NULL; /* exits with 100 requests outstanding */
+}
+
+ACTX_TEST("/req/epipe/refused-hook-releases-opaque")
+{
+    actx_req *reqs[100];
+    actx_refused_fn *prev;
+    pthread_t t;
+
+    atomic_store(&hook_calls, 0);
+    prev = actx_set_refused_hook(refused_hook);
+    ASSERT_PTR_EQ(prev, NULL);
+    t = thread_start(hook_owner_main, reqs);
+    thread_join(t);
+    for (long i = 0; i < 100; i++) {
+        ASSERT_EQ(actx_req_complete(reqs[i], i), -EPIPE);
+    }
+    ASSERT_EQ(atomic_load(&hook_calls), 100);
+    ASSERT_PTR_EQ(actx_set_refused_hook(NULL), refused_hook);
+}
+
 /* --- pool: submit and aio ------------------------------------------------ */
 
 static atomic_int work_ran;

@@ -35,19 +35,9 @@ def ax(backend):
     assert depth == 0, 'test left %d context(s) pushed' % depth
 
 
-def pool_or_skip(api):
-    """Skip while the worker pool is not on this branch (ENOSYS)."""
-    try:
-        api.submit(int).result()
-    except OSError as e:
-        if e.errno == errno.ENOSYS:
-            pytest.skip('worker pool not merged yet (ENOSYS)')
-        raise
-
-
 @pytest.fixture
 def pool(ax):
-    pool_or_skip(ax)
+    """The API of a backend, for tests that use the worker pool."""
     return ax
 
 

@@ -60,6 +60,42 @@ def test_request_released_after_done(pool):
     assert w() is None and wr() is None
 
 
+def test_request_released_when_owner_thread_dies(pool):
+    """A thread exits with a request in flight: the completion is refused
+    (EPIPE) once the work ends, and the Request (with everything it holds)
+    is released then, not kept forever."""
+    ax = pool
+    gate = threading.Event()
+    ran = threading.Event()
+    refs = []
+    before = ax.stats()['posts_refused_all']
+
+    def work(o):
+        gate.wait(10)
+        ran.set()
+        return 1
+
+    def owner():
+        o = Obj()
+        refs.append(weakref.ref(o))
+        refs.append(weakref.ref(ax.submit(work, o)))
+
+    t = threading.Thread(target=owner)
+    t.start()
+    t.join()               # its loop shut down with the request in flight
+    gc.collect()
+    assert refs[0]() is not None and refs[1]() is not None  # work may run
+    gate.set()
+    assert ran.wait(10)
+    for _ in range(500):   # the refusal follows the work on the pool thread
+        gc.collect()
+        if refs[0]() is None and refs[1]() is None:
+            break
+        threading.Event().wait(0.01)
+    assert refs[0]() is None and refs[1]() is None
+    assert ax.stats()['posts_refused_all'] == before + 1
+
+
 def test_handle_unref_from_other_thread(ax):
     h = ax.current_context()
     th = threading.Thread(target=h.close)
