@@ -106,7 +106,10 @@ def test_ctrl_c_interrupts_blocking_call(backend, what):
             p.send_signal(signal.SIGINT)
             line = p.stdout.readline().split()
             assert line[0] == 'interrupted', line
-            assert float(line[1]) - t0 < 0.1
+            # Blocking calls wait in slices of at most 50 ms, so this is
+            # ~50 ms; the bound only tells "interrupted" from "blocked for
+            # the 60 s wait" on a loaded machine (no timing assertions).
+            assert float(line[1]) - t0 < 5.0
         # Not communicate(): it would skip what readline() buffered.
         out = p.stdout.read()
         err = p.stderr.read()

@@ -84,7 +84,7 @@ def test_result_outer_request_deadlock(pool):
         t0 = time.monotonic()
         with pytest.raises(ax.DeadlockError):
             req.result()
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 5  # at once, not after the 10 s
         bh.delete()
     ev.set()
     assert req.result() is True
