@@ -63,6 +63,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ typedef struct worker {
     pthread_t tid;
     pthread_cond_t cond;
     bool woken;               /* popped from the idle stack by a waker */
+    _Atomic int wake_refs;    /* wakers about to signal cond (wake_worker) */
     struct worker *idle_next; /* idle stack */
     struct worker *all_prev, *all_next; /* registry (joined at exit) */
 } worker;
@@ -298,30 +300,53 @@ static bool spawn_locked(void)
 /*
  * More queued work than workers on their way to it: wake the warmest idle
  * worker, or create one if the pool may grow.  One worker per call; a woken
- * worker calls this again when it takes its job (the chain).
+ * worker calls this again when it takes its job (the chain).  Returns the
+ * worker to signal with wake_worker() once the caller dropped the lock:
+ * signalling under the lock made the woken worker sleep again at once on
+ * the lock its waker still held (two context switches per hand-off).
  */
-static void kick_locked(void)
+static worker *kick_locked(void)
 {
     int waking = atomic_load(&pool.nwaking);
     worker *w;
 
     grab_locked();
     if (pool.qlen <= waking) {
-        return;
+        return NULL;
     }
     w = pool.idle;
     if (w) {
         pool.idle = w->idle_next;
+        /* Set under the lock: w will not retire from this wait. */
         w->woken = true;
         atomic_fetch_add(&pool.nwaking, 1);
         atomic_fetch_sub(&pool.nidle, 1);
-        /* Under the lock: a woken worker may otherwise retire and free w. */
-        pthread_cond_signal(&w->cond);
-        return;
+        /* Keeps w allocated until wake_worker() signalled it. */
+        atomic_fetch_add(&w->wake_refs, 1);
+        return w;
     }
     if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) < pool.size &&
         atomic_load(&pool.nthreads) < POOL_THREADS_CAP) {
         spawn_locked();
+    }
+    return NULL;
+}
+
+/* After the lock was dropped: signal the worker kick_locked() woke. */
+static void wake_worker(worker *w)
+{
+    if (w) {
+        pthread_cond_signal(&w->cond);
+        /* Release: the signal is done before the worker may be freed. */
+        atomic_fetch_sub_explicit(&w->wake_refs, 1, memory_order_release);
+    }
+}
+
+/* Before a worker is freed: no waker may still be about to signal it. */
+static void worker_quiesce(worker *w)
+{
+    while (atomic_load_explicit(&w->wake_refs, memory_order_acquire) != 0) {
+        sched_yield();
     }
 }
 
@@ -453,10 +478,13 @@ static void *worker_main(void *arg)
         actx__job *job = take_locked();
 
         if (job) {
+            worker *next = NULL;
+
             if (pool.qlen > 0 || atomic_load(&pool.incoming)) {
-                kick_locked(); /* more work: bring in the next worker */
+                next = kick_locked(); /* more work: bring in the next one */
             }
             pthread_mutex_unlock(&pool.lock);
+            wake_worker(next);
             run_job(job);
             pthread_mutex_lock(&pool.lock);
             continue;
@@ -483,6 +511,7 @@ static void *worker_main(void *arg)
 
     pthread_detach(pthread_self());
     actx_thread_shutdown();
+    worker_quiesce(self);
     pthread_cond_destroy(&self->cond);
     free(self);
 
@@ -501,15 +530,18 @@ static void *worker_main(void *arg)
  */
 static void pool_sleep_hook(actx__loop *loop, bool entering)
 {
+    worker *w = NULL;
+
     (void)loop;
     pthread_mutex_lock(&pool.lock);
     if (entering) {
         atomic_fetch_add(&pool.nblocked, 1); /* before kick looks */
-        kick_locked();
+        w = kick_locked();
     } else {
         atomic_fetch_sub(&pool.nblocked, 1);
     }
     pthread_mutex_unlock(&pool.lock);
+    wake_worker(w);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -655,6 +687,7 @@ static void pool_stop(void)
             continue; /* exit() from a work function: cannot join ourselves */
         }
         if (pthread_timedjoin_np(w->tid, NULL, &dl) == 0) {
+            worker_quiesce(w);
             pthread_cond_destroy(&w->cond);
             free(w);
         } else {
@@ -678,12 +711,15 @@ static void pool_stop(void)
 /* Slow path of a submission: start the pool, wake or create a worker. */
 static void submit_kick(void)
 {
+    worker *w;
+
     pthread_mutex_lock(&pool.lock);
     if (ACTX__UNLIKELY(!pool.started)) {
         start_locked();
     }
-    kick_locked();
+    w = kick_locked();
     pthread_mutex_unlock(&pool.lock);
+    wake_worker(w);
 }
 
 actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
