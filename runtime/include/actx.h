@@ -203,7 +203,10 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
 
 /*
  * Owner thread only.  File I/O on the pool, one system call per request
- * (retried on EINTR only): ret is the byte count (short at end of file, as
+ * (retried on EINTR only); a pread the page cache can satisfy at once is
+ * done at submission instead (preadv2 RWF_NOWAIT, never blocking): its
+ * done still runs at a later poll, in its context, and it counts as
+ * finished (actx_req_cancel: -EBUSY). ret is the byte count (short at end of file, as
  * the kernel returns it), 0 for fsync, or -errno (-EBADF for an fd closed
  * by the time the work runs).  Refused up front with NULL/errno: a negative
  * fd (EBADF); a NULL buffer with a non-zero length or a negative offset
