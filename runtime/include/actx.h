@@ -410,6 +410,7 @@ ACTX_EXTERN int actx_thread_init(void);
  */
 ACTX_EXTERN void actx_thread_shutdown(void);
 
+/* Any thread.  A static description of a negative errno (or 0). */
 ACTX_EXTERN const char *actx_strerror(int err);
 
 struct actx_stats {
