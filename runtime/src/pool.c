@@ -419,10 +419,18 @@ static void run_job(actx__job *job)
     /* Pairs with the CAS in actx__job_cancel: exactly one wins. */
     if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_RUNNING)) {
         actx__job_free(job); /* cancelled: detached from its request */
+        atomic_fetch_add(&pool.nwaking, 1); /* see below */
         return;
     }
     req = job->req;
     ret = job->work(job->arg);
+    /*
+     * This worker looks at the queue again right after the post; count it
+     * as on its way there (worker_main uncounts it under the lock before it
+     * takes the queue, as a woken worker does), so that the submission the
+     * completion triggers does not wake a second worker for one job.
+     */
+    atomic_fetch_add(&pool.nwaking, 1);
     /* From here on the job and the request may be freed. */
     actx__req_post(req, ret);
     worker_tidy();
@@ -487,6 +495,7 @@ static void *worker_main(void *arg)
             wake_worker(next);
             run_job(job);
             pthread_mutex_lock(&pool.lock);
+            atomic_fetch_sub(&pool.nwaking, 1); /* counted by run_job */
             continue;
         }
         if (atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
