@@ -488,6 +488,18 @@ class Request:
             raise RuntimeError('Request.%s() on a thread other than its '
                                'owner: it completes only there' % what)
 
+    def _check_current(self, st):
+        """DeadlockError unless the request's context (or the one it was
+        re-homed to) is the current one."""
+        t = self._tok
+        while t.fwd is not None:
+            t = t.fwd
+        self._tok = t
+        if t is not st.top:
+            raise DeadlockError(
+                'the request belongs to an outer context: it cannot '
+                'complete while context %d is current' % context_id())
+
     def _wait(self, timeout):
         self._check_owner('result')
         st = _states.get(self._owner) or _state()
@@ -497,14 +509,7 @@ class Request:
         elif st.ident != _main_ident:
             return self._wait_c(st)
         while not self._done:
-            t = self._tok
-            while t.fwd is not None:
-                t = t.fwd
-            self._tok = t
-            if t is not st.top:
-                raise DeadlockError(
-                    'the request belongs to an outer context: it cannot '
-                    'complete while context %d is current' % context_id())
+            self._check_current(st)
             r = _poll_nb()
             if _pending:
                 _raise_pending()
@@ -527,14 +532,7 @@ class Request:
     def _wait_c(self, st):
         # Not the main thread, no timeout: the runtime's blocking poll.
         while not self._done:
-            t = self._tok
-            while t.fwd is not None:
-                t = t.fwd
-            self._tok = t
-            if t is not st.top:
-                raise DeadlockError(
-                    'the request belongs to an outer context: it cannot '
-                    'complete while context %d is current' % context_id())
+            self._check_current(st)
             r = _poll_block()
             if _pending:
                 _raise_pending()

@@ -235,7 +235,6 @@ actx__mailbox *actx__mb_new(int *err);
 void actx__mb_unref(actx__mailbox *mb, long n);
 int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level);
 void actx__mb_notify(actx__mailbox *mb, int wake_level);
-actx__msg *actx__mb_take(actx__mailbox *mb, bool close);
 void actx__mb_refused(actx__mailbox *mb);
 void actx__mb_rearm(actx__loop *loop);
 void actx__mb_prepare_sleep(actx__loop *loop, int level);
@@ -256,7 +255,7 @@ static inline void actx__mb_charge(actx__loop *loop)
 }
 
 /* loop.c: run arrived messages into their contexts' queues. */
-void actx__drain(actx__loop *loop);
+void actx__drain(actx__loop *loop, bool close);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
@@ -265,7 +264,7 @@ static inline void actx__drain_if_any(actx__loop *loop)
      */
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head, memory_order_relaxed) >
         1) {
-        actx__drain(loop);
+        actx__drain(loop, false);
     }
 }
 void actx__dispatch(actx__loop *loop, actx__msg *m);

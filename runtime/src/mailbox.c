@@ -152,24 +152,6 @@ int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level)
     return 0;
 }
 
-actx__msg *actx__mb_take(actx__mailbox *mb, bool close)
-{
-    actx__msg *lifo, *fifo = NULL;
-
-    /* Acquire pairs with P1: the messages' contents are visible. */
-    lifo = atomic_exchange_explicit(&mb->head, close ? ACTX__MB_CLOSED : NULL,
-                                    memory_order_seq_cst);
-    actx__assert(lifo != ACTX__MB_CLOSED);
-    while (lifo) {
-        actx__msg *next = lifo->next;
-
-        lifo->next = fifo;
-        fifo = lifo;
-        lifo = next;
-    }
-    return fifo;
-}
-
 void actx__mb_refused(actx__mailbox *mb)
 {
     atomic_fetch_add_explicit(&mb->refused, 1, memory_order_relaxed);

@@ -50,16 +50,17 @@ void actx__dispatch(actx__loop *loop, actx__msg *m)
  * Take everything from the mailbox, reverse it into arrival order and hand
  * each message to its context.  The common case - a batch of completions of
  * one live context - is spliced onto that context's queue whole, so the
- * batch is walked once here and once when it runs.
+ * batch is walked once here and once when it runs.  With close, the
+ * mailbox is left CLOSED (shutdown): later posts are refused.
  */
-void actx__drain(actx__loop *loop)
+void actx__drain(actx__loop *loop, bool close)
 {
     actx__msg *lifo, *fifo = NULL, *last, *m;
     actx_ctx *same = NULL;
     long n = 0;
 
     /* Acquire (seq_cst) pairs with P1 of the posters (mailbox.c). */
-    lifo = atomic_exchange(&loop->mb->head, NULL);
+    lifo = atomic_exchange(&loop->mb->head, close ? ACTX__MB_CLOSED : NULL);
     actx__assert(lifo != ACTX__MB_CLOSED);
     last = lifo;
     if (lifo && lifo->type == ACTX__MSG_REQ) {

@@ -122,7 +122,6 @@ static void run_accepted(actx__loop *loop)
 void actx_thread_shutdown(void)
 {
     actx__loop *loop = actx__tls_loop;
-    actx__msg *m;
 
     if (!loop || loop->closing) {
         return;
@@ -140,15 +139,8 @@ void actx_thread_shutdown(void)
      * before shutdown; from here on posts are refused, so posters racing
      * with us cannot keep the loop alive.
      */
-    m = actx__mb_take(loop->mb, true);
     loop->closed = true;
-    while (m) {
-        actx__msg *next = m->next;
-
-        loop->st.mailbox_msgs++;
-        actx__dispatch(loop, m);
-        m = next;
-    }
+    actx__drain(loop, true);
     run_accepted(loop);
     /* Whatever still sits in the queue (bounded rounds ran out) runs now. */
     while (loop->root->q_head) {

@@ -224,7 +224,7 @@ inline drain_if_any()
 {
     if
     :: inmb ->
-        inmb = 0;                             /* actx__mb_take */
+        inmb = 0;                             /* actx__drain */
         d_step { ofl = rflags; rflags = rflags & NOT(R_MAILED) };
         if
         :: ofl & R_SCHED -> d_step { in_list = 1; ofl = 0 }

@@ -20,7 +20,7 @@
  * Abstractions:
  *   head       number of messages in the mailbox.  The CAS loop of
  *              actx__mb_post is one successful CAS under SC: head++.
- *              actx__mb_take is one exchange: consumed += head, head = 0.
+ *              actx__drain is one exchange: consumed += head, head = 0.
  *              (CLOSED / -EPIPE is not modelled.)
  *   efd        whether the eventfd counter is non-zero: a write sets it, a
  *              read (actx__mb_ack) clears it (a read of 0 is EAGAIN).
@@ -128,7 +128,7 @@ bool efd = 0;           /* eventfd counter != 0 (a read resets it) */
 byte consumed = 0;      /* messages the owner has taken */
 byte posted = 0;        /* messages pushed (for the assertions) */
 
-/* actx__mb_take, i.e. actx__drain (one exchange of the head). */
+/* actx__drain (one exchange of the head). */
 inline take()
 {
     d_step {
