@@ -54,7 +54,8 @@ extern "C" {
 #endif
 
 #define ACTX_VERSION_MAJOR 1
-#define ACTX_VERSION_MINOR 0
+#define ACTX_VERSION_MINOR 1
+#define ACTX_VERSION_PATCH 0
 
 typedef void actx_fn(void *opaque);
 typedef void actx_done_fn(void *opaque, long ret);
@@ -409,6 +410,14 @@ ACTX_EXTERN int actx_thread_init(void);
  * this thread creates a new loop.
  */
 ACTX_EXTERN void actx_thread_shutdown(void);
+
+/*
+ * Any thread.  The version of the library actually loaded (which may be
+ * newer than the header a program was compiled with):
+ * (major << 16) | (minor << 8) | patch, and the same as "1.1.0".
+ */
+ACTX_EXTERN unsigned actx_version(void);
+ACTX_EXTERN const char *actx_version_string(void);
 
 /* Any thread.  A static description of a negative errno (or 0). */
 ACTX_EXTERN const char *actx_strerror(int err);

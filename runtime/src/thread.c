@@ -218,6 +218,21 @@ void actx_dump(FILE *out)
     }
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+unsigned actx_version(void)
+{
+    return (ACTX_VERSION_MAJOR << 16) | (ACTX_VERSION_MINOR << 8) |
+           ACTX_VERSION_PATCH;
+}
+
+const char *actx_version_string(void)
+{
+    return STR(ACTX_VERSION_MAJOR) "." STR(ACTX_VERSION_MINOR) "." STR(
+        ACTX_VERSION_PATCH);
+}
+
 const char *actx_strerror(int err)
 {
     const char *s;
