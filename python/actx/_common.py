@@ -109,11 +109,35 @@ def run_work(req):
 
 class Token:
     """Python's view of one context on a thread's stack.  A popped
-    context's token forwards to the parent it was re-homed to (fwd)."""
-    __slots__ = ('fwd', '__weakref__')
+    context's token forwards to the parent it was re-homed to (fwd).
+    async_context records the asyncio task that entered it (task; None
+    outside a running loop)."""
+    __slots__ = ('fwd', 'task', '__weakref__')
 
-    def __init__(self):
+    def __init__(self, task=None):
         self.fwd = None
+        self.task = task
+
+
+_running_loop = None  # asyncio's _get_running_loop, once asyncio is loaded
+_current_task = None
+
+
+def current_task():
+    """The asyncio task running on this thread, or None (cheap when asyncio
+    was never imported)."""
+    global _running_loop, _current_task
+    f = _running_loop
+    if f is None:
+        aio = sys.modules.get('asyncio')
+        if aio is None or not hasattr(aio, 'current_task'):
+            return None
+        _current_task = aio.current_task
+        f = _running_loop = aio.events._get_running_loop
+    loop = f()
+    if loop is None:
+        return None
+    return _current_task(loop)
 
 
 class ThreadState:

@@ -31,6 +31,7 @@ _states = _common.states
 _pending = _common.pending
 _raise_pending = _common.raise_pending
 _Token = _common.Token
+_current_task = _common.current_task
 _bridges = _common.bridges
 
 _push = B.push
@@ -87,10 +88,23 @@ def push() -> int:
     if r < 0:
         raise _oserror(r)
     st = _state()
-    t = _Token()
+    t = _Token(_current_task())
     st.stack.append(t)
     st.top = t
     return r
+
+
+def _popped(st):
+    """The C pop succeeded: the same on Python's stack; let the bridge run
+    what became runnable in the parent."""
+    stack = st.stack
+    if len(stack) > 1:
+        t = stack.pop()
+        t.fwd = st.top = stack[-1]
+        if st.stops:
+            st.stops.discard(t)
+    if _bridges:
+        _kick()
 
 
 def pop() -> None:
@@ -105,13 +119,7 @@ def pop() -> None:
         if _pending:
             _raise_pending()
         raise _oserror(r)
-    st = _state()
-    stack = st.stack
-    if len(stack) > 1:
-        t = stack.pop()
-        t.fwd = st.top = stack[-1]
-        if st.stops:
-            st.stops.discard(t)
+    _popped(_state())
     if _pending:
         _raise_pending()
 
@@ -127,6 +135,15 @@ class async_context:
 
     The same object may be entered again while active (each entry pushes
     one more context; exits pop in reverse order).
+
+    An exit pops only the context its own entry pushed, and only when that
+    context is the current one on the calling thread: an exit on another
+    thread, or while a context entered later (by the same code or by
+    another asyncio task) is still current, raises RuntimeError and
+    changes nothing (the stack and this object stay as they were; the
+    correct exit later works).  In asyncio, the context stack belongs to
+    the thread, not to the task: a context held across an ``await`` is
+    current for every task that runs meanwhile (see the package help).
     """
     __slots__ = ('_toks', '_ids')
 
@@ -139,7 +156,7 @@ class async_context:
         if r < 0:
             raise _oserror(r)
         st = _states.get(_get_ident()) or _state()
-        t = _Token()
+        t = _Token(_current_task())
         st.stack.append(t)
         st.top = t
         self._toks.append(t)
@@ -147,15 +164,52 @@ class async_context:
         return self
 
     def __exit__(self, et, ev, tb):
-        t = self._toks.pop()
-        self._ids.pop()
+        toks = self._toks
         st = _states.get(_get_ident())
-        if st is None or st.top is not t:
-            raise RuntimeError('async_context exited while another context '
-                               'is current (unbalanced push/pop in the '
-                               'block, or exited on another thread)')
-        pop()
+        i = len(toks) - 1
+        if i < 0 or st is None or toks[i] is not st.top or \
+                toks[i].task is not _current_task():
+            i = self._which(st)
+        r = _pop()
+        if r < 0:  # Python's and C's stacks disagree: say so, change nothing
+            if _pending:
+                _raise_pending()
+            raise _oserror(r)
+        del toks[i]
+        del self._ids[i]
+        _popped(st)
+        if _pending:
+            _raise_pending()
         return False
+
+    def _which(self, st):
+        """The index of the entry this exit closes (the caller's task's
+        latest one), or RuntimeError when it is not the current context."""
+        toks = self._toks
+        if not toks:
+            raise RuntimeError('async_context exited but not entered')
+        stack = st.stack if st is not None else ()
+        mine = [i for i, t in enumerate(toks)
+                if any(t is s for s in stack)]
+        if not mine:
+            raise RuntimeError(
+                'async_context exited on a thread other than the one that '
+                'entered it; nothing was popped (exit it on its own thread)')
+        task = _current_task()
+        own = [i for i in mine if toks[i].task is task]
+        if not own:
+            raise RuntimeError(
+                'async_context exited by a task that did not enter it; '
+                'nothing was popped')
+        i = own[-1]
+        if toks[i] is not st.top:
+            raise RuntimeError(
+                'async_context exited while context %d, entered later, is '
+                'still current (by another asyncio task, or an unbalanced '
+                'push/pop in the block); nothing was popped: contexts of a '
+                'thread must be exited in the reverse order of entry, also '
+                'across tasks (see help(actx))' % (len(stack) - 1))
+        return i
 
     @property
     def id(self) -> int:
