@@ -26,7 +26,15 @@ _DONE_C = ffi.addressof(lib, 'actx_py_done_c')
 _WORK_C = ffi.addressof(lib, 'actx_py_work_c')
 
 
-@ffi.def_extern()
+def _onerror(et, ev, tb):
+    """An exception escaped a trampoline's Python function (a signal's
+    KeyboardInterrupt raised before its try, say): keep it for the API
+    call like any callback exception, never print-and-forget."""
+    if ev is not None:
+        _store(ev.with_traceback(tb))
+
+
+@ffi.def_extern(onerror=_onerror)
 def _actx_py_call(p):
     o = _from_handle(p)
     _keep.discard(p)
@@ -36,7 +44,7 @@ def _actx_py_call(p):
         _store(e)
 
 
-@ffi.def_extern()
+@ffi.def_extern(onerror=_onerror)
 def _actx_py_bh(p):
     o = _from_handle(p)
     try:
@@ -45,7 +53,7 @@ def _actx_py_bh(p):
         _store(e)
 
 
-@ffi.def_extern()
+@ffi.def_extern(onerror=_onerror)
 def _actx_py_done(p, ret):
     o = _from_handle(p)
     _keep.discard(p)
@@ -64,7 +72,7 @@ def _actx_py_refused(p):
     _keep.discard(p)
 
 
-@ffi.def_extern()
+@ffi.def_extern(onerror=_onerror)
 def _actx_py_drain(p):
     po = _from_handle(p)
     _reset(po.q)
@@ -139,6 +147,7 @@ pop = lib.actx_pop
 context_id = lib.actx_context_id
 process_queue = lib.actx_process_queue
 flush = lib.actx_flush
+flush_pending = lib.actx_flush_pending
 can_progress = lib.actx_can_progress
 backend_fd = lib.actx_backend_fd
 backend_timeout_ms = lib.actx_backend_timeout_ms

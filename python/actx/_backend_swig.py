@@ -33,6 +33,7 @@ pop = _m.actx_pop
 context_id = _m.actx_context_id
 process_queue = _m.actx_process_queue
 flush = _m.actx_flush
+flush_pending = _m.actx_flush_pending
 can_progress = _m.actx_can_progress
 backend_fd = _m.actx_backend_fd
 backend_timeout_ms = _m.actx_backend_timeout_ms

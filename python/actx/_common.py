@@ -7,6 +7,7 @@ trampolines, and the API module (_core) reads and updates the per-thread
 state.
 """
 import atexit
+import collections
 import concurrent.futures
 import sys
 import threading
@@ -41,19 +42,51 @@ class CancelledError(concurrent.futures.CancelledError):
 pending = {}  # thread ident -> exception
 
 
-def _unraisable(exc, what):
-    hook = getattr(sys, 'unraisablehook', None)
-    if hook is None:
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
-        return
+def _hook_args_type():
+    """sys.unraisablehook's argument type (UnraisableHookArgs, a struct
+    sequence that sys does not name): the default hook accepts nothing
+    else.  Found once by reporting a probe exception to a capturing hook;
+    anything else reported meanwhile (another thread) is passed on."""
+    got = []
 
-    class _Args:
-        exc_type = type(exc)
-        exc_value = exc
-        exc_traceback = exc.__traceback__
-        err_msg = 'Exception ignored in actx ' + what
-        object = None
-    hook(_Args)
+    class _Probe(Exception):
+        pass
+
+    class _Raiser:
+        def __del__(self):
+            raise _Probe
+
+    old = sys.unraisablehook
+    sys.unraisablehook = got.append
+    try:
+        _Raiser()
+    finally:
+        sys.unraisablehook = old
+    t = None
+    for args in got:
+        if args.exc_type is _Probe:
+            t = type(args)
+        else:
+            old(args)
+    return t
+
+
+_HookArgs = _hook_args_type() or collections.namedtuple(
+    'UnraisableHookArgs',
+    'exc_type exc_value exc_traceback err_msg object')
+
+
+def _unraisable(exc, what, obj=None):
+    """Report exc through sys.unraisablehook as CPython would (the real
+    exception, with its traceback; err_msg says where it came from)."""
+    msg = 'Exception ignored in actx ' + what
+    args = (type(exc), exc, exc.__traceback__, msg, obj)
+    try:
+        sys.unraisablehook(_HookArgs(args))
+    except BaseException:
+        # A broken hook must not lose the report.
+        print(msg, file=sys.stderr)
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
 
 
 def store_exception(exc):

@@ -40,6 +40,7 @@ _poll_nb = B.poll_nb
 _poll_block = B.poll_block
 _main_ident = threading.main_thread().ident
 _can_progress = B.can_progress
+_flush_pending = B.flush_pending
 _timeout_ms = B.backend_timeout_ms
 _backend_fd = B.backend_fd
 _ctx_call = B.ctx_call
@@ -295,18 +296,40 @@ def flush() -> None:
     """Poll until the current context has no outstanding request and no
     scheduled non-idle BH.  Requests of other contexts are not waited for.
 
-    Raises DeadlockError if that can never happen.  Runs in C with the GIL
-    released; it is not interrupted by Ctrl-C (it waits only for work that
-    is already running or queued).
+    Raises DeadlockError if that can never happen.  Sleeps with the GIL
+    released; interruptible by Ctrl-C (KeyboardInterrupt, the runtime stays
+    usable: the work goes on and a later flush() waits for it).
     """
-    r = B.flush()
+    if _get_ident() != _main_ident:
+        # No signal handler runs off the main thread: the runtime's flush.
+        r = B.flush()
+        if _pending:
+            _raise_pending()
+        if r < 0:
+            if r == -_errno.EDEADLK:
+                raise DeadlockError('flush: the current context can never '
+                                    'be idle')
+            raise _oserror(r)
+        return
+    st = None
+    ident = _get_ident()
+    while _flush_pending():
+        t = _timeout_ms()
+        if t != 0:
+            if not _can_progress():
+                _poll_nb()  # disarm
+                if _pending:
+                    _raise_pending()
+                raise DeadlockError('flush: the current context can never '
+                                    'be idle')
+            if st is None:
+                st = _states.get(ident) or _state()
+            _wait_fd(st, t, _SLICE_MS)
+        _poll_nb()
+        if _pending and not isinstance(_pending.get(ident), Exception):
+            _raise_pending()  # KeyboardInterrupt, SystemExit: at once
     if _pending:
         _raise_pending()
-    if r < 0:
-        if r == -_errno.EDEADLK:
-            raise DeadlockError('flush: the current context can never be '
-                                'idle')
-        raise _oserror(r)
 
 
 def run() -> None:

@@ -272,6 +272,16 @@ ACTX_EXTERN int actx_process_queue(void);
 ACTX_EXTERN int actx_flush(void);
 
 /*
+ * Owner thread only.  True while actx_flush() would still wait: the current
+ * context has an outstanding request, a queued completion or call, or a
+ * scheduled non-idle BH (arrived messages are moved into their queues
+ * first).  For a flush that waits in the caller's own loop (e.g. one that
+ * must stay interruptible by signals).  False if the thread's loop cannot
+ * be created.
+ */
+ACTX_EXTERN bool actx_flush_pending(void);
+
+/*
  * Poll, blocking, in the current context until actx_stop() is called for
  * it or nothing can make progress.  Returns 0.
  */

@@ -225,6 +225,14 @@ int actx_process_queue(void)
     return loop->cur->q_head ? actx__run_queue(loop, loop->cur) : 0;
 }
 
+/* What actx_flush() waits for: an outstanding request, a queued completion
+ * or call, or a scheduled non-idle BH of c (arrivals moved in first). */
+static bool flush_pending(actx__loop *loop, actx_ctx *c)
+{
+    actx__drain_if_any(loop);
+    return c->nreq != 0 || c->q_head || (c->bh_head && actx__bh_has_nonidle(c));
+}
+
 int actx_flush(void)
 {
     actx__loop *loop = actx__loop_get();
@@ -235,15 +243,20 @@ int actx_flush(void)
     }
     c = loop->cur;
     for (;;) {
-        actx__drain_if_any(loop);
-        if (c->nreq == 0 && !c->q_head &&
-            !(c->bh_head && actx__bh_has_nonidle(c))) {
+        if (!flush_pending(loop, c)) {
             return 0;
         }
         if (actx_poll(true) == 0 && !can_progress(c)) {
             return -EDEADLK;
         }
     }
+}
+
+bool actx_flush_pending(void)
+{
+    actx__loop *loop = actx__loop_get();
+
+    return loop && flush_pending(loop, loop->cur);
 }
 
 int actx_run(void)

@@ -588,3 +588,37 @@ ACTX_TEST("/poll/wakeup/coalesced-while-busy")
     pthread_mutex_destroy(&b.mu);
     pthread_cond_destroy(&b.cv);
 }
+
+static void noop_done(void *opaque, long ret)
+{
+    (void)opaque;
+    (void)ret;
+}
+
+ACTX_TEST("/poll/flush/pending-says-what-flush-waits-for")
+{
+    struct countdown c = {NULL, 2, 0}, idle = {NULL, 0, 0};
+    actx_req *req;
+
+    ASSERT_EQ(actx_flush_pending(), false);
+    idle.bh = actx_bh_new(idle_forever_cb, &idle);
+    actx_bh_schedule_idle(idle.bh);
+    ASSERT_EQ(actx_flush_pending(), false); /* idle BHs do not count */
+    c.bh = actx_bh_new(countdown_cb, &c);
+    actx_bh_schedule(c.bh);
+    ASSERT_EQ(actx_flush_pending(), true);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(actx_flush_pending(), false);
+    req = actx_req_new(noop_done, NULL);
+    ASSERT_TRUE(req != NULL);
+    ASSERT_EQ(actx_flush_pending(), true); /* outstanding */
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(actx_flush_pending(), false); /* another context's */
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_req_complete(req, 0), 0);
+    ASSERT_EQ(actx_flush_pending(), true); /* queued completion */
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(actx_flush_pending(), false);
+    actx_bh_delete(c.bh);
+    actx_bh_delete(idle.bh);
+}

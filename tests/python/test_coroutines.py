@@ -168,7 +168,7 @@ def test_shared_object_never_pops_other_tasks_context(ax):
         ev = asyncio.Event()
         await asyncio.gather(a(ev), b(ev))
     run(main())
-    assert log == [('a refused', 2, 2), ('b', 1), ('a left', 0)]
+    assert log == [('a refused', 2, 2), ('b', 2), ('a left', 0)]
 
 
 # ------------------------------------------------------------------------

@@ -119,3 +119,86 @@ def test_exception_stays_on_its_thread(ax):
     th.join()
     assert out == ['raised']
     assert ax.poll() is False
+
+
+def test_second_exception_reaches_hook_as_itself(ax, monkeypatch):
+    """The hook gets an UnraisableHookArgs (the type sys's default hook
+    requires) carrying the real exception and its traceback."""
+    reported = []
+    monkeypatch.setattr(sys, 'unraisablehook', reported.append)
+    a = ax.BottomHalf(bad_callback)
+    b = ax.BottomHalf(lambda: 1 / 0)
+    a.schedule()
+    b.schedule()
+    with pytest.raises(ValueError):
+        ax.poll()
+    a.delete()
+    b.delete()
+    (args,) = reported
+    assert type(args).__name__ == 'UnraisableHookArgs'
+    assert isinstance(args.exc_value, ZeroDivisionError)
+    assert args.exc_traceback is args.exc_value.__traceback__
+    assert args.exc_traceback is not None
+    assert 'actx callback' in args.err_msg
+
+
+def test_exception_at_thread_exit_reaches_hook(ax, monkeypatch):
+    import threading
+    reported = []
+    monkeypatch.setattr(sys, 'unraisablehook', reported.append)
+    handles = []
+    posted = threading.Event()
+
+    def owner():
+        handles.append(ax.current_context())
+        posted.wait()   # ends without polling: shutdown runs the call
+
+    th = threading.Thread(target=owner)
+    th.start()
+    while not handles:
+        posted.wait(0.001)
+    handles[0].call_soon(bad_callback)
+    posted.set()
+    th.join()
+    handles[0].close()
+    (args,) = reported
+    assert isinstance(args.exc_value, ValueError)
+    assert 'thread exit' in args.err_msg
+
+
+def test_default_hook_prints_the_exception(backend):
+    """With sys's own hook: the report, not a TypeError about its
+    argument."""
+    from conftest import run_child
+    r = run_child(backend, '''
+        import actx, threading
+        def bad():
+            raise ValueError('first')
+        def worse():
+            raise KeyError('second')
+        a = actx.BottomHalf(bad)
+        b = actx.BottomHalf(worse)
+        a.schedule(); b.schedule()
+        try:
+            actx.poll()
+        except ValueError:
+            print('first raised')
+        def owner(hs, ev):
+            hs.append(actx.current_context())
+            ev.wait()
+        hs, ev = [], threading.Event()
+        t = threading.Thread(target=owner, args=(hs, ev))
+        t.start()
+        while not hs:
+            ev.wait(0.001)
+        hs[0].call_soon(worse)
+        ev.set()
+        t.join()
+        print('done')
+    ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['first', 'raised', 'done']
+    assert 'TypeError' not in r.stderr
+    assert r.stderr.count("KeyError: 'second'") == 2, r.stderr
+    assert 'Exception ignored in actx callback' in r.stderr
+    assert 'thread exit' in r.stderr

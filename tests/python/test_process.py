@@ -59,7 +59,7 @@ def test_exit_while_main_blocked_thread_runs(backend):
     assert r.returncode == 3, r.stderr
 
 
-@pytest.mark.parametrize('what', ['poll', 'result', 'run'])
+@pytest.mark.parametrize('what', ['poll', 'result', 'run', 'flush'])
 def test_ctrl_c_interrupts_blocking_call(backend, what):
     code = '''
         import actx, time, threading, sys, errno
@@ -67,7 +67,7 @@ def test_ctrl_c_interrupts_blocking_call(backend, what):
         h = actx.current_context()
         ev = threading.Event()
         req = None
-        if what == 'result':
+        if what in ('result', 'flush'):
             try:
                 req = actx.submit(ev.wait, 60)
             except OSError as e:
@@ -80,6 +80,8 @@ def test_ctrl_c_interrupts_blocking_call(backend, what):
                     actx.poll(True)
                 elif what == 'result':
                     req.result()
+                elif what == 'flush':
+                    actx.flush()
                 else:
                     actx.run()
                 print('returned', flush=True)
@@ -92,6 +94,7 @@ def test_ctrl_c_interrupts_blocking_call(backend, what):
         ev.set()
         if req is not None:
             assert req.result() is True
+            actx.flush()
         print('ok', seen, flush=True)
     '''
     env = dict(os.environ, ACTX_BACKEND=backend)
