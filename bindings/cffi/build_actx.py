@@ -58,6 +58,11 @@ extern "Python+C" void _actx_py_done(void *opaque, long ret);
 extern "Python+C" long _actx_py_work(void *opaque);
 extern "Python+C" void _actx_py_drain(void *opaque);
 extern "Python+C" void _actx_py_refused(void *opaque);
+extern "Python+C" void _actx_py_timer(void *opaque);
+extern "Python+C" void _actx_py_fd_read(void *opaque);
+extern "Python+C" void _actx_py_fd_write(void *opaque);
+actx_timer *actx_py_timer_start(void *opaque, uint64_t expire_ns);
+int actx_py_set_fd(int fd, void *opaque, int rd, int wr);
 void actx_py_install_refused(actx_done_fn *done);
 
 struct actx_py_q { intptr_t state; actx_ctx *ctx; void *py; };
@@ -88,6 +93,9 @@ static void _actx_py_done(void *opaque, long ret);
 static long _actx_py_work(void *opaque);
 static void _actx_py_drain(void *opaque);
 static void _actx_py_refused(void *opaque);
+static void _actx_py_timer(void *opaque);
+static void _actx_py_fd_read(void *opaque);
+static void _actx_py_fd_write(void *opaque);
 
 /*
  * Coalesced cross-thread calls (ContextHandle.call_soon).  Calling into C
@@ -195,6 +203,46 @@ static void actx_py_done_c(void *opaque, long ret)
     if (!actx_py_exiting_flag) {
         _actx_py_done(opaque, ret);
     }
+}
+
+static void actx_py_timer_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        _actx_py_timer(opaque);
+    }
+}
+
+static void actx_py_fd_read_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        _actx_py_fd_read(opaque);
+    }
+}
+
+static void actx_py_fd_write_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        _actx_py_fd_write(opaque);
+    }
+}
+
+/* call_later / call_at: a timer of the current context, armed; one C call
+ * (cffi drops the GIL around each).  NULL/errno on failure. */
+static actx_timer *actx_py_timer_start(void *opaque, uint64_t expire_ns)
+{
+    actx_timer *t = actx_timer_new(actx_py_timer_c, opaque);
+
+    if (t) {
+        actx_timer_mod(t, expire_ns);
+    }
+    return t;
+}
+
+/* add_reader & co: one opaque (the fd's entry) for both directions. */
+static int actx_py_set_fd(int fd, void *opaque, int rd, int wr)
+{
+    return actx_set_fd_handler(fd, rd ? actx_py_fd_read_c : NULL,
+                               wr ? actx_py_fd_write_c : NULL, opaque);
 }
 
 static long actx_py_work_c(void *opaque)

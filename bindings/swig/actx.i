@@ -319,6 +319,74 @@ static int actx_py_ctx_call(unsigned long long c, PyObject *obj)
     return r;
 }
 
+/* Timers and fd handlers: opaque is a callable taking no argument (a
+ * Timer's _fire; an fd entry's (_read, _write) pair), owned by its Python
+ * object; one more reference is held while it runs (it may free itself). */
+static void actx_py_tramp_noargs(PyObject *fn)
+{
+    PyGILState_STATE g;
+    PyObject *r;
+
+    if (actx_py_exiting_flag) {
+        return;
+    }
+    g = PyGILState_Ensure();
+    Py_INCREF(fn);
+    r = PyObject_CallNoArgs(fn);
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        actx_py_report();
+    }
+    Py_DECREF(fn);
+    PyGILState_Release(g);
+}
+
+static void actx_py_tramp_timer(void *opaque)
+{
+    actx_py_tramp_noargs((PyObject *)opaque);
+}
+
+static void actx_py_tramp_fd_read(void *opaque)
+{
+    actx_py_tramp_noargs(PyTuple_GET_ITEM((PyObject *)opaque, 0));
+}
+
+static void actx_py_tramp_fd_write(void *opaque)
+{
+    actx_py_tramp_noargs(PyTuple_GET_ITEM((PyObject *)opaque, 1));
+}
+
+/* An armed timer of the current context holding a reference to fire, or
+ * -errno. */
+static long long actx_py_timer_start(PyObject *fire, unsigned long long ns)
+{
+    actx_timer *t = actx_timer_new(actx_py_tramp_timer, fire);
+
+    if (!t) {
+        return -errno;
+    }
+    Py_INCREF(fire);
+    actx_timer_mod(t, ns);
+    return INT(t);
+}
+
+static void actx_py_timer_free(unsigned long long t, PyObject *fire)
+{
+    actx_timer_free(PTR(t));
+    Py_DECREF(fire);
+}
+
+/* pair: a (read, write) tuple its fd entry keeps alive while registered. */
+static int actx_py_set_fd(int fd, PyObject *pair, int rd, int wr)
+{
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        return -EINVAL;
+    }
+    return actx_set_fd_handler(fd, rd ? actx_py_tramp_fd_read : NULL,
+                               wr ? actx_py_tramp_fd_write : NULL, pair);
+}
+
 static int actx_py_stop(unsigned long long c)
 {
     return actx_stop(PTR(c));
@@ -398,4 +466,7 @@ void actx_py_ctx_unref(unsigned long long c);
 int actx_py_ctx_id(unsigned long long c);
 int actx_py_ctx_call(unsigned long long c, PyObject *obj);
 int actx_py_stop(unsigned long long c);
+long long actx_py_timer_start(PyObject *fire, unsigned long long ns);
+void actx_py_timer_free(unsigned long long t, PyObject *fire);
+int actx_py_set_fd(int fd, PyObject *pair, int rd, int wr);
 PyObject *actx_py_stats(void);

@@ -24,6 +24,8 @@ _CALL_C = ffi.addressof(lib, 'actx_py_call_c')
 _BH_C = ffi.addressof(lib, 'actx_py_bh_c')
 _DONE_C = ffi.addressof(lib, 'actx_py_done_c')
 _WORK_C = ffi.addressof(lib, 'actx_py_work_c')
+_timer_start = lib.actx_py_timer_start
+_set_fd = lib.actx_py_set_fd
 
 
 def _onerror(et, ev, tb):
@@ -58,6 +60,30 @@ def _actx_py_done(p, ret):
     o = _from_handle(p)
     _keep.discard(p)
     _run_done(o, ret)
+
+
+@ffi.def_extern(onerror=_onerror)
+def _actx_py_timer(p):
+    try:
+        _from_handle(p)._fire()
+    except BaseException as e:
+        _store(e)
+
+
+@ffi.def_extern(onerror=_onerror)
+def _actx_py_fd_read(p):
+    try:
+        _from_handle(p)._read()
+    except BaseException as e:
+        _store(e)
+
+
+@ffi.def_extern(onerror=_onerror)
+def _actx_py_fd_write(p):
+    try:
+        _from_handle(p)._write()
+    except BaseException as e:
+        _store(e)
 
 
 @ffi.def_extern()
@@ -184,6 +210,28 @@ def bh_new(fnargs):
 
 def bh_delete(p, keep):
     lib.actx_bh_delete(p)
+
+
+def timer_start(timer, ns):
+    """An armed timer that calls timer._fire(); (pointer, keep)."""
+    h = _new_handle(timer)
+    p = _timer_start(h, ns)
+    if p == _NULL:
+        raise _oserror(ffi.errno)
+    return p, h
+
+
+def timer_free(p, keep):
+    lib.actx_timer_free(p)
+
+
+def fd_opaque(entry):
+    """What C holds for an fd entry (kept alive by the entry)."""
+    return _new_handle(entry)
+
+
+def set_fd(fd, opaque, rd, wr):
+    return _set_fd(fd, opaque, rd, wr)
 
 
 def _req(p, h):

@@ -69,6 +69,23 @@ def bh_new(fnargs):
 bh_delete = _m.actx_py_bh_delete
 
 
+def timer_start(timer, ns):
+    """An armed timer that calls timer._fire(); (pointer, keep)."""
+    fire = timer._fire
+    return _ptr(_m.actx_py_timer_start(fire, ns)), fire
+
+
+timer_free = _m.actx_py_timer_free
+
+
+def fd_opaque(entry):
+    """What C holds for an fd entry (kept alive by the entry)."""
+    return (entry._read, entry._write)
+
+
+set_fd = _m.actx_py_set_fd
+
+
 def submit(req):
     return _ptr(_m.actx_py_submit(req))
 

@@ -175,7 +175,7 @@ def current_task():
 
 class ThreadState:
     __slots__ = ('ident', 'stack', 'top', 'stops', 'poller', 'pfd', 'bhs',
-                 'shutdown', '__weakref__')
+                 'timers', 'fds', 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
@@ -185,6 +185,8 @@ class ThreadState:
         self.poller = None     # select.poll on the backend fd
         self.pfd = -1
         self.bhs = set()       # live BottomHalf objects of this thread
+        self.timers = set()    # armed Timer objects (call_later, call_at)
+        self.fds = {}          # fd -> its reader/writer entry
         self.shutdown = shutdown
 
 
@@ -212,8 +214,6 @@ class _ExitSentinel:
         if st is None:
             return
         try:
-            for bh in list(st.bhs):
-                bh.delete()
             st.shutdown()
         finally:
             states.pop(self.ident, None)

@@ -10,6 +10,7 @@ import operator
 import os
 import select
 import threading
+import time as _time
 
 from . import _common
 from ._common import CancelledError, DeadlockError
@@ -22,6 +23,8 @@ __all__ = [
     'current_context', 'ContextHandle', 'stats', 'DeadlockError',
     'CancelledError', 'asyncio_bridge', 'AsyncioBridge', 'backend_fd',
     'backend_timeout_ms', 'thread_shutdown', 'process_queue',
+    'time', 'call_later', 'call_at', 'Timer', 'add_reader', 'remove_reader',
+    'add_writer', 'remove_writer',
 ]
 
 BACKEND = B.NAME
@@ -68,7 +71,21 @@ def _state():
     return st
 
 
+def _release_thread(st):
+    """Before the thread's runtime shuts down: delete its live BHs, cancel
+    its timers, remove its fd handlers (their Python objects go now)."""
+    for bh in list(st.bhs):
+        bh.delete()
+    for t in list(st.timers):
+        t.cancel()
+    for fd in list(st.fds):
+        _remove_fd(st, fd, True, True)
+
+
 def _shutdown_thread():
+    st = _states.get(_get_ident())
+    if st is not None:
+        _release_thread(st)
     B.thread_shutdown()
 
 
@@ -388,11 +405,11 @@ def backend_timeout_ms() -> int:
 
 def thread_shutdown() -> None:
     """Shut this thread's runtime down now (it also happens when a Python
-    thread ends): pop every context, run what was already accepted, delete
-    this thread's live BottomHalf objects, refuse later posts (EPIPE)."""
+    thread ends): delete this thread's live BottomHalf objects, cancel its
+    timers and remove its fd handlers, pop every context, run what was
+    already accepted, refuse later posts (EPIPE)."""
     st = _state()
-    for bh in list(st.bhs):
-        bh.delete()
+    _release_thread(st)
     B.thread_shutdown()
     _common.reset_state(st.ident)
     if _pending:
@@ -478,6 +495,209 @@ class BottomHalf:
     def __exit__(self, et, ev, tb):
         self.delete()
         return False
+
+
+# --------------------------------------------------------------------------
+# Timers and fd handlers (asyncio-like)
+
+_timer_start = B.timer_start
+_timer_free = B.timer_free
+_monotonic_ns = _time.monotonic_ns  # CLOCK_MONOTONIC, as actx_now_ns()
+_NS_MAX = (1 << 64) - 1
+
+
+def time() -> float:
+    """The runtime's clock: actx_now_ns() (CLOCK_MONOTONIC) in seconds;
+    call_at() deadlines are on this clock.  Any thread."""
+    return B.now_ns() / 1e9
+
+
+class Timer:
+    """A pending call made by call_later() / call_at(): fn(*args) runs once,
+    on this thread, in the context that was current when it was made (or
+    the one that context was re-homed to at its pop), at a poll of that
+    context at or after when().  Its exception is raised by the call that
+    ran it (poll, run, flush, pop, ...).  Owner thread only."""
+    __slots__ = ('_p', '_keep', '_fn', '_args', '_when', '_st', '_cancelled',
+                 '__weakref__')
+
+    def _fire(self):
+        # Owner thread, the timer's context current: free it (legal in its
+        # own callback), then call.
+        p = self._p
+        if p is None:
+            return
+        self._p = None
+        _timer_free(p, self._keep)
+        self._keep = None
+        self._st.timers.discard(self)
+        fn, args = self._fn, self._args
+        self._fn = self._args = None
+        fn(*args)
+
+    def when(self) -> float:
+        """The deadline, on the clock of actx.time()."""
+        return self._when / 1e9
+
+    def cancel(self) -> None:
+        """Unless it has run: it never will.  Idempotent.  Owner thread
+        only."""
+        p = self._p
+        if p is None:
+            return
+        if _get_ident() != self._st.ident:
+            raise RuntimeError('Timer.cancel() on a thread other than its '
+                               'owner')
+        self._p = None
+        self._cancelled = True
+        _timer_free(p, self._keep)
+        self._keep = None
+        self._st.timers.discard(self)
+        self._fn = self._args = None
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def __repr__(self):
+        state = ('cancelled' if self._cancelled else
+                 'done' if self._p is None else 'pending')
+        return '<actx.Timer when=%.6f %s>' % (self._when / 1e9, state)
+
+
+def _timer(ns, fn, args):
+    if not callable(fn):
+        raise TypeError('%r is not callable' % (fn,))
+    st = _states.get(_get_ident()) or _state()
+    t = Timer.__new__(Timer)
+    t._fn = fn
+    t._args = args
+    t._when = ns
+    t._st = st
+    t._cancelled = False
+    t._p, t._keep = _timer_start(t, ns)
+    st.timers.add(t)
+    if _bridges:
+        _kick()
+    return t
+
+
+def _deadline_ns(secs, what):
+    ns = secs * 1e9  # TypeError for what is not a number
+    if ns != ns:
+        raise ValueError('%s: NaN' % what)
+    if ns <= 0:
+        return 0
+    if ns >= _NS_MAX:
+        return _NS_MAX
+    return int(ns)
+
+
+def call_later(delay: float, fn, *args) -> Timer:
+    """Run fn(*args) once, after delay seconds (<= 0: at the next poll),
+    on this thread in the current context (see Timer)."""
+    ns = delay * 1e9
+    if ns > 0 and ns < 1e18:  # the common case, no clamping needed
+        return _timer(_monotonic_ns() + int(ns), fn, args)
+    ns = _deadline_ns(delay, 'call_later')
+    return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
+
+
+def call_at(when: float, fn, *args) -> Timer:
+    """Run fn(*args) once at when, a time on the clock of actx.time(), on
+    this thread in the current context (see Timer)."""
+    return _timer(_deadline_ns(when, 'call_at'), fn, args)
+
+
+class _FdEntry:
+    """One fd's handlers on its thread: C holds one opaque for both."""
+    __slots__ = ('fd', 'reader', 'writer', 'opaque', '__weakref__')
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.reader = self.writer = None
+        self.opaque = B.fd_opaque(self)
+
+    def _read(self):
+        r = self.reader
+        if r is not None:
+            r[0](*r[1])
+
+    def _write(self):
+        w = self.writer
+        if w is not None:
+            w[0](*w[1])
+
+
+def _add_fd(fd, fn, args, reader):
+    if not callable(fn):
+        raise TypeError('%r is not callable' % (fn,))
+    fd = _fd(fd)
+    st = _states.get(_get_ident()) or _state()
+    e = st.fds.get(fd)
+    new = e is None
+    if new:
+        e = _FdEntry(fd)
+    old = e.reader, e.writer
+    if reader:
+        e.reader = (fn, args)
+    else:
+        e.writer = (fn, args)
+    r = B.set_fd(fd, e.opaque, e.reader is not None, e.writer is not None)
+    if r < 0:
+        e.reader, e.writer = old
+        raise _oserror(r)
+    if new:
+        st.fds[fd] = e
+
+
+def _remove_fd(st, fd, reader, writer):
+    e = st.fds.get(fd) if st is not None else None
+    if e is None:
+        return False
+    had = (reader and e.reader is not None) or \
+        (writer and e.writer is not None)
+    if reader:
+        e.reader = None
+    if writer:
+        e.writer = None
+    if e.reader is None and e.writer is None:
+        del st.fds[fd]
+        B.set_fd(fd, e.opaque, False, False)  # an fd closed meanwhile: gone
+    elif had:
+        r = B.set_fd(fd, e.opaque, e.reader is not None,
+                     e.writer is not None)
+        if r < 0:
+            del st.fds[fd]
+            raise _oserror(r)
+    return had
+
+
+def add_reader(fd, fn, *args) -> None:
+    """Run fn(*args) whenever fd (an int or an object with fileno()) is
+    readable (or reports hang-up or an error), on this thread while the
+    current context is current.  Replaces a reader fd already had on this
+    thread; moves fd's writer, if any, to the current context too.  fd must
+    be pollable (not a regular file: OSError EPERM) and open (EBADF);
+    remove the handler before closing fd.  Handlers re-home with their
+    context at pop."""
+    _add_fd(fd, fn, args, True)
+
+
+def add_writer(fd, fn, *args) -> None:
+    """Like add_reader() for writability."""
+    _add_fd(fd, fn, args, False)
+
+
+def remove_reader(fd) -> bool:
+    """Stop watching fd for reading on this thread; True if it was.  A
+    writer it keeps moves to the current context."""
+    return _remove_fd(_states.get(_get_ident()), _fd(fd), True, False)
+
+
+def remove_writer(fd) -> bool:
+    """Stop watching fd for writing on this thread; True if it was.  A
+    reader it keeps moves to the current context."""
+    return _remove_fd(_states.get(_get_ident()), _fd(fd), False, True)
 
 
 # --------------------------------------------------------------------------
