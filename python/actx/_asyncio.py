@@ -11,10 +11,12 @@ eventfd and wakes asyncio.
 import asyncio
 
 
-class AsyncioBridge:
+class BridgeBase:
     """Drives the calling thread's actx loop from an asyncio loop running
-    on the same thread.  Exceptions from actx callbacks go to the asyncio
-    loop's exception handler."""
+    on the same thread (api: the backend's API module).  Exceptions from
+    actx callbacks go to the asyncio loop's exception handler."""
+    __slots__ = ('_api', '_loop', '_timer', '_soon', '_bridges', '_st',
+                 '_fd')
 
     def __init__(self, api, loop=None):
         if loop is None:

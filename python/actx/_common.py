@@ -135,6 +135,18 @@ def run_work(req):
         return -1
     finally:
         running_work[0] -= 1
+        if states:
+            _forget_pool_state()
+
+
+def _forget_pool_state():
+    """A pool thread ends without Python noticing (it is not a Python
+    thread), and its ident may then be reused by a new Python thread:
+    drop the state a work function made here once it holds nothing."""
+    st = states.get(get_ident())
+    if st is not None and len(st.stack) == 1 and not st.bhs and \
+            not st.timers and not st.fds and not st.stops:
+        del states[st.ident]
 
 
 # --------------------------------------------------------------------------

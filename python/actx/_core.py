@@ -4,6 +4,7 @@ This file is loaded once per backend (as actx._core_cffi, actx._core_swig)
 with _BACKEND set by the loader in actx/__init__.py; the package re-exports
 the selected one.  See the package docstring for the design.
 """
+import concurrent.futures
 import errno as _errno
 import importlib
 import operator
@@ -12,6 +13,7 @@ import select
 import threading
 import time as _time
 
+from . import _asyncio
 from . import _common
 from ._common import CancelledError, DeadlockError
 
@@ -707,13 +709,51 @@ _SUBMIT, _PREAD, _PWRITE, _FSYNC = range(4)
 _ECANCELED = _errno.ECANCELED
 
 
-class Request:
+_cf = concurrent.futures
+_FINISHED = _cf._base.FINISHED
+_CANCELLED = _cf._base.CANCELLED_AND_NOTIFIED
+_RUNNING = _cf._base.RUNNING
+_lock_lock = threading.Lock()
+_RLock = threading.RLock
+
+
+class _Waiters(list):
+    """A Request's concurrent.futures waiters.  Only the owner thread can
+    complete a request, so the owner blocking in concurrent.futures.wait()
+    or as_completed() on a pending one would never wake: refused."""
+    __slots__ = ('req',)
+
+    def append(self, waiter):
+        req = self.req
+        if not req._done and _get_ident() == req._owner:
+            raise DeadlockError(
+                'concurrent.futures.wait()/as_completed() on the owner '
+                'thread of a pending actx Request would never return (it '
+                'completes only while this thread polls): use result(), '
+                'flush() or asyncio here, those functions on other threads')
+        list.append(self, waiter)
+
+
+class Request(_cf.Future):
     """An asynchronous request of the context that was current when it was
-    made (submit, pread, pwrite, fsync).  Owner thread only, like
-    concurrent.futures.Future where it can be."""
+    made (submit, pread, pwrite, fsync): a concurrent.futures.Future.
+
+    It completes only on its owner thread (the one that made it), while its
+    context (or the one that context was re-homed to) is current: inside
+    poll / flush / run / result there, or the asyncio bridge's poll.
+    result(), exception() and cancel() are owner-thread only; done
+    callbacks run on the owner thread, in the request's context.  Other
+    threads may wait for it with concurrent.futures.wait() /
+    as_completed() or asyncio.wrap_future() (the owner must keep polling);
+    on the owner thread those raise DeadlockError while it is pending.
+    set_result() and set_exception() are refused: actx completes it."""
     __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
                  '_exc', '_done', '_cancelled', '_callbacks', '_tok',
-                 '_owner', '__weakref__')
+                 '_owner', '_lock', '_wl')
+
+    def __init__(self):
+        raise TypeError('actx.Request is made by submit(), pread(), '
+                        'pwrite() and fsync()')
 
     def _init(self, kind, st):
         self._p = None
@@ -724,12 +764,42 @@ class Request:
         self._callbacks = None
         self._tok = st.top
         self._owner = st.ident
+        self._lock = self._wl = None
 
     def __repr__(self):
         state = ('cancelled' if self._cancelled else
                  'done' if self._done else 'pending')
         return '<actx.Request %s %s>' % (
             ('submit', 'pread', 'pwrite', 'fsync')[self._kind], state)
+
+    # concurrent.futures.wait() and as_completed() use these three.  The
+    # lock exists once another thread (or a done callback) is involved;
+    # _complete sets _done before it looks for the lock, and a waiter reads
+    # the state after making the lock and under it, so no completion is
+    # missed.
+    @property
+    def _condition(self):
+        c = self._lock
+        if c is None:
+            with _lock_lock:
+                c = self._lock
+                if c is None:
+                    c = self._lock = _RLock()
+        return c
+
+    @property
+    def _state(self):
+        if self._done:
+            return _CANCELLED if self._cancelled else _FINISHED
+        return _RUNNING
+
+    @property
+    def _waiters(self):
+        w = self._wl  # read and made under _condition
+        if w is None:
+            w = self._wl = _Waiters()
+            w.req = self
+        return w
 
     # Owner thread, from the done trampoline.
     def _complete(self, ret):
@@ -747,11 +817,22 @@ class Request:
             self._value = memoryview(self._buf)[:ret].tobytes()
         elif kind == _PWRITE:
             self._value = ret
-        self._done = True
         self._fn = self._args = self._buf = self._cbuf = None
-        cbs = self._callbacks
-        if cbs:
+        self._done = True
+        lock = self._lock
+        if lock is None:
+            return
+        with lock:
+            cbs = self._callbacks
             self._callbacks = None
+            for w in self._wl or ():
+                if self._cancelled:
+                    w.add_cancelled(self)
+                elif self._exc is not None:
+                    w.add_exception(self)
+                else:
+                    w.add_result(self)
+        if cbs:
             for cb in cbs:
                 try:
                     cb(self)
@@ -760,7 +841,7 @@ class Request:
 
     def done(self) -> bool:
         """True once its done callback ran (completed, failed or
-        cancelled)."""
+        cancelled).  Any thread."""
         return self._done
 
     def cancelled(self) -> bool:
@@ -772,13 +853,23 @@ class Request:
     def cancel(self) -> bool:
         """Cancel work that has not started: True if cancelled (the request
         then completes with CancelledError at the next poll of its
-        context); False if it started, finished or has no pool work."""
+        context); False if it started, finished or has no pool work.
+        Owner thread only."""
         p = self._p
         if p is None:
             return self._cancelled
         self._check_owner('cancel')
         r = B.req_cancel(p)
         return r == 0
+
+    def set_result(self, result):
+        raise RuntimeError('an actx Request is completed by actx only')
+
+    def set_exception(self, exception):
+        raise RuntimeError('an actx Request is completed by actx only')
+
+    def set_running_or_notify_cancel(self):
+        raise RuntimeError('an actx Request is completed by actx only')
 
     def _check_owner(self, what):
         if _get_ident() != self._owner:
@@ -861,16 +952,20 @@ class Request:
         return self._exc
 
     def add_done_callback(self, fn) -> None:
-        """Call fn(request) on the owner thread, in the request's context,
-        when it is done; at once if it already is."""
+        """Call fn(request) when it is done: on the owner thread, in the
+        request's context; at once (on the calling thread) if it already
+        is.  Any thread."""
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
-        if self._done:
-            fn(self)
-        elif self._callbacks is None:
-            self._callbacks = [fn]
-        else:
-            self._callbacks.append(fn)
+        if not self._done:
+            with self._condition:
+                if not self._done:
+                    if self._callbacks is None:
+                        self._callbacks = [fn]
+                    else:
+                        self._callbacks.append(fn)
+                    return
+        fn(self)
 
     def __await__(self):
         if not self._done:
@@ -1039,20 +1134,24 @@ def stats() -> dict:
 # --------------------------------------------------------------------------
 # asyncio
 
-def asyncio_bridge(loop=None) -> 'AsyncioBridge':
-    """Drive this thread's actx loop (its current context, normally the
-    root) from an asyncio event loop running on this thread, and let
-    coroutines ``await`` actx Requests.  Close it with close() or use it
-    as a context manager."""
-    from ._asyncio import AsyncioBridge
-    return AsyncioBridge(_this, loop)
+class AsyncioBridge(_asyncio.BridgeBase):
+    """``AsyncioBridge(loop=None)``: drive the calling thread's actx loop
+    (its current context) from the asyncio event loop ``loop`` (default:
+    the running one) running on this thread, so that actx callbacks run
+    and coroutines can ``await`` actx Requests (or
+    ``asyncio.wrap_future(request)``).  One bridge per thread; close() it
+    or use it as a context manager.  Exceptions from actx callbacks go to
+    the asyncio loop's exception handler (KeyboardInterrupt and
+    SystemExit propagate)."""
+    __slots__ = ()
+
+    def __init__(self, loop=None):
+        _asyncio.BridgeBase.__init__(self, _this, loop)
 
 
-def __getattr__(name):
-    if name == 'AsyncioBridge':
-        from ._asyncio import AsyncioBridge
-        return AsyncioBridge
-    raise AttributeError(name)
+def asyncio_bridge(loop=None) -> AsyncioBridge:
+    """Same as AsyncioBridge(loop)."""
+    return AsyncioBridge(loop)
 
 
 import sys as _sys  # noqa: E402
