@@ -37,14 +37,49 @@ Exceptions raised by callbacks
     delivered by Request.result().
 
 Blocking and Ctrl-C
-    poll(block=True), run() and Request.result() sleep on the runtime's
-    backend fd with select.poll in slices of at most 50 ms and run the loop
-    with non-blocking polls, so Ctrl-C (KeyboardInterrupt) interrupts them
-    at once and leaves the runtime usable; result(timeout=) uses the same
-    slices.  flush() runs in C and waits for work already running.
-    Request.result() raises DeadlockError at once when the request belongs
-    to an outer context, or when nothing in the current context can make
-    progress.
+    On the main thread, poll(block=True), run(), flush() and
+    Request.result() sleep on the runtime's backend fd with select.poll in
+    slices of at most 50 ms and run the loop with non-blocking polls, so
+    Ctrl-C (KeyboardInterrupt) interrupts them at once and leaves the
+    runtime usable (interrupted work goes on; a later flush() waits for
+    it); result(timeout=) uses the same slices.  Request.result() raises
+    DeadlockError at once when the request belongs to an outer context, or
+    when nothing in the current context can make progress.
+
+Requests are futures
+    Request is a concurrent.futures.Future that completes only on its
+    owner thread (see Request).  Other threads may wait for requests with
+    concurrent.futures.wait() / as_completed(); asyncio.wrap_future(req)
+    and ``await req`` work under the asyncio bridge.
+
+Timers and fds
+    call_later(delay, fn, *args) / call_at(when, fn, *args) (when on the
+    clock of actx.time()) return a cancellable Timer;
+    add_reader/add_writer(fd, fn, *args) and remove_reader/remove_writer(fd)
+    watch fds.  Like every callback they belong to the current context,
+    run on this thread only while it is current, re-home with it at pop,
+    and their exceptions are raised by the call that ran them.
+
+asyncio, and contexts held across an await
+    ``with actx.asyncio_bridge():`` (or AsyncioBridge(loop)) inside a
+    coroutine drives this thread's actx loop from asyncio; ``await req``
+    waits for a Request.  The context stack belongs to the thread, not to
+    the asyncio task: a task that holds ``with actx.async_context():``
+    across an ``await`` keeps that context current for every task that
+    runs meanwhile, so
+      - what those tasks create (requests, BHs, timers, fds, handles)
+        belongs to it, and work of outer contexts (including the other
+        tasks' own) waits, never lost, until it is popped;
+      - at every pop the bridge runs what became runnable in the parent,
+        so tasks that each hold a context across an awaited request all
+        finish, whatever the order their work completes in;
+      - contexts must be left in the reverse order they were entered,
+        across all tasks of the thread.  A task that leaves its context
+        while a later one is current gets RuntimeError and nothing is
+        popped (never someone else's context); the same for an exit on
+        another thread.  When awaiting things that are not actx work of
+        the context itself (asyncio.sleep, another task's event), leave
+        the context first, or enter it in one task only.
 
 Lifetimes
     An object given to C stays alive exactly as long as C can call back

@@ -14,9 +14,9 @@ import asyncio
 class BridgeBase:
     """Drives the calling thread's actx loop from an asyncio loop running
     on the same thread (api: the backend's API module).  Exceptions from
-    actx callbacks go to the asyncio loop's exception handler."""
-    __slots__ = ('_api', '_loop', '_timer', '_soon', '_bridges', '_st',
-                 '_fd')
+    actx callbacks go to the asyncio loop's exception handler.  Each API
+    module makes its public AsyncioBridge from these methods
+    (bridge_class)."""
 
     def __init__(self, api, loop=None):
         if loop is None:
@@ -93,3 +93,19 @@ class BridgeBase:
     async def wait(self, req):
         """Await an actx Request (same as ``await req``)."""
         return await req
+
+
+def bridge_class(api, doc):
+    """The public AsyncioBridge of one API module: BridgeBase's methods,
+    constructed as AsyncioBridge(loop=None), with no internal base class
+    (help() shows it as actx.AsyncioBridge)."""
+    ns = {k: v for k, v in vars(BridgeBase).items()
+          if k not in ('__dict__', '__weakref__', '__doc__', '__module__',
+                       '__init__')}
+    base_init = BridgeBase.__init__
+
+    def __init__(self, loop=None):
+        base_init(self, api, loop)
+    ns.update(__init__=__init__, __doc__=doc, __module__='actx',
+              __qualname__='AsyncioBridge')
+    return type('AsyncioBridge', (), ns)

@@ -20,10 +20,12 @@ class DeadlockError(RuntimeError):
     """A wait can never end: the awaited request or work belongs to a
     context that is not current (an outer one), or nothing in the current
     context can make progress any more."""
+    __module__ = 'actx'
 
 
 class CancelledError(concurrent.futures.CancelledError):
     """The request was cancelled before its work started."""
+    __module__ = 'actx'
 
 
 # --------------------------------------------------------------------------

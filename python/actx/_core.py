@@ -10,6 +10,7 @@ import importlib
 import operator
 import os
 import select
+import sys as _sys
 import threading
 import time as _time
 
@@ -18,6 +19,7 @@ from . import _common
 from ._common import CancelledError, DeadlockError
 
 B = importlib.import_module('actx._backend_' + _BACKEND)  # noqa: F821
+_this = _sys.modules[__name__]
 
 __all__ = [
     'push', 'pop', 'context_id', 'async_context', 'BottomHalf', 'submit',
@@ -1134,19 +1136,15 @@ def stats() -> dict:
 # --------------------------------------------------------------------------
 # asyncio
 
-class AsyncioBridge(_asyncio.BridgeBase):
-    """``AsyncioBridge(loop=None)``: drive the calling thread's actx loop
-    (its current context) from the asyncio event loop ``loop`` (default:
-    the running one) running on this thread, so that actx callbacks run
-    and coroutines can ``await`` actx Requests (or
-    ``asyncio.wrap_future(request)``).  One bridge per thread; close() it
-    or use it as a context manager.  Exceptions from actx callbacks go to
-    the asyncio loop's exception handler (KeyboardInterrupt and
-    SystemExit propagate)."""
-    __slots__ = ()
-
-    def __init__(self, loop=None):
-        _asyncio.BridgeBase.__init__(self, _this, loop)
+AsyncioBridge = _asyncio.bridge_class(_this, """\
+``AsyncioBridge(loop=None)``: drive the calling thread's actx loop (its
+current context) from the asyncio event loop ``loop`` (default: the
+running one) running on this thread, so that actx callbacks run and
+coroutines can ``await`` actx Requests (or
+``asyncio.wrap_future(request)``).  One bridge per thread; close() it or
+use it as a context manager.  Exceptions from actx callbacks go to the
+asyncio loop's exception handler (KeyboardInterrupt and SystemExit
+propagate).""")
 
 
 def asyncio_bridge(loop=None) -> AsyncioBridge:
@@ -1154,5 +1152,10 @@ def asyncio_bridge(loop=None) -> AsyncioBridge:
     return AsyncioBridge(loop)
 
 
-import sys as _sys  # noqa: E402
-_this = _sys.modules[__name__]
+
+# help(actx) shows the public names as actx's own.
+for _n in __all__:
+    _o = globals()[_n]
+    if getattr(_o, '__module__', None) == __name__:
+        _o.__module__ = 'actx'
+del _n, _o

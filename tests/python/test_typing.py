@@ -1,0 +1,68 @@
+"""Static names and introspection (issue 10): the stubs cover the public
+API, py.typed is shipped, help(actx) shows no internal module paths."""
+import ast
+import os
+import pydoc
+
+import pytest
+
+import actx
+
+PKG = os.path.dirname(actx.__file__)
+# Declared in the stubs, added to the package by other work (the version
+# attribute, the poll cap); present once that work is merged.
+ELSEWHERE = {'__version__', 'set_poll_max_ns'}
+
+
+def stub():
+    with open(os.path.join(PKG, '__init__.pyi')) as f:
+        tree = ast.parse(f.read())
+    names, classes = set(), {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.AnnAssign):
+            names.add(node.target.id)
+        if isinstance(node, ast.ClassDef):
+            classes[node.name] = {n.name for n in node.body
+                                  if isinstance(n, (ast.FunctionDef,
+                                                    ast.AsyncFunctionDef))}
+    return {n for n in names if not n.startswith('_') or
+            n.startswith('__')}, classes
+
+
+def test_py_typed_shipped():
+    assert os.path.isfile(os.path.join(PKG, 'py.typed'))
+
+
+def test_stub_covers_all(ax):
+    names, classes = stub()
+    missing = set(actx.__all__) - names
+    assert not missing, 'not in __init__.pyi: %s' % sorted(missing)
+    extra = {n for n in names - ELSEWHERE - {'__all__'}
+             if not hasattr(ax, n) and not hasattr(actx, n)}
+    assert not extra, 'in __init__.pyi, not in actx: %s' % sorted(extra)
+    for cls, methods in classes.items():
+        if cls.startswith('_'):
+            continue
+        obj = getattr(ax, cls)
+        for m in methods:
+            assert hasattr(obj, m), '%s.%s' % (cls, m)
+
+
+@pytest.mark.parametrize('name', ['Request', 'Timer', 'AsyncioBridge',
+                                  'async_context', 'BottomHalf',
+                                  'ContextHandle', 'DeadlockError'])
+def test_public_classes_are_actx_names(ax, name):
+    assert getattr(ax, name).__module__ == 'actx'
+
+
+def test_help_shows_no_internal_paths():
+    text = pydoc.render_doc(actx, renderer=pydoc.plaintext)
+    body = text.split('CLASSES', 1)[1]
+    for internal in ('actx._core', 'actx._common', 'actx._asyncio',
+                     'actx._backend', 'BridgeBase'):
+        assert internal not in body, internal
+    for name in actx.__all__:
+        assert name in text, name
+    assert 'asyncio task' in text  # the rule for contexts in coroutines
