@@ -163,6 +163,103 @@ def bench_executor(new_loop, n=20000):
     return n / dt
 
 
+# --- 5. call_later (schedule + fire) vs asyncio's call_later --------------
+def _delay(i):
+    return (i % 1000) * 1e-6  # spread over 1 ms: a real heap, no sleeping
+
+
+def bench_call_later_actx(ax, n=100000):
+    count = [0]
+
+    def cb():
+        count[0] += 1
+    cl = ax.call_later
+    t0 = time.perf_counter()
+    for i in range(n):
+        cl(_delay(i), cb)
+    ax.run()  # returns once no timer is left
+    dt = time.perf_counter() - t0
+    assert count[0] == n
+    return dt / n * 1e6
+
+
+def bench_call_later_asyncio(new_loop, n=100000):
+    loop = new_loop()
+    count = [0]
+
+    def cb():
+        count[0] += 1
+        if count[0] == n:
+            loop.stop()
+    cl = loop.call_later
+    t0 = time.perf_counter()
+    for i in range(n):
+        cl(_delay(i), cb)
+    loop.run_forever()
+    dt = time.perf_counter() - t0
+    loop.close()
+    return dt / n * 1e6
+
+
+# --- 6. fd reader wake-up round trip vs asyncio's add_reader ---------------
+# Another thread writes a byte to a pipe and blocks reading the answer; the
+# loop sleeps until the pipe is readable, its reader reads the byte and
+# answers on a second pipe.  Time per round trip.
+def _pinger(n, out_w, in_r, start):
+    start.wait()
+    for _ in range(n):
+        os.write(out_w, b'p')
+        os.read(in_r, 1)
+
+
+def _round_trip(n, install, loop_run):
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    start = threading.Barrier(2)
+    th = threading.Thread(target=_pinger, args=(n, a_w, b_r, start))
+    th.start()
+    left = [n]
+    install(a_r, left, b_w)
+    start.wait()
+    t0 = time.perf_counter()
+    loop_run()
+    dt = time.perf_counter() - t0
+    th.join()
+    for fd in (a_r, a_w, b_r, b_w):
+        os.close(fd)
+    return dt / n * 1e6
+
+
+def bench_fd_actx(ax, n=20000):
+    def install(r, left, w):
+        def on_read():
+            os.read(r, 1)
+            os.write(w, b'q')
+            left[0] -= 1
+            if not left[0]:
+                ax.remove_reader(r)
+        ax.add_reader(r, on_read)
+    return _round_trip(n, install, ax.run)
+
+
+def bench_fd_asyncio(new_loop, n=20000):
+    loop = new_loop()
+
+    def install(r, left, w):
+        def on_read():
+            os.read(r, 1)
+            os.write(w, b'q')
+            left[0] -= 1
+            if not left[0]:
+                loop.remove_reader(r)
+                loop.stop()
+        loop.add_reader(r, on_read)
+    try:
+        return _round_trip(n, install, loop.run_forever)
+    finally:
+        loop.close()
+
+
 def main():
     loops = {'asyncio': asyncio.new_event_loop}
     if uvloop is not None:
@@ -189,6 +286,15 @@ def main():
         {k: best(bench_submit, a) for k, a in APIS.items()},
         {'asyncio': best(bench_executor, asyncio.new_event_loop)},
         False, '>= 2x asyncio')
+
+    row('call_later, 100k timers over 1 ms (vs call_later)', 'us/timer',
+        {k: best(bench_call_later_actx, a) for k, a in APIS.items()},
+        {k: best(bench_call_later_asyncio, f) for k, f in loops.items()},
+        True, '>= 2x asyncio')
+    row('fd reader wake-up round trip (vs add_reader)', 'us/trip',
+        {k: best(bench_fd_actx, a) for k, a in APIS.items()},
+        {k: best(bench_fd_asyncio, f) for k, f in loops.items()},
+        True, "<= 0.5x asyncio's time")
 
     def fmt(v, unit):
         if unit.startswith('us'):

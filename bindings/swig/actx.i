@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 static PyObject *actx_py_store_hook; /* store_exception(exc) */
 static PyObject *actx_py_done_hook;  /* run_done(request, ret) */
@@ -342,9 +343,33 @@ static void actx_py_tramp_noargs(PyObject *fn)
     PyGILState_Release(g);
 }
 
+/* call_later/call_at timers are one-shot: the C side frees itself before
+ * Python runs; the reference it held is dropped after the call. */
+struct actx_py_timer {
+    actx_timer *t;
+    PyObject *fire;
+};
+
 static void actx_py_tramp_timer(void *opaque)
 {
-    actx_py_tramp_noargs((PyObject *)opaque);
+    struct actx_py_timer *w = opaque;
+    PyObject *fire = w->fire, *r;
+    PyGILState_STATE g;
+
+    actx_timer_free(w->t); /* legal from its own callback */
+    free(w);
+    if (actx_py_exiting_flag) {
+        return;
+    }
+    g = PyGILState_Ensure();
+    r = PyObject_CallNoArgs(fire); /* our reference keeps it alive */
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        actx_py_report();
+    }
+    Py_DECREF(fire);
+    PyGILState_Release(g);
 }
 
 static void actx_py_tramp_fd_read(void *opaque)
@@ -361,19 +386,31 @@ static void actx_py_tramp_fd_write(void *opaque)
  * -errno. */
 static long long actx_py_timer_start(PyObject *fire, unsigned long long ns)
 {
-    actx_timer *t = actx_timer_new(actx_py_tramp_timer, fire);
+    struct actx_py_timer *w = malloc(sizeof(*w));
 
-    if (!t) {
-        return -errno;
+    if (!w) {
+        return -ENOMEM;
+    }
+    w->fire = fire;
+    w->t = actx_timer_new(actx_py_tramp_timer, w);
+    if (!w->t) {
+        int e = errno;
+
+        free(w);
+        return -e;
     }
     Py_INCREF(fire);
-    actx_timer_mod(t, ns);
-    return INT(t);
+    actx_timer_mod(w->t, ns);
+    return INT(w);
 }
 
-static void actx_py_timer_free(unsigned long long t, PyObject *fire)
+/* Timer.cancel, before it fired. */
+static void actx_py_timer_free(unsigned long long timer, PyObject *fire)
 {
-    actx_timer_free(PTR(t));
+    struct actx_py_timer *w = PTR(timer);
+
+    actx_timer_free(w->t);
+    free(w);
     Py_DECREF(fire);
 }
 

@@ -212,7 +212,7 @@ def bh_delete(p, keep):
     lib.actx_bh_delete(p)
 
 
-def timer_start(timer, ns):
+def timer_start(timer, ns, _new_handle=_new_handle, _timer_start=_timer_start):
     """An armed timer that calls timer._fire(); (pointer, keep)."""
     h = _new_handle(timer)
     p = _timer_start(h, ns)
@@ -221,9 +221,7 @@ def timer_start(timer, ns):
     return p, h
 
 
-def timer_free(p, keep):
-    lib.actx_timer_free(p)
-
+timer_free = lib.actx_py_timer_free  # (pointer, keep)
 
 def fd_opaque(entry):
     """What C holds for an fd entry (kept alive by the entry)."""

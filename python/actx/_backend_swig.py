@@ -69,10 +69,13 @@ def bh_new(fnargs):
 bh_delete = _m.actx_py_bh_delete
 
 
-def timer_start(timer, ns):
+def timer_start(timer, ns, _start=_m.actx_py_timer_start):
     """An armed timer that calls timer._fire(); (pointer, keep)."""
     fire = timer._fire
-    return _ptr(_m.actx_py_timer_start(fire, ns)), fire
+    p = _start(fire, ns)
+    if p <= 0:
+        raise _oserror(-p)
+    return p, fire
 
 
 timer_free = _m.actx_py_timer_free

@@ -508,6 +508,7 @@ _timer_start = B.timer_start
 _timer_free = B.timer_free
 _monotonic_ns = _time.monotonic_ns  # CLOCK_MONOTONIC, as actx_now_ns()
 _NS_MAX = (1 << 64) - 1
+_new_timer = object.__new__
 
 
 def time() -> float:
@@ -526,14 +527,9 @@ class Timer:
                  '__weakref__')
 
     def _fire(self):
-        # Owner thread, the timer's context current: free it (legal in its
-        # own callback), then call.
-        p = self._p
-        if p is None:
-            return
-        self._p = None
-        _timer_free(p, self._keep)
-        self._keep = None
+        # Owner thread, the timer's context current; the C timer has
+        # already freed itself.
+        self._p = self._keep = None
         self._st.timers.discard(self)
         fn, args = self._fn, self._args
         self._fn = self._args = None
@@ -572,7 +568,7 @@ def _timer(ns, fn, args):
     if not callable(fn):
         raise TypeError('%r is not callable' % (fn,))
     st = _states.get(_get_ident()) or _state()
-    t = Timer.__new__(Timer)
+    t = _new_timer(Timer)
     t._fn = fn
     t._args = args
     t._when = ns
@@ -600,10 +596,22 @@ def call_later(delay: float, fn, *args) -> Timer:
     """Run fn(*args) once, after delay seconds (<= 0: at the next poll),
     on this thread in the current context (see Timer)."""
     ns = delay * 1e9
-    if ns > 0 and ns < 1e18:  # the common case, no clamping needed
-        return _timer(_monotonic_ns() + int(ns), fn, args)
-    ns = _deadline_ns(delay, 'call_later')
-    return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
+    if not 0 < ns < 1e18 or not callable(fn):  # the rare cases
+        ns = _deadline_ns(delay, 'call_later')
+        return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
+    # _timer(), inlined: the common case in one Python frame.
+    st = _states.get(_get_ident()) or _state()
+    t = _new_timer(Timer)
+    t._fn = fn
+    t._args = args
+    t._when = ns = _monotonic_ns() + int(ns)
+    t._st = st
+    t._cancelled = False
+    t._p, t._keep = _timer_start(t, ns)
+    st.timers.add(t)
+    if _bridges:
+        _kick()
+    return t
 
 
 def call_at(when: float, fn, *args) -> Timer:
