@@ -39,6 +39,10 @@ _pending = _common.pending
 _raise_pending = _common.raise_pending
 _Token = _common.Token
 _current_task = _common.current_task
+# asyncio is loaded with the package (the bridge): the running loop of
+# this thread, cheaply (a C function), and its task.
+_get_running_loop = _asyncio.asyncio.events._get_running_loop
+_task_of = _asyncio.asyncio.current_task
 _bridges = _common.bridges
 
 _push = B.push
@@ -178,7 +182,8 @@ class async_context:
         if r < 0:
             raise _oserror(r)
         st = _states.get(_get_ident()) or _state()
-        t = _Token(_current_task())
+        loop = _get_running_loop()
+        t = _Token(None if loop is None else _task_of(loop))
         st.stack.append(t)
         st.top = t
         self._toks.append(t)
@@ -189,8 +194,9 @@ class async_context:
         toks = self._toks
         st = _states.get(_get_ident())
         i = len(toks) - 1
+        # Fast path: the last entry, made outside asyncio, is current here.
         if i < 0 or st is None or toks[i] is not st.top or \
-                toks[i].task is not _current_task():
+                toks[i].task is not None or _get_running_loop() is not None:
             i = self._which(st)
         r = _pop()
         if r < 0:  # Python's and C's stacks disagree: say so, change nothing
@@ -199,7 +205,13 @@ class async_context:
             raise _oserror(r)
         del toks[i]
         del self._ids[i]
-        _popped(st)
+        stack = st.stack  # _popped(st), inlined
+        t = stack.pop()
+        t.fwd = st.top = stack[-1]
+        if st.stops:
+            st.stops.discard(t)
+        if _bridges:
+            _kick()
         if _pending:
             _raise_pending()
         return False
@@ -218,7 +230,8 @@ class async_context:
                 'async_context exited on a thread other than the one that '
                 'entered it; nothing was popped (exit it on its own thread)')
         task = _current_task()
-        own = [i for i in mine if toks[i].task is task]
+        own = [i for i in mine if toks[i].task is task] or \
+            [i for i in mine if toks[i].task is None]
         if not own:
             raise RuntimeError(
                 'async_context exited by a task that did not enter it; '

