@@ -76,11 +76,13 @@ void actx_py_done_c(void *opaque, long ret);
 long actx_py_work_c(void *opaque);
 void actx_py_set_exiting(void);
 int actx_py_exiting(void);
+int actx_py_flush_slice(int slice_ms);
 uintptr_t actx_py_key(void *p);
 '''
 
 TRAMPOLINES_C = r'''
 #include "actx.h"
+#include "actx_py_flush.h"
 #include <errno.h>
 #include <sched.h>
 #include <stdbool.h>

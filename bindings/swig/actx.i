@@ -25,6 +25,7 @@
 
 %{
 #include "actx.h"
+#include "actx_py_flush.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -453,6 +454,7 @@ static PyObject *actx_py_stats(void)
 %thread actx_flush;
 %thread actx_thread_shutdown;
 %thread actx_py_poll_block;
+%thread actx_py_flush_slice;
 
 /* Calls that take callbacks or object pointers go through the helpers. */
 %ignore actx_bh_new;
@@ -506,4 +508,5 @@ int actx_py_stop(unsigned long long c);
 long long actx_py_timer_start(PyObject *fire, unsigned long long ns);
 void actx_py_timer_free(unsigned long long t, PyObject *fire);
 int actx_py_set_fd(int fd, PyObject *pair, int rd, int wr);
+int actx_py_flush_slice(int slice_ms);
 PyObject *actx_py_stats(void);

@@ -137,7 +137,7 @@ def run_work(req):
         return -1
     finally:
         running_work[0] -= 1
-        if states:
+        if pool_states:
             _forget_pool_state()
 
 
@@ -149,6 +149,7 @@ def _forget_pool_state():
     if st is not None and len(st.stack) == 1 and not st.bhs and \
             not st.timers and not st.fds and not st.stops:
         del states[st.ident]
+        pool_states.discard(st.ident)
 
 
 # --------------------------------------------------------------------------
@@ -205,6 +206,7 @@ class ThreadState:
 
 
 states = {}  # thread ident -> ThreadState
+pool_states = set()  # idents of states of threads Python did not start
 bridges = {}  # thread ident -> AsyncioBridge driving that thread's loop
 exiting = False
 used = False
@@ -247,8 +249,9 @@ def new_state(shutdown):
     states[ident] = st
     # Only threads Python started end through their thread state; the
     # runtime shuts down other threads' loops (pool workers) itself.
-    if ident in threading._active and \
-            ident != threading.main_thread().ident and \
+    if ident not in threading._active:
+        pool_states.add(ident)
+    elif ident != threading.main_thread().ident and \
             getattr(_local, 'sentinel', None) is None:
         _local.sentinel = _ExitSentinel(ident)
     return st
@@ -257,6 +260,7 @@ def new_state(shutdown):
 def reset_state(ident):
     """The thread's runtime was shut down explicitly: start afresh."""
     states.pop(ident, None)
+    pool_states.discard(ident)
 
 
 # --------------------------------------------------------------------------

@@ -51,7 +51,7 @@ _poll_nb = B.poll_nb
 _poll_block = B.poll_block
 _main_ident = threading.main_thread().ident
 _can_progress = B.can_progress
-_flush_pending = B.flush_pending
+_flush_slice = B.flush_slice
 _timeout_ms = B.backend_timeout_ms
 _backend_fd = B.backend_fd
 _ctx_call = B.ctx_call
@@ -345,25 +345,23 @@ def flush() -> None:
                                     'be idle')
             raise _oserror(r)
         return
-    st = None
+    # The main thread: the flush runs in C in slices of at most _SLICE_MS
+    # of sleep; between slices (and when a signal interrupts the sleep)
+    # Python runs its signal handlers: Ctrl-C raises here.
     ident = _get_ident()
-    while _flush_pending():
-        t = _timeout_ms()
-        if t != 0:
-            if not _can_progress():
-                _poll_nb()  # disarm
-                if _pending:
-                    _raise_pending()
-                raise DeadlockError('flush: the current context can never '
-                                    'be idle')
-            if st is None:
-                st = _states.get(ident) or _state()
-            _wait_fd(st, t, _SLICE_MS)
-        _poll_nb()
+    while True:
+        r = _flush_slice(_SLICE_MS)
+        if r <= 0:
+            break
         if _pending and not isinstance(_pending.get(ident), Exception):
             _raise_pending()  # KeyboardInterrupt, SystemExit: at once
     if _pending:
         _raise_pending()
+    if r < 0:
+        if r == -_errno.EDEADLK:
+            raise DeadlockError('flush: the current context can never be '
+                                'idle')
+        raise _oserror(r)
 
 
 def run() -> None:
