@@ -105,13 +105,31 @@ def _api(name):
     return core
 
 
+# The modules each backend needs (its extension; cffi's runtime module).
+_NEEDS = {'cffi': ('actx._actx_cffi', '_cffi_backend'),
+          'swig': ('actx._actx_swig',)}
+
+
+def _why(name, e):
+    """Why backend name failed to load with e: the module it needs that
+    cannot be found (a failed `from . import` hides it), else e."""
+    for mod in _NEEDS[name]:
+        try:
+            found = mod in sys.modules or importlib.util.find_spec(mod)
+        except ImportError:
+            found = False
+        if not found:
+            return 'No module named %r' % mod
+    return str(e)
+
+
 def _load(name):
     """_api(name), or an ImportError that says which backend failed."""
     try:
         return _api(name)
     except ImportError as e:
         raise ImportError('actx: the %s backend cannot be loaded: %s'
-                          % (name, e), name=e.name, path=e.path) from e
+                          % (name, _why(name, e))) from e
 
 
 def _select(name):
@@ -137,7 +155,7 @@ def _initial_backend():
         try:
             _api(name)
         except ImportError as e:
-            missing.append('%s (%s)' % (name, e))
+            missing.append('%s (%s)' % (name, _why(name, e)))
             continue
         if missing:
             warnings.warn('actx: backend %s cannot be loaded; using %s'
