@@ -180,6 +180,8 @@ def use_backend(name: str) -> None:
     actx.  Both bind the same libactx.so.1.  ImportError if it cannot be
     loaded, ValueError for another name."""
     from . import _common
+    if name not in _BACKENDS:
+        _api(name)  # the ValueError
     if _selected is not None and _selected.BACKEND == name:
         return
     if _common.used:
