@@ -47,7 +47,8 @@ $py -m venv --system-site-packages "$venv"
 (cd "$src" && find . -type f | sort) >"$work/after"
 stray=$(comm -13 "$work/before" "$work/after" | grep -v '^\./build/' || true)
 [ -z "$stray" ] || fail "pip's build left files outside build/: $stray"
-site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+platlib='import sysconfig; print(sysconfig.get_path("platlib"))'
+site=$("$venv/bin/python" -c "$platlib")
 
 # The import check, run as `python check.py SITE LIBACTX`: actx from SITE,
 # the one libactx mapped is LIBACTX, the backend asked for (or cffi).
@@ -91,7 +92,7 @@ prefix=$work/prefix
 $py -m venv --system-site-packages "$prefix"
 (cd "$src" && scons -Q mode=release install PREFIX="$prefix" >/dev/null) ||
     fail "scons install"
-psite=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+psite=$("$prefix/bin/python" -c "$platlib")
 [ ! -e "$psite/actx/libactx.so.1" ] ||
     fail "scons install bundled a libactx.so.1 with the package"
 for so in "$psite"/actx/_actx_*.so; do
@@ -105,7 +106,6 @@ done
 
 # --- 3. one runtime per process -------------------------------------------
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-# shellcheck disable=SC2046  # the flags must split into words
 actx_flags=$(pkg-config --cflags --libs actx)
 
 # (a) Python first: actx (the pip copy) loads its libactx.so.1, then a C
@@ -116,7 +116,7 @@ int peer_push(void) { return actx_push(); }
 int peer_pop(void) { return actx_pop(); }
 int peer_context_id(void) { return actx_context_id(); }
 C
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086  # the flags must split into words
 (cd "$work" && cc -std=gnu11 -Wall -Wextra -Werror -shared -fPIC peer.c \
     -o libpeer.so $actx_flags -Wl,-rpath,"$prefix/lib")
 readelf -d "$work/libpeer.so" | grep -q 'NEEDED.*\[libactx\.so\.1\]' ||
@@ -191,7 +191,7 @@ assert {os.path.realpath(p) for p in maps} == {
     os.path.realpath('$prefix/lib/libactx.so.1')}, maps
 print('one runtime (C first, %s): %s' % (actx.BACKEND, maps.pop()))
 PY
-# shellcheck disable=SC2046,SC2086
+# shellcheck disable=SC2046,SC2086  # the flags must split into words
 (cd "$work" && cc -std=gnu11 -Wall -Wextra embed.c -o embed \
     $(pkg-config --cflags --libs python3-embed) $actx_flags \
     -Wl,-rpath,"$prefix/lib")
