@@ -442,6 +442,39 @@ ACTX_EXTERN const char *actx_version_string(void);
 /** Any thread.  A static description of a negative errno (or 0). */
 ACTX_EXTERN const char *actx_strerror(int err);
 
+/** Log level: the runtime detected a misuse or a failure it cannot report
+ *  through a return value (the syslog LOG_ERR value). */
+#define ACTX_LOG_ERROR 3
+/** Log level: something was ignored or adjusted (LOG_WARNING). */
+#define ACTX_LOG_WARNING 4
+/** Log level: detail for debugging; the default handler drops it
+ *  (LOG_DEBUG). */
+#define ACTX_LOG_DEBUG 7
+
+/**
+ * Any thread; process-wide.  Route every message the runtime logs to
+ * fn(level, msg, opaque) instead of stderr; fn == NULL restores the
+ * default.  level is ACTX_LOG_ERROR, ACTX_LOG_WARNING or ACTX_LOG_DEBUG;
+ * msg is one line without a trailing newline, of the form
+ * "function: what happened", valid only during the call.
+ *
+ * fn runs on the thread that detected the condition (an owner thread, a
+ * pool thread), never while a runtime lock is held, possibly on several
+ * threads at once.  It should be quick and must not block on another
+ * thread that may be calling actx_set_log_handler.  A message logged from
+ * inside fn itself goes to the default handler.  When this call returns,
+ * no other thread is still running the previous handler and none will
+ * call it again: its opaque may be freed.
+ *
+ * The default handler prints "actx: " msg to stderr, errors and warnings
+ * only, and at most 20 messages per process (a misuse in a loop must not
+ * flood stderr).  An installed handler receives every message, debug
+ * ones included.
+ */
+ACTX_EXTERN void actx_set_log_handler(void (*fn)(int level, const char *msg,
+                                                 void *opaque),
+                                      void *opaque);
+
 /** Per-thread counters, filled in by actx_stats(). */
 struct actx_stats {
     int depth;                          /**< current context id */
@@ -464,8 +497,28 @@ struct actx_stats {
     unsigned long timers_fired;      /**< timer callbacks run */
 };
 
-/** The calling thread's counters. */
-ACTX_EXTERN void actx_stats(struct actx_stats *st);
+/**
+ * Owner thread (the counters are the calling thread's).  Fill the first
+ * size bytes of *st, where size is sizeof(struct actx_stats) as the
+ * caller's header had it: fields the library does not know (a caller
+ * compiled against a newer header) read 0, and fields the caller does not
+ * know (a newer library) are not written, so a caller built against an
+ * older, smaller struct keeps working.  Returns how many bytes the library
+ * filled (at most its own sizeof), 0 for a NULL st.
+ */
+ACTX_EXTERN size_t actx_stats_size(struct actx_stats *st, size_t size);
+
+/**
+ * The calling thread's counters.  Owner thread (the calling thread's
+ * loop; all zero without one).  In a program, actx_stats(st) is a macro
+ * for actx_stats_size(st, sizeof(*(st))), so it fills exactly the struct
+ * the program was compiled with; the exported function (what
+ * `(actx_stats)(st)` and binaries built against version 1.1 call) fills
+ * the fields of version 1.1, up to timers_fired, and never more.
+ */
+ACTX_EXTERN void(actx_stats)(struct actx_stats *st);
+/** See actx_stats(). */
+#define actx_stats(st) ((void)actx_stats_size((st), sizeof(*(st))))
 
 /** Human-readable state of the calling thread's context stack. */
 ACTX_EXTERN void actx_dump(FILE *out);
