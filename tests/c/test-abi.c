@@ -11,9 +11,9 @@ ACTX_TEST("/abi/version")
 {
     char buf[32];
 
-    ASSERT_EQ(actx_version(), (unsigned)((ACTX_VERSION_MAJOR << 16) |
-                                         (ACTX_VERSION_MINOR << 8) |
-                                         ACTX_VERSION_PATCH));
+    ASSERT_EQ(actx_version(),
+              (unsigned)((ACTX_VERSION_MAJOR << 16) |
+                         (ACTX_VERSION_MINOR << 8) | ACTX_VERSION_PATCH));
     snprintf(buf, sizeof(buf), "%d.%d.%d", ACTX_VERSION_MAJOR,
              ACTX_VERSION_MINOR, ACTX_VERSION_PATCH);
     ASSERT_EQ(strcmp(actx_version_string(), buf), 0);
@@ -71,8 +71,9 @@ ACTX_TEST("/abi/stats/smaller-struct-caller")
     ASSERT_EQ(old.s.live_bhs, full.live_bhs);
     ASSERT_GE(old.s.bh_runs, 3);
     ASSERT_EQ(old.s.bh_runs, full.bh_runs);
-    ASSERT_EQ(memcmp(&old.s, &full, offsetof(struct stats_1_0, posts_refused) +
-                                        sizeof(old.s.posts_refused)),
+    ASSERT_EQ(memcmp(&old.s, &full,
+                     offsetof(struct stats_1_0, posts_refused) +
+                         sizeof(old.s.posts_refused)),
               0);
     ASSERT_EQ(actx_pop(), 0);
 }
