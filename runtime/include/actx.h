@@ -511,14 +511,14 @@ ACTX_EXTERN size_t actx_stats_size(struct actx_stats *st, size_t size);
 /**
  * The calling thread's counters.  Owner thread (the calling thread's
  * loop; all zero without one).  In a program, actx_stats(st) is a macro
- * for actx_stats_size(st, sizeof(*(st))), so it fills exactly the struct
- * the program was compiled with; the exported function (what
+ * for actx_stats_size(st, sizeof(struct actx_stats)), so it fills exactly
+ * the struct the program was compiled with; the exported function (what
  * `(actx_stats)(st)` and binaries built against version 1.1 call) fills
  * the fields of version 1.1, up to timers_fired, and never more.
  */
 ACTX_EXTERN void(actx_stats)(struct actx_stats *st);
 /** See actx_stats(). */
-#define actx_stats(st) ((void)actx_stats_size((st), sizeof(*(st))))
+#define actx_stats(st) ((void)actx_stats_size((st), sizeof(struct actx_stats)))
 
 /** Human-readable state of the calling thread's context stack. */
 ACTX_EXTERN void actx_dump(FILE *out);
