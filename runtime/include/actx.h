@@ -26,13 +26,16 @@
  *   - "Owner thread only." means the thread whose loop the object belongs to
  *     (for functions without an object: the calling thread's own loop).
  *     Every build checks the cheap owner rules and returns -EPERM (or does
- *     nothing, for void functions) with a diagnostic on stderr; debug builds
+ *     nothing, for void functions) with a diagnostic through the log
+ *     handler (stderr by default, see actx_set_log_handler()); debug builds
  *     additionally check internal invariants with assertions.
  *   - "Any thread." functions may be called concurrently from any thread.
  *   - Callbacks never run while a runtime lock is held and never on a thread
  *     other than their owner thread (work functions of the pool aside).
  *
- * This is the only public header; both Python backends read it.
+ * This is the only public header of the runtime; both Python backends
+ * read it.  The guide (concepts, the semantics contract, the wake-up
+ * protocol, embedding, the ABI policy) is in docs/.
  */
 #ifndef ACTX_H
 #define ACTX_H
@@ -408,6 +411,8 @@ ACTX_EXTERN uint64_t actx_now_ns(void);
  * scheduled, 0 when something can run now, rounded up to whole ms.  An
  * actx_poll(false) that ran something may leave more to do: ask for the
  * timeout again before waiting (GLib: prepare/check/dispatch).
+ * docs/embedding.md gives the recipe for any loop; actx-glib.h
+ * (libactx-glib) implements it for GLib.
  */
 ACTX_EXTERN int actx_backend_fd(void);
 /** See actx_backend_fd(). */
