@@ -198,8 +198,12 @@ struct actx__loop {
     long ntimers;           /* armed timers on this loop (timer.c) */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
     void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
-    /* Called around each blocking sleep (pool.c counts blocked workers). */
-    void (*sleep_hook)(actx__loop *loop, bool entering);
+    /*
+     * Called around each blocking sleep (pool.c counts blocked workers).
+     * Entering, it may run work instead and return false: do not sleep,
+     * look again at what is runnable (and do not call it for leaving).
+     */
+    bool (*sleep_hook)(actx__loop *loop, bool entering);
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
@@ -330,6 +334,8 @@ int actx__req_post(actx_req *req, long ret);
 int actx__run_queue(actx__loop *loop, actx_ctx *c);
 void actx__req_loop_shutdown(actx__loop *loop);
 void actx__req_refused(actx_req *req);
+/* Owner: free a request that was never handed out (done never runs). */
+void actx__req_discard(actx__loop *loop, actx_req *req);
 
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);

@@ -189,21 +189,26 @@ int actx_poll(bool blocking)
             return 0;
         }
         timeout = sleep_timeout(loop, c);
+        /* Before preparing: the hook may run work (a nested poll) instead. */
+        if (ACTX__UNLIKELY(loop->sleep_hook != NULL) &&
+            !loop->sleep_hook(loop, true)) {
+            if (actx__tls_loop != loop) {
+                return 1; /* that work shut this thread's runtime down */
+            }
+            continue;
+        }
         actx__mb_prepare_sleep(loop,
                                (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
                                    ? ACTX__WAKE_UNBOUNDED
                                    : ACTX__WAKE_ANY);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
-            if (loop->sleep_hook) {
-                loop->sleep_hook(loop, true);
-            }
             actx__backend_wait(loop, timeout);
-            if (loop->sleep_hook) {
-                loop->sleep_hook(loop, false);
-            }
         }
         actx__mb_end_sleep(loop);
+        if (ACTX__UNLIKELY(loop->sleep_hook != NULL)) {
+            loop->sleep_hook(loop, false);
+        }
         actx__drain_if_any(loop);
         if (run_pass(loop, c, &ran_idle)) {
             return 1;

@@ -123,6 +123,11 @@ static void req_put(actx__loop *loop, actx_req *req)
     loop->req_free = &req->msg;
 }
 
+void actx__req_discard(actx__loop *loop, actx_req *req)
+{
+    req_put(loop, req);
+}
+
 /* Not the owner thread, owner gone: the request dies here. */
 static _Atomic(actx_refused_fn *) refused_hook;
 
