@@ -168,7 +168,11 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
  * is passed to done (which may be NULL), delivered like any completion.
  * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this
  * thread's runtime, or the process, is shutting down), EAGAIN (this thread
- * already has 1,048,576 outstanding requests: the bound on queue growth).
+ * already has 1,048,576 outstanding requests: the bound on queue growth;
+ * or no pool thread can run it: none could be created - pthread_create or
+ * its allocation failed, or 4,096 threads exist - and every existing one
+ * is blocked in a nested wait).  Work is never accepted that no thread
+ * will run: what is accepted runs (or is cancelled at process exit).
  *
  * The pool (one per process) starts on first use.  Work starts in
  * submission order (FIFO); how many run at once is the pool's size.  A
@@ -182,7 +186,10 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
  * worker sleeping in such a nested wait does not count against the size;
  * while work is queued, no worker is idle and (threads - blocked) < size, a
  * thread is created (up to 4096), so nested waits on every pool thread at
- * once cannot deadlock.  Requests a work function submits without waiting
+ * once cannot deadlock.  When no thread can be created, a worker about to
+ * sleep in a nested wait while work is queued and no other worker will
+ * come runs that work itself, inline, so nested waits never deadlock,
+ * whatever the thread limit.  Requests a work function submits without waiting
  * complete on that pool thread between jobs; contexts it leaves pushed are
  * popped (with a diagnostic).
  *
@@ -408,6 +415,13 @@ ACTX_EXTERN int actx_thread_init(void);
  * run, close the mailbox (later posts get -EPIPE), free the loop and any
  * BHs still alive.  Runs automatically at thread exit.  A later call on
  * this thread creates a new loop.
+ * Called from inside a callback (a BH, done, call, timer or fd handler,
+ * also a work function run on a pool thread's loop), it is deferred: the
+ * callback and whatever called it keep a working loop, and the shutdown
+ * happens when the outermost actx_poll / actx_bh_poll /
+ * actx_process_queue / actx_flush / actx_run / actx_pop that ran the
+ * callback returns.  A callback that then ends its thread (pthread_exit)
+ * is shut down at thread exit as usual.
  */
 ACTX_EXTERN void actx_thread_shutdown(void);
 

@@ -204,6 +204,12 @@ struct actx__loop {
      * look again at what is runnable (and do not call it for leaving).
      */
     bool (*sleep_hook)(actx__loop *loop, bool entering);
+    /*
+     * Calls into this loop that may run callbacks, nested (actx__enter);
+     * plus ACTX__SHUTDOWN_DEFERRED once actx_thread_shutdown() was called
+     * from inside one of them (thread.c).
+     */
+    int cb_depth;
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
@@ -229,6 +235,28 @@ static inline actx__loop *actx__loop_get(void)
 static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
 {
     return loop && loop->id == c->loop_id;
+}
+
+/*
+ * actx_thread_shutdown() from inside a callback cannot free the loop that
+ * the callback's callers still use: it adds this bias to cb_depth, and the
+ * outermost call that runs callbacks shuts the loop down as it returns.
+ * One decrement and one comparison per call: no extra load on the way out.
+ */
+#define ACTX__SHUTDOWN_DEFERRED (1 << 24)
+void actx__shutdown_now(actx__loop *loop);
+
+/* Around every public call that may run callbacks. */
+static inline void actx__enter(actx__loop *loop)
+{
+    loop->cb_depth++;
+}
+
+static inline void actx__leave(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(--loop->cb_depth == ACTX__SHUTDOWN_DEFERRED)) {
+        actx__shutdown_now(loop);
+    }
 }
 
 /* Report a misuse the runtime detected (wrong thread, bad state). */

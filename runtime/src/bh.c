@@ -344,12 +344,16 @@ int actx_bh_poll(void)
 {
     actx__loop *loop = actx__loop_get();
     bool ran_idle = false;
+    int r;
 
     if (!loop) {
         return 0;
     }
+    actx__enter(loop);
     actx__drain_if_any(loop);
-    return actx__bh_poll_ctx(loop, loop->cur, &ran_idle);
+    r = actx__bh_poll_ctx(loop, loop->cur, &ran_idle);
+    actx__leave(loop);
+    return r;
 }
 
 /*

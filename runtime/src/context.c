@@ -179,9 +179,16 @@ int actx_pop(void)
     }
 
     /* 1-2: flush, bounded against BHs that reschedule themselves. */
-    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
-        if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
-            break;
+    if (c->bh_head) {
+        actx__enter(loop);
+        for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
+            if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
+                break;
+            }
+        }
+        actx__leave(loop);
+        if (ACTX__UNLIKELY(actx__tls_loop != loop)) {
+            return 0; /* a BH shut the runtime down: everything is popped */
         }
     }
     if (ACTX__UNLIKELY(loop->cur != c)) {

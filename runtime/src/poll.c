@@ -157,15 +157,11 @@ static inline void disarm_embedding(actx__loop *loop)
     }
 }
 
-int actx_poll(bool blocking)
+static int loop_poll(actx__loop *loop, bool blocking)
 {
-    actx__loop *loop = actx__loop_get();
     bool ran_idle = false;
     actx_ctx *c;
 
-    if (ACTX__UNLIKELY(!loop)) {
-        return 0;
-    }
     disarm_embedding(loop);
     c = loop->cur;
     actx__drain_if_any(loop);
@@ -219,26 +215,41 @@ int actx_poll(bool blocking)
     }
 }
 
-int actx_process_queue(void)
+int actx_poll(bool blocking)
 {
     actx__loop *loop = actx__loop_get();
+    int r;
 
     if (ACTX__UNLIKELY(!loop)) {
         return 0;
     }
-    actx__drain_if_any(loop);
-    return loop->cur->q_head ? actx__run_queue(loop, loop->cur) : 0;
+    actx__enter(loop);
+    r = loop_poll(loop, blocking);
+    actx__leave(loop);
+    return r;
 }
 
-int actx_flush(void)
+int actx_process_queue(void)
 {
     actx__loop *loop = actx__loop_get();
-    actx_ctx *c;
+    int r = 0;
 
     if (ACTX__UNLIKELY(!loop)) {
-        return -errno;
+        return 0;
     }
-    c = loop->cur;
+    actx__enter(loop);
+    actx__drain_if_any(loop);
+    if (loop->cur->q_head) {
+        r = actx__run_queue(loop, loop->cur);
+    }
+    actx__leave(loop);
+    return r;
+}
+
+static int loop_flush(actx__loop *loop)
+{
+    actx_ctx *c = loop->cur;
+
     for (;;) {
         actx__drain_if_any(loop);
         if (c->nreq == 0 && !c->q_head &&
@@ -251,15 +262,24 @@ int actx_flush(void)
     }
 }
 
-int actx_run(void)
+int actx_flush(void)
 {
     actx__loop *loop = actx__loop_get();
-    actx_ctx *c;
+    int r;
 
     if (ACTX__UNLIKELY(!loop)) {
         return -errno;
     }
-    c = loop->cur;
+    actx__enter(loop);
+    r = loop_flush(loop);
+    actx__leave(loop);
+    return r;
+}
+
+static int loop_run(actx__loop *loop)
+{
+    actx_ctx *c = loop->cur;
+
     if (c->stop) {
         /* Stopped while not running (uv_stop): one iteration, no wait. */
         c->stop = false;
@@ -277,6 +297,20 @@ int actx_run(void)
             return 0;
         }
     }
+}
+
+int actx_run(void)
+{
+    actx__loop *loop = actx__loop_get();
+    int r;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    actx__enter(loop);
+    r = loop_run(loop);
+    actx__leave(loop);
+    return r;
 }
 
 int actx_backend_fd(void)

@@ -31,8 +31,9 @@ static void loop_key_destructor(void *arg)
 {
     actx__loop *loop = arg;
 
-    if (loop && actx__tls_loop == loop) {
-        actx_thread_shutdown();
+    if (loop && actx__tls_loop == loop && !loop->closing) {
+        /* Also from inside a callback that called pthread_exit(). */
+        actx__shutdown_now(loop);
     }
     if (tls_dead_mb && !actx__tls_loop) {
         actx__mb_unref(tls_dead_mb, 1);
@@ -126,6 +127,19 @@ void actx_thread_shutdown(void)
     if (!loop || loop->closing) {
         return;
     }
+    if (loop->cb_depth > 0) {
+        /* Inside a callback: when the outermost call returns (actx__leave). */
+        if (loop->cb_depth < ACTX__SHUTDOWN_DEFERRED) {
+            loop->cb_depth += ACTX__SHUTDOWN_DEFERRED;
+        }
+        return;
+    }
+    actx__shutdown_now(loop);
+}
+
+void actx__shutdown_now(actx__loop *loop)
+{
+    loop->cb_depth = 0;
     loop->closing = true;
     while (loop->cur->parent) {
         if (actx_pop() < 0) {
