@@ -146,7 +146,13 @@ ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
  * thread while the request's context is current, in arrival order among the
  * completions of that context; then the request is freed.  Returns 0, or
  * -EPIPE when the owner thread's runtime has shut down (the request is
- * freed, done never runs, the refusal is counted).
+ * freed, done never runs, the refusal is counted).  Misuse, refused with a
+ * diagnostic on stderr, in every build (done still runs exactly once):
+ * -EINVAL for NULL or for a request of actx_submit() / actx_aio_*() (the
+ * pool completes those); -EALREADY for a request already completed (by
+ * actx_req_complete, or cancelled), until its memory is reused by a later
+ * request.  Two completions racing on two threads are not detected, and
+ * after -EPIPE the request is gone: completing it again is undefined.
  */
 ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
