@@ -61,6 +61,13 @@
 /* Mailbox references a loop charges at a time (see actx__mb_charge). */
 #define ACTX__MB_BULK 4096
 
+/*
+ * Debug builds keep the last this many freed BHs and timers allocated and
+ * marked dead, so that a double delete/free is reported instead of reading
+ * freed memory (older ones are freed; ASan then catches a late reuse).
+ */
+#define ACTX__QUARANTINE 256
+
 typedef struct actx__loop actx__loop;
 typedef struct actx__mailbox actx__mailbox;
 typedef struct actx__job actx__job;
@@ -148,8 +155,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;     /* timer heap of this context (timer.c) */
-    actx__fd *parked; /* fds parked while another context is current */
+    actx_timer *timers; /* root of this context's timer heap (timer.c) */
+    actx__fd *parked;   /* fds parked while another context is current */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -197,7 +204,6 @@ struct actx__loop {
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
-    void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
     /*
      * Called around each blocking sleep (pool.c counts blocked workers).
      * Entering, it may run work instead and return false: do not sleep,
@@ -213,6 +219,11 @@ struct actx__loop {
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
+#ifdef ACTX_DEBUG
+    /* Freed BHs and timers, kept a while (actx__quarantine). */
+    void *quarantine[ACTX__QUARANTINE];
+    unsigned quarantine_n;
+#endif
 };
 
 extern __thread actx__loop *actx__tls_loop
@@ -258,6 +269,9 @@ static inline void actx__leave(actx__loop *loop)
         actx__shutdown_now(loop);
     }
 }
+
+/* Free a dead BH or timer: at once, or later in debug builds. */
+void actx__quarantine(actx__loop *loop, void *obj);
 
 /* Report a misuse the runtime detected (wrong thread, bad state). */
 void actx__misuse(const char *func, const char *what);

@@ -270,7 +270,7 @@ void actx_bh_delete(actx_bh *bh)
     actx__ctx_resolve(bh->ctx)->npending--;
     actx__obj_put(loop, bh->ctx);
     if (!(old & ACTX__BH_R_MAILED)) {
-        free(bh);
+        actx__quarantine(loop, bh);
     }
     /* Else the drain that takes it out of the mailbox frees it. */
 }
@@ -281,7 +281,7 @@ void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
     uint32_t old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_MAILED);
 
     if (bh->deleted) {
-        free(bh);
+        actx__quarantine(loop, bh);
         return;
     }
     if (!(old & ACTX__BH_R_SCHED)) {

@@ -911,7 +911,8 @@ int actx__job_cancel(actx__job *job)
         return -EBUSY;
     }
     /* Still linked in the queue: whoever dequeues it frees it. */
-    __atomic_store_n(&req->job, NULL, __ATOMIC_RELAXED); /* see actx_req_complete */
+    __atomic_store_n(&req->job, NULL,
+                     __ATOMIC_RELAXED); /* see actx_req_complete */
     /* Owner thread: queued behind earlier arrivals, never run inline. */
     actx__req_post(req, -ECANCELED);
     return 0;

@@ -13,6 +13,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -108,6 +109,31 @@ int actx_thread_init(void)
     return actx__loop_get() ? 0 : -errno;
 }
 
+void actx__quarantine(actx__loop *loop, void *obj)
+{
+#ifdef ACTX_DEBUG
+    void **slot = &loop->quarantine[loop->quarantine_n++ % ACTX__QUARANTINE];
+
+    free(*slot);
+    *slot = obj;
+#else
+    (void)loop;
+    free(obj);
+#endif
+}
+
+static void quarantine_flush(actx__loop *loop)
+{
+#ifdef ACTX_DEBUG
+    for (unsigned i = 0; i < ACTX__QUARANTINE; i++) {
+        free(loop->quarantine[i]);
+        loop->quarantine[i] = NULL;
+    }
+#else
+    (void)loop;
+#endif
+}
+
 /* Run what can run in the root until nothing more does (bounded). */
 static void run_accepted(actx__loop *loop)
 {
@@ -166,6 +192,7 @@ void actx__shutdown_now(actx__loop *loop)
     actx__bh_loop_shutdown(loop);
     actx__req_loop_shutdown(loop);
     actx__pool_loop_shutdown(loop);
+    quarantine_flush(loop);
     actx__ctx_loop_shutdown(loop);
     actx__backend_close(loop);
 
@@ -253,6 +280,9 @@ const char *actx_strerror(int err)
 
     if (err >= 0) {
         return "Success";
+    }
+    if (err == INT_MIN) {
+        return "Unknown error"; /* -INT_MIN does not exist */
     }
     s = strerrordesc_np(-err);
     return s ? s : "Unknown error";

@@ -262,3 +262,123 @@ ACTX_TEST("/pool/fault/nested-two-deep-cannot-grow")
         ASSERT_EQ(n[i].leaf.done_runs, 1);
     }
 }
+
+/* --- timers: mod and pop never allocate ------------------------------------ */
+
+ACTX_TEST("/timer/fault/pop-merges-heaps-without-allocating")
+{
+    enum { N = 40 };
+    struct cb_rec parent[N], child[N];
+    actx_timer *tp[N], *tc[N];
+    uint64_t now = actx_now_ns();
+
+    memset(parent, 0, sizeof(parent));
+    memset(child, 0, sizeof(child));
+    for (int i = 0; i < N; i++) {
+        tp[i] = actx_timer_new(rec_fn, &parent[i]);
+        ASSERT_NOT_NULL(tp[i]);
+        actx_timer_mod(tp[i], now + (uint64_t)(N - i) * 1000);
+    }
+    ASSERT_EQ(actx_push(), 1);
+    for (int i = 0; i < N; i++) {
+        tc[i] = actx_timer_new(rec_fn, &child[i]);
+        ASSERT_NOT_NULL(tc[i]);
+        actx_timer_mod(tc[i], now + (uint64_t)i * 1000);
+    }
+    /* No allocation may succeed from here: mod, del and pop need none. */
+    inject_fail(&inject_alloc, INJECT_ALWAYS);
+    for (int i = 0; i < N; i += 2) {
+        actx_timer_mod(tp[i], now); /* re-arm from the child */
+    }
+    ASSERT_EQ(actx_pop(), 0);
+    actx_timer_del(tc[1]);
+    actx_timer_mod(tc[1], now);
+    inject_fail(&inject_alloc, 0);
+    ASSERT_EQ(atomic_load(&inject_alloc_hits), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    while (actx_can_progress()) {
+        ASSERT_TRUE(actx_poll(true) >= 0);
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(parent[i].runs, 1);
+        ASSERT_EQ(child[i].runs, 1);
+        ASSERT_EQ(child[i].ctx_id, 0);
+        actx_timer_free(tp[i]);
+        actx_timer_free(tc[i]);
+    }
+}
+
+ACTX_TEST("/timer/fault/mod-arms-without-allocating")
+{
+    struct cb_rec r[3] = {{0}};
+    actx_timer *t[3];
+
+    for (int i = 0; i < 3; i++) {
+        t[i] = actx_timer_new(rec_fn, &r[i]);
+        ASSERT_NOT_NULL(t[i]);
+    }
+    ASSERT_EQ(actx_push(), 1);
+    inject_fail(&inject_alloc, INJECT_ALWAYS);
+    for (int i = 0; i < 3; i++) {
+        actx_timer_mod(t[i], 0);
+    }
+    inject_fail(&inject_alloc, 0);
+    ASSERT_EQ(actx_pop(), 0);
+    POLL_UNTIL(r[0].runs && r[1].runs && r[2].runs, 10);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(r[i].runs, 1);
+        actx_timer_free(t[i]);
+    }
+}
+
+/* Many timers in random order: they fire in deadline order, each once. */
+enum { CHURN_N = 2000 };
+static uint64_t churn_deadline[CHURN_N];
+static uint64_t churn_fired[CHURN_N];
+static int churn_runs[CHURN_N];
+static int churn_nfired;
+
+static void churn_fn(void *opaque)
+{
+    int i = (int)(intptr_t)opaque;
+
+    churn_runs[i]++;
+    churn_fired[churn_nfired++] = churn_deadline[i];
+}
+
+ACTX_TEST("/timer/heap/fires-in-deadline-order-under-churn")
+{
+    static actx_timer *t[CHURN_N];
+    uint64_t base = actx_now_ns() - 1000000000ULL; /* all due */
+    unsigned x = 12345;
+    int expect = 0;
+
+    for (int i = 0; i < CHURN_N; i++) {
+        t[i] = actx_timer_new(churn_fn, (void *)(intptr_t)i);
+        ASSERT_NOT_NULL(t[i]);
+        x = x * 1103515245 + 12345;
+        churn_deadline[i] = base + (x >> 8) % 1000000;
+        actx_timer_mod(t[i], churn_deadline[i]);
+    }
+    for (int i = 0; i < CHURN_N; i += 3) {
+        x = x * 1103515245 + 12345;
+        churn_deadline[i] = base + (x >> 8) % 1000000;
+        actx_timer_mod(t[i], churn_deadline[i]); /* re-arm, armed */
+    }
+    for (int i = 1; i < CHURN_N; i += 7) {
+        actx_timer_del(t[i]);
+    }
+    while (actx_poll(false)) {
+    }
+    for (int i = 0; i < CHURN_N; i++) {
+        ASSERT_EQ(churn_runs[i], i % 7 == 1 ? 0 : 1);
+        expect += i % 7 == 1 ? 0 : 1;
+    }
+    ASSERT_EQ(churn_nfired, expect);
+    for (int i = 1; i < churn_nfired; i++) {
+        ASSERT_LE(churn_fired[i - 1], churn_fired[i]);
+    }
+    for (int i = 0; i < CHURN_N; i++) {
+        actx_timer_free(t[i]);
+    }
+}
