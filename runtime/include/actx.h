@@ -364,7 +364,12 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * (a regular file), -EINVAL for the loop's own fd, -ENOMEM.
  * Remove a handler before closing its fd.  An fd found closed while
  * registered (epoll_ctl reports EBADF) has its handler removed and is
- * counted in actx_stats().fd_errors; the loop never spins on it.
+ * counted in actx_stats().fd_errors; the loop never spins on it.  When
+ * changing an existing registration fails with -ENOMEM (or -ENOSPC), the
+ * registration stays as it was.  If putting a parked handler back into
+ * the epoll set at actx_pop() fails for lack of kernel memory, the handler
+ * is kept (counted in fd_errors, with a diagnostic) and retried at each
+ * poll of its context, whose sleeps are then bounded to 10 ms.
  */
 ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
                                     void *opaque);

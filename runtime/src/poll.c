@@ -143,8 +143,10 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 {
     int64_t t = c->timers ? actx__timers_next_ns(loop, c) : -1;
 
-    if (c->bh_head && (t < 0 || t > (int64_t)ACTX__IDLE_NS)) {
-        t = ACTX__IDLE_NS; /* idle BHs wait at most 10 ms */
+    if ((c->bh_head || ACTX__UNLIKELY(c->parked != NULL)) &&
+        (t < 0 || t > (int64_t)ACTX__IDLE_NS)) {
+        /* Idle BHs wait at most 10 ms; so does an fd re-arm retry (fd.c). */
+        t = ACTX__IDLE_NS;
     }
     return t;
 }

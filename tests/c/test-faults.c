@@ -382,3 +382,78 @@ ACTX_TEST("/timer/heap/fires-in-deadline-order-under-churn")
         actx_timer_free(t[i]);
     }
 }
+
+/* --- fd handlers: a failed re-arm at pop keeps the handler ----------------- */
+
+static int fdf_fd;
+static int fdf_runs;
+
+static void fdf_read(void *opaque)
+{
+    char c;
+
+    (void)opaque;
+    ASSERT_EQ(read(fdf_fd, &c, 1), 1);
+    fdf_runs++;
+}
+
+static void parked_rearm_fails(int err)
+{
+    struct actx_stats st;
+    int sv[2];
+
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fdf_fd = sv[0];
+    ASSERT_EQ(actx_set_fd_handler(sv[0], fdf_read, NULL, NULL), 0);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+    /* Ready while the child is current: parked (out of the epoll set). */
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(actx_poll(false), 0);
+    }
+    ASSERT_EQ(fdf_runs, 0);
+    inject_epoll_ctl_errno = err;
+    inject_fail(&inject_epoll_ctl, 1);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(atomic_load(&inject_epoll_ctl_hits), 1);
+    actx_stats(&st);
+    ASSERT_EQ(st.fd_errors, 1);
+    /* Kept, retried: it runs, and a blocking poll does not hang. */
+    ASSERT_EQ(actx_poll(true), 1);
+    ASSERT_EQ(fdf_runs, 1);
+    ASSERT_EQ(write(sv[1], "y", 1), 1);
+    ASSERT_EQ(actx_poll(true), 1);
+    ASSERT_EQ(fdf_runs, 2);
+    ASSERT_EQ(actx_set_fd_handler(sv[0], NULL, NULL, NULL), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+ACTX_TEST("/fd/fault/parked-rearm-enomem-keeps-handler")
+{
+    parked_rearm_fails(ENOMEM);
+}
+
+ACTX_TEST("/fd/fault/parked-rearm-enospc-keeps-handler")
+{
+    parked_rearm_fails(ENOSPC);
+}
+
+/* Re-registering fails (ENOMEM): the old registration stays. */
+ACTX_TEST("/fd/fault/reregister-enomem-keeps-old")
+{
+    int sv[2];
+
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fdf_fd = sv[0];
+    ASSERT_EQ(actx_set_fd_handler(sv[0], fdf_read, NULL, NULL), 0);
+    inject_epoll_ctl_op = EPOLL_CTL_MOD;
+    inject_fail(&inject_epoll_ctl, 1);
+    ASSERT_EQ(actx_set_fd_handler(sv[0], fdf_read, fdf_read, NULL), -ENOMEM);
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+    ASSERT_EQ(actx_poll(true), 1);
+    ASSERT_EQ(fdf_runs, 1);
+    ASSERT_EQ(actx_set_fd_handler(sv[0], NULL, NULL, NULL), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
