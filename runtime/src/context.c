@@ -206,7 +206,8 @@ int actx_pop(void)
         return -errno;
     }
     c = loop->cur;
-    if (!c->parent) {
+    if (ACTX__UNLIKELY(!c->parent)) {
+        actx__misuse(__func__, "pop at the root");
         return -EINVAL;
     }
 
