@@ -243,9 +243,15 @@ static bool pending_here(void)
     return pending;
 }
 
+static const char *_Atomic waiting_at;
+
 static void wait_pending(const char *where)
 {
-    int rc = ACTX_WAIT_WHILE(pending_here());
+    int rc;
+
+    atomic_store(&waiting_at, where);
+    rc = ACTX_WAIT_WHILE(pending_here());
+    atomic_store(&waiting_at, NULL);
 
     CHECK(rc == 0, "%s: ACTX_WAIT_WHILE on accepted work: %d (%s)", where,
           rc, actx_strerror(rc));
@@ -497,10 +503,13 @@ static void *other_loop_main(void *p)
 /* ------------------------------------------------------------------------ */
 /* The scenario.                                                             */
 
+#define NMERGE 10
+
 static void scenario(void)
 {
     int proot[2], pparked[2], pchild[2] = {-1, -1};
-    actx_timer *t_root, *t_parent, *t_child = NULL, *t_merge[8];
+    /* Timers enough on both sides of the pop that merging grows a heap. */
+    actx_timer *t_root, *t_parent[NMERGE], *t_child = NULL, *t_merge[NMERGE];
     actx_bh *bh_root, *bh_idle, *bh_child = NULL, *bh_cancel, *bh_del;
     actx_req *r1 = NULL, *r2 = NULL, *r_late, *cancel_req;
     struct item *it1, *it2, *it_late, *it_cancel = NULL;
@@ -513,9 +522,11 @@ static void scenario(void)
     char wbuf[64], rbuf[64];
     int fd, rc, depth_pushed;
 
-    /* Thread init and the root context's things. */
+    /* Thread init, the pool's first job, the root context's things. */
     rc = actx_thread_init();
     CHECK(rc == 0 || allowed(-rc, alloc_errs), "actx_thread_init: %d", rc);
+    submit("the pool's first job", 1);
+    wait_pending("the pool's first job");
     bh_root = bh_scheduled("root BH", false);
     bh_idle = bh_scheduled("root idle BH", true);
     t_root = timer_armed("root timer", 0);
@@ -527,7 +538,9 @@ static void scenario(void)
 
     /* A parked fd and a timer of the root that come due in the child. */
     fd_ready("root fd parked while a child is current", pparked);
-    t_parent = timer_armed("root timer due in the child", 0);
+    for (int i = 0; i < NMERGE; i++) {
+        t_parent[i] = timer_armed("root timer due in the child", 0);
+    }
 
     depth_pushed = push();
     /* Whatever the push gave, the rest runs in the current context. */
@@ -646,7 +659,7 @@ static void scenario(void)
     }
 
     /* Timers still armed at pop: merged into the root's heap. */
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < NMERGE; i++) {
         t_merge[i] = timer_armed("child timer merged at pop",
                                  actx_now_ns() + 2 * 1000 * 1000);
     }
@@ -663,9 +676,11 @@ static void scenario(void)
     helper_join(t);
 
     actx_timer_free(t_root);
-    actx_timer_free(t_parent);
+    for (int i = 0; i < NMERGE; i++) {
+        actx_timer_free(t_parent[i]);
+    }
     actx_timer_free(t_child);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < NMERGE; i++) {
         actx_timer_free(t_merge[i]);
     }
     if (bh_root) {
@@ -715,8 +730,43 @@ static void scenario(void)
 /* ------------------------------------------------------------------------ */
 /* The sweep.                                                                */
 
-static void child_main(long k)
+/*
+ * Before the sweep's timeout kills a hung child: say what it waits for
+ * (the accepted items that never ran).
+ */
+static void *watchdog_main(void *p)
 {
+    char why[sizeof(rep->why)];
+    const char *at;
+    size_t len;
+
+    usleep((useconds_t)(*(double *)p * 0.8 * 1e6));
+    at = atomic_load(&waiting_at);
+    len = (size_t)snprintf(why, sizeof(why), "hang in %s; never ran:",
+                           at ? at : "the runtime (not in a wait)");
+    for (int i = 0; i < nitems && len < sizeof(why); i++) {
+        if (items[i].expect > atomic_load(&items[i].runs) &&
+            (i == 0 || items[i].what != items[i - 1].what)) {
+            len += (size_t)snprintf(why + len, sizeof(why) - len, " [%s]",
+                                    items[i].what);
+        }
+    }
+    fail("%s", why);
+}
+
+static void child_main(long k, double timeout)
+{
+    pthread_t t;
+
+    if (timeout > 0) {
+        helper_start(&t, watchdog_main, &timeout);
+        pthread_detach(t);
+    }
+    /*
+     * One pool thread: the nested job's wait needs the pool to grow, and
+     * the first job has only the first worker.
+     */
+    actx_pool_set_size(1);
     fault_arm(k, rep->fired, sizeof(rep->fired));
     scenario();
     fault_disarm();
@@ -755,7 +805,7 @@ static int run_k(long k, double timeout, int log, char *why, size_t n)
         if (log >= 0) {
             dup2(log, 2);
         }
-        child_main(k);
+        child_main(k, timeout);
         exit(0); /* atexit: the pool stops; then LeakSanitizer */
     }
     deadline = now_s() + timeout;
@@ -839,7 +889,7 @@ int main(int argc, char **argv)
     }
     if (only >= 0) {
         verbose = true;
-        child_main(only);
+        child_main(only, 0);
         printf("k=%ld: passed (%ld calls, failed: %s)\n", only, rep->calls,
                rep->fired[0] ? rep->fired : "none");
         return 0;
