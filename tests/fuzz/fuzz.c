@@ -72,6 +72,16 @@
 
 static char *fail_msg; /* shared with the parent */
 
+/* The owner's latest operations, printed with a failure. */
+#define TRACE_N 48
+static const char *trace_ops[TRACE_N];
+static int trace_depth[TRACE_N];
+static unsigned trace_pos;
+static __thread bool is_owner;
+
+static void trace(const char *op);
+static void trace_print(void);
+
 __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt,
                                                                  ...)
 {
@@ -81,6 +91,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt
     vsnprintf(fail_msg, 512, fmt, ap);
     va_end(ap);
     fprintf(stderr, "actx-fuzz: %s\n", fail_msg);
+    trace_print();
     fflush(stderr);
     _exit(1);
 }
@@ -92,10 +103,34 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt
         }                                                                      \
     } while (0)
 
+static void random_ops(int n);
 static pthread_t owner_thread;
+static int cb_depth;   /* callbacks running (nested) on the owner */
+static bool draining;  /* the end of an iteration: no random ops */
 static bool verbose;
+static void maybe_ops(void);
 /* What an iteration did (-v). */
 static long n_bh_runs, n_timer_fires, n_fd_reads, n_pushes, n_max_depth;
+
+static void trace(const char *op)
+{
+    if (is_owner) {
+        trace_ops[trace_pos % TRACE_N] = op;
+        trace_depth[trace_pos % TRACE_N] = actx_context_id();
+        trace_pos++;
+    }
+}
+
+static void trace_print(void)
+{
+    unsigned i = trace_pos > TRACE_N ? trace_pos - TRACE_N : 0;
+
+    fprintf(stderr, "actx-fuzz: the owner's last operations (depth: op):\n");
+    for (; i < trace_pos; i++) {
+        fprintf(stderr, "  %u. %d: %s\n", i, trace_depth[i % TRACE_N],
+                trace_ops[i % TRACE_N]);
+    }
+}
 
 /* splitmix64: one stream per seed. */
 static uint64_t rng_state;
@@ -146,6 +181,7 @@ static int resolve(int s)
 
 static void push(void)
 {
+    trace("push");
     int rc = actx_push();
 
     cur_serial();
@@ -160,6 +196,7 @@ static void push(void)
 
 static void pop(void)
 {
+    trace("pop");
     int rc = actx_pop();
 
     CHECK(rc == 0, "actx_pop: %d", rc);
@@ -251,6 +288,7 @@ static void post_stamp(struct item *it, int poster)
 
 static void item_done(void *opaque, long ret)
 {
+    trace("item_done");
     struct item *it = opaque;
 
     item_ran(it, it->kind == K_REQ ? "a request's done" : "a job's done");
@@ -261,11 +299,26 @@ static void item_done(void *opaque, long ret)
     } else {
         CHECK(ret == it->want, "done got %ld, want %ld", ret, it->want);
     }
+    maybe_ops();
+}
+
+
+/* Callbacks of the owner thread do random operations too (bounded). */
+static void maybe_ops(void)
+{
+    if (!draining && cb_depth < 2 &&
+        pthread_equal(pthread_self(), owner_thread)) {
+        cb_depth++;
+        random_ops((int)rnd_below(3));
+        cb_depth--;
+    }
 }
 
 static void item_call(void *opaque)
 {
+    trace("item_call");
     item_ran(opaque, "an actx_ctx_call function");
+    maybe_ops();
 }
 
 static long item_work(void *opaque)
@@ -285,7 +338,9 @@ static bool item_pending(struct item *it)
 /* ------------------------------------------------------------------------ */
 /* Helper threads: complete, call, write, stop - in the order asked.        */
 
-enum task_op { T_COMPLETE, T_CALL, T_WRITE, T_STOP };
+enum task_op { T_COMPLETE, T_CALL, T_WRITE, T_STOP, T_SCHED };
+
+struct xbh;
 
 struct task {
     enum task_op op;
@@ -293,7 +348,21 @@ struct task {
     actx_req *req;
     actx_ctx *h;
     int fd;
+    struct xbh *x;
 };
+
+/*
+ * BHs that helper threads schedule (never cancelled, deleted only after
+ * the helpers are joined): after the last schedule, the BH runs again.
+ */
+#define MAX_XBHS 4
+
+static struct xbh {
+    actx_bh *bh;
+    int serial;
+    _Atomic long scheduled; /* bumped before each actx_bh_schedule */
+    _Atomic long seen;      /* scheduled, read as a run starts */
+} xbhs[MAX_XBHS];
 
 #define QCAP 4096
 
@@ -346,6 +415,10 @@ static void *helper_main(void *p)
             CHECK(rc == 0, "actx_stop: %d", rc);
             actx_ctx_unref(t.h);
             break;
+        case T_SCHED:
+            atomic_fetch_add(&t.x->scheduled, 1);
+            actx_bh_schedule(t.x->bh);
+            break;
         }
     }
 }
@@ -387,14 +460,11 @@ static struct fpipe {
 } pipes[NPIPES];
 
 
-static int cb_depth;   /* callbacks running (nested) on the owner */
 static int nest;       /* inside op_nested_wait: no push, pop or run */
-static bool draining;  /* the end of an iteration: no random ops */
-
-static void random_ops(int n);
 
 static void bh_cb(void *opaque)
 {
+    trace("bh_cb");
     struct fbh *b = opaque;
 
     check_ctx("a BH", b->serial, owner_thread);
@@ -403,15 +473,12 @@ static void bh_cb(void *opaque)
     b->sched = false;
     b->idle = false;
     n_bh_runs++;
-    if (!draining && cb_depth < 2) {
-        cb_depth++;
-        random_ops((int)rnd_below(3));
-        cb_depth--;
-    }
+    maybe_ops();
 }
 
 static void timer_cb(void *opaque)
 {
+    trace("timer_cb");
     struct ftimer *t = opaque;
 
     check_ctx("a timer", t->serial, owner_thread);
@@ -419,15 +486,35 @@ static void timer_cb(void *opaque)
     CHECK(actx_now_ns() >= t->deadline, "timer %d fired early", t->idx);
     t->armed = false;
     n_timer_fires++;
-    if (!draining && cb_depth < 2) {
-        cb_depth++;
-        random_ops((int)rnd_below(3));
-        cb_depth--;
+    maybe_ops();
+}
+
+static void xbh_cb(void *opaque)
+{
+    trace("xbh_cb");
+    struct xbh *x = opaque;
+
+    check_ctx("a BH scheduled by a helper", x->serial, owner_thread);
+    atomic_store(&x->seen, atomic_load(&x->scheduled));
+    n_bh_runs++;
+}
+
+static void op_xbh(void)
+{
+    trace("op_xbh");
+    struct xbh *x = &xbhs[rnd_below(MAX_XBHS)];
+
+    if (!x->bh) {
+        x->bh = actx_bh_new(xbh_cb, x);
+        CHECK(x->bh, "actx_bh_new: %d", errno);
+        x->serial = cur_serial();
     }
+    helper_give((struct task){T_SCHED, NULL, NULL, NULL, -1, x});
 }
 
 static void fd_cb(void *opaque)
 {
+    trace("fd_cb");
     struct fpipe *f = opaque;
     char buf[64];
     ssize_t n;
@@ -454,6 +541,8 @@ static void fd_register(struct fpipe *f)
 
 static struct item *op_req(void)
 {
+    trace("op_req");
+    trace("op_req");
     struct item *it = item_new(K_REQ);
     actx_req *req;
 
@@ -465,19 +554,21 @@ static struct item *op_req(void)
         post_stamp(it, 0);
         CHECK(actx_req_complete(req, it->want) == 0, "owner complete");
     } else {
-        helper_give((struct task){T_COMPLETE, it, req, NULL, -1});
+        helper_give((struct task){T_COMPLETE, it, req, NULL, -1, NULL});
     }
     return it;
 }
 
 static struct item *op_call(void)
 {
+    trace("op_call");
+    trace("op_call");
     struct item *it = item_new(K_CALL);
     actx_ctx *h = actx_ctx_current();
 
     CHECK(h, "actx_ctx_current: %d", errno);
     atomic_store(&it->expect, 1); /* the helper's call cannot fail */
-    helper_give((struct task){T_CALL, it, NULL, h, -1});
+    helper_give((struct task){T_CALL, it, NULL, h, -1, NULL});
     return it;
 }
 
@@ -499,6 +590,8 @@ static struct item *submit(int kind, long want)
 
 static struct item *op_submit(int kind)
 {
+    trace("op_submit");
+    trace("op_submit");
     return submit(kind, (long)rnd_below(1000));
 }
 
@@ -520,6 +613,7 @@ static long nested_work(void *opaque)
 /* Push, submit or request, wait for it, pop. */
 static void op_nested_wait(void)
 {
+    trace("op_nested_wait");
     struct item *it;
     int rc;
 
@@ -592,6 +686,7 @@ static bool nonidle_bh_here(void)
 
 static void op_bh(void)
 {
+    trace("op_bh");
     struct fbh *b = &bhs[rnd_below(MAX_BHS)];
 
     if (!b->bh) {
@@ -631,6 +726,7 @@ static void op_bh(void)
 
 static void op_timer(void)
 {
+    trace("op_timer");
     struct ftimer *t = &timers[rnd_below(MAX_TIMERS)];
 
     if (!t->t) {
@@ -661,6 +757,7 @@ static void op_timer(void)
 
 static void op_fd(void)
 {
+    trace("op_fd");
     struct fpipe *f = &pipes[rnd_below(NPIPES)];
 
     switch (rnd_below(3)) {
@@ -669,7 +766,7 @@ static void op_fd(void)
         break;
     case 1:
         f->written++;
-        helper_give((struct task){T_WRITE, NULL, NULL, NULL, f->p[1]});
+        helper_give((struct task){T_WRITE, NULL, NULL, NULL, f->p[1], NULL});
         break;
     default:
         if (f->registered) {
@@ -683,6 +780,7 @@ static void op_fd(void)
 
 static void op_cancel(void)
 {
+    trace("op_cancel");
     int n = atomic_load(&nitems);
 
     /* A recent job of this thread whose done has not run. */
@@ -705,11 +803,12 @@ static void op_cancel(void)
 
 static void op_run(void)
 {
+    trace("op_run");
     actx_ctx *h = actx_ctx_current();
     int rc;
 
     CHECK(h, "actx_ctx_current");
-    helper_give((struct task){T_STOP, NULL, NULL, h, -1});
+    helper_give((struct task){T_STOP, NULL, NULL, h, -1, NULL});
     rc = actx_run();
     CHECK(rc == 0, "actx_run: %d", rc);
 }
@@ -720,16 +819,20 @@ static void op_poll_variant(void)
 
     switch (rnd_below(5)) {
     case 0:
+        trace("actx_poll(false)");
         actx_poll(false);
         break;
     case 1:
         guard_timer();
+        trace("actx_poll(true)");
         actx_poll(true);
         break;
     case 2:
+        trace("actx_process_queue");
         actx_process_queue();
         break;
     case 3:
+        trace("actx_flush");
         rc = actx_flush();
         CHECK(rc == 0, "actx_flush: %d", rc);
         CHECK(!nonidle_bh_here(), "actx_flush left a non-idle BH scheduled");
@@ -737,6 +840,7 @@ static void op_poll_variant(void)
     default: {
         struct item *it = op_req();
 
+        trace("ACTX_WAIT_WHILE");
         rc = ACTX_WAIT_WHILE(item_pending(it));
         CHECK(rc == 0, "ACTX_WAIT_WHILE: %d", rc);
         break;
@@ -773,6 +877,8 @@ static void random_ops(int n)
             pop();
         } else if (r < 94 && !cb_depth && !nest) {
             op_run();
+        } else if (r < 97) {
+            op_xbh();
         } else {
             actx_bh_poll();
         }
@@ -809,6 +915,11 @@ static bool any_pending_here(void)
             return true;
         }
     }
+    for (int i = 0; i < MAX_XBHS; i++) {
+        if (atomic_load(&xbhs[i].seen) < atomic_load(&xbhs[i].scheduled)) {
+            return true;
+        }
+    }
     return false;
 }
 
@@ -818,6 +929,7 @@ static void iteration(uint64_t seed, int ops)
 
     rng_state = seed;
     owner_thread = pthread_self();
+    is_owner = true;
     for (int i = 0; i < NHELPERS; i++) {
         helpers[i].id = i + 1;
         pthread_mutex_init(&helpers[i].lock, NULL);
@@ -847,17 +959,22 @@ static void iteration(uint64_t seed, int ops)
     for (int i = 0; i < NPIPES; i++) {
         fd_register(&pipes[i]);
     }
+    for (int i = 0; i < NHELPERS; i++) {
+        pthread_mutex_lock(&helpers[i].lock);
+        helpers[i].quit = true; /* after what is queued */
+        pthread_cond_signal(&helpers[i].cond);
+        pthread_mutex_unlock(&helpers[i].lock);
+    }
     rc = ACTX_WAIT_WHILE(any_pending_here());
     CHECK(rc == 0, "final wait: %d", rc);
     rc = actx_flush();
     CHECK(rc == 0, "final actx_flush: %d", rc);
     for (int i = 0; i < NHELPERS; i++) {
-        pthread_mutex_lock(&helpers[i].lock);
-        helpers[i].quit = true;
-        pthread_cond_signal(&helpers[i].cond);
-        pthread_mutex_unlock(&helpers[i].lock);
         pthread_join(helpers[i].thread, NULL);
     }
+    /* Schedules that ran while the helpers finished: run them too. */
+    rc = ACTX_WAIT_WHILE(any_pending_here());
+    CHECK(rc == 0, "final wait after the helpers: %d", rc);
     /* Stops may still sit in the queue: run them. */
     actx_poll(false);
     for (int i = 0; i < NPIPES; i++) {
@@ -871,6 +988,9 @@ static void iteration(uint64_t seed, int ops)
     }
     for (int i = 0; i < MAX_TIMERS; i++) {
         actx_timer_free(timers[i].t);
+    }
+    for (int i = 0; i < MAX_XBHS; i++) {
+        actx_bh_delete(xbhs[i].bh);
     }
     actx_thread_shutdown();
     if (verbose) {
