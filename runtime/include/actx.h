@@ -146,7 +146,13 @@ ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
  * thread while the request's context is current, in arrival order among the
  * completions of that context; then the request is freed.  Returns 0, or
  * -EPIPE when the owner thread's runtime has shut down (the request is
- * freed, done never runs, the refusal is counted).
+ * freed, done never runs, the refusal is counted).  Misuse, refused with a
+ * diagnostic on stderr, in every build (done still runs exactly once):
+ * -EINVAL for NULL or for a request of actx_submit() / actx_aio_*() (the
+ * pool completes those); -EALREADY for a request already completed (by
+ * actx_req_complete, or cancelled), until its memory is reused by a later
+ * request.  Two completions racing on two threads are not detected, and
+ * after -EPIPE the request is gone: completing it again is undefined.
  */
 ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
@@ -168,7 +174,11 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
  * is passed to done (which may be NULL), delivered like any completion.
  * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this
  * thread's runtime, or the process, is shutting down), EAGAIN (this thread
- * already has 1,048,576 outstanding requests: the bound on queue growth).
+ * already has 1,048,576 outstanding requests: the bound on queue growth;
+ * or no pool thread can run it: none could be created - pthread_create or
+ * its allocation failed, or 4,096 threads exist - and every existing one
+ * is blocked in a nested wait).  Work is never accepted that no thread
+ * will run: what is accepted runs (or is cancelled at process exit).
  *
  * The pool (one per process) starts on first use.  Work starts in
  * submission order (FIFO); how many run at once is the pool's size.  A
@@ -182,7 +192,10 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
  * worker sleeping in such a nested wait does not count against the size;
  * while work is queued, no worker is idle and (threads - blocked) < size, a
  * thread is created (up to 4096), so nested waits on every pool thread at
- * once cannot deadlock.  Requests a work function submits without waiting
+ * once cannot deadlock.  When no thread can be created, a worker about to
+ * sleep in a nested wait while work is queued and no other worker will
+ * come runs that work itself, inline, so nested waits never deadlock,
+ * whatever the thread limit.  Requests a work function submits without waiting
  * complete on that pool thread between jobs; contexts it leaves pushed are
  * popped (with a diagnostic).
  *
@@ -351,7 +364,12 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * (a regular file), -EINVAL for the loop's own fd, -ENOMEM.
  * Remove a handler before closing its fd.  An fd found closed while
  * registered (epoll_ctl reports EBADF) has its handler removed and is
- * counted in actx_stats().fd_errors; the loop never spins on it.
+ * counted in actx_stats().fd_errors; the loop never spins on it.  When
+ * changing an existing registration fails with -ENOMEM (or -ENOSPC), the
+ * registration stays as it was.  If putting a parked handler back into
+ * the epoll set at actx_pop() fails for lack of kernel memory, the handler
+ * is kept (counted in fd_errors, with a diagnostic) and retried at each
+ * poll of its context, whose sleeps are then bounded to 10 ms.
  */
 ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
                                     void *opaque);
@@ -408,6 +426,13 @@ ACTX_EXTERN int actx_thread_init(void);
  * run, close the mailbox (later posts get -EPIPE), free the loop and any
  * BHs still alive.  Runs automatically at thread exit.  A later call on
  * this thread creates a new loop.
+ * Called from inside a callback (a BH, done, call, timer or fd handler,
+ * also a work function run on a pool thread's loop), it is deferred: the
+ * callback and whatever called it keep a working loop, and the shutdown
+ * happens when the outermost actx_poll / actx_bh_poll /
+ * actx_process_queue / actx_flush / actx_run / actx_pop that ran the
+ * callback returns.  A callback that then ends its thread (pthread_exit)
+ * is shut down at thread exit as usual.
  */
 ACTX_EXTERN void actx_thread_shutdown(void);
 

@@ -61,6 +61,13 @@
 /* Mailbox references a loop charges at a time (see actx__mb_charge). */
 #define ACTX__MB_BULK 4096
 
+/*
+ * Debug builds keep the last this many freed BHs and timers allocated and
+ * marked dead, so that a double delete/free is reported instead of reading
+ * freed memory (older ones are freed; ASan then catches a late reuse).
+ */
+#define ACTX__QUARANTINE 256
+
 typedef struct actx__loop actx__loop;
 typedef struct actx__mailbox actx__mailbox;
 typedef struct actx__job actx__job;
@@ -148,8 +155,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;     /* timer heap of this context (timer.c) */
-    actx__fd *parked; /* fds parked while another context is current */
+    actx_timer *timers; /* root of this context's timer heap (timer.c) */
+    actx__fd *parked;   /* fds parked while another context is current */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -197,12 +204,26 @@ struct actx__loop {
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
-    void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
-    /* Called around each blocking sleep (pool.c counts blocked workers). */
-    void (*sleep_hook)(actx__loop *loop, bool entering);
+    /*
+     * Called around each blocking sleep (pool.c counts blocked workers).
+     * Entering, it may run work instead and return false: do not sleep,
+     * look again at what is runnable (and do not call it for leaving).
+     */
+    bool (*sleep_hook)(actx__loop *loop, bool entering);
+    /*
+     * Calls into this loop that may run callbacks, nested (actx__enter);
+     * plus ACTX__SHUTDOWN_DEFERRED once actx_thread_shutdown() was called
+     * from inside one of them (thread.c).
+     */
+    int cb_depth;
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
+#ifdef ACTX_DEBUG
+    /* Freed BHs and timers, kept a while (actx__quarantine). */
+    void *quarantine[ACTX__QUARANTINE];
+    unsigned quarantine_n;
+#endif
 };
 
 extern __thread actx__loop *actx__tls_loop
@@ -226,6 +247,31 @@ static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
 {
     return loop && loop->id == c->loop_id;
 }
+
+/*
+ * actx_thread_shutdown() from inside a callback cannot free the loop that
+ * the callback's callers still use: it adds this bias to cb_depth, and the
+ * outermost call that runs callbacks shuts the loop down as it returns.
+ * One decrement and one comparison per call: no extra load on the way out.
+ */
+#define ACTX__SHUTDOWN_DEFERRED (1 << 24)
+void actx__shutdown_now(actx__loop *loop);
+
+/* Around every public call that may run callbacks. */
+static inline void actx__enter(actx__loop *loop)
+{
+    loop->cb_depth++;
+}
+
+static inline void actx__leave(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(--loop->cb_depth == ACTX__SHUTDOWN_DEFERRED)) {
+        actx__shutdown_now(loop);
+    }
+}
+
+/* Free a dead BH or timer: at once, or later in debug builds. */
+void actx__quarantine(actx__loop *loop, void *obj);
 
 /* Report a misuse the runtime detected (wrong thread, bad state). */
 void actx__misuse(const char *func, const char *what);
@@ -330,6 +376,8 @@ int actx__req_post(actx_req *req, long ret);
 int actx__run_queue(actx__loop *loop, actx_ctx *c);
 void actx__req_loop_shutdown(actx__loop *loop);
 void actx__req_refused(actx_req *req);
+/* Owner: free a request that was never handed out (done never runs). */
+void actx__req_discard(actx__loop *loop, actx_req *req);
 
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
