@@ -306,8 +306,7 @@ static void item_done(void *opaque, long ret)
 /* Callbacks of the owner thread do random operations too (bounded). */
 static void maybe_ops(void)
 {
-    if (!draining && cb_depth < 2 &&
-        pthread_equal(pthread_self(), owner_thread)) {
+    if (is_owner && !draining && cb_depth < 2) {
         cb_depth++;
         random_ops((int)rnd_below(3));
         cb_depth--;
