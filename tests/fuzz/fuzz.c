@@ -7,17 +7,17 @@
  *   in a forked child with a timeout.  A failing seed is printed with the
  *   command that replays it.  The last line is "N passed, N failed".
  *
- * The long run (about 10 minutes per build on 2 CPUs):
- *     build/asan/tests/fuzz/actx-fuzz --seed 1000 --iterations 5000
- *     build/tsan/tests/fuzz/actx-fuzz --seed 1000 --iterations 5000
+ * The long run (about 10 minutes per build on 2 CPUs; build first with
+ * `scons mode=asan` and `scons mode=tsan`):
+ *     build/asan/tests/fuzz/actx-fuzz --seed 1000 --iterations 1500
+ *     build/tsan/tests/fuzz/actx-fuzz --seed 1000 --iterations 1500
  * CI (`scons test` in asan and tsan modes) runs a bounded smoke: see
  * tests/fuzz/SConscript.
  *
  * A seed fixes the sequence of operations the owner thread makes (and what
  * it asks the helpers to do); the interleaving with the helper and pool
  * threads is the scheduler's, so a seed that fails once may need a few
- * replays (or the replay loops until it fails: --iterations 50 with the
- * same --seed and --same).
+ * replays: --seed N --same --iterations 50 runs seed N fifty times.
  *
  * One iteration: the owner thread does --ops random operations - push and
  * pop; BH new/schedule/schedule_idle/cancel/delete; requests completed by
