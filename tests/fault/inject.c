@@ -31,11 +31,13 @@ int __real_timerfd_create(int clockid, int flags);
 
 static _Atomic long calls;
 static _Atomic long fail_at;
+static _Atomic bool fail_persist;
 static char *fired;
 static size_t fired_len;
 
-void fault_arm(long k, char *fired_buf, size_t n)
+void fault_arm(long k, bool persist, char *fired_buf, size_t n)
 {
+    atomic_store(&fail_persist, persist);
     fired = fired_buf;
     fired_len = n;
     atomic_store(&calls, 0);
@@ -58,10 +60,10 @@ static bool hit(const char *name)
     long n = atomic_fetch_add(&calls, 1) + 1;
     long k = atomic_load(&fail_at);
 
-    if (k == 0 || n != k) {
+    if (k == 0 || n < k || (n > k && !atomic_load(&fail_persist))) {
         return false;
     }
-    if (fired) {
+    if (fired && n == k) {
         snprintf(fired, fired_len, "%s", name);
     }
     return true;

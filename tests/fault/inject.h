@@ -21,11 +21,12 @@
 #include <stddef.h>
 
 /*
- * Arm: count calls from 0; fail call number k (1-based; 0 fails nothing).
- * The name of the call made to fail is copied to fired (n bytes), which
+ * Arm: count calls from 0; fail call number k (1-based; 0 fails nothing)
+ * and, with persist, every call after it too (resources exhausted).  The
+ * name of the first call made to fail is copied to fired (n bytes), which
  * may be shared memory that outlives a killed process.
  */
-void fault_arm(long k, char *fired, size_t n);
+void fault_arm(long k, bool persist, char *fired, size_t n);
 /* Stop failing (counting goes on). */
 void fault_disarm(void);
 /* Calls counted since fault_arm. */

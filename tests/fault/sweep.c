@@ -2,13 +2,16 @@
  * sweep.c - fail the k-th resource call, for every k a broad scenario
  * reaches, and check that the runtime keeps its contract.
  *
- * Usage: actx-fault [-v] [--k K] [--from K] [--to K]
+ * Usage: actx-fault [-v] [--persist] [--k K] [--from K] [--to K]
  *   (no --k)     count the calls of an uninjected run (k = 0), then run
  *                the scenario once per k = 1..count, each in a forked
  *                child with a timeout; the last line is "N passed, N failed"
  *   --k K        run only k = K, in the foreground, with the scenario's
  *                log on stderr (to replay a failure, under gdb too)
  *   --from/--to  sweep only these k
+ *   --persist    fail every call from the k-th on, not only the k-th (a
+ *                process out of memory, threads or fds for good); the same
+ *                checks hold: what was accepted still runs
  *   -v           a line per k, passed ones too
  * Environment: ACTX_TEST_TIMEOUT_SCALE multiplies the per-k timeout (5 s).
  *
@@ -54,6 +57,7 @@ struct report {
 
 static struct report *rep;
 static bool verbose;
+static bool persist;
 
 __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt,
                                                                  ...)
@@ -458,21 +462,47 @@ static actx_req *submit_nested(void)
     return req;
 }
 
+/*
+ * actx_run ends with a helper's actx_stop.  A stop needs memory: without
+ * any (--persist), the helper completes a request instead whose done drops
+ * what kept the context alive (the handle, its live BHs), and actx_run
+ * returns for lack of anything left to run.
+ */
 struct stop_arg {
-    actx_ctx *h;
+    actx_ctx **h;
+    actx_req *fallback;
 };
 
 static void *stop_main(void *p)
 {
     struct stop_arg *a = p;
-    int rc;
+    int rc, tries = 0;
 
     usleep(2000);
-    while ((rc = actx_stop(a->h)) == -ENOMEM) {
+    while ((rc = actx_stop(*a->h)) == -ENOMEM && ++tries < 100) {
         usleep(1000); /* no memory for the message: try again */
     }
-    CHECK(rc == 0, "actx_stop: %d (%s)", rc, actx_strerror(rc));
+    CHECK(rc == 0 || rc == -ENOMEM, "actx_stop: %d (%s)", rc,
+          actx_strerror(rc));
+    rc = actx_req_complete(a->fallback, rc);
+    CHECK(rc == 0, "actx_req_complete: %d", rc);
     return NULL;
+}
+
+static actx_ctx **run_handle;
+static actx_bh **run_bhs[2];
+
+static void run_fallback_done(void *opaque, long ret)
+{
+    (void)opaque;
+    if (ret < 0) {
+        actx_ctx_unref(*run_handle);
+        *run_handle = NULL;
+        for (int i = 0; i < 2; i++) {
+            actx_bh_delete(*run_bhs[i]);
+            *run_bhs[i] = NULL;
+        }
+    }
 }
 
 /* Another thread with its own loop: a BH, a request, a pool job. */
@@ -650,12 +680,19 @@ static void scenario(void)
     wait_pending("child");
 
     /* actx_run until a helper's stop. */
-    if (h_child) {
-        sa.h = h_child;
+    sa.fallback = h_child ? actx_req_new(run_fallback_done, NULL) : NULL;
+    if (sa.fallback) {
+        sa.h = run_handle = &h_child;
+        run_bhs[0] = &bh_child;
+        run_bhs[1] = &bh_cancel;
         helper_start(&t, stop_main, &sa);
         rc = actx_run();
         CHECK(rc == 0, "actx_run: %d", rc);
         helper_join(t);
+        /* The fallback's done may still be queued after a stop. */
+        CHECK(actx_flush() == 0, "actx_flush after actx_run");
+    } else if (h_child) {
+        CHECK(allowed(errno, alloc_errs), "actx_req_new: errno %d", errno);
     }
 
     /* Timers still armed at pop: merged into the root's heap. */
@@ -767,7 +804,7 @@ static void child_main(long k, double timeout)
      * the first job has only the first worker.
      */
     actx_pool_set_size(1);
-    fault_arm(k, rep->fired, sizeof(rep->fired));
+    fault_arm(k, persist, rep->fired, sizeof(rep->fired));
     scenario();
     fault_disarm();
     check_items();
@@ -864,6 +901,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) {
             verbose = true;
+        } else if (strcmp(argv[i], "--persist") == 0) {
+            persist = true;
         } else if (strcmp(argv[i], "--k") == 0 && i + 1 < argc) {
             only = atol(argv[++i]);
         } else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
@@ -872,7 +911,8 @@ int main(int argc, char **argv)
             to = atol(argv[++i]);
         } else {
             fprintf(stderr,
-                    "usage: %s [-v] [--k K] [--from K] [--to K]\n",
+                    "usage: %s [-v] [--persist] [--k K] [--from K] "
+                    "[--to K]\n",
                     argv[0]);
             return 2;
         }
@@ -907,8 +947,8 @@ int main(int argc, char **argv)
         to = count + count / 10 + 5;
     }
     printf("actx-fault: %ld resource calls without faults; failing each of "
-           "k = %ld..%ld\n",
-           count, from, to);
+           "k = %ld..%ld%s\n",
+           count, from, to, persist ? " and every call after it" : "");
     for (long k = from; k <= to; k++) {
         double t0 = now_s();
         FILE *log = tmpfile();
@@ -924,7 +964,8 @@ int main(int argc, char **argv)
             printf("FAIL k=%ld (%s failed): %s\n", k,
                    rep->fired[0] ? rep->fired : "nothing", why);
             print_log(log);
-            printf("     replay: %s --k %ld\n", argv[0], k);
+            printf("     replay: %s%s --k %ld\n", argv[0],
+                   persist ? " --persist" : "", k);
         }
         if (log) {
             fclose(log);
