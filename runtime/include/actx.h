@@ -28,6 +28,17 @@
  *     nothing, for void functions) with a diagnostic on stderr; debug builds
  *     additionally check internal invariants with assertions.
  *   - "Any thread." functions may be called concurrently from any thread.
+ *   - A thread's loop is created by its first call into actx.  If that
+ *     creation fails, the call fails as actx_thread_init() does: -EMFILE,
+ *     -ENFILE or -ENOMEM (NULL with errno set for functions returning a
+ *     pointer; 0 for actx_poll, actx_bh_poll, actx_process_queue; false for
+ *     actx_can_progress; nothing for void functions).  The errors listed
+ *     below are in addition to these.
+ *   - Misuse the runtime can detect cheaply (see each function) is
+ *     reported with a diagnostic on stderr and the documented error; the
+ *     process goes on.  Debug builds (-DACTX_DEBUG) also keep freed BHs and
+ *     timers in a quarantine so that a double delete/free is reported, and
+ *     stop (abort, with the message) on one actx_ctx_unref() too many.
  *   - Callbacks never run while a runtime lock is held and never on a thread
  *     other than their owner thread (work functions of the pool aside).
  *
@@ -69,14 +80,16 @@ typedef struct actx_timer actx_timer;
 /* Context stack.  Owner thread only.                                        */
 
 /*
- * Enter a new context; returns its id (its depth, >= 1) or -ENOMEM.
+ * Enter a new context; returns its id (its depth, >= 1) or -ENOMEM (or a
+ * loop-creation error on a thread's first call, see Conventions).
  * No syscall and no malloc in steady state (contexts are recycled per
  * thread).
  */
 ACTX_EXTERN int actx_push(void);
 
 /*
- * Leave the current context: -EINVAL at the root (nothing changes).
+ * Leave the current context: -EINVAL at the root (nothing changes; a
+ * diagnostic on stderr).
  * Otherwise: run actx_bh_poll() until it reports no progress (at most 10,000
  * rounds); re-home everything of the child that is still alive (BHs with
  * their scheduled/idle state, outstanding and queued requests, pending
@@ -84,7 +97,9 @@ ACTX_EXTERN int actx_push(void);
  * parent current.  The parent's queued completions run at its next
  * actx_poll() or actx_process_queue().  Returns 0.
  * A callback running inside the flush must leave the context stack as it
- * found it.
+ * found it: if a BH leaves it changed, actx_pop returns -EBUSY (with a
+ * diagnostic) and pops nothing.  It never allocates and never fails
+ * otherwise.
  */
 ACTX_EXTERN int actx_pop(void);
 
@@ -118,9 +133,11 @@ ACTX_EXTERN void actx_bh_schedule_idle(actx_bh *bh);
 ACTX_EXTERN void actx_bh_cancel(actx_bh *bh);
 
 /*
- * Owner thread only.  Cancels and frees (at once or deferred).  Legal from
- * inside the BH's own callback; the callback never runs afterwards.  Must
- * not race with actx_bh_schedule() from another thread (as in QEMU).
+ * Owner thread only (from another thread: a diagnostic, nothing happens).
+ * Cancels and frees (at once or deferred).  Legal from inside the BH's own
+ * callback; the callback never runs afterwards.  Must not race with
+ * actx_bh_schedule() from another thread (as in QEMU).  NULL: no-op.
+ * Deleting it again is a use-after-free, reported in debug builds.
  */
 ACTX_EXTERN void actx_bh_delete(actx_bh *bh);
 
@@ -137,7 +154,9 @@ ACTX_EXTERN int actx_bh_poll(void);
 
 /*
  * Owner thread only.  An outstanding request of the current context; it
- * completes through actx_req_complete().  NULL with errno set on failure.
+ * completes through actx_req_complete().  NULL with errno set on failure:
+ * ENOMEM, EPIPE (called by a callback that runs while this thread's
+ * runtime shuts down).  done may be NULL.
  */
 ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
 
@@ -235,7 +254,8 @@ ACTX_EXTERN actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n,
 ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
 
 /*
- * Owner thread only.  0 if the work had not started: it never will, and
+ * Owner thread only (-EPERM with a diagnostic from another thread; -EINVAL
+ * for NULL).  0 if the work had not started: it never will, and
  * done then runs later (in its context, as usual, never inside this call)
  * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
  * cancelled, or if the request has no pool work (made by actx_req_new).
@@ -280,7 +300,8 @@ ACTX_EXTERN int actx_process_queue(void);
 /*
  * Poll until the current context has no outstanding request and no
  * scheduled non-idle BH.  Requests of other contexts are not waited for.
- * Returns 0, or -EDEADLK if that state can never be reached.
+ * Returns 0, or -EDEADLK if that state can never be reached (nothing can
+ * make progress in the current context).
  */
 ACTX_EXTERN int actx_flush(void);
 
@@ -294,7 +315,8 @@ ACTX_EXTERN int actx_run(void);
  * Any thread.  Make actx_run() in that context (or the context it was
  * re-homed to) return.  A stop that arrives while the context is not in
  * actx_run() makes its next actx_run() return after one iteration.  0, or
- * -EPIPE after the owner thread's runtime shut down, -EINVAL for NULL.
+ * -EPIPE after the owner thread's runtime shut down, -EINVAL for NULL,
+ * -ENOMEM (the stop message could not be allocated).
  */
 ACTX_EXTERN int actx_stop(actx_ctx *ctx);
 
@@ -330,7 +352,12 @@ ACTX_EXTERN actx_ctx *actx_ctx_current(void);
 
 /*
  * Any thread.  A handle stays valid after its owner thread exits, until
- * its last unref.  actx_ctx_ref returns its argument.
+ * its last unref.  actx_ctx_ref returns its argument (NULL: NULL);
+ * actx_ctx_unref(NULL) is a no-op.  One unref more than the handle's
+ * references is misuse: reported (the extra unref does nothing) in
+ * release builds, an abort with the message in debug builds, also after
+ * the owner thread exited (debug builds keep the last contexts freed that
+ * way in a quarantine).
  */
 ACTX_EXTERN actx_ctx *actx_ctx_ref(actx_ctx *ctx);
 ACTX_EXTERN void actx_ctx_unref(actx_ctx *ctx);
@@ -361,7 +388,8 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * handler may remove or change itself or others, and may push, wait and
  * pop.  Handlers re-home with their context at pop.
  * -EBADF for a negative or closed fd, -EPERM for an fd epoll cannot poll
- * (a regular file), -EINVAL for the loop's own fd, -ENOMEM.
+ * (a regular file), -EINVAL for the loop's own fd, -ENOMEM, -ENOSPC (the
+ * kernel's limit of epoll watches).
  * Remove a handler before closing its fd.  An fd found closed while
  * registered (epoll_ctl reports EBADF) has its handler removed and is
  * counted in actx_stats().fd_errors; the loop never spins on it.  When
@@ -376,8 +404,13 @@ ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
 
 /*
  * A timer of the current context, not armed.  NULL/errno on failure
- * (EINVAL for a NULL cb).  Timers still alive at thread shutdown are freed
- * with the loop (as BHs are).
+ * (EINVAL for a NULL cb, ENOMEM).  This is the timer's only allocation:
+ * arming, re-arming, disarming and re-homing it at actx_pop() never
+ * allocate and never fail.  Timers still alive at thread shutdown are
+ * freed with the loop (as BHs are).  actx_timer_mod, _del and _free are
+ * owner thread only (from another thread: a diagnostic, nothing happens),
+ * no-ops for NULL; using a freed timer is a use-after-free, reported in
+ * debug builds.
  */
 ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
 /*
@@ -386,7 +419,8 @@ ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
  * past: at the next poll), only while the timer's context is current: one
  * that expired under a pushed context fires after the pop.  Timers re-home
  * with their context at pop; a timer armed after its context was popped
- * belongs to the context that context was re-homed to.  O(log n).
+ * belongs to the context that context was re-homed to.  O(log n)
+ * amortized.  Never fails.
  */
 ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
 /* Disarm (no-op if not armed). */
@@ -417,7 +451,8 @@ ACTX_EXTERN int actx_backend_timeout_ms(void);
 
 /*
  * Create the calling thread's loop explicitly (it is otherwise created on
- * the first call).  0, or -EMFILE/-ENOMEM.
+ * the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
+ * eventfd), -ENOMEM.
  */
 ACTX_EXTERN int actx_thread_init(void);
 
@@ -444,7 +479,10 @@ ACTX_EXTERN void actx_thread_shutdown(void);
 ACTX_EXTERN unsigned actx_version(void);
 ACTX_EXTERN const char *actx_version_string(void);
 
-/* Any thread.  A static description of a negative errno (or 0). */
+/*
+ * Any thread.  A static description of a negative errno ("Success" for 0
+ * and positive values, "Unknown error" for what is not an errno).
+ */
 ACTX_EXTERN const char *actx_strerror(int err);
 
 struct actx_stats {

@@ -88,6 +88,12 @@ typedef struct actx__msg {
     uint32_t aux;
 } actx__msg;
 
+/* Request states in msg.flags (req.c: a second completion is refused). */
+enum {
+    ACTX__REQ_POOL = 1,      /* pool work: the pool completes it */
+    ACTX__REQ_COMPLETED = 2, /* completed, by whoever */
+};
+
 /* A request: one cache line, from a per-thread free list. */
 struct actx_req {
     actx__msg msg;
@@ -200,6 +206,11 @@ struct actx__loop {
     actx_bh *bhs;
     int epfd;
     bool closing, closed, notify_armed;
+    /*
+     * in_cb: inside a call that may run callbacks (actx__enter);
+     * shutdown_deferred: actx_thread_shutdown() was called in one (thread.c).
+     */
+    bool in_cb, shutdown_deferred;
     long nfds;              /* registered fd handlers (fd.c) */
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
@@ -210,12 +221,6 @@ struct actx__loop {
      * look again at what is runnable (and do not call it for leaving).
      */
     bool (*sleep_hook)(actx__loop *loop, bool entering);
-    /*
-     * Calls into this loop that may run callbacks, nested (actx__enter);
-     * plus ACTX__SHUTDOWN_DEFERRED once actx_thread_shutdown() was called
-     * from inside one of them (thread.c).
-     */
-    int cb_depth;
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
@@ -250,23 +255,29 @@ static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
 
 /*
  * actx_thread_shutdown() from inside a callback cannot free the loop that
- * the callback's callers still use: it adds this bias to cb_depth, and the
+ * the callback's callers still use: it sets shutdown_deferred, and the
  * outermost call that runs callbacks shuts the loop down as it returns.
- * One decrement and one comparison per call: no extra load on the way out.
+ * Every public call that may run callbacks brackets itself with
+ * outer = actx__enter(loop) ... actx__leave(loop, outer).  Plain stores
+ * and predictable branches, no read-modify-write chain between polls.
  */
-#define ACTX__SHUTDOWN_DEFERRED (1 << 24)
 void actx__shutdown_now(actx__loop *loop);
 
-/* Around every public call that may run callbacks. */
-static inline void actx__enter(actx__loop *loop)
+static inline bool actx__enter(actx__loop *loop)
 {
-    loop->cb_depth++;
+    bool outer = !loop->in_cb;
+
+    loop->in_cb = true;
+    return outer;
 }
 
-static inline void actx__leave(actx__loop *loop)
+static inline void actx__leave(actx__loop *loop, bool outer)
 {
-    if (ACTX__UNLIKELY(--loop->cb_depth == ACTX__SHUTDOWN_DEFERRED)) {
-        actx__shutdown_now(loop);
+    if (outer) {
+        loop->in_cb = false;
+        if (ACTX__UNLIKELY(loop->shutdown_deferred)) {
+            actx__shutdown_now(loop);
+        }
     }
 }
 

@@ -349,10 +349,10 @@ int actx_bh_poll(void)
     if (!loop) {
         return 0;
     }
-    actx__enter(loop);
+    bool outer = actx__enter(loop);
     actx__drain_if_any(loop);
     r = actx__bh_poll_ctx(loop, loop->cur, &ran_idle);
-    actx__leave(loop);
+    actx__leave(loop, outer);
     return r;
 }
 

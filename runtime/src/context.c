@@ -206,19 +206,20 @@ int actx_pop(void)
         return -errno;
     }
     c = loop->cur;
-    if (!c->parent) {
+    if (ACTX__UNLIKELY(!c->parent)) {
+        actx__misuse(__func__, "pop at the root");
         return -EINVAL;
     }
 
     /* 1-2: flush, bounded against BHs that reschedule themselves. */
     if (c->bh_head) {
-        actx__enter(loop);
+        bool outer = actx__enter(loop);
         for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
             if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
                 break;
             }
         }
-        actx__leave(loop);
+        actx__leave(loop, outer);
         if (ACTX__UNLIKELY(actx__tls_loop != loop)) {
             return 0; /* a BH shut the runtime down: everything is popped */
         }

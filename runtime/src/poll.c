@@ -159,7 +159,8 @@ static inline void disarm_embedding(actx__loop *loop)
     }
 }
 
-static int loop_poll(actx__loop *loop, bool blocking)
+/* A blocking poll (the non-blocking one is inline in actx_poll). */
+static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
 {
     bool ran_idle = false;
     actx_ctx *c;
@@ -167,10 +168,6 @@ static int loop_poll(actx__loop *loop, bool blocking)
     disarm_embedding(loop);
     c = loop->cur;
     actx__drain_if_any(loop);
-    if (!blocking) {
-        return run_pass(loop, c, &ran_idle);
-    }
-
     for (;;) {
         int64_t timeout;
 
@@ -225,9 +222,18 @@ int actx_poll(bool blocking)
     if (ACTX__UNLIKELY(!loop)) {
         return 0;
     }
-    actx__enter(loop);
-    r = loop_poll(loop, blocking);
-    actx__leave(loop);
+    bool outer = actx__enter(loop);
+    if (ACTX__LIKELY(!blocking)) {
+        bool ran_idle;
+
+        /* The hot path: no syscall with no fd handler and no timer. */
+        disarm_embedding(loop);
+        actx__drain_if_any(loop);
+        r = run_pass(loop, loop->cur, &ran_idle);
+    } else {
+        r = poll_blocking(loop);
+    }
+    actx__leave(loop, outer);
     return r;
 }
 
@@ -239,12 +245,12 @@ int actx_process_queue(void)
     if (ACTX__UNLIKELY(!loop)) {
         return 0;
     }
-    actx__enter(loop);
+    bool outer = actx__enter(loop);
     actx__drain_if_any(loop);
     if (loop->cur->q_head) {
         r = actx__run_queue(loop, loop->cur);
     }
-    actx__leave(loop);
+    actx__leave(loop, outer);
     return r;
 }
 
@@ -272,9 +278,9 @@ int actx_flush(void)
     if (ACTX__UNLIKELY(!loop)) {
         return -errno;
     }
-    actx__enter(loop);
+    bool outer = actx__enter(loop);
     r = loop_flush(loop);
-    actx__leave(loop);
+    actx__leave(loop, outer);
     return r;
 }
 
@@ -309,9 +315,9 @@ int actx_run(void)
     if (ACTX__UNLIKELY(!loop)) {
         return -errno;
     }
-    actx__enter(loop);
+    bool outer = actx__enter(loop);
     r = loop_run(loop);
-    actx__leave(loop);
+    actx__leave(loop, outer);
     return r;
 }
 

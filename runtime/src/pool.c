@@ -860,6 +860,7 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
         return NULL;
     }
     req->job = job;
+    req->msg.flags = ACTX__REQ_POOL; /* not completed by hand (req.c) */
     job->req = req;
     job->work = work;
     if (argsize) {
@@ -911,8 +912,7 @@ int actx__job_cancel(actx__job *job)
         return -EBUSY;
     }
     /* Still linked in the queue: whoever dequeues it frees it. */
-    __atomic_store_n(&req->job, NULL,
-                     __ATOMIC_RELAXED); /* see actx_req_complete */
+    req->job = NULL;
     /* Owner thread: queued behind earlier arrivals, never run inline. */
     actx__req_post(req, -ECANCELED);
     return 0;

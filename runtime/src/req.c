@@ -27,8 +27,11 @@
  * thread drops its last one (the owner, or a completer refused with -EPIPE).
  */
 #define SLAB_SIZE 4096
-/* req->msg.flags: 0 while outstanding, then this (actx_req_complete). */
-#define REQ_COMPLETED 1
+/*
+ * req->msg.flags: 0 while an actx_req_new request is outstanding,
+ * ACTX__REQ_POOL for pool work, ACTX__REQ_COMPLETED once completed (by
+ * hand, by the pool or by a cancel), until the memory is handed out again.
+ */
 #define SLAB_REQS (SLAB_SIZE / sizeof(actx_req) - 1)
 
 typedef struct req_slab {
@@ -177,7 +180,7 @@ int actx__req_post(actx_req *req, long ret)
      * Completed (see actx_req_complete).  Relaxed: this only makes a second
      * completion detectable; the post's own ordering publishes the request.
      */
-    __atomic_store_n(&req->msg.flags, REQ_COMPLETED, __ATOMIC_RELAXED);
+    __atomic_store_n(&req->msg.flags, ACTX__REQ_COMPLETED, __ATOMIC_RELAXED);
     req->ret = ret;
     if (loop && loop->mb == req->mb) {
         /* Owner thread: no atomics; keep order behind earlier arrivals. */
@@ -205,7 +208,8 @@ int actx__req_post(actx_req *req, long ret)
 /* A completion that must not be posted (the header lists the cases). */
 static int complete_misuse(actx_req *req)
 {
-    if (__atomic_load_n(&req->msg.flags, __ATOMIC_RELAXED) == REQ_COMPLETED) {
+    if (__atomic_load_n(&req->msg.flags, __ATOMIC_RELAXED) ==
+        ACTX__REQ_COMPLETED) {
         actx__misuse("actx_req_complete", "request completed twice");
         return -EALREADY;
     }
@@ -226,8 +230,7 @@ int actx_req_complete(actx_req *req, long ret)
         return -EINVAL;
     }
     if (ACTX__UNLIKELY(__atomic_load_n(&req->msg.flags, __ATOMIC_RELAXED) !=
-                           0 ||
-                       __atomic_load_n(&req->job, __ATOMIC_RELAXED) != NULL)) {
+                       0)) {
         return complete_misuse(req);
     }
     return actx__req_post(req, ret);

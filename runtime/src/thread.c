@@ -153,11 +153,9 @@ void actx_thread_shutdown(void)
     if (!loop || loop->closing) {
         return;
     }
-    if (loop->cb_depth > 0) {
+    if (loop->in_cb) {
         /* Inside a callback: when the outermost call returns (actx__leave). */
-        if (loop->cb_depth < ACTX__SHUTDOWN_DEFERRED) {
-            loop->cb_depth += ACTX__SHUTDOWN_DEFERRED;
-        }
+        loop->shutdown_deferred = true;
         return;
     }
     actx__shutdown_now(loop);
@@ -165,7 +163,7 @@ void actx_thread_shutdown(void)
 
 void actx__shutdown_now(actx__loop *loop)
 {
-    loop->cb_depth = 0;
+    loop->in_cb = loop->shutdown_deferred = false;
     loop->closing = true;
     while (loop->cur->parent) {
         if (actx_pop() < 0) {
