@@ -2,10 +2,12 @@
  * fuzz.c - a randomized API-sequence fuzzer for actx, checked against an
  * executable model of the contract.
  *
- * Usage: actx-fuzz [--seed N] [--iterations N] [--ops N] [-v]
- *   Iteration i runs seed N + i (default N = 1, 100 iterations, 400 ops)
- *   in a forked child with a timeout.  A failing seed is printed with the
- *   command that replays it.  The last line is "N passed, N failed".
+ * Usage: actx-fuzz [--seed N] [--iterations N] [--ops N] [--same] [-v]
+ *   Iteration i runs seed N + i (default N = 1, 100 iterations, 400 ops;
+ *   --same: seed N every time) in a forked child with a timeout (30 s x
+ *   ACTX_TEST_TIMEOUT_SCALE).  A failing seed is printed with the command
+ *   that replays it and the owner's last operations; -v prints what each
+ *   iteration did.  The last line is "N passed, N failed".
  *
  * The long run (about 10 minutes per build on 2 CPUs; build first with
  * `scons mode=asan` and `scons mode=tsan`):
@@ -20,7 +22,8 @@
  * replays: --seed N --same --iterations 50 runs seed N fifty times.
  *
  * One iteration: the owner thread does --ops random operations - push and
- * pop; BH new/schedule/schedule_idle/cancel/delete; requests completed by
+ * pop; BH new/schedule/schedule_idle/cancel/delete, and BHs scheduled by
+ * helper threads; requests completed by
  * helper threads or by the owner; actx_ctx_call from helpers through
  * handles; pool submissions (plain, cancelled, and nested: a job that
  * pushes, submits, waits and pops on its pool thread); timers
@@ -35,8 +38,9 @@
  *   - a callback runs on its owner thread, only while its own context (or
  *     the context it was re-homed to by a pop) is current;
  *   - exactly once: every accepted completion, call and job runs once;
- *     a BH runs only while scheduled (never after cancel or delete), and
- *     actx_flush leaves no non-idle BH of the current context scheduled;
+ *     a BH runs only while scheduled (never after cancel or delete), runs
+ *     again after a helper's schedule, and actx_flush leaves no non-idle
+ *     BH of the current context scheduled;
  *     a timer fires only while armed, never before its deadline; an fd
  *     handler never finds its pipe empty and reads every byte written;
  *   - per-poster FIFO: the completions and calls one thread posts to one
