@@ -490,7 +490,7 @@ static void *stop_main(void *p)
 }
 
 static actx_ctx **run_handle;
-static actx_bh **run_bhs[2];
+static actx_bh **run_bhs[3];
 
 static void run_fallback_done(void *opaque, long ret)
 {
@@ -498,7 +498,7 @@ static void run_fallback_done(void *opaque, long ret)
     if (ret < 0) {
         actx_ctx_unref(*run_handle);
         *run_handle = NULL;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             actx_bh_delete(*run_bhs[i]);
             *run_bhs[i] = NULL;
         }
@@ -541,6 +541,7 @@ static void scenario(void)
     /* Timers enough on both sides of the pop that merging grows a heap. */
     actx_timer *t_root, *t_parent[NMERGE], *t_child = NULL, *t_merge[NMERGE];
     actx_bh *bh_root, *bh_idle, *bh_child = NULL, *bh_cancel, *bh_del;
+    actx_bh *bh_grandchild = NULL;
     actx_req *r1 = NULL, *r2 = NULL, *r_late, *cancel_req;
     struct item *it1, *it2, *it_late, *it_cancel = NULL;
     struct complete_arg ca;
@@ -663,7 +664,7 @@ static void scenario(void)
 
     /* A nested context: its BH runs in pop's flush, its request moves. */
     if (push() > 0) {
-        bh_scheduled("grandchild BH (pop flush)", false);
+        bh_grandchild = bh_scheduled("grandchild BH (pop flush)", false);
         r2 = req_new("request re-homed at pop", 8, &it2);
         pop();
         if (r2) {
@@ -685,6 +686,7 @@ static void scenario(void)
         sa.h = run_handle = &h_child;
         run_bhs[0] = &bh_child;
         run_bhs[1] = &bh_cancel;
+        run_bhs[2] = &bh_grandchild;
         helper_start(&t, stop_main, &sa);
         rc = actx_run();
         CHECK(rc == 0, "actx_run: %d", rc);
@@ -731,6 +733,9 @@ static void scenario(void)
     }
     if (bh_cancel) {
         actx_bh_delete(bh_cancel);
+    }
+    if (bh_grandchild) {
+        actx_bh_delete(bh_grandchild);
     }
     if (h_child) {
         actx_ctx_unref(h_child);
