@@ -120,7 +120,11 @@ ACTX_EXTERN int actx_push(void);
  */
 ACTX_EXTERN int actx_pop(void);
 
-/** Depth of the current context (the root is 0). */
+/**
+ * Depth of the current context (the root is 0).  Never fails: a thread
+ * without a loop (none created yet, or its creation failed) is at its root
+ * and gets 0; this call does not create the loop.
+ */
 ACTX_EXTERN int actx_context_id(void);
 
 /* ------------------------------------------------------------------------ */

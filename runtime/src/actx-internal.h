@@ -424,6 +424,7 @@ int actx__backend_rebuild(actx__loop *loop);
 
 /* fd.c and timer.c: io of the current context. */
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
+void actx__fd_wait_begin(actx__loop *loop);
 void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
 void actx__fd_waited(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);

@@ -292,9 +292,10 @@ int actx_pop(void)
 
 int actx_context_id(void)
 {
-    actx__loop *loop = actx__loop_get();
+    actx__loop *loop = actx__tls_loop;
 
-    return loop ? loop->cur->depth : -errno;
+    /* A thread without a loop is at its root; creating one could fail. */
+    return loop ? loop->cur->depth : 0;
 }
 
 /* ------------------------------------------------------------------------ */

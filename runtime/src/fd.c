@@ -24,7 +24,8 @@
  * waits.
  *
  * Events: actx__backend_wait hands each event to actx__fd_event, which
- * keeps them (the "stash"), then actx__fd_waited marks the stash fresh; the
+ * keeps them (the "stash", emptied as each wait begins: only the latest
+ * wait's events are current), then actx__fd_waited marks it fresh; the
  * actx__fd_poll that follows dispatches it without another syscall.
  * Without a fresh stash (non-blocking poll) actx__fd_poll asks the backend
  * with a zero timeout.  Dispatch works on a local copy, so a handler may
@@ -360,6 +361,23 @@ int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
 
 /* ------------------------------------------------------------------------ */
 /* Loop hooks.                                                               */
+
+/*
+ * A wait is about to report: forget what an earlier wait stashed and
+ * nobody dispatched yet (a poll nested in a callback that ran before the
+ * fds did).  Level-triggered, this wait reports again every fd that is
+ * still ready; dispatching the old events too would call a handler whose
+ * fd another dispatch already drained.
+ */
+void actx__fd_wait_begin(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    if (tab) {
+        tab->nstash = 0;
+        tab->stash_fresh = false;
+    }
+}
 
 void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events)
 {
