@@ -16,8 +16,8 @@
  * Environment: ACTX_TEST_TIMEOUT_SCALE multiplies the per-k timeout (5 s).
  *
  * For each k the child checks, failing with a message on the first breach:
- *   - every call returns success or one of the errors its header documents
- *     (allowed_*() below); a failed creation changes nothing;
+ *   - every call returns success or one of the errors actx.h documents
+ *     for it (the *_errs tables below); a failed creation changes nothing;
  *   - nothing accepted is lost: every accepted BH schedule, completion,
  *     call, timer arm and ready fd runs exactly once, or is reported
  *     (-ECANCELED to done, -EPIPE to the poster) - the `item` ledger;
@@ -27,7 +27,8 @@
  * and the parent fails the k when the child crashes, exits non-zero (an
  * ASan, UBSan or LeakSanitizer report: the child ends with exit(), so LSan
  * looks at what actx_thread_shutdown and process exit left behind) or
- * outlives its timeout (a hang).
+ * outlives its timeout (a hang; a watchdog thread in the child first
+ * reports which wait hung and what never ran).
  */
 #define _GNU_SOURCE
 #include "inject.h"
