@@ -134,7 +134,7 @@ static bool work_now(actx__loop *loop, actx_ctx *c)
 {
     /* seq_cst load: O3 of the wake-up protocol (mailbox.c). */
     return c->q_head || (uintptr_t)atomic_load(&loop->mb->head) > 1 ||
-           (c->bh_head && actx__bh_has_nonidle(c)) ||
+           actx__io_ready(loop) || (c->bh_head && actx__bh_has_nonidle(c)) ||
            (c->timers && actx__timers_next_ns(loop, c) == 0);
 }
 
@@ -157,15 +157,11 @@ static inline void disarm_embedding(actx__loop *loop)
     }
 }
 
-int actx_poll(bool blocking)
+static int poll_iteration(actx__loop *loop, bool blocking)
 {
-    actx__loop *loop = actx__loop_get();
     bool ran_idle = false;
     actx_ctx *c;
 
-    if (ACTX__UNLIKELY(!loop)) {
-        return 0;
-    }
     disarm_embedding(loop);
     c = loop->cur;
     actx__drain_if_any(loop);
@@ -188,6 +184,7 @@ int actx_poll(bool blocking)
         if (!can_progress(c)) {
             return 0;
         }
+        actx__io_flush(loop); /* the ring's batch, before sleeping */
         timeout = sleep_timeout(loop, c);
         actx__mb_prepare_sleep(loop,
                                (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
@@ -214,15 +211,32 @@ int actx_poll(bool blocking)
     }
 }
 
+int actx_poll(bool blocking)
+{
+    actx__loop *loop = actx__loop_get();
+    int r;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return 0;
+    }
+    r = poll_iteration(loop, blocking);
+    /* What this iteration submitted to the ring goes in with one syscall. */
+    actx__io_flush(loop);
+    return r;
+}
+
 int actx_process_queue(void)
 {
     actx__loop *loop = actx__loop_get();
+    int r;
 
     if (ACTX__UNLIKELY(!loop)) {
         return 0;
     }
     actx__drain_if_any(loop);
-    return loop->cur->q_head ? actx__run_queue(loop, loop->cur) : 0;
+    r = loop->cur->q_head ? actx__run_queue(loop, loop->cur) : 0;
+    actx__io_flush(loop);
+    return r;
 }
 
 int actx_flush(void)
@@ -291,6 +305,7 @@ int actx_backend_timeout_ms(void)
         return -1;
     }
     c = loop->cur;
+    actx__io_flush(loop); /* the embedder is about to wait */
     actx__mb_prepare_sleep(loop, ACTX__WAKE_UNBOUNDED);
     loop->notify_armed = true;
     if (work_now(loop, c)) {
