@@ -308,7 +308,7 @@ ACTX_TEST("/uring/cancel/before-enter")
     ASSERT_NOT_NULL(rb);
     ASSERT_EQ(actx_req_cancel(ra), 0);
     ASSERT_EQ(actx_req_cancel(ra), -EBUSY); /* already cancelled */
-    ASSERT_EQ(a.runs, 0);                  /* never inline */
+    ASSERT_EQ(a.runs, 0);                   /* never inline */
     ASSERT_EQ(actx_flush(), 0);
     ASSERT_EQ(a.runs, 1);
     ASSERT_EQ(a.ret, -ECANCELED);
@@ -359,8 +359,8 @@ ACTX_TEST_TIMEOUT("/uring/cancel/in-flight-uncached", 120)
     ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     memset(io, 0, sizeof(io));
     for (int i = 0; i < N; i++) {
-        req[i] = actx_aio_pread(fd, bufs[i], BS, (off_t)i * BS, io_done,
-                                &io[i]);
+        req[i] =
+            actx_aio_pread(fd, bufs[i], BS, (off_t)i * BS, io_done, &io[i]);
         ASSERT_NOT_NULL(req[i]);
     }
     actx_poll(false); /* entered */
@@ -404,8 +404,8 @@ ACTX_TEST_TIMEOUT("/uring/cancel/in-flight-dsync-writes", 120)
     memset(io, 0, sizeof(io));
     for (int i = 0; i < N; i++) {
         memset(bufs[i], (char)(i * 7 + 1), BS);
-        req[i] = actx_aio_pwrite(wfd, bufs[i], BS, (off_t)i * BS, io_done,
-                                 &io[i]);
+        req[i] =
+            actx_aio_pwrite(wfd, bufs[i], BS, (off_t)i * BS, io_done, &io[i]);
         ASSERT_NOT_NULL(req[i]);
     }
     actx_poll(false); /* entered */
@@ -463,8 +463,8 @@ ACTX_TEST_TIMEOUT("/uring/shutdown/with-operations-in-flight", 120)
         memset(wbufs[i], (char)(i * 7 + 1), BS);
         rio[i].count = &runs;
         wio[i].count = &runs;
-        ASSERT_NOT_NULL(actx_aio_pread(rfd, rbufs[i], BS, (off_t)i * BS,
-                                       io_done, &rio[i]));
+        ASSERT_NOT_NULL(
+            actx_aio_pread(rfd, rbufs[i], BS, (off_t)i * BS, io_done, &rio[i]));
         ASSERT_NOT_NULL(actx_aio_pwrite(wfd, wbufs[i], BS, (off_t)i * BS,
                                         io_done, &wio[i]));
         if (i == N / 2) {
@@ -527,8 +527,8 @@ ACTX_TEST("/uring/contexts/rehome-at-pop-and-deferred")
 ACTX_TEST("/uring/errors/ebadf-espipe-short-read")
 {
     actx__loop *loop = ring_loop();
-    struct io bad = {0}, badw = {0}, bads = {0}, pr = {0}, pw = {0},
-              eof = {0}, past = {0};
+    struct io bad = {0}, badw = {0}, bads = {0}, pr = {0}, pw = {0}, eof = {0},
+              past = {0};
     char buf[BS];
     int fd = data_file(1), p[2], dead = 1000;
     unsigned long base;
