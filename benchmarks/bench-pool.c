@@ -224,6 +224,7 @@ static void *x_thread(void *p)
 {
     struct x_run *r = p;
 
+    actx_thread_init(); /* the loop reads ACTX_IO now */
     r->rate = x_preads(r->total);
     actx_thread_shutdown();
     return NULL;

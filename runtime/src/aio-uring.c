@@ -321,29 +321,21 @@ static int ring_enter(actx__loop *loop, unsigned wait)
 }
 
 /*
- * The SQEs queued since the last flush go in with one io_uring_enter.  A
- * failure the ring cannot recover from (its fd closed behind the runtime's
- * back) completes every queued request with that error instead of losing it.
+ * The SQEs queued since the last flush go in with one io_uring_enter (more
+ * only while the kernel pushes back: a full CQ is reaped, then retried).
+ * An error the ring cannot recover from (its fd closed behind the
+ * runtime's back) is reported, not retried forever.
  */
 void actx__io_flush_slow(actx__loop *loop)
 {
-    struct actx__uring *u = loop->uring;
     int rounds = 0;
 
     while (loop->io_unsubmitted != 0) {
-        int err = ring_enter(loop, 0);
-
-        if (err < 0 || ++rounds > 1000) {
-            struct io_uring_sq *sq = &u->ring.sq;
-
-            for (; sq->sqe_head != sq->sqe_tail; sq->sqe_head++) {
-                struct io_uring_sqe *sqe =
-                    &sq->sqes[sq->sqe_head & sq->ring_mask];
-
-                loop->io_inflight--;
-                ring_complete(loop, sqe->user_data, err < 0 ? err : -EIO);
-            }
+        if (ring_enter(loop, 0) < 0 || ++rounds > 1000) {
+            actx__misuse("actx_poll", "io_uring_enter keeps failing; file "
+                                      "AIO on this thread is stalled");
             loop->io_unsubmitted = 0;
+            return;
         }
     }
 }
@@ -455,7 +447,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     u->cancel_seen = false;
     while (!u->cancel_seen) {
         if (ring_enter(loop, 1) < 0) {
-            actx__io_flush_slow(loop); /* completes it with the error */
+            return -EBUSY; /* the ring is broken: cannot say it stopped */
         }
     }
     if (u->cancel_res != 0) {
