@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #define BS 4096
 
@@ -598,4 +599,58 @@ ACTX_TEST("/uring/pool-thread-waits-on-its-own-ring")
     ASSERT_EQ(a.ret, BS);
     ASSERT_TRUE(a.ok);
     close(a.fd);
+}
+
+/* fork with ring operations in flight: the child leaves the parent's ring
+ * alone (its memory is shared) and does its own file AIO on the pool; the
+ * parent's operations complete in the parent. */
+ACTX_TEST("/uring/fork/child-uses-the-pool")
+{
+    enum { N = 32 };
+    static char bufs[N][BS];
+    struct io io[N];
+    int fd = data_file(N), status;
+    pid_t pid;
+
+    ring_loop();
+    memset(io, 0, sizeof(io));
+    for (int i = 0; i < N; i++) {
+        ASSERT_NOT_NULL(
+            actx_aio_pread(fd, bufs[i], BS, (off_t)i * BS, io_done, &io[i]));
+        if (i == N / 2) {
+            actx_poll(false); /* half entered, half still queued */
+        }
+    }
+    fflush(NULL);
+    pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        struct actx_stats st;
+        struct io r = {0};
+        char b[BS];
+
+        actx_stats(&st);
+        if (st.io_backend != 0) {
+            _exit(2);
+        }
+        if (!actx_aio_pread(fd, b, BS, 3 * BS, io_done, &r)) {
+            _exit(3);
+        }
+        if (ACTX_WAIT_WHILE(r.runs == 0) != 0 || r.ret != BS ||
+            !block_ok(b, 3)) {
+            _exit(4);
+        }
+        actx_thread_shutdown();
+        _exit(0);
+    }
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(io[i].runs, 1);
+        ASSERT_EQ(io[i].ret, BS);
+        ASSERT_TRUE(block_ok(bufs[i], i));
+    }
+    close(fd);
 }
