@@ -280,7 +280,16 @@ void actx__io_reap(actx__loop *loop)
             }
         }
         if (n == 0) {
-            break;
+            /*
+             * Completions that did not fit in the CQ wait in the kernel
+             * (the ring fd stays readable): bring them in and go on.
+             */
+            if (!io_uring_cq_has_overflow(&u->ring) ||
+                io_uring_get_events(&u->ring) < 0 ||
+                io_uring_cq_ready(&u->ring) == 0) {
+                break;
+            }
+            continue;
         }
         /* Advance first: what runs below may reap again (nested). */
         io_uring_cq_advance(&u->ring, n);
