@@ -456,8 +456,9 @@ struct actx_stats {
     unsigned long fd_errors;         /* fds found closed while registered */
     unsigned long timers_fired;      /* timer callbacks run */
     int io_backend; /* how this thread's actx_aio_* calls run, decided when
-                       its loop was created: 0 = the worker pool, 1 = the
-                       loop's io_uring (see runtime/src/aio-uring.c) */
+                       its loop was created: 0 = the worker pool (also with
+                       no loop), 1 = the loop's io_uring (a loop whose ring
+                       then cannot be set up falls back to 0) */
 };
 
 /* The calling thread's counters. */
