@@ -134,6 +134,22 @@ static int ring_init(struct io_uring *ring)
     return err;
 }
 
+/* Does the kernel have every operation the ring path uses (5.6+)? */
+static bool has_ops(struct io_uring *ring)
+{
+    struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+    bool ok = p && io_uring_opcode_supported(p, IORING_OP_READ) &&
+              io_uring_opcode_supported(p, IORING_OP_WRITE) &&
+              io_uring_opcode_supported(p, IORING_OP_FSYNC) &&
+              io_uring_opcode_supported(p, IORING_OP_ASYNC_CANCEL) &&
+              io_uring_opcode_supported(p, IORING_OP_NOP);
+
+    if (p) {
+        io_uring_free_probe(p);
+    }
+    return ok && (ring->features & IORING_FEAT_NODROP);
+}
+
 /* Can this process use io_uring at all?  Errors that say "never" stick. */
 static bool uring_usable(void)
 {
@@ -146,9 +162,11 @@ static bool uring_usable(void)
     }
     err = io_uring_queue_init(2, &ring, 0);
     if (err == 0) {
+        bool ok = has_ops(&ring); /* an old kernel: the pool */
+
         io_uring_queue_exit(&ring);
-        atomic_store_explicit(&probed, 1, memory_order_relaxed);
-        return true;
+        atomic_store_explicit(&probed, ok ? 1 : 0, memory_order_relaxed);
+        return ok;
     }
     if (err == -ENOSYS || err == -EPERM || err == -EINVAL || err == -EACCES) {
         atomic_store_explicit(&probed, 0, memory_order_relaxed);
