@@ -236,8 +236,14 @@ static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
     return loop && loop->id == c->loop_id;
 }
 
-/* Report a misuse the runtime detected (wrong thread, bad state). */
+/* Report a misuse the runtime detected (wrong thread, bad state), at
+ * ACTX_LOG_ERROR. */
 void actx__misuse(const char *func, const char *what);
+/* Log one message (printf format) through the handler of
+ * actx_set_log_handler (log.c).  Never call it with a runtime lock held:
+ * the handler may call into the runtime. */
+void actx__log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);

@@ -591,7 +591,9 @@ static void atfork_child(void)
     pool.all = NULL;
 }
 
-static int env_size(void)
+/* Sets *bad for a malformed ACTX_POOL_THREADS: the caller reports it once
+ * it no longer holds pool.lock (a log handler may call into the pool). */
+static int env_size(bool *bad)
 {
     const char *s = getenv("ACTX_POOL_THREADS");
     char *end;
@@ -603,16 +605,16 @@ static int env_size(void)
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno || *end || v < 1 || v > POOL_THREADS_CAP) {
-        actx__misuse("actx pool", "ignoring a bad ACTX_POOL_THREADS");
+        *bad = true;
         return 0;
     }
     return (int)v;
 }
 
-static int default_size(void)
+static int default_size(bool *bad)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = env_size();
+    int n = env_size(bad);
 
     if (n > 0) {
         return n;
@@ -623,9 +625,10 @@ static int default_size(void)
     return cpus * 2 < 4 ? 4 : (int)cpus * 2;
 }
 
-static void start_locked(void)
+static void start_locked(bool *bad_env)
 {
-    atomic_store(&pool.size, pool.size_set ? pool.size_set : default_size());
+    atomic_store(&pool.size,
+                 pool.size_set ? pool.size_set : default_size(bad_env));
     pool.started = true;
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /*
@@ -722,13 +725,18 @@ static void pool_stop(void)
 static void submit_kick(void)
 {
     worker *w;
+    bool bad_env = false;
 
     pthread_mutex_lock(&pool.lock);
     if (ACTX__UNLIKELY(!pool.started)) {
-        start_locked();
+        start_locked(&bad_env);
     }
     w = kick_locked();
     pthread_mutex_unlock(&pool.lock);
+    if (ACTX__UNLIKELY(bad_env)) {
+        actx__log(ACTX_LOG_WARNING,
+                  "actx pool: ignoring a bad ACTX_POOL_THREADS");
+    }
     wake_worker(w);
 }
 

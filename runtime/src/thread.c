@@ -169,13 +169,16 @@ void actx_thread_shutdown(void)
     free(loop);
 }
 
-void actx_stats(struct actx_stats *st)
+/* The size of struct actx_stats in version 1.1, which the exported
+ * actx_stats() fills forever (binaries built against 1.1 call it). */
+#define STATS_V1_1_SIZE                                                        \
+    (offsetof(struct actx_stats, timers_fired) +                               \
+     sizeof(((struct actx_stats *)0)->timers_fired))
+
+static void stats_fill(struct actx_stats *st)
 {
     actx__loop *loop = actx__tls_loop;
 
-    if (!st) {
-        return;
-    }
     if (loop) {
         *st = loop->st;
         st->depth = loop->cur->depth;
@@ -189,6 +192,29 @@ void actx_stats(struct actx_stats *st)
         }
     }
     st->posts_refused_all = actx__refused_all();
+}
+
+size_t actx_stats_size(struct actx_stats *st, size_t size)
+{
+    struct actx_stats full;
+    size_t n = size < sizeof(full) ? size : sizeof(full);
+
+    if (!st) {
+        return 0;
+    }
+    stats_fill(&full);
+    memcpy(st, &full, n);
+    if (size > n) {
+        /* A caller built against a newer header: its extra fields are
+         * ones this library does not keep. */
+        memset((char *)st + n, 0, size - n);
+    }
+    return n;
+}
+
+void(actx_stats)(struct actx_stats *st)
+{
+    actx_stats_size(st, STATS_V1_1_SIZE);
 }
 
 void actx_dump(FILE *out)
@@ -252,10 +278,5 @@ const char *actx_strerror(int err)
 
 void actx__misuse(const char *func, const char *what)
 {
-    static _Atomic int reports;
-
-    /* Loud, but bounded: a misuse in a loop must not flood stderr. */
-    if (atomic_fetch_add_explicit(&reports, 1, memory_order_relaxed) < 20) {
-        fprintf(stderr, "actx: %s: %s\n", func, what);
-    }
+    actx__log(ACTX_LOG_ERROR, "%s: %s", func, what);
 }
