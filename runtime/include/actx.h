@@ -30,6 +30,17 @@
  *     handler (stderr by default, see actx_set_log_handler()); debug builds
  *     additionally check internal invariants with assertions.
  *   - "Any thread." functions may be called concurrently from any thread.
+ *   - A thread's loop is created by its first call into actx.  If that
+ *     creation fails, the call fails as actx_thread_init() does: -EMFILE,
+ *     -ENFILE or -ENOMEM (NULL with errno set for functions returning a
+ *     pointer; 0 for actx_poll, actx_bh_poll, actx_process_queue; false for
+ *     actx_can_progress; nothing for void functions).  The errors listed
+ *     below are in addition to these.
+ *   - Misuse the runtime can detect cheaply (see each function) is
+ *     reported with a diagnostic through the log handler and the documented error; the
+ *     process goes on.  Debug builds (-DACTX_DEBUG) also keep freed BHs and
+ *     timers in a quarantine so that a double delete/free is reported, and
+ *     stop (abort, with the message) on one actx_ctx_unref() too many.
  *   - Callbacks never run while a runtime lock is held and never on a thread
  *     other than their owner thread (work functions of the pool aside).
  *
@@ -86,14 +97,16 @@ typedef struct actx_timer actx_timer;
 /* Context stack.  Owner thread only.                                        */
 
 /**
- * Enter a new context; returns its id (its depth, >= 1) or -ENOMEM.
+ * Enter a new context; returns its id (its depth, >= 1) or -ENOMEM (or a
+ * loop-creation error on a thread's first call, see Conventions).
  * No syscall and no malloc in steady state (contexts are recycled per
  * thread).
  */
 ACTX_EXTERN int actx_push(void);
 
 /**
- * Leave the current context: -EINVAL at the root (nothing changes).
+ * Leave the current context: -EINVAL at the root (nothing changes; a
+ * diagnostic through the log handler).
  * Otherwise: run actx_bh_poll() until it reports no progress (at most 10,000
  * rounds); re-home everything of the child that is still alive (BHs with
  * their scheduled/idle state, outstanding and queued requests, pending
@@ -101,11 +114,17 @@ ACTX_EXTERN int actx_push(void);
  * parent current.  The parent's queued completions run at its next
  * actx_poll() or actx_process_queue().  Returns 0.
  * A callback running inside the flush must leave the context stack as it
- * found it.
+ * found it: if a BH leaves it changed, actx_pop returns -EBUSY (with a
+ * diagnostic) and pops nothing.  It never allocates and never fails
+ * otherwise.
  */
 ACTX_EXTERN int actx_pop(void);
 
-/** Depth of the current context (the root is 0). */
+/**
+ * Depth of the current context (the root is 0).  Never fails: a thread
+ * without a loop (none created yet, or its creation failed) is at its root
+ * and gets 0; this call does not create the loop.
+ */
 ACTX_EXTERN int actx_context_id(void);
 
 /* ------------------------------------------------------------------------ */
@@ -135,9 +154,11 @@ ACTX_EXTERN void actx_bh_schedule_idle(actx_bh *bh);
 ACTX_EXTERN void actx_bh_cancel(actx_bh *bh);
 
 /**
- * Owner thread only.  Cancels and frees (at once or deferred).  Legal from
- * inside the BH's own callback; the callback never runs afterwards.  Must
- * not race with actx_bh_schedule() from another thread (as in QEMU).
+ * Owner thread only (from another thread: a diagnostic, nothing happens).
+ * Cancels and frees (at once or deferred).  Legal from inside the BH's own
+ * callback; the callback never runs afterwards.  Must not race with
+ * actx_bh_schedule() from another thread (as in QEMU).  NULL: no-op.
+ * Deleting it again is a use-after-free, reported in debug builds.
  */
 ACTX_EXTERN void actx_bh_delete(actx_bh *bh);
 
@@ -154,7 +175,9 @@ ACTX_EXTERN int actx_bh_poll(void);
 
 /**
  * Owner thread only.  An outstanding request of the current context; it
- * completes through actx_req_complete().  NULL with errno set on failure.
+ * completes through actx_req_complete().  NULL with errno set on failure:
+ * ENOMEM, EPIPE (called by a callback that runs while this thread's
+ * runtime shuts down).  done may be NULL.
  */
 ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
 
@@ -163,7 +186,13 @@ ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
  * thread while the request's context is current, in arrival order among the
  * completions of that context; then the request is freed.  Returns 0, or
  * -EPIPE when the owner thread's runtime has shut down (the request is
- * freed, done never runs, the refusal is counted).
+ * freed, done never runs, the refusal is counted).  Misuse, refused with a
+ * diagnostic through the log handler, in every build (done still runs exactly once):
+ * -EINVAL for NULL or for a request of actx_submit() / actx_aio_*() (the
+ * pool completes those); -EALREADY for a request already completed (by
+ * actx_req_complete, or cancelled), until its memory is reused by a later
+ * request.  Two completions racing on two threads are not detected, and
+ * after -EPIPE the request is gone: completing it again is undefined.
  */
 ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
@@ -186,7 +215,11 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
  * is passed to done (which may be NULL), delivered like any completion.
  * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this
  * thread's runtime, or the process, is shutting down), EAGAIN (this thread
- * already has 1,048,576 outstanding requests: the bound on queue growth).
+ * already has 1,048,576 outstanding requests: the bound on queue growth;
+ * or no pool thread can run it: none could be created - pthread_create or
+ * its allocation failed, or 4,096 threads exist - and every existing one
+ * is blocked in a nested wait).  Work is never accepted that no thread
+ * will run: what is accepted runs (or is cancelled at process exit).
  *
  * The pool (one per process) starts on first use.  Work starts in
  * submission order (FIFO); how many run at once is the pool's size.  A
@@ -200,7 +233,10 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
  * worker sleeping in such a nested wait does not count against the size;
  * while work is queued, no worker is idle and (threads - blocked) < size, a
  * thread is created (up to 4096), so nested waits on every pool thread at
- * once cannot deadlock.  Requests a work function submits without waiting
+ * once cannot deadlock.  When no thread can be created, a worker about to
+ * sleep in a nested wait while work is queued and no other worker will
+ * come runs that work itself, inline, so nested waits never deadlock,
+ * whatever the thread limit.  Requests a work function submits without waiting
  * complete on that pool thread between jobs; contexts it leaves pushed are
  * popped (with a diagnostic).
  *
@@ -255,7 +291,8 @@ ACTX_EXTERN actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n,
 ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
 
 /**
- * Owner thread only.  0 if the work had not started: it never will, and
+ * Owner thread only (-EPERM with a diagnostic from another thread; -EINVAL
+ * for NULL).  0 if the work had not started: it never will, and
  * done then runs later (in its context, as usual, never inside this call)
  * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
  * cancelled, or if the request has no pool or io_uring work (made by
@@ -301,7 +338,8 @@ ACTX_EXTERN int actx_process_queue(void);
 /**
  * Poll until the current context has no outstanding request and no
  * scheduled non-idle BH.  Requests of other contexts are not waited for.
- * Returns 0, or -EDEADLK if that state can never be reached.
+ * Returns 0, or -EDEADLK if that state can never be reached (nothing can
+ * make progress in the current context).
  */
 ACTX_EXTERN int actx_flush(void);
 
@@ -315,7 +353,8 @@ ACTX_EXTERN int actx_run(void);
  * Any thread.  Make actx_run() in that context (or the context it was
  * re-homed to) return.  A stop that arrives while the context is not in
  * actx_run() makes its next actx_run() return after one iteration.  0, or
- * -EPIPE after the owner thread's runtime shut down, -EINVAL for NULL.
+ * -EPIPE after the owner thread's runtime shut down, -EINVAL for NULL,
+ * -ENOMEM (the stop message could not be allocated).
  */
 ACTX_EXTERN int actx_stop(actx_ctx *ctx);
 
@@ -351,7 +390,12 @@ ACTX_EXTERN actx_ctx *actx_ctx_current(void);
 
 /**
  * Any thread.  A handle stays valid after its owner thread exits, until
- * its last unref.  actx_ctx_ref returns its argument.
+ * its last unref.  actx_ctx_ref returns its argument (NULL: NULL);
+ * actx_ctx_unref(NULL) is a no-op.  One unref more than the handle's
+ * references is misuse: reported (the extra unref does nothing) in
+ * release builds, an abort with the message in debug builds, also after
+ * the owner thread exited (debug builds keep the last contexts freed that
+ * way in a quarantine).
  */
 ACTX_EXTERN actx_ctx *actx_ctx_ref(actx_ctx *ctx);
 /** Any thread.  Drops a reference taken by actx_ctx_current()/_ref(). */
@@ -383,18 +427,29 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * handler may remove or change itself or others, and may push, wait and
  * pop.  Handlers re-home with their context at pop.
  * -EBADF for a negative or closed fd, -EPERM for an fd epoll cannot poll
- * (a regular file), -EINVAL for the loop's own fd, -ENOMEM.
+ * (a regular file), -EINVAL for the loop's own fd, -ENOMEM, -ENOSPC (the
+ * kernel's limit of epoll watches).
  * Remove a handler before closing its fd.  An fd found closed while
  * registered (epoll_ctl reports EBADF) has its handler removed and is
- * counted in actx_stats().fd_errors; the loop never spins on it.
+ * counted in actx_stats().fd_errors; the loop never spins on it.  When
+ * changing an existing registration fails with -ENOMEM (or -ENOSPC), the
+ * registration stays as it was.  If putting a parked handler back into
+ * the epoll set at actx_pop() fails for lack of kernel memory, the handler
+ * is kept (counted in fd_errors, with a diagnostic) and retried at each
+ * poll of its context, whose sleeps are then bounded to 10 ms.
  */
 ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
                                     void *opaque);
 
 /**
  * A timer of the current context, not armed.  NULL/errno on failure
- * (EINVAL for a NULL cb).  Timers still alive at thread shutdown are freed
- * with the loop (as BHs are).
+ * (EINVAL for a NULL cb, ENOMEM).  This is the timer's only allocation:
+ * arming, re-arming, disarming and re-homing it at actx_pop() never
+ * allocate and never fail.  Timers still alive at thread shutdown are
+ * freed with the loop (as BHs are).  actx_timer_mod, _del and _free are
+ * owner thread only (from another thread: a diagnostic, nothing happens),
+ * no-ops for NULL; using a freed timer is a use-after-free, reported in
+ * debug builds.
  */
 ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
 /**
@@ -403,7 +458,8 @@ ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
  * past: at the next poll), only while the timer's context is current: one
  * that expired under a pushed context fires after the pop.  Timers re-home
  * with their context at pop; a timer armed after its context was popped
- * belongs to the context that context was re-homed to.  O(log n).
+ * belongs to the context that context was re-homed to.  O(log n)
+ * amortized.  Never fails.
  */
 ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
 /** Disarm (no-op if not armed). */
@@ -437,7 +493,8 @@ ACTX_EXTERN int actx_backend_timeout_ms(void);
 
 /**
  * Create the calling thread's loop explicitly (it is otherwise created on
- * the first call).  0, or -EMFILE/-ENOMEM.
+ * the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
+ * eventfd), -ENOMEM.
  */
 ACTX_EXTERN int actx_thread_init(void);
 
@@ -446,6 +503,13 @@ ACTX_EXTERN int actx_thread_init(void);
  * run, close the mailbox (later posts get -EPIPE), free the loop and any
  * BHs still alive.  Runs automatically at thread exit.  A later call on
  * this thread creates a new loop.
+ * Called from inside a callback (a BH, done, call, timer or fd handler,
+ * also a work function run on a pool thread's loop), it is deferred: the
+ * callback and whatever called it keep a working loop, and the shutdown
+ * happens when the outermost actx_poll / actx_bh_poll /
+ * actx_process_queue / actx_flush / actx_run / actx_pop that ran the
+ * callback returns.  A callback that then ends its thread (pthread_exit)
+ * is shut down at thread exit as usual.
  */
 ACTX_EXTERN void actx_thread_shutdown(void);
 
@@ -458,7 +522,10 @@ ACTX_EXTERN unsigned actx_version(void);
 /** See actx_version(). */
 ACTX_EXTERN const char *actx_version_string(void);
 
-/** Any thread.  A static description of a negative errno (or 0). */
+/**
+ * Any thread.  A static description of a negative errno ("Success" for 0
+ * and positive values, "Unknown error" for what is not an errno).
+ */
 ACTX_EXTERN const char *actx_strerror(int err);
 
 /** Log level: the runtime detected a misuse or a failure it cannot report

@@ -13,6 +13,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,8 +32,9 @@ static void loop_key_destructor(void *arg)
 {
     actx__loop *loop = arg;
 
-    if (loop && actx__tls_loop == loop) {
-        actx_thread_shutdown();
+    if (loop && actx__tls_loop == loop && !loop->closing) {
+        /* Also from inside a callback that called pthread_exit(). */
+        actx__shutdown_now(loop);
     }
     if (tls_dead_mb && !actx__tls_loop) {
         actx__mb_unref(tls_dead_mb, 1);
@@ -108,6 +110,31 @@ int actx_thread_init(void)
     return actx__loop_get() ? 0 : -errno;
 }
 
+void actx__quarantine(actx__loop *loop, void *obj)
+{
+#ifdef ACTX_DEBUG
+    void **slot = &loop->quarantine[loop->quarantine_n++ % ACTX__QUARANTINE];
+
+    free(*slot);
+    *slot = obj;
+#else
+    (void)loop;
+    free(obj);
+#endif
+}
+
+static void quarantine_flush(actx__loop *loop)
+{
+#ifdef ACTX_DEBUG
+    for (unsigned i = 0; i < ACTX__QUARANTINE; i++) {
+        free(loop->quarantine[i]);
+        loop->quarantine[i] = NULL;
+    }
+#else
+    (void)loop;
+#endif
+}
+
 /* Run what can run in the root until nothing more does (bounded). */
 static void run_accepted(actx__loop *loop)
 {
@@ -127,6 +154,17 @@ void actx_thread_shutdown(void)
     if (!loop || loop->closing) {
         return;
     }
+    if (loop->in_cb) {
+        /* Inside a callback: when the outermost call returns (actx__leave). */
+        loop->shutdown_deferred = true;
+        return;
+    }
+    actx__shutdown_now(loop);
+}
+
+void actx__shutdown_now(actx__loop *loop)
+{
+    loop->in_cb = loop->shutdown_deferred = false;
     loop->closing = true;
     while (loop->cur->parent) {
         if (actx_pop() < 0) {
@@ -157,6 +195,7 @@ void actx_thread_shutdown(void)
     actx__bh_loop_shutdown(loop);
     actx__req_loop_shutdown(loop);
     actx__pool_loop_shutdown(loop);
+    quarantine_flush(loop);
     actx__ctx_loop_shutdown(loop);
     actx__backend_close(loop);
 
@@ -271,6 +310,9 @@ const char *actx_strerror(int err)
 
     if (err >= 0) {
         return "Success";
+    }
+    if (err == INT_MIN) {
+        return "Unknown error"; /* -INT_MIN does not exist */
     }
     s = strerrordesc_np(-err);
     return s ? s : "Unknown error";

@@ -278,7 +278,7 @@ ACTX_TEST("/aio/errors/refused-up-front")
 
 ACTX_TEST("/aio/errors/other-errno")
 {
-    char buf[64];
+    char buf[64] = {0}; /* pwrite's bytes must be defined (valgrind) */
     struct io r = {0}, w = {0};
     int p[2];
     int ro;
