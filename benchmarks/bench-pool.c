@@ -15,12 +15,27 @@
  *                            threads as the pool has (target >= 0.8x), and
  *                            uv_fs_read with 64 in flight (target >= 1x).
  *
+ *   io_uring beside today's  the same 4 KiB preads, 64 in flight, on a
+ *   path                     loop whose file AIO uses io_uring (the default
+ *                            where the kernel allows it) and on one created
+ *                            with ACTX_IO=pool (today's path: preadv2
+ *                            RWF_NOWAIT, else the pool).  Targets: >= 1.3x
+ *                            today's path, >= 0.8x synchronous preads on
+ *                            pool-size threads, >= 4x uv_fs_read.  Also
+ *                            uncached reads (a 256 MiB file opened with
+ *                            O_DIRECT, 64 in flight; target >= 1x the pool)
+ *                            and round trips with one read in flight
+ *                            (target >= 2x).  Syscalls per 64-read batch:
+ *                            `strace -f -c bench-pool -only uring-io`.
+ *
  * Both pools have the same size: actx_pool_set_size(N) and
  * UV_THREADPOOL_SIZE=N (default 4, -p N).  Nothing asserts on timing: the
  * table says met or MISSED and the program exits 0.
  *
  * Usage: bench-pool [-n REPS] [-t SECONDS] [-p THREADS] [-q]
- *                   [-only actx,uv,raw,pp,pipe,io]  (profiling: a subset)
+ *                   [-only actx,uv,raw,pp,pipe,io,uring,direct]
+ *                   (profiling: a subset; -only uring-io runs only the
+ *                   io_uring preads, for strace)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,6 +69,9 @@ static int reps = 5;
 static double rep_s = 0.3;
 static int nthreads = 4;
 static int file_fd = -1;
+static int direct_fd = -1; /* the 256 MiB O_DIRECT file */
+#define DIRECT_MB 256
+#define DIRECT_BLOCKS ((DIRECT_MB << 20) / BS)
 static const char *only; /* -only actx|uv|raw (profiling) */
 
 static bool want(const char *who)
@@ -139,7 +157,23 @@ static double actx_null(int window, long total)
 
 static char *a_bufs;
 
-static void io_done(void *opaque, long ret)
+/*
+ * io_uring beside today's path.  ACTX_IO is read when a loop is created,
+ * so each measurement runs on a fresh thread (a fresh loop) created with
+ * or without ACTX_IO=pool; the pool threads are shared.
+ */
+static int x_fd;
+static long x_window;
+static int x_backend;
+
+static off_t x_off(void)
+{
+    uint64_t blocks = x_fd == direct_fd ? DIRECT_BLOCKS : NBLOCKS;
+
+    return (off_t)(rnd(&a_seed) % blocks) * BS;
+}
+
+static void x_done(void *opaque, long ret)
 {
     char *buf = opaque;
 
@@ -150,25 +184,27 @@ static void io_done(void *opaque, long ret)
     a_done++;
     if (a_left > 0) {
         a_left--;
-        if (!actx_aio_pread(file_fd, buf, BS, rnd_off(&a_seed), io_done,
-                            buf)) {
+        if (!actx_aio_pread(x_fd, buf, BS, x_off(), x_done, buf)) {
             abort();
         }
     }
 }
 
-static double actx_preads(long total)
+/* Reads per second with x_window in flight on x_fd. */
+static double x_preads(long total)
 {
+    struct actx_stats st;
     uint64_t t0;
 
-    a_left = total - INFLIGHT_IO;
+    actx_stats(&st);
+    x_backend = st.io_backend;
+    a_left = total - x_window;
     a_done = 0;
     t0 = now_ns();
-    for (int i = 0; i < INFLIGHT_IO; i++) {
+    for (long i = 0; i < x_window; i++) {
         char *buf = a_bufs + (size_t)i * BS;
 
-        if (!actx_aio_pread(file_fd, buf, BS, rnd_off(&a_seed), io_done,
-                            buf)) {
+        if (!actx_aio_pread(x_fd, buf, BS, x_off(), x_done, buf)) {
             abort();
         }
     }
@@ -177,6 +213,46 @@ static double actx_preads(long total)
         abort();
     }
     return total / ((now_ns() - t0) / 1e9);
+}
+
+struct x_run {
+    long total;
+    double rate;
+};
+
+static void *x_thread(void *p)
+{
+    struct x_run *r = p;
+
+    actx_thread_init(); /* the loop reads ACTX_IO now */
+    r->rate = x_preads(r->total);
+    actx_thread_shutdown();
+    return NULL;
+}
+
+/* x_preads on a new loop: io_uring (uring) or ACTX_IO=pool. */
+static double x_on(bool uring, int fd, long window, long total)
+{
+    struct x_run r = {total, 0};
+    pthread_t t;
+
+    x_fd = fd;
+    x_window = window;
+    if (uring) {
+        unsetenv("ACTX_IO");
+    } else {
+        setenv("ACTX_IO", "pool", 1);
+    }
+    if (pthread_create(&t, NULL, x_thread, &r) != 0 ||
+        pthread_join(t, NULL) != 0) {
+        abort();
+    }
+    unsetenv("ACTX_IO");
+    if (x_backend != (uring ? 1 : 0)) {
+        fprintf(stderr, "bench-pool: wanted the %s path, got the other\n",
+                uring ? "io_uring" : "pool");
+    }
+    return r.rate;
 }
 #endif
 
@@ -327,6 +403,30 @@ static double raw_preads(double seconds)
     return ops / ((t1 - t0) / 1e9);
 }
 
+/*
+ * The floor of any design with one read in flight: one thread doing the
+ * same random 4 KiB preads synchronously, back to back (one syscall each,
+ * no hand-off, no loop).
+ */
+static double raw_single(int fd, long blocks, double seconds)
+{
+    char *buf = aligned_alloc(4096, BS);
+    uint64_t seed = 0x2545f4914f6cdd1dull, t0 = now_ns(), t;
+    long ops = 0;
+
+    do {
+        for (int i = 0; i < 16; i++) {
+            if (pread(fd, buf, BS, (off_t)(rnd(&seed) % blocks) * BS) != BS) {
+                abort();
+            }
+        }
+        ops += 16;
+        t = now_ns();
+    } while (t - t0 < seconds * 1e9);
+    free(buf);
+    return ops / ((t - t0) / 1e9);
+}
+
 /* ------------------------------------------------------------------------ */
 
 /* One table row: rates in M/s, target a ratio actx/peer >= value. */
@@ -339,11 +439,40 @@ static void row(const char *name, double actx, const char *peer, double pv,
     r.unit = "M/s";
     r.actx = actx / 1e6;
     bench_row_peer(&r, peer, pv / 1e6);
-    r.target = BENCH_TARGET_RATIO_MIN;
+    r.target = target > 0 ? BENCH_TARGET_RATIO_MIN : BENCH_TARGET_NONE;
     r.target_value = target;
     r.target_peer = 0;
     r.note = note;
     bench_table_row(&r);
+}
+
+/* 256 MiB written, synced, then reopened with O_DIRECT (no page cache). */
+static void make_direct_file(void)
+{
+    char path[] = "/tmp/actx-bench-direct-XXXXXX";
+    char *buf = malloc(1 << 20);
+    int fd = mkstemp(path);
+
+    if (fd < 0 || !buf) {
+        perror("mkstemp");
+        exit(1);
+    }
+    for (int i = 0; i < DIRECT_MB; i++) {
+        memset(buf, i, 1 << 20);
+        if (pwrite(fd, buf, 1 << 20, (off_t)i << 20) != 1 << 20) {
+            perror("pwrite");
+            exit(1);
+        }
+    }
+    fdatasync(fd);
+    direct_fd = open(path, O_RDONLY | O_DIRECT);
+    if (direct_fd < 0) {
+        perror("open O_DIRECT");
+        exit(1);
+    }
+    unlink(path);
+    close(fd);
+    free(buf);
 }
 
 static void make_file(void)
@@ -377,6 +506,10 @@ int main(int argc, char **argv)
 {
     double a_pp = NAN, a_pipe = NAN, u_pp = NAN, u_pipe = NAN;
     double a_io = NAN, u_io = NAN, r_io = NAN;
+    double x_ring = NAN, x_pool = NAN, d_ring = NAN, d_pool = NAN;
+    double p_ring = NAN, p_pool = NAN, dp_ring = NAN, dp_pool = NAN;
+    double p_raw = NAN, dp_raw = NAN;
+    long n_x = 20000, n_d = 2000, n_p = 2000, n_dp = 500;
     long n_pp, n_pipe, n_io;
     char env[32];
 
@@ -410,6 +543,21 @@ int main(int argc, char **argv)
     uvl = uv_default_loop();
 #endif
     make_file();
+    if (want("direct")) {
+        make_direct_file();
+    }
+#ifndef BENCH_NO_ACTX
+    if (only && !strcmp(only, "uring-io")) {
+        /* For strace -c: only the io_uring preads, 64 in flight. */
+        long n = 200000;
+
+        x_ring = x_on(true, file_fd, INFLIGHT_IO, n);
+        printf("bench-pool: %ld 4 KiB preads on io_uring, 64 in flight, "
+               "%.2f M/s (%ld batches of 64)\n",
+               n, x_ring / 1e6, n / INFLIGHT_IO);
+        return 0;
+    }
+#endif
 
     /* Calibrate counts to about rep_s seconds from a short actx run. */
     n_pp = 2000;
@@ -425,7 +573,15 @@ int main(int argc, char **argv)
         n_pipe = (long)(actx_null(64, n_pipe) * rep_s) + 64;
     }
     if (want("io")) {
-        n_io = (long)(actx_preads(n_io) * rep_s) + 64;
+        n_io = (long)(x_on(false, file_fd, INFLIGHT_IO, n_io) * rep_s) + 64;
+    }
+    if (want("uring")) {
+        n_x = (long)(x_on(true, file_fd, INFLIGHT_IO, n_x) * rep_s) + 64;
+        n_p = (long)(x_on(false, file_fd, 1, n_p) * rep_s) + 1;
+    }
+    if (want("direct")) {
+        n_d = (long)(x_on(true, direct_fd, INFLIGHT_IO, n_d) * rep_s) + 64;
+        n_dp = (long)(x_on(false, direct_fd, 1, n_dp) * rep_s) + 1;
     }
 #endif
 #ifdef HAVE_LIBUV
@@ -449,7 +605,22 @@ int main(int argc, char **argv)
             best(&a_pipe, actx_null(64, n_pipe));
         }
         if (want("actx") && want("io")) {
-            best(&a_io, actx_preads(n_io));
+            /* Today's path: preadv2(RWF_NOWAIT), else the pool. */
+            best(&a_io, x_on(false, file_fd, INFLIGHT_IO, n_io));
+        }
+        if (want("uring")) {
+            best(&x_ring, x_on(true, file_fd, INFLIGHT_IO, n_x));
+            best(&x_pool, x_on(false, file_fd, INFLIGHT_IO, n_x));
+            best(&p_pool, x_on(false, file_fd, 1, n_p));
+            best(&p_ring, x_on(true, file_fd, 1, n_p));
+            best(&p_raw, raw_single(file_fd, NBLOCKS, rep_s));
+        }
+        if (want("direct")) {
+            best(&d_pool, x_on(false, direct_fd, INFLIGHT_IO, n_d));
+            best(&d_ring, x_on(true, direct_fd, INFLIGHT_IO, n_d));
+            best(&dp_ring, x_on(true, direct_fd, 1, n_dp));
+            best(&dp_pool, x_on(false, direct_fd, 1, n_dp));
+            best(&dp_raw, raw_single(direct_fd, DIRECT_BLOCKS, rep_s));
         }
 #endif
         if (want("raw")) {
@@ -473,6 +644,26 @@ int main(int argc, char **argv)
     row("4 KiB preads, 64 in flight", a_io, "sync pread, pool-size thr",
         r_io, 0.8, "page-cached 64 MiB file, random blocks");
     row("", a_io, "libuv uv_fs_read", u_io, 1.0, NULL);
+    if (want("uring")) {
+        row("io_uring: 4 KiB preads, 64 in fl.", x_ring,
+            "today's path (NOWAIT+pool)", x_pool, 1.3,
+            "the same preads on a loop with ACTX_IO=pool");
+        row("", x_ring, "sync pread, pool-size thr", r_io, 0.8, NULL);
+        row("", x_ring, "libuv uv_fs_read", u_io, 4.0, NULL);
+        row("io_uring: pread round trip, W=1", p_ring,
+            "today's path (NOWAIT+pool)", p_pool, 2.0,
+            "page-cached; one read in flight");
+        row("", p_ring, "sync pread, 1 thread", p_raw, 0,
+            "the floor: one syscall per read, nothing else");
+    }
+    if (want("direct")) {
+        row("io_uring: O_DIRECT 4 KiB, 64 in fl.", d_ring, "pool path",
+            d_pool, 1.0, "uncached: 256 MiB file opened O_DIRECT");
+        row("io_uring: O_DIRECT round trip, W=1", dp_ring, "pool path",
+            dp_pool, 2.0, "uncached; one read in flight");
+        row("", dp_ring, "sync pread, 1 thread", dp_raw, 0,
+            "the floor: the device's latency");
+    }
 #ifndef BENCH_NO_ACTX
     {
         struct actx_stats st;
@@ -483,5 +674,8 @@ int main(int argc, char **argv)
     }
 #endif
     close(file_fd);
+    if (direct_fd >= 0) {
+        close(direct_fd);
+    }
     return 0;
 }

@@ -257,16 +257,29 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
                                   void *opaque);
 
 /**
- * Owner thread only.  File I/O on the pool, one system call per request
- * (retried on EINTR only); a pread the page cache can satisfy at once is
- * done at submission instead (preadv2 RWF_NOWAIT, never blocking): its
- * done still runs at a later poll, in its context, and it counts as
- * finished (actx_req_cancel: -EBUSY). ret is the byte count (short at end of file, as
- * the kernel returns it), 0 for fsync, or -errno (-EBADF for an fd closed
- * by the time the work runs).  Refused up front with NULL/errno: a negative
- * fd (EBADF); a NULL buffer with a non-zero length or a negative offset
- * (EINVAL: never EFAULT from the kernel).  done may be NULL.  Otherwise as
- * actx_submit (cancellable while queued).
+ * Owner thread only.  File I/O, through the calling thread's io_uring where
+ * the kernel allows it, else on the pool (actx_stats().io_backend says
+ * which; ACTX_IO=pool in the environment when the thread's loop is created
+ * picks the pool).  Both paths give the same results and follow the same
+ * rules.  ret is the byte count (short at end of file, as the kernel
+ * returns it), 0 for fsync, or -errno (-EBADF for an fd closed by the time
+ * the work runs, -ESPIPE for a pipe or socket).  Refused up front with
+ * NULL/errno: a negative fd (EBADF); a NULL buffer with a non-zero length
+ * or a negative offset (EINVAL: never EFAULT from the kernel).  done may be
+ * NULL.  Otherwise as actx_submit.
+ *
+ * io_uring: the requests a loop iteration makes are entered into the
+ * kernel together, with one system call, before the loop sleeps or when
+ * the iteration (actx_poll, actx_process_queue, actx_backend_timeout_ms)
+ * ends; page-cached reads complete inside that call.  A request is
+ * cancellable until it is entered, and after that while the kernel has not
+ * started it.
+ *
+ * Pool: one system call per request on a pool thread (retried on EINTR
+ * only), cancellable while queued; a pread the page cache can satisfy at
+ * once is done at submission instead (preadv2 RWF_NOWAIT, never blocking):
+ * its done still runs at a later poll, in its context, and it counts as
+ * finished (actx_req_cancel: -EBUSY).
  */
 ACTX_EXTERN actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
                                      actx_done_fn *done, void *opaque);
@@ -282,7 +295,8 @@ ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
  * for NULL).  0 if the work had not started: it never will, and
  * done then runs later (in its context, as usual, never inside this call)
  * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
- * cancelled, or if the request has no pool work (made by actx_req_new).
+ * cancelled, or if the request has no pool or io_uring work (made by
+ * actx_req_new).
  * Call it only before done has run (the request is freed after done).
  */
 ACTX_EXTERN int actx_req_cancel(actx_req *req);
@@ -567,6 +581,10 @@ struct actx_stats {
                                            done */
     unsigned long fd_errors;         /**< fds found closed while registered */
     unsigned long timers_fired;      /**< timer callbacks run */
+    int io_backend; /**< how this thread's actx_aio_* calls run, decided
+                       when its loop was created: 0 = the worker pool (also
+                       with no loop), 1 = the loop's io_uring (a loop whose
+                       ring then cannot be set up falls back to 0) */
 };
 
 /**

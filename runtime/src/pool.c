@@ -414,6 +414,7 @@ static void worker_tidy(void)
     if (ACTX__UNLIKELY(loop->cur->q_head || loop->cur->bh_head)) {
         actx_poll(false);
     }
+    actx__io_flush(loop); /* file AIO the work function left on the ring */
 }
 
 /* Run one dequeued job, unless its owner cancelled it (then free it). */
@@ -943,6 +944,9 @@ int actx_req_cancel(actx_req *req)
     if (!loop || loop->mb != req->mb) {
         actx__misuse(__func__, "not called on the owner thread");
         return -EPERM;
+    }
+    if (ACTX__UNLIKELY(actx__io_is_ring_req(req))) {
+        return actx__io_cancel(loop, req);
     }
     return req->job ? actx__job_cancel(req->job) : -EBUSY;
 }

@@ -74,6 +74,7 @@ actx__loop *actx__loop_create(void)
     if (err < 0) {
         goto fail;
     }
+    actx__io_loop_init(loop);
     actx__tls_loop = loop;
     root = actx__ctx_new_root(loop);
     if (!root) {
@@ -175,8 +176,10 @@ void actx__shutdown_now(actx__loop *loop)
     /*
      * Close first: what the mailbox holds now is exactly what was accepted
      * before shutdown; from here on posts are refused, so posters racing
-     * with us cannot keep the loop alive.
+     * with us cannot keep the loop alive.  Ring completions already in
+     * the CQ arrived before shutdown as well.
      */
+    actx__io_loop_closing(loop);
     loop->closed = true;
     actx__drain(loop, true);
     run_accepted(loop);
@@ -184,6 +187,8 @@ void actx__shutdown_now(actx__loop *loop)
     while (loop->root->q_head) {
         actx__run_queue(loop, loop->root);
     }
+    /* Ring operations still in flight finish (refused) before it closes. */
+    actx__io_loop_shutdown(loop);
 
     actx__timers_loop_shutdown(loop);
     actx__fd_loop_shutdown(loop);
@@ -281,6 +286,7 @@ void actx_dump(FILE *out)
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }
+    actx__io_dump(loop, out);
 }
 
 #define STR_(x) #x
