@@ -2,7 +2,7 @@
  * bench-pool.c - the worker pool and file AIO against libuv's thread pool
  * and against plain synchronous preads, all in the same run.
  *
- * Figures (rates; best of N interleaved repetitions):
+ * Figures (rates; median and spread of N interleaved repetitions):
  *   null jobs, W in flight   one submitting thread keeps W null jobs in
  *                            flight; each done submits the next.  W=1 is a
  *                            pure round trip (latency), W=64 a pipeline.
@@ -19,8 +19,7 @@
  * UV_THREADPOOL_SIZE=N (default 4, -p N).  Nothing asserts on timing: the
  * table says met or MISSED and the program exits 0.
  *
- * Usage: bench-pool [-n REPS] [-t SECONDS] [-p THREADS] [-q]
- *                   [-only actx,uv,raw,pp,pipe,io]  (profiling: a subset)
+ * Options: see --help (-p THREADS, -only LIST for profiling a subset).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -81,13 +80,6 @@ static inline uint64_t rnd(uint64_t *s)
 static inline off_t rnd_off(uint64_t *s)
 {
     return (off_t)(rnd(s) % NBLOCKS) * BS;
-}
-
-static void best(double *b, double v)
-{
-    if (isnan(*b) || v > *b) {
-        *b = v;
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -330,22 +322,6 @@ static double raw_preads(double seconds)
 /* ------------------------------------------------------------------------ */
 
 /* One table row: rates in M/s, target a ratio actx/peer >= value. */
-static void row(const char *name, double actx, const char *peer, double pv,
-                double target, const char *note)
-{
-    bench_row r = {0};
-
-    r.name = name;
-    r.unit = "M/s";
-    r.actx = actx / 1e6;
-    bench_row_peer(&r, peer, pv / 1e6);
-    r.target = BENCH_TARGET_RATIO_MIN;
-    r.target_value = target;
-    r.target_peer = 0;
-    r.note = note;
-    bench_table_row(&r);
-}
-
 static void make_file(void)
 {
     char path[] = "/tmp/actx-bench-pool-XXXXXX";
@@ -375,24 +351,37 @@ static void make_file(void)
 
 int main(int argc, char **argv)
 {
-    double a_pp = NAN, a_pipe = NAN, u_pp = NAN, u_pipe = NAN;
-    double a_io = NAN, u_io = NAN, r_io = NAN;
+    static const char *threads_arg;
+    static const bench_option extra[] = {
+        { "-p", "THREADS", "threads in both pools (default 4)", &threads_arg,
+          NULL },
+        { "-only", "LIST",
+          "comma-separated subset of actx,uv,raw and pp,pipe,io (profiling)",
+          &only, NULL },
+        { NULL, NULL, NULL, NULL, NULL },
+    };
+    static const bench_spec spec = {
+        .prog = "bench-pool",
+        .what = "the worker pool (null jobs, 1 and 64 in flight) and file "
+                "AIO (4 KiB page-cached\npreads, 64 in flight): actx "
+                "beside libuv's pool and synchronous preads.",
+        .reps = 5,
+        .rep_seconds = 0.3,
+        .extra = extra,
+    };
+    bench_fig *f_pp, *f_pipe, *f_io;
     long n_pp, n_pipe, n_io;
     char env[32];
 
     {
         bench_opts o;
 
-        bench_parse(&o, argc, argv, 5, 0.3);
+        bench_init(&o, &spec, argc, argv);
         reps = o.reps;
         rep_s = o.rep_seconds;
     }
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-p") && i + 1 < argc) {
-            nthreads = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "-only") && i + 1 < argc) {
-            only = argv[++i];
-        }
+    if (threads_arg) {
+        nthreads = atoi(threads_arg);
     }
     if (reps < 1) {
         reps = 1;
@@ -432,56 +421,69 @@ int main(int argc, char **argv)
     uv_null(64, 2000); /* warm-up: starts libuv's pool */
 #endif
 
+    printf("bench-pool: %d pool threads in both pools, %d repetitions of "
+           "~%.2f s each\n",
+           nthreads, reps, rep_s);
+    bench_group("pool", "worker pool and file AIO");
+    f_pp = bench_fig_new("null job round trip, W=1", "M/s", BENCH_HIGHER);
+    f_pipe = bench_fig_new("null jobs, 64 in flight", "M/s", BENCH_HIGHER);
+    f_io = bench_fig_new("4 KiB preads, 64 in flight", "M/s", BENCH_HIGHER);
     for (int r = 0; r < reps; r++) {
 #ifndef BENCH_NO_ACTX
         if (want("actx") && want("pp")) {
-            best(&a_pp, actx_null(1, n_pp));
+            bench_add(f_pp, "actx", actx_null(1, n_pp) / 1e6);
         }
 #endif
 #ifdef HAVE_LIBUV
         if (want("uv")) {
-            best(&u_pp, uv_null(1, n_pp));
-            best(&u_pipe, uv_null(64, n_pipe));
+            bench_add(f_pp, "libuv uv_queue_work", uv_null(1, n_pp) / 1e6);
+            bench_add(f_pipe, "libuv uv_queue_work",
+                      uv_null(64, n_pipe) / 1e6);
         }
 #endif
 #ifndef BENCH_NO_ACTX
         if (want("actx") && want("pipe")) {
-            best(&a_pipe, actx_null(64, n_pipe));
+            bench_add(f_pipe, "actx", actx_null(64, n_pipe) / 1e6);
         }
         if (want("actx") && want("io")) {
-            best(&a_io, actx_preads(n_io));
+            bench_add(f_io, "actx", actx_preads(n_io) / 1e6);
         }
 #endif
         if (want("raw")) {
-            best(&r_io, raw_preads(rep_s));
+            bench_add(f_io, "sync pread, pool-size thr",
+                      raw_preads(rep_s) / 1e6);
         }
 #ifdef HAVE_LIBUV
         if (want("uv")) {
-            best(&u_io, uv_preads(n_io));
+            bench_add(f_io, "libuv uv_fs_read", uv_preads(n_io) / 1e6);
         }
 #endif
     }
 
-    printf("\nbench-pool: %d pool threads in both pools, %ld CPUs, best of %d, "
-           "~%.2f s each\n",
-           nthreads, sysconf(_SC_NPROCESSORS_ONLN), reps, rep_s);
-    bench_table_header("worker pool and file AIO (M/s: higher is better)");
-    row("null job round trip, W=1", a_pp, "libuv uv_queue_work", u_pp, 1.5,
-        "one job in flight: submit -> work -> done -> submit");
-    row("null jobs, 64 in flight", a_pipe, "libuv uv_queue_work", u_pipe,
-        1.5, "one submitting thread; each done submits the next");
-    row("4 KiB preads, 64 in flight", a_io, "sync pread, pool-size thr",
-        r_io, 0.8, "page-cached 64 MiB file, random blocks");
-    row("", a_io, "libuv uv_fs_read", u_io, 1.0, NULL);
+    bench_peer(f_pp, "libuv uv_queue_work");
+    bench_target_ratio(f_pp, "libuv uv_queue_work", 1.5);
+    bench_note(f_pp, "one job in flight: submit -> work -> done -> submit");
+    bench_fig_done(f_pp);
+    bench_peer(f_pipe, "libuv uv_queue_work");
+    bench_target_ratio(f_pipe, "libuv uv_queue_work", 1.5);
+    bench_note(f_pipe, "one submitting thread; each done submits the next");
+    bench_fig_done(f_pipe);
+    bench_peer(f_io, "sync pread, pool-size thr");
+    bench_peer(f_io, "libuv uv_fs_read");
+    bench_target_ratio(f_io, "sync pread, pool-size thr", 0.8);
+    bench_note(f_io, "page-cached 64 MiB file, random blocks; also >= 1x "
+                     "libuv uv_fs_read");
 #ifndef BENCH_NO_ACTX
     {
         struct actx_stats st;
 
         actx_stats(&st);
-        printf("\nactx loop: %lu sleeps, %lu wake-ups for %lu completions\n",
-               st.sleeps, st.wakeups, st.completions_run);
+        bench_note(f_io, "actx loop over the whole run: %lu sleeps, %lu "
+                         "wake-ups for %lu completions",
+                   st.sleeps, st.wakeups, st.completions_run);
     }
 #endif
+    bench_fig_done(f_io);
     close(file_fd);
-    return 0;
+    return bench_finish();
 }
