@@ -70,6 +70,17 @@ def fmt(v):
     return '{:,.0f}'.format(v)
 
 
+def fmt_n(x):
+    """An x-axis value: 16, 1,000, 1e6."""
+    if x is None:
+        return '-'
+    if x >= 1e6 and x == int(x):
+        return '%ge%d' % (x / 10 ** int(math.log10(x)), int(math.log10(x)))
+    if x == int(x):
+        return '{:,}'.format(int(x))
+    return '%g' % x
+
+
 def fmt_x(v):
     return '-' if v is None else '%.2f×' % v
 
@@ -139,7 +150,7 @@ def curve_verdict(figs):
             if ratio > worst:
                 worst, at = ratio, x
         return ('at most O(log n) per item: worst (cost(n)/cost(%g)) / '
-                '(ln n/ln %g) = %.2f at n=%g' % (x0, x0, worst, at),
+                '(ln n/ln %g) = %.2f at n=%s' % (x0, x0, worst, fmt_n(at)),
                 worst <= 1.0)
     return tgt, None
 
@@ -371,7 +382,7 @@ def report_md(runs, groups, curves, charts):
                              '%s (%s)' % (fmt(m['median']), spread(m)))
             c = f.get('check')
             out.append('| %s | %s | %s |' % (
-                fmt(f['x']), ' | '.join(cells),
+                fmt_n(f['x']), ' | '.join(cells),
                 '-' if not c else 'ok' if c['ok'] else '**FAILED**'))
         out.append('')
     return '\n'.join(out) + '\n'
@@ -423,7 +434,7 @@ def readme_block(runs, groups, curves, img_rel):
                 '']
         for name, figs in curves.items():
             figs = sorted(figs, key=lambda f: f['x'])
-            pts = ', '.join('%s: %s' % (fmt(f['x']),
+            pts = ', '.join('%s: %s' % (fmt_n(f['x']),
                                         fmt(f['impls'][0]['median']))
                             for f in figs)
             verdict, met = curve_verdict(figs)
