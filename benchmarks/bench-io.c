@@ -19,7 +19,8 @@
  *                     1.1x of raw epoll.
  *
  *   timers curve      the timers figure for 10, 100, ... 1e6 timers armed
- *                     at once (target: cost per timer at most O(log n));
+ *                     at once (target: cost per timer at most O(log n),
+ *                     i.e. growing no more than the raw heap's);
  *                     every run checks that each timer fired exactly once.
  *
  * Options: see --help.  Each figure reports the median of its repetitions
@@ -562,7 +563,10 @@ int main(int argc, char **argv)
                            n >= 1000000 ? 1 : n >= 100000 ? 2
                                                           : (o.reps + 1) / 2);
             bench_fig_x(f, "timers armed", "timers armed at once", n);
-            bench_curve_target(f, "log");
+            /* Per-timer cost measured in time also grows with cache
+             * misses; the raw binary heap, O(log n) by construction and
+             * run on the same deadlines, is the yardstick. */
+            bench_curve_target(f, "log raw binary heap");
             bench_fig_done(f);
         }
     }

@@ -117,6 +117,19 @@ static inline void *bench_xrealloc(void *p, size_t n)
     return p;
 }
 
+/* Is name one of the comma-separated tokens of list (e.g. an -only LIST)? */
+static inline bool bench_list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; (p = strstr(p, name)); p += n) {
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The command line.                                                        */
 
@@ -412,8 +425,10 @@ static inline void bench_fig_x(bench_fig *f, const char *curve,
 /*
  * A target on the whole curve, evaluated over actx's medians by report.py
  * (set it on any of the curve's points): "flat X" (max/min over the curve
- * at most X) or "log" (cost grows at most like log x: cost(x)/cost(x0) <=
- * ln(x)/ln(x0), x0 the first point, for BENCH_LOWER figures).
+ * at most X); "log" (cost grows at most like log x: cost(x)/cost(x0) <=
+ * ln(x)/ln(x0), x0 the first point, for BENCH_LOWER figures); "log PEER"
+ * (cost grows at most 1.2x as much as PEER's, an O(log n) reference
+ * measured in the same run: cache misses count for both).
  */
 static inline void bench_curve_target(bench_fig *f, const char *target)
 {

@@ -737,19 +737,6 @@ static double pingpong_uv(double seconds)
 
 static const char *only;
 
-/* Is name one of the comma-separated tokens of list? */
-static bool list_has(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = list; (p = strstr(p, name)); p += n) {
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /*
  * Is this figure ("fig") or implementation ("impl") selected by -only?  A
  * group that -only does not mention is selected entirely.
@@ -764,8 +751,8 @@ static bool want(const char *name, const char *group)
         return true;
     }
     for (; *g; g++) {
-        if (list_has(only, *g)) {
-            return list_has(only, name);
+        if (bench_list_has(only, *g)) {
+            return bench_list_has(only, name);
         }
     }
     return true;

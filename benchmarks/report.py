@@ -142,6 +142,21 @@ def curve_verdict(figs):
         r = max(ys) / min(ys)
         return ('flat within %g×: max/min of actx %.2f×' % (limit, r),
                 r <= limit)
+    if tgt.startswith('log '):
+        ref = tgt[4:]
+        rpts = {f['x']: m['median'] for f in figs for m in f['impls']
+                if m['name'] == ref and m['median']}
+        pts = [(x, y) for x, y in pts if x in rpts]
+        if len(pts) < 2:
+            return tgt, None
+        (x0, y0), worst, at = pts[0], 0.0, None
+        for x, y in pts[1:]:
+            g = (y / y0) / (rpts[x] / rpts[x0])
+            if g > worst:
+                worst, at = g, x
+        return ('O(log n) like %s: worst growth of actx relative to it %.2f× '
+                '(at n=%s; at most 1.2×)' % (ref, worst, fmt_n(at)),
+                worst <= 1.2)
     if tgt == 'log':
         (x0, y0), worst, at = pts[0], 0.0, None
         for x, y in pts[1:]:
