@@ -301,6 +301,36 @@ def curve_chart(plt, path, name, figs):
     plt.close(fig)
 
 
+def summary_chart(plt, path, groups):
+    """Every plain figure's "x faster" against each peer, on one chart."""
+    rows = []
+    for _, _, prog, figs in groups:
+        for f in figs:
+            for m in f['impls']:
+                if not m['actx'] and m.get('x_faster'):
+                    rows.append(('%s: %s' % (f['name'], m['name']),
+                                 m['x_faster'], m['name']))
+    if not rows:
+        return False
+    rows.reverse()
+    fig, ax = plt.subplots(figsize=(8, 0.26 * len(rows) + 1.2))
+    cols = colors_for([r[2] for r in rows], [False] * len(rows))
+    # Bars grow from 1 (as fast as the peer): right, actx better; left,
+    # the peer better.
+    ax.barh(range(len(rows)), [r[1] - 1 for r in rows], left=1, color=cols)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows], fontsize=7)
+    ax.set_xscale('log')
+    ax.axvline(1, color='#333333', linewidth=1)
+    ax.set_xlabel('x faster (peer/actx for times, actx/peer for rates): '
+                  'right of 1, actx is better')
+    ax.grid(axis='x', alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
 def wrap(s, n):
     words, lines, cur = s.split(), [], ''
     for w in words:
@@ -341,6 +371,8 @@ def report_md(runs, groups, curves, charts):
            'min–max. "x faster" is peer/actx for times and actx/peer for '
            'rates: above 1 means actx is better. Compare ratios, not '
            'absolute figures, on a shared machine.', '']
+    if charts.get('summary'):
+        out += ['![x faster, every figure](%s)' % charts['summary'], '']
     out += ['| program | date (UTC) | repetitions | file |', '|---|---|---|---|']
     for d in runs:
         out.append('| %s | %s | %s%s | %s |' % (
@@ -519,6 +551,9 @@ def main(argv=None):
 
     charts = {}
     pngs = []
+    if summary_chart(plt, os.path.join(out, 'summary-x-faster.png'), groups):
+        charts['summary'] = 'summary-x-faster.png'
+        pngs.append('summary-x-faster.png')
     for gid, title, prog, figs in groups:
         name = 'bench-%s.png' % slug(gid if gid != prog else prog)
         if bar_chart(plt, os.path.join(out, name), '%s (%s)' % (title, prog),
