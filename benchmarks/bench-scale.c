@@ -365,8 +365,7 @@ static actx_req **make_reqs(long n, actx_done_fn *done)
  * (taking them from the mailbox and running them), without the races of
  * two threads on a shared machine.
  */
-static double completions(enum impl im, int nthreads, long total,
-                          bool queued)
+static double completions(enum impl im, int nthreads, long total, bool queued)
 {
     uint64_t t0, t1;
 
@@ -458,10 +457,12 @@ static void curve_producers(const bench_opts *o)
             bench_add(f, "actx", completions(I_ACTX, p, total, false));
             ok &= tally_once(&t_inner);
 #ifdef HAVE_LIBUV
-            bench_add(f, "libuv mutex+async", completions(I_UV, p, total, false));
+            bench_add(f, "libuv mutex+async",
+                      completions(I_UV, p, total, false));
             ok &= tally_once(&t_inner);
 #endif
-            bench_add(f, "raw mpsc+eventfd", completions(I_RAW, p, total, false));
+            bench_add(f, "raw mpsc+eventfd",
+                      completions(I_RAW, p, total, false));
             ok &= tally_once(&t_inner);
         }
         bench_peer(f, "libuv mutex+async");
@@ -639,7 +640,7 @@ typedef struct {
 
 static ring_thread ring[RING_MAX];
 static int ring_n;
-static long ring_total;  /* hops to make */
+static long ring_total; /* hops to make */
 static atomic_long ring_hops;
 static atomic_int ring_stop;
 static int ring_done_efd; /* written once the last hop arrived */
@@ -880,10 +881,10 @@ int main(int argc, char **argv)
 {
     static const char *only;
     static const bench_option extra[] = {
-        { "-only", "LIST",
-          "comma-separated subset of the curves producers,outer,depth,ring",
-          &only, NULL },
-        { NULL, NULL, NULL, NULL, NULL },
+        {"-only", "LIST",
+         "comma-separated subset of the curves producers,outer,depth,ring",
+         &only, NULL},
+        {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
         .prog = "bench-scale",

@@ -183,17 +183,18 @@ static inline void bench_usage(FILE *out)
 {
     const bench_spec *s = bench_run.spec;
 
-    fprintf(out, "usage: %s [options]\n\n%s\n\noptions:\n", s->prog,
-            s->what);
+    fprintf(out, "usage: %s [options]\n\n%s\n\noptions:\n", s->prog, s->what);
     fprintf(out, "  %-22s %s\n", "-h, --help", "print this help and exit");
     fprintf(out, "  %-22s %s\n", "--json FILE",
             "also write every figure, its samples and the machine to FILE");
-    fprintf(out, "  -n REPS                repetitions of each figure "
-                 "(default %d)\n",
+    fprintf(out,
+            "  -n REPS                repetitions of each figure "
+            "(default %d)\n",
             s->reps);
     if (s->rep_seconds > 0) {
-        fprintf(out, "  -t SECONDS             seconds per repetition "
-                     "(default %g)\n",
+        fprintf(out,
+                "  -t SECONDS             seconds per repetition "
+                "(default %g)\n",
                 s->rep_seconds);
     }
     fprintf(out, "  %-22s %s\n", "-q",
@@ -222,8 +223,7 @@ static inline void bench_machine(void)
     FILE *f;
 
     gmtime_r(&now, &tm);
-    strftime(bench_run.date, sizeof(bench_run.date), "%Y-%m-%dT%H:%M:%SZ",
-             &tm);
+    strftime(bench_run.date, sizeof(bench_run.date), "%Y-%m-%dT%H:%M:%SZ", &tm);
     bench_run.cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (uname(&u) == 0) {
         snprintf(bench_run.kernel, sizeof(bench_run.kernel), "%s %s %s",
@@ -240,8 +240,8 @@ static inline void bench_machine(void)
                 colon++;
                 colon += strspn(colon, " \t");
                 colon[strcspn(colon, "\n")] = '\0';
-                snprintf(bench_run.cpu_model, sizeof(bench_run.cpu_model),
-                         "%s", colon);
+                snprintf(bench_run.cpu_model, sizeof(bench_run.cpu_model), "%s",
+                         colon);
                 break;
             }
         }
@@ -255,8 +255,8 @@ static inline void bench_machine(void)
  * naming the build.  --help prints the usage and exits 0; an unknown
  * option or a missing/bad argument prints the usage to stderr and exits 2.
  */
-static inline void bench_init_(bench_opts *o, const bench_spec *spec,
-                               int argc, char **argv, bool strict)
+static inline void bench_init_(bench_opts *o, const bench_spec *spec, int argc,
+                               char **argv, bool strict)
 {
     bench_run.spec = spec;
     o->reps = spec->reps;
@@ -278,8 +278,7 @@ static inline void bench_init_(bench_opts *o, const bench_spec *spec,
         } else if (!strcmp(a, "-n") && arg) {
             o->reps = (int)strtol(arg, &end, 10);
             if (*end || o->reps < 1) {
-                fprintf(stderr, "%s: -n wants a positive count\n",
-                        spec->prog);
+                fprintf(stderr, "%s: -n wants a positive count\n", spec->prog);
                 exit(2);
             }
             i++;
@@ -306,8 +305,9 @@ static inline void bench_init_(bench_opts *o, const bench_spec *spec,
                 continue; /* the legacy caller parses the rest itself */
             }
             if (!e || !e->name) {
-                fprintf(stderr, "%s: unknown option or missing argument: "
-                                "%s\n\n",
+                fprintf(stderr,
+                        "%s: unknown option or missing argument: "
+                        "%s\n\n",
                         spec->prog, a);
                 bench_usage(stderr);
                 exit(2);
@@ -333,8 +333,8 @@ static inline void bench_init_(bench_opts *o, const bench_spec *spec,
     fflush(stdout);
 }
 
-static inline void bench_init(bench_opts *o, const bench_spec *spec,
-                              int argc, char **argv)
+static inline void bench_init(bench_opts *o, const bench_spec *spec, int argc,
+                              char **argv)
 {
     bench_init_(o, spec, argc, argv, true);
 }
@@ -370,7 +370,7 @@ struct bench_fig {
     const char *curve; /* a scaling curve's name, or NULL */
     const char *xlabel;
     double x;
-    const char *curve_target; /* see bench_curve_target, or NULL */
+    const char *curve_target;         /* see bench_curve_target, or NULL */
     bench_impl impl[BENCH_MAX_IMPLS]; /* impl[0] is "actx" */
     int nimpl;
     enum bench_target_kind target;
@@ -394,8 +394,8 @@ static inline void bench_group(const char *id, const char *title)
            "implementation", "median", "min", "max", "x faster", "target");
     printf("%-34s %-9s %-24s %10s %10s %10s %8s  %s\n",
            "----------------------------------", "---------",
-           "------------------------", "----------", "----------",
-           "----------", "--------", "------");
+           "------------------------", "----------", "----------", "----------",
+           "--------", "------");
 }
 
 /* A new figure in the current group.  name is copied; unit must live on. */
@@ -548,7 +548,7 @@ typedef struct {
 
 static inline bench_stat bench_stat_of(const bench_impl *m)
 {
-    bench_stat s = { NAN, NAN, NAN, m->n };
+    bench_stat s = {NAN, NAN, NAN, m->n};
     double *v;
 
     if (m->n == 0) {
@@ -580,8 +580,8 @@ static inline int bench_target_met(const bench_fig *f, char *text, size_t n)
 
     text[0] = '\0';
     if (f->target == BENCH_TARGET_ABS) {
-        snprintf(text, n, "%s %g %s", f->dir == BENCH_LOWER ? "<=" : ">=",
-                 f->target_value, f->unit);
+        snprintf(text, n, "%s %g %s",
+                 f->dir == BENCH_LOWER ? "<=" : ">=", f->target_value, f->unit);
         if (isnan(a)) {
             return -1;
         }
@@ -681,9 +681,8 @@ static inline void bench_fig_done(bench_fig *f)
     if (f->check_ok == 0) {
         bench_run.failed_checks++;
     }
-    bench_run.figs = bench_xrealloc(bench_run.figs, (size_t)(bench_run.nfigs
-                                                             + 1) *
-                                                        sizeof(bench_fig *));
+    bench_run.figs = bench_xrealloc(
+        bench_run.figs, (size_t)(bench_run.nfigs + 1) * sizeof(bench_fig *));
     bench_run.figs[bench_run.nfigs++] = f;
 }
 
@@ -776,7 +775,9 @@ static inline int bench_json_write(const char *path)
             fputs("{\"text\": ", o);
             bench_json_str(o, t);
             fprintf(o, ", \"met\": %s}",
-                    met < 0 ? "null" : met ? "true" : "false");
+                    met < 0 ? "null"
+                    : met   ? "true"
+                            : "false");
         }
         fprintf(o, ", \"note\": ");
         bench_json_str(o, f->note);
@@ -919,8 +920,8 @@ static inline void bench_table_row(const bench_row *r)
     bool higher = r->target == BENCH_TARGET_RATIO_MIN ||
                   (r->target != BENCH_TARGET_RATIO_MAX &&
                    r->target != BENCH_TARGET_ABS_MAX && strstr(r->unit, "/s"));
-    bench_fig *f = bench_fig_new(r->name, r->unit,
-                                 higher ? BENCH_HIGHER : BENCH_LOWER);
+    bench_fig *f =
+        bench_fig_new(r->name, r->unit, higher ? BENCH_HIGHER : BENCH_LOWER);
 
     bench_add(f, "actx", r->actx);
     for (int i = 0; i < r->npeers; i++) {
@@ -960,8 +961,8 @@ static inline void bench_legacy_finish(void)
     }
 }
 
-static inline void bench_parse(bench_opts *o, int argc, char **argv,
-                               int reps, double rep_seconds)
+static inline void bench_parse(bench_opts *o, int argc, char **argv, int reps,
+                               double rep_seconds)
 {
     static bench_spec spec;
     const char *slash = strrchr(argv[0], '/');
