@@ -61,6 +61,13 @@
 /* Mailbox references a loop charges at a time (see actx__mb_charge). */
 #define ACTX__MB_BULK 4096
 
+/*
+ * Debug builds keep the last this many freed BHs and timers allocated and
+ * marked dead, so that a double delete/free is reported instead of reading
+ * freed memory (older ones are freed; ASan then catches a late reuse).
+ */
+#define ACTX__QUARANTINE 256
+
 typedef struct actx__loop actx__loop;
 typedef struct actx__mailbox actx__mailbox;
 typedef struct actx__job actx__job;
@@ -80,6 +87,12 @@ typedef struct actx__msg {
     uint16_t flags;
     uint32_t aux;
 } actx__msg;
+
+/* Request states in msg.flags (req.c: a second completion is refused). */
+enum {
+    ACTX__REQ_POOL = 1,      /* pool work: the pool completes it */
+    ACTX__REQ_COMPLETED = 2, /* completed, by whoever */
+};
 
 /* A request: one cache line, from a per-thread free list. */
 struct actx_req {
@@ -148,8 +161,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;     /* timer heap of this context (timer.c) */
-    actx__fd *parked; /* fds parked while another context is current */
+    actx_timer *timers; /* root of this context's timer heap (timer.c) */
+    actx__fd *parked;   /* fds parked while another context is current */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -193,16 +206,29 @@ struct actx__loop {
     actx_bh *bhs;
     int epfd;
     bool closing, closed, notify_armed;
+    /*
+     * in_cb: inside a call that may run callbacks (actx__enter);
+     * shutdown_deferred: actx_thread_shutdown() was called in one (thread.c).
+     */
+    bool in_cb, shutdown_deferred;
     long nfds;              /* registered fd handlers (fd.c) */
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
-    void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
-    /* Called around each blocking sleep (pool.c counts blocked workers). */
-    void (*sleep_hook)(actx__loop *loop, bool entering);
+    /*
+     * Called around each blocking sleep (pool.c counts blocked workers).
+     * Entering, it may run work instead and return false: do not sleep,
+     * look again at what is runnable (and do not call it for leaving).
+     */
+    bool (*sleep_hook)(actx__loop *loop, bool entering);
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
     struct actx_stats st;
+#ifdef ACTX_DEBUG
+    /* Freed BHs and timers, kept a while (actx__quarantine). */
+    void *quarantine[ACTX__QUARANTINE];
+    unsigned quarantine_n;
+#endif
 };
 
 extern __thread actx__loop *actx__tls_loop
@@ -227,8 +253,46 @@ static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
     return loop && loop->id == c->loop_id;
 }
 
+/*
+ * actx_thread_shutdown() from inside a callback cannot free the loop that
+ * the callback's callers still use: it sets shutdown_deferred, and the
+ * outermost call that runs callbacks shuts the loop down as it returns.
+ * Every public call that may run callbacks brackets itself with
+ * outer = actx__enter(loop) ... actx__leave(loop, outer).  Plain stores
+ * and predictable branches, no read-modify-write chain between polls.
+ */
+void actx__shutdown_now(actx__loop *loop);
+
+static inline bool actx__enter(actx__loop *loop)
+{
+    bool outer = !loop->in_cb;
+
+    loop->in_cb = true;
+    return outer;
+}
+
+static inline void actx__leave(actx__loop *loop, bool outer)
+{
+    if (outer) {
+        loop->in_cb = false;
+        if (ACTX__UNLIKELY(loop->shutdown_deferred)) {
+            actx__shutdown_now(loop);
+        }
+    }
+}
+
+/* Free a dead BH or timer: at once, or later in debug builds. */
+void actx__quarantine(actx__loop *loop, void *obj);
+
 /* Report a misuse the runtime detected (wrong thread, bad state). */
+/* Report a misuse the runtime detected (wrong thread, bad state), at
+ * ACTX_LOG_ERROR. */
 void actx__misuse(const char *func, const char *what);
+/* Log one message (printf format) through the handler of
+ * actx_set_log_handler (log.c).  Never call it with a runtime lock held:
+ * the handler may call into the runtime. */
+void actx__log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);
@@ -330,6 +394,8 @@ int actx__req_post(actx_req *req, long ret);
 int actx__run_queue(actx__loop *loop, actx_ctx *c);
 void actx__req_loop_shutdown(actx__loop *loop);
 void actx__req_refused(actx_req *req);
+/* Owner: free a request that was never handed out (done never runs). */
+void actx__req_discard(actx__loop *loop, actx_req *req);
 
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
@@ -358,6 +424,7 @@ int actx__backend_rebuild(actx__loop *loop);
 
 /* fd.c and timer.c: io of the current context. */
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
+void actx__fd_wait_begin(actx__loop *loop);
 void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
 void actx__fd_waited(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);

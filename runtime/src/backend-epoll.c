@@ -94,6 +94,9 @@ int actx__backend_wait(actx__loop *loop, int64_t timeout_ns)
     struct epoll_event evs[MAX_EVENTS];
     int n = -1, i;
 
+    if (loop->nfds != 0) {
+        actx__fd_wait_begin(loop); /* this wait's events replace the last */
+    }
     /* Relaxed: a hint; every thread finds ENOSYS itself at worst once. */
     if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
         struct timespec ts, *tsp = NULL;

@@ -1,5 +1,5 @@
 /*
- * test-aio.c - file I/O on the pool (SPEC 3.3): 64 MiB written and read
+ * test-aio.c - file I/O on the pool (actx.h): 64 MiB written and read
  * back through 4 KiB requests at random offsets; a read across the end of
  * file is short, not an error; failures come back as -errno (a closed fd:
  * -EBADF); arguments the kernel would fault on are refused up front; fsync;
@@ -271,7 +271,7 @@ ACTX_TEST("/aio/errors/refused-up-front")
 
 ACTX_TEST("/aio/errors/other-errno")
 {
-    char buf[64];
+    char buf[64] = {0}; /* pwrite's bytes must be defined (valgrind) */
     struct io r = {0}, w = {0};
     int p[2];
     int ro;
