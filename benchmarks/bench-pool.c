@@ -2,7 +2,7 @@
  * bench-pool.c - the worker pool and file AIO against libuv's thread pool
  * and against plain synchronous preads, all in the same run.
  *
- * Figures (rates; best of N interleaved repetitions):
+ * Figures (rates; median and spread of N interleaved repetitions):
  *   null jobs, W in flight   one submitting thread keeps W null jobs in
  *                            flight; each done submits the next.  W=1 is a
  *                            pure round trip (latency), W=64 a pipeline.
@@ -32,10 +32,7 @@
  * UV_THREADPOOL_SIZE=N (default 4, -p N).  Nothing asserts on timing: the
  * table says met or MISSED and the program exits 0.
  *
- * Usage: bench-pool [-n REPS] [-t SECONDS] [-p THREADS] [-q]
- *                   [-only actx,uv,raw,pp,pipe,io,uring,direct]
- *                   (profiling: a subset; -only uring-io runs only the
- *                   io_uring preads, for strace)
+ * Options: see --help (-p THREADS, -only LIST for profiling a subset).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -99,13 +96,6 @@ static inline uint64_t rnd(uint64_t *s)
 static inline off_t rnd_off(uint64_t *s)
 {
     return (off_t)(rnd(s) % NBLOCKS) * BS;
-}
-
-static void best(double *b, double v)
-{
-    if (isnan(*b) || v > *b) {
-        *b = v;
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -429,23 +419,6 @@ static double raw_single(int fd, long blocks, double seconds)
 
 /* ------------------------------------------------------------------------ */
 
-/* One table row: rates in M/s, target a ratio actx/peer >= value. */
-static void row(const char *name, double actx, const char *peer, double pv,
-                double target, const char *note)
-{
-    bench_row r = {0};
-
-    r.name = name;
-    r.unit = "M/s";
-    r.actx = actx / 1e6;
-    bench_row_peer(&r, peer, pv / 1e6);
-    r.target = target > 0 ? BENCH_TARGET_RATIO_MIN : BENCH_TARGET_NONE;
-    r.target_value = target;
-    r.target_peer = 0;
-    r.note = note;
-    bench_table_row(&r);
-}
-
 /* 256 MiB written, synced, then reopened with O_DIRECT (no page cache). */
 static void make_direct_file(void)
 {
@@ -504,28 +477,41 @@ static void make_file(void)
 
 int main(int argc, char **argv)
 {
-    double a_pp = NAN, a_pipe = NAN, u_pp = NAN, u_pipe = NAN;
-    double a_io = NAN, u_io = NAN, r_io = NAN;
-    double x_ring = NAN, x_pool = NAN, d_ring = NAN, d_pool = NAN;
-    double p_ring = NAN, p_pool = NAN, dp_ring = NAN, dp_pool = NAN;
-    double p_raw = NAN, dp_raw = NAN;
-    long n_x = 20000, n_d = 2000, n_p = 2000, n_dp = 500;
+    static const char *threads_arg;
+    static const bench_option extra[] = {
+        { "-p", "THREADS", "threads in both pools (default 4)", &threads_arg,
+          NULL },
+        { "-only", "LIST",
+          "comma-separated subset of actx,uv,raw and pp,pipe,io,uring,direct "
+          "(profiling; uring-io alone: only the io_uring preads, for strace)",
+          &only, NULL },
+        { NULL, NULL, NULL, NULL, NULL },
+    };
+    static const bench_spec spec = {
+        .prog = "bench-pool",
+        .what = "the worker pool (null jobs, 1 and 64 in flight) and file "
+                "AIO (4 KiB page-cached\npreads, 64 in flight): actx "
+                "beside libuv's pool and synchronous preads.",
+        .reps = 5,
+        .rep_seconds = 0.3,
+        .extra = extra,
+    };
+    bench_fig *f_pp, *f_pipe, *f_io;
+    bench_fig *f_x = NULL, *f_p = NULL, *f_d = NULL, *f_dp = NULL;
+    double x_ring;
     long n_pp, n_pipe, n_io;
+    long n_x = 20000, n_d = 2000, n_p = 2000, n_dp = 500;
     char env[32];
 
     {
         bench_opts o;
 
-        bench_parse(&o, argc, argv, 5, 0.3);
+        bench_init(&o, &spec, argc, argv);
         reps = o.reps;
         rep_s = o.rep_seconds;
     }
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-p") && i + 1 < argc) {
-            nthreads = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "-only") && i + 1 < argc) {
-            only = argv[++i];
-        }
+    if (threads_arg) {
+        nthreads = atoi(threads_arg);
     }
     if (reps < 1) {
         reps = 1;
@@ -588,94 +574,144 @@ int main(int argc, char **argv)
     uv_null(64, 2000); /* warm-up: starts libuv's pool */
 #endif
 
+    printf("bench-pool: %d pool threads in both pools, %d repetitions of "
+           "~%.2f s each\n",
+           nthreads, reps, rep_s);
+    bench_group("pool", "worker pool and file AIO");
+    f_pp = bench_fig_new("null job round trip, W=1", "M/s", BENCH_HIGHER);
+    f_pipe = bench_fig_new("null jobs, 64 in flight", "M/s", BENCH_HIGHER);
+    f_io = bench_fig_new("4 KiB preads, 64 in flight", "M/s", BENCH_HIGHER);
+    if (want("uring")) {
+        f_x = bench_fig_new("io_uring: 4 KiB preads, 64 in flight", "M/s",
+                            BENCH_HIGHER);
+        f_p = bench_fig_new("io_uring: pread round trip, W=1", "M/s",
+                            BENCH_HIGHER);
+    }
+    if (want("direct")) {
+        f_d = bench_fig_new("io_uring: O_DIRECT 4 KiB, 64 in flight", "M/s",
+                            BENCH_HIGHER);
+        f_dp = bench_fig_new("io_uring: O_DIRECT round trip, W=1", "M/s",
+                             BENCH_HIGHER);
+    }
     for (int r = 0; r < reps; r++) {
 #ifndef BENCH_NO_ACTX
         if (want("actx") && want("pp")) {
-            best(&a_pp, actx_null(1, n_pp));
+            bench_add(f_pp, "actx", actx_null(1, n_pp) / 1e6);
         }
 #endif
 #ifdef HAVE_LIBUV
         if (want("uv")) {
-            best(&u_pp, uv_null(1, n_pp));
-            best(&u_pipe, uv_null(64, n_pipe));
+            bench_add(f_pp, "libuv uv_queue_work", uv_null(1, n_pp) / 1e6);
+            bench_add(f_pipe, "libuv uv_queue_work",
+                      uv_null(64, n_pipe) / 1e6);
         }
 #endif
 #ifndef BENCH_NO_ACTX
         if (want("actx") && want("pipe")) {
-            best(&a_pipe, actx_null(64, n_pipe));
+            bench_add(f_pipe, "actx", actx_null(64, n_pipe) / 1e6);
         }
         if (want("actx") && want("io")) {
             /* Today's path: preadv2(RWF_NOWAIT), else the pool. */
-            best(&a_io, x_on(false, file_fd, INFLIGHT_IO, n_io));
+            bench_add(f_io, "actx",
+                      x_on(false, file_fd, INFLIGHT_IO, n_io) / 1e6);
         }
         if (want("uring")) {
-            best(&x_ring, x_on(true, file_fd, INFLIGHT_IO, n_x));
-            best(&x_pool, x_on(false, file_fd, INFLIGHT_IO, n_x));
-            best(&p_pool, x_on(false, file_fd, 1, n_p));
-            best(&p_ring, x_on(true, file_fd, 1, n_p));
-            best(&p_raw, raw_single(file_fd, NBLOCKS, rep_s));
+            bench_add(f_x, "actx",
+                      x_on(true, file_fd, INFLIGHT_IO, n_x) / 1e6);
+            bench_add(f_x, "today's path (NOWAIT+pool)",
+                      x_on(false, file_fd, INFLIGHT_IO, n_x) / 1e6);
+            bench_add(f_p, "today's path (NOWAIT+pool)",
+                      x_on(false, file_fd, 1, n_p) / 1e6);
+            bench_add(f_p, "actx", x_on(true, file_fd, 1, n_p) / 1e6);
+            bench_add(f_p, "sync pread, 1 thread",
+                      raw_single(file_fd, NBLOCKS, rep_s) / 1e6);
         }
         if (want("direct")) {
-            best(&d_pool, x_on(false, direct_fd, INFLIGHT_IO, n_d));
-            best(&d_ring, x_on(true, direct_fd, INFLIGHT_IO, n_d));
-            best(&dp_ring, x_on(true, direct_fd, 1, n_dp));
-            best(&dp_pool, x_on(false, direct_fd, 1, n_dp));
-            best(&dp_raw, raw_single(direct_fd, DIRECT_BLOCKS, rep_s));
+            bench_add(f_d, "pool path",
+                      x_on(false, direct_fd, INFLIGHT_IO, n_d) / 1e6);
+            bench_add(f_d, "actx",
+                      x_on(true, direct_fd, INFLIGHT_IO, n_d) / 1e6);
+            bench_add(f_dp, "actx", x_on(true, direct_fd, 1, n_dp) / 1e6);
+            bench_add(f_dp, "pool path",
+                      x_on(false, direct_fd, 1, n_dp) / 1e6);
+            bench_add(f_dp, "sync pread, 1 thread",
+                      raw_single(direct_fd, DIRECT_BLOCKS, rep_s) / 1e6);
         }
 #endif
         if (want("raw")) {
-            best(&r_io, raw_preads(rep_s));
+            bench_add(f_io, "sync pread, pool-size thr",
+                      raw_preads(rep_s) / 1e6);
         }
 #ifdef HAVE_LIBUV
         if (want("uv")) {
-            best(&u_io, uv_preads(n_io));
+            bench_add(f_io, "libuv uv_fs_read", uv_preads(n_io) / 1e6);
         }
 #endif
     }
 
-    printf("\nbench-pool: %d pool threads in both pools, %ld CPUs, best of %d, "
-           "~%.2f s each\n",
-           nthreads, sysconf(_SC_NPROCESSORS_ONLN), reps, rep_s);
-    bench_table_header("worker pool and file AIO (M/s: higher is better)");
-    row("null job round trip, W=1", a_pp, "libuv uv_queue_work", u_pp, 1.5,
-        "one job in flight: submit -> work -> done -> submit");
-    row("null jobs, 64 in flight", a_pipe, "libuv uv_queue_work", u_pipe,
-        1.5, "one submitting thread; each done submits the next");
-    row("4 KiB preads, 64 in flight", a_io, "sync pread, pool-size thr",
-        r_io, 0.8, "page-cached 64 MiB file, random blocks");
-    row("", a_io, "libuv uv_fs_read", u_io, 1.0, NULL);
-    if (want("uring")) {
-        row("io_uring: 4 KiB preads, 64 in fl.", x_ring,
-            "today's path (NOWAIT+pool)", x_pool, 1.3,
-            "the same preads on a loop with ACTX_IO=pool");
-        row("", x_ring, "sync pread, pool-size thr", r_io, 0.8, NULL);
-        row("", x_ring, "libuv uv_fs_read", u_io, 4.0, NULL);
-        row("io_uring: pread round trip, W=1", p_ring,
-            "today's path (NOWAIT+pool)", p_pool, 2.0,
-            "page-cached; one read in flight");
-        row("", p_ring, "sync pread, 1 thread", p_raw, 0,
-            "the floor: one syscall per read, nothing else");
-    }
-    if (want("direct")) {
-        row("io_uring: O_DIRECT 4 KiB, 64 in fl.", d_ring, "pool path",
-            d_pool, 1.0, "uncached: 256 MiB file opened O_DIRECT");
-        row("io_uring: O_DIRECT round trip, W=1", dp_ring, "pool path",
-            dp_pool, 2.0, "uncached; one read in flight");
-        row("", dp_ring, "sync pread, 1 thread", dp_raw, 0,
-            "the floor: the device's latency");
-    }
+    bench_peer(f_pp, "libuv uv_queue_work");
+    bench_target_ratio(f_pp, "libuv uv_queue_work", 1.5);
+    bench_note(f_pp, "one job in flight: submit -> work -> done -> submit");
+    bench_fig_done(f_pp);
+    bench_peer(f_pipe, "libuv uv_queue_work");
+    bench_target_ratio(f_pipe, "libuv uv_queue_work", 1.5);
+    bench_note(f_pipe, "one submitting thread; each done submits the next");
+    bench_fig_done(f_pipe);
+    bench_peer(f_io, "sync pread, pool-size thr");
+    bench_peer(f_io, "libuv uv_fs_read");
+    bench_target_ratio(f_io, "sync pread, pool-size thr", 0.8);
+    bench_note(f_io, "page-cached 64 MiB file, random blocks; also >= 1x "
+                     "libuv uv_fs_read");
 #ifndef BENCH_NO_ACTX
     {
         struct actx_stats st;
 
         actx_stats(&st);
-        printf("\nactx loop: %lu sleeps, %lu wake-ups for %lu completions\n",
-               st.sleeps, st.wakeups, st.completions_run);
+        bench_note(f_io, "actx loop over the whole run: %lu sleeps, %lu "
+                         "wake-ups for %lu completions",
+                   st.sleeps, st.wakeups, st.completions_run);
     }
 #endif
+    bench_fig_done(f_io);
+    if (f_x) {
+        bench_peer(f_x, "today's path (NOWAIT+pool)");
+        bench_peer(f_x, "sync pread, pool-size thr");
+        bench_peer(f_x, "libuv uv_fs_read");
+        /* The other peers' samples are those of the figure above, measured
+         * in the same repetitions. */
+        for (int i = 0; f_io && i < 2; i++) {
+            const char *peer = i ? "libuv uv_fs_read"
+                                 : "sync pread, pool-size thr";
+            bench_impl *m = bench_impl_of(f_io, peer);
+
+            for (int k = 0; m && k < m->n; k++) {
+                bench_add(f_x, peer, m->v[k]);
+            }
+        }
+        bench_target_ratio(f_x, "today's path (NOWAIT+pool)", 1.3);
+        bench_target_ratio(f_x, "sync pread, pool-size thr", 0.8);
+        bench_target_ratio(f_x, "libuv uv_fs_read", 4.0);
+        bench_note(f_x, "actx here = io_uring; today's path = the same "
+                        "preads on a loop with ACTX_IO=pool");
+        bench_fig_done(f_x);
+        bench_peer(f_p, "today's path (NOWAIT+pool)");
+        bench_target_ratio(f_p, "today's path (NOWAIT+pool)", 2.0);
+        bench_note(f_p, "page-cached, one read in flight; sync pread on 1 "
+                        "thread is the floor");
+        bench_fig_done(f_p);
+    }
+    if (f_d) {
+        bench_target_ratio(f_d, "pool path", 1.0);
+        bench_note(f_d, "uncached: 256 MiB file opened O_DIRECT");
+        bench_fig_done(f_d);
+        bench_target_ratio(f_dp, "pool path", 2.0);
+        bench_note(f_dp, "uncached, one read in flight; sync pread on 1 "
+                         "thread is the device's latency");
+        bench_fig_done(f_dp);
+    }
     close(file_fd);
     if (direct_fd >= 0) {
         close(direct_fd);
     }
-    return 0;
+    return bench_finish();
 }
