@@ -41,6 +41,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #define ACTX__CACHELINE 64
 #define ACTX__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -61,6 +63,13 @@
 /* Mailbox references a loop charges at a time (see actx__mb_charge). */
 #define ACTX__MB_BULK 4096
 
+/*
+ * Debug builds keep the last this many freed BHs and timers allocated and
+ * marked dead, so that a double delete/free is reported instead of reading
+ * freed memory (older ones are freed; ASan then catches a late reuse).
+ */
+#define ACTX__QUARANTINE 256
+
 typedef struct actx__loop actx__loop;
 typedef struct actx__mailbox actx__mailbox;
 typedef struct actx__job actx__job;
@@ -80,6 +89,12 @@ typedef struct actx__msg {
     uint16_t flags;
     uint32_t aux;
 } actx__msg;
+
+/* Request states in msg.flags (req.c: a second completion is refused). */
+enum {
+    ACTX__REQ_POOL = 1,      /* pool work: the pool completes it */
+    ACTX__REQ_COMPLETED = 2, /* completed, by whoever */
+};
 
 /* A request: one cache line, from a per-thread free list. */
 struct actx_req {
@@ -148,8 +163,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;     /* timer heap of this context (timer.c) */
-    actx__fd *parked; /* fds parked while another context is current */
+    actx_timer *timers; /* root of this context's timer heap (timer.c) */
+    actx__fd *parked;   /* fds parked while another context is current */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -193,16 +208,36 @@ struct actx__loop {
     actx_bh *bhs;
     int epfd;
     bool closing, closed, notify_armed;
+    /*
+     * in_cb: inside a call that may run callbacks (actx__enter);
+     * shutdown_deferred: actx_thread_shutdown() was called in one (thread.c).
+     */
+    bool in_cb, shutdown_deferred;
     long nfds;              /* registered fd handlers (fd.c) */
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
-    void *theap_spare;      /* an empty timer heap kept for reuse (timer.c) */
-    /* Called around each blocking sleep (pool.c counts blocked workers). */
-    void (*sleep_hook)(actx__loop *loop, bool entering);
+    /*
+     * Called around each blocking sleep (pool.c counts blocked workers).
+     * Entering, it may run work instead and return false: do not sleep,
+     * look again at what is runnable (and do not call it for leaving).
+     */
+    bool (*sleep_hook)(actx__loop *loop, bool entering);
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
+    /* File AIO through the loop's io_uring (aio-uring.c). */
+    struct actx__uring *uring; /* NULL until the first AIO on the ring */
+    long io_inflight;          /* ring operations not reaped yet */
+    unsigned io_unsubmitted;   /* SQEs not entered into the kernel yet */
+    const unsigned *io_khead, *io_ktail; /* the CQ ring's indices */
+    unsigned long io_submits;            /* io_uring_enter calls that
+                                            submitted (tests, actx_dump) */
     struct actx_stats st;
+#ifdef ACTX_DEBUG
+    /* Freed BHs and timers, kept a while (actx__quarantine). */
+    void *quarantine[ACTX__QUARANTINE];
+    unsigned quarantine_n;
+#endif
 };
 
 extern __thread actx__loop *actx__tls_loop
@@ -227,8 +262,46 @@ static inline bool actx__ctx_is_local(actx__loop *loop, actx_ctx *c)
     return loop && loop->id == c->loop_id;
 }
 
+/*
+ * actx_thread_shutdown() from inside a callback cannot free the loop that
+ * the callback's callers still use: it sets shutdown_deferred, and the
+ * outermost call that runs callbacks shuts the loop down as it returns.
+ * Every public call that may run callbacks brackets itself with
+ * outer = actx__enter(loop) ... actx__leave(loop, outer).  Plain stores
+ * and predictable branches, no read-modify-write chain between polls.
+ */
+void actx__shutdown_now(actx__loop *loop);
+
+static inline bool actx__enter(actx__loop *loop)
+{
+    bool outer = !loop->in_cb;
+
+    loop->in_cb = true;
+    return outer;
+}
+
+static inline void actx__leave(actx__loop *loop, bool outer)
+{
+    if (outer) {
+        loop->in_cb = false;
+        if (ACTX__UNLIKELY(loop->shutdown_deferred)) {
+            actx__shutdown_now(loop);
+        }
+    }
+}
+
+/* Free a dead BH or timer: at once, or later in debug builds. */
+void actx__quarantine(actx__loop *loop, void *obj);
+
 /* Report a misuse the runtime detected (wrong thread, bad state). */
+/* Report a misuse the runtime detected (wrong thread, bad state), at
+ * ACTX_LOG_ERROR. */
 void actx__misuse(const char *func, const char *what);
+/* Log one message (printf format) through the handler of
+ * actx_set_log_handler (log.c).  Never call it with a runtime lock held:
+ * the handler may call into the runtime. */
+void actx__log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);
@@ -256,6 +329,8 @@ static inline void actx__mb_charge(actx__loop *loop)
 
 /* loop.c: run arrived messages into their contexts' queues. */
 void actx__drain(actx__loop *loop, bool close);
+static inline bool actx__io_ready(actx__loop *loop);
+void actx__io_reap(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
@@ -265,6 +340,9 @@ static inline void actx__drain_if_any(actx__loop *loop)
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head, memory_order_relaxed) >
         1) {
         actx__drain(loop, false);
+    }
+    if (ACTX__UNLIKELY(actx__io_ready(loop))) {
+        actx__io_reap(loop); /* ring completions (aio-uring.c) */
     }
 }
 void actx__dispatch(actx__loop *loop, actx__msg *m);
@@ -330,6 +408,8 @@ int actx__req_post(actx_req *req, long ret);
 int actx__run_queue(actx__loop *loop, actx_ctx *c);
 void actx__req_loop_shutdown(actx__loop *loop);
 void actx__req_refused(actx_req *req);
+/* Owner: free a request that was never handed out (done never runs). */
+void actx__req_discard(actx__loop *loop, actx_req *req);
 
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);
@@ -346,6 +426,51 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
                             actx_done_fn *done, void *opaque);
 
 /*
+ * aio-uring.c: file AIO through a per-loop io_uring, the pool as fallback.
+ * Owner thread only, all of it.
+ *   actx__io_loop_init      at loop creation: sets st.io_backend (ACTX_IO);
+ *   actx__io_submit         1: handled (*out is the request, or NULL/errno),
+ *                           0: the pool must do it (fallback, pipes);
+ *   actx__io_flush          enter the queued SQEs (before a sleep and at the
+ *                           end of an iteration: one syscall per batch);
+ *   actx__io_ready/reap     completions waiting in the CQ / hand them to
+ *                           actx__dispatch (called by actx__drain_if_any);
+ *   actx__io_cancel         actx_req_cancel of a ring request;
+ *   actx__io_loop_closing   shutdown, before the mailbox closes;
+ *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
+ */
+enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
+/* The epoll key of the ring fd (fd.c's keys have a generation >= 1 in the
+ * high half and an fd in the low half, so never all ones). */
+#define ACTX__IO_KEY UINT64_MAX
+void actx__io_loop_init(actx__loop *loop);
+int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
+                    off_t off, actx_done_fn *done, void *opaque,
+                    actx_req **out);
+void actx__io_flush_slow(actx__loop *loop);
+bool actx__io_is_ring_req(actx_req *req);
+int actx__io_cancel(actx__loop *loop, actx_req *req);
+int actx__io_ring_fd(actx__loop *loop);
+void actx__io_loop_closing(actx__loop *loop);
+void actx__io_loop_shutdown(actx__loop *loop);
+void actx__io_dump(actx__loop *loop, FILE *out);
+
+static inline void actx__io_flush(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(loop->io_unsubmitted != 0)) {
+        actx__io_flush_slow(loop);
+    }
+}
+
+/* A CQE waits: two loads, and nothing at all without ring ops in flight. */
+static inline bool actx__io_ready(actx__loop *loop)
+{
+    /* Acquire pairs with the kernel's release of the CQ tail. */
+    return loop->io_inflight != 0 &&
+           __atomic_load_n(loop->io_ktail, __ATOMIC_ACQUIRE) != *loop->io_khead;
+}
+
+/*
  * backend-epoll.c: the OS backend.  An epoll registration carries
  * data.u64 == 0 for the mailbox's eventfd, otherwise fd.c's key (never 0).
  */
@@ -358,6 +483,7 @@ int actx__backend_rebuild(actx__loop *loop);
 
 /* fd.c and timer.c: io of the current context. */
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
+void actx__fd_wait_begin(actx__loop *loop);
 void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
 void actx__fd_waited(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);

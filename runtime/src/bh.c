@@ -270,7 +270,7 @@ void actx_bh_delete(actx_bh *bh)
     actx__ctx_resolve(bh->ctx)->npending--;
     actx__obj_put(loop, bh->ctx);
     if (!(old & ACTX__BH_R_MAILED)) {
-        free(bh);
+        actx__quarantine(loop, bh);
     }
     /* Else the drain that takes it out of the mailbox frees it. */
 }
@@ -281,7 +281,7 @@ void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
     uint32_t old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_MAILED);
 
     if (bh->deleted) {
-        free(bh);
+        actx__quarantine(loop, bh);
         return;
     }
     if (!(old & ACTX__BH_R_SCHED)) {
@@ -344,12 +344,16 @@ int actx_bh_poll(void)
 {
     actx__loop *loop = actx__loop_get();
     bool ran_idle = false;
+    int r;
 
     if (!loop) {
         return 0;
     }
+    bool outer = actx__enter(loop);
     actx__drain_if_any(loop);
-    return actx__bh_poll_ctx(loop, loop->cur, &ran_idle);
+    r = actx__bh_poll_ctx(loop, loop->cur, &ran_idle);
+    actx__leave(loop, outer);
+    return r;
 }
 
 /*

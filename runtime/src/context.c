@@ -54,6 +54,38 @@ static actx_ctx *ctx_alloc(actx__loop *loop)
     return c;
 }
 
+/*
+ * A context freed off its owner's loop (its last handle dropped after the
+ * owner shut down).  Debug builds keep the last few allocated, with no
+ * handle, so that one unref too many is reported (actx_ctx_unref) instead
+ * of reading freed memory.
+ */
+#ifdef ACTX_DEBUG
+#define CTX_QUARANTINE 64
+static pthread_mutex_t ctx_quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+static actx_ctx *ctx_quarantined[CTX_QUARANTINE];
+static unsigned ctx_quarantine_n;
+
+static void ctx_quarantine(actx_ctx *c)
+{
+    actx_ctx *old;
+    unsigned i;
+
+    /* Still reachable from here, so leak checkers do not count them. */
+    pthread_mutex_lock(&ctx_quarantine_lock);
+    i = ctx_quarantine_n++ % CTX_QUARANTINE;
+    old = ctx_quarantined[i];
+    ctx_quarantined[i] = c;
+    pthread_mutex_unlock(&ctx_quarantine_lock);
+    free(old);
+}
+#else
+static void ctx_quarantine(actx_ctx *c)
+{
+    free(c);
+}
+#endif
+
 /* Free a context whose last reference is gone; returns its fwd target. */
 static actx_ctx *ctx_free(actx_ctx *c)
 {
@@ -66,7 +98,7 @@ static actx_ctx *ctx_free(actx_ctx *c)
     } else {
         actx__mailbox *mb = c->mb;
 
-        free(c);
+        ctx_quarantine(c);
         actx__mb_unref(mb, 1);
     }
     return next;
@@ -174,14 +206,22 @@ int actx_pop(void)
         return -errno;
     }
     c = loop->cur;
-    if (!c->parent) {
+    if (ACTX__UNLIKELY(!c->parent)) {
+        actx__misuse(__func__, "pop at the root");
         return -EINVAL;
     }
 
     /* 1-2: flush, bounded against BHs that reschedule themselves. */
-    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
-        if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
-            break;
+    if (c->bh_head) {
+        bool outer = actx__enter(loop);
+        for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
+            if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
+                break;
+            }
+        }
+        actx__leave(loop, outer);
+        if (ACTX__UNLIKELY(actx__tls_loop != loop)) {
+            return 0; /* a BH shut the runtime down: everything is popped */
         }
     }
     if (ACTX__UNLIKELY(loop->cur != c)) {
@@ -252,9 +292,10 @@ int actx_pop(void)
 
 int actx_context_id(void)
 {
-    actx__loop *loop = actx__loop_get();
+    actx__loop *loop = actx__tls_loop;
 
-    return loop ? loop->cur->depth : -errno;
+    /* A thread without a loop is at its root; creating one could fail. */
+    return loop ? loop->cur->depth : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -316,16 +357,32 @@ void actx__ctx_release_msg(actx__loop *loop, actx_ctx *c)
     actx__ctx_unref_ref(c);
 }
 
+/* One unref more than refs: undo it, report it; debug builds stop here. */
+static void ctx_over_unref(actx_ctx *c)
+{
+    atomic_fetch_add(&c->handles, 1);
+    actx__misuse("actx_ctx_unref",
+                 "context handle released more often than it was taken");
+#ifdef ACTX_DEBUG
+    abort();
+#endif
+}
+
 void actx_ctx_unref(actx_ctx *c)
 {
     actx__loop *loop;
+    long old;
 
     if (!c) {
         return;
     }
     /* seq_cst: see actx__ctx_release_msg. */
-    if (atomic_fetch_sub(&c->handles, 1) == 1 &&
-        !atomic_exchange(&c->release_posted, 1)) {
+    old = atomic_fetch_sub(&c->handles, 1);
+    if (ACTX__UNLIKELY(old <= 0)) {
+        ctx_over_unref(c);
+        return;
+    }
+    if (old == 1 && !atomic_exchange(&c->release_posted, 1)) {
         /* Our reference travels with the release. */
         loop = actx__tls_loop;
         if (actx__ctx_is_local(loop, c) && !loop->closed) {

@@ -24,7 +24,8 @@
  * waits.
  *
  * Events: actx__backend_wait hands each event to actx__fd_event, which
- * keeps them (the "stash"), then actx__fd_waited marks the stash fresh; the
+ * keeps them (the "stash", emptied as each wait begins: only the latest
+ * wait's events are current), then actx__fd_waited marks it fresh; the
  * actx__fd_poll that follows dispatches it without another syscall.
  * Without a fresh stash (non-blocking poll) actx__fd_poll asks the backend
  * with a zero timeout.  Dispatch works on a local copy, so a handler may
@@ -305,10 +306,16 @@ static int set_handler(actx__loop *loop, fdtab *tab, int fd, actx_fn *on_read,
         } else {
             err = ev != old_ev ? fd_arm(loop, tab, f, true) : 0;
         }
-        if (err < 0) {
-            if (is_closed_err(err)) {
-                note_closed(loop, tab, err);
+        if (err < 0 && !is_closed_err(err)) {
+            /* ENOMEM, ENOSPC: the registration stays as it was. */
+            f->ev = old_ev;
+            if (was_parked) {
+                park_link(old, f);
             }
+            return err;
+        }
+        if (err < 0) {
+            note_closed(loop, tab, err);
             fd_free(loop, tab, f);
             return err;
         }
@@ -355,6 +362,23 @@ int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
 /* ------------------------------------------------------------------------ */
 /* Loop hooks.                                                               */
 
+/*
+ * A wait is about to report: forget what an earlier wait stashed and
+ * nobody dispatched yet (a poll nested in a callback that ran before the
+ * fds did).  Level-triggered, this wait reports again every fd that is
+ * still ready; dispatching the old events too would call a handler whose
+ * fd another dispatch already drained.
+ */
+void actx__fd_wait_begin(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    if (tab) {
+        tab->nstash = 0;
+        tab->stash_fresh = false;
+    }
+}
+
 void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events)
 {
     fdtab *tab = loop->fdtab;
@@ -374,6 +398,8 @@ void actx__fd_waited(actx__loop *loop)
         tab->stash_fresh = true;
     }
 }
+
+static void unpark_all(actx__loop *loop, fdtab *tab, actx_ctx *c);
 
 /* Take f out of the epoll set until its context c is current again. */
 static void park(actx__loop *loop, fdtab *tab, actx__fd *f, actx_ctx *c)
@@ -399,6 +425,9 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c)
     fd_event evs[STASH_MAX];
     int n, i, progress = 0;
 
+    if (ACTX__UNLIKELY(c->parked != NULL)) {
+        unpark_all(loop, tab, c); /* a re-arm failed at pop: retry */
+    }
     if (!tab->stash_fresh) {
         tab->nstash = 0;
         actx__backend_wait(loop, 0);
@@ -442,6 +471,49 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c)
     return progress;
 }
 
+/*
+ * c is current: put its parked fds back into epoll.  A closed fd loses its
+ * handler (counted); any other failure (ENOMEM, ENOSPC from epoll_ctl)
+ * keeps the handler parked on c, counted in fd_errors and reported, and it
+ * is tried again at c's next poll (poll.c bounds c's sleeps meanwhile):
+ * a pop never drops a handler whose fd is still open.
+ */
+static void unpark_all(actx__loop *loop, fdtab *tab, actx_ctx *c)
+{
+    actx__fd *f, *list = c->parked, *keep = NULL;
+
+    c->parked = NULL;
+    if (list) {
+        list->pprev = &list;
+    }
+    while ((f = list) != NULL) {
+        int err;
+
+        park_unlink(f);
+        err = fd_arm(loop, tab, f, false);
+        if (err == 0) {
+            continue;
+        }
+        loop->st.fd_errors++;
+        if (is_closed_err(err)) {
+            if (err == -EBADF) {
+                tab->lingering = true;
+            }
+            fd_free(loop, tab, f);
+            continue;
+        }
+        actx__misuse("actx_pop", "epoll_ctl failed re-adding an fd handler: "
+                                 "kept, retried at the next poll");
+        f->pnext = keep;
+        keep = f;
+    }
+    while ((f = keep) != NULL) {
+        keep = f->pnext;
+        park_link(c, f);
+    }
+    settle(loop, tab);
+}
+
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
 {
     fdtab *tab = loop->fdtab;
@@ -453,17 +525,7 @@ void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
         park_link(parent, f);
     }
     /* The parent becomes current: its parked fds go back into epoll. */
-    while ((f = parent->parked) != NULL) {
-        int err;
-
-        park_unlink(f);
-        err = fd_arm(loop, tab, f, false);
-        if (err < 0) {
-            note_closed(loop, tab, err);
-            fd_free(loop, tab, f);
-        }
-    }
-    settle(loop, tab);
+    unpark_all(loop, tab, parent);
 }
 
 void actx__fd_loop_shutdown(actx__loop *loop)

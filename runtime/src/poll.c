@@ -134,7 +134,7 @@ static bool work_now(actx__loop *loop, actx_ctx *c)
 {
     /* seq_cst load: O3 of the wake-up protocol (mailbox.c). */
     return c->q_head || (uintptr_t)atomic_load(&loop->mb->head) > 1 ||
-           (c->bh_head && actx__bh_has_nonidle(c)) ||
+           actx__io_ready(loop) || (c->bh_head && actx__bh_has_nonidle(c)) ||
            (c->timers && actx__timers_next_ns(loop, c) == 0);
 }
 
@@ -143,8 +143,10 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 {
     int64_t t = c->timers ? actx__timers_next_ns(loop, c) : -1;
 
-    if (c->bh_head && (t < 0 || t > (int64_t)ACTX__IDLE_NS)) {
-        t = ACTX__IDLE_NS; /* idle BHs wait at most 10 ms */
+    if ((c->bh_head || ACTX__UNLIKELY(c->parked != NULL)) &&
+        (t < 0 || t > (int64_t)ACTX__IDLE_NS)) {
+        /* Idle BHs wait at most 10 ms; so does an fd re-arm retry (fd.c). */
+        t = ACTX__IDLE_NS;
     }
     return t;
 }
@@ -157,22 +159,15 @@ static inline void disarm_embedding(actx__loop *loop)
     }
 }
 
-int actx_poll(bool blocking)
+/* A blocking poll (the non-blocking one is inline in actx_poll). */
+static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
 {
-    actx__loop *loop = actx__loop_get();
     bool ran_idle = false;
     actx_ctx *c;
 
-    if (ACTX__UNLIKELY(!loop)) {
-        return 0;
-    }
     disarm_embedding(loop);
     c = loop->cur;
     actx__drain_if_any(loop);
-    if (!blocking) {
-        return run_pass(loop, c, &ran_idle);
-    }
-
     for (;;) {
         int64_t timeout;
 
@@ -188,22 +183,28 @@ int actx_poll(bool blocking)
         if (!can_progress(c)) {
             return 0;
         }
+        actx__io_flush(loop); /* the ring's batch, before sleeping */
         timeout = sleep_timeout(loop, c);
+        /* Before preparing: the hook may run work (a nested poll) instead. */
+        if (ACTX__UNLIKELY(loop->sleep_hook != NULL) &&
+            !loop->sleep_hook(loop, true)) {
+            if (actx__tls_loop != loop) {
+                return 1; /* that work shut this thread's runtime down */
+            }
+            continue;
+        }
         actx__mb_prepare_sleep(loop,
                                (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
                                    ? ACTX__WAKE_UNBOUNDED
                                    : ACTX__WAKE_ANY);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
-            if (loop->sleep_hook) {
-                loop->sleep_hook(loop, true);
-            }
             actx__backend_wait(loop, timeout);
-            if (loop->sleep_hook) {
-                loop->sleep_hook(loop, false);
-            }
         }
         actx__mb_end_sleep(loop);
+        if (ACTX__UNLIKELY(loop->sleep_hook != NULL)) {
+            loop->sleep_hook(loop, false);
+        }
         actx__drain_if_any(loop);
         if (run_pass(loop, c, &ran_idle)) {
             return 1;
@@ -214,15 +215,47 @@ int actx_poll(bool blocking)
     }
 }
 
-int actx_process_queue(void)
+int actx_poll(bool blocking)
 {
     actx__loop *loop = actx__loop_get();
+    int r;
 
     if (ACTX__UNLIKELY(!loop)) {
         return 0;
     }
+    bool outer = actx__enter(loop);
+    if (ACTX__LIKELY(!blocking)) {
+        bool ran_idle;
+
+        /* The hot path: no syscall with no fd handler and no timer. */
+        disarm_embedding(loop);
+        actx__drain_if_any(loop);
+        r = run_pass(loop, loop->cur, &ran_idle);
+    } else {
+        r = poll_blocking(loop);
+    }
+    /* What this iteration submitted to the ring goes in with one syscall. */
+    actx__io_flush(loop);
+    actx__leave(loop, outer);
+    return r;
+}
+
+int actx_process_queue(void)
+{
+    actx__loop *loop = actx__loop_get();
+    int r = 0;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return 0;
+    }
+    bool outer = actx__enter(loop);
     actx__drain_if_any(loop);
-    return loop->cur->q_head ? actx__run_queue(loop, loop->cur) : 0;
+    if (loop->cur->q_head) {
+        r = actx__run_queue(loop, loop->cur);
+    }
+    actx__io_flush(loop);
+    actx__leave(loop, outer);
+    return r;
 }
 
 /* What actx_flush() waits for: an outstanding request, a queued completion
@@ -233,15 +266,10 @@ static bool flush_pending(actx__loop *loop, actx_ctx *c)
     return c->nreq != 0 || c->q_head || (c->bh_head && actx__bh_has_nonidle(c));
 }
 
-int actx_flush(void)
+static int loop_flush(actx__loop *loop)
 {
-    actx__loop *loop = actx__loop_get();
-    actx_ctx *c;
+    actx_ctx *c = loop->cur;
 
-    if (ACTX__UNLIKELY(!loop)) {
-        return -errno;
-    }
-    c = loop->cur;
     for (;;) {
         if (!flush_pending(loop, c)) {
             return 0;
@@ -259,15 +287,24 @@ bool actx_flush_pending(void)
     return loop && flush_pending(loop, loop->cur);
 }
 
-int actx_run(void)
+int actx_flush(void)
 {
     actx__loop *loop = actx__loop_get();
-    actx_ctx *c;
+    int r;
 
     if (ACTX__UNLIKELY(!loop)) {
         return -errno;
     }
-    c = loop->cur;
+    bool outer = actx__enter(loop);
+    r = loop_flush(loop);
+    actx__leave(loop, outer);
+    return r;
+}
+
+static int loop_run(actx__loop *loop)
+{
+    actx_ctx *c = loop->cur;
+
     if (c->stop) {
         /* Stopped while not running (uv_stop): one iteration, no wait. */
         c->stop = false;
@@ -287,6 +324,20 @@ int actx_run(void)
     }
 }
 
+int actx_run(void)
+{
+    actx__loop *loop = actx__loop_get();
+    int r;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    bool outer = actx__enter(loop);
+    r = loop_run(loop);
+    actx__leave(loop, outer);
+    return r;
+}
+
 int actx_backend_fd(void)
 {
     actx__loop *loop = actx__loop_get();
@@ -304,6 +355,7 @@ int actx_backend_timeout_ms(void)
         return -1;
     }
     c = loop->cur;
+    actx__io_flush(loop); /* the embedder is about to wait */
     actx__mb_prepare_sleep(loop, ACTX__WAKE_UNBOUNDED);
     loop->notify_armed = true;
     if (work_now(loop, c)) {

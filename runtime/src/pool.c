@@ -52,6 +52,13 @@
  * size: blocked workers do not count against the size, so nested
  * submit-and-wait cannot deadlock the pool.
  *
+ * When no thread can be created (pthread_create or the worker's allocation
+ * fails, or the cap), nothing accepted may be stranded: a submission that
+ * no worker will ever come for (none exists, or all are blocked) is taken
+ * back and refused with EAGAIN (submit_kick, submit_retract), and a worker
+ * about to block in a nested wait while such work is queued runs it
+ * inline instead of sleeping (pool_sleep_hook).
+ *
  * Idle workers sleep on their own condition variable, on a LIFO stack: the
  * most recently idle (warmest) worker is woken first and the coldest ones
  * time out and retire.  Workers do not spin before sleeping: measured on 2
@@ -132,7 +139,7 @@ static struct {
     .tail = &pool.head,
 };
 
-static void pool_sleep_hook(actx__loop *loop, bool entering);
+static bool pool_sleep_hook(actx__loop *loop, bool entering);
 
 /* ------------------------------------------------------------------------ */
 /* Jobs.                                                                     */
@@ -407,6 +414,7 @@ static void worker_tidy(void)
     if (ACTX__UNLIKELY(loop->cur->q_head || loop->cur->bh_head)) {
         actx_poll(false);
     }
+    actx__io_flush(loop); /* file AIO the work function left on the ring */
 }
 
 /* Run one dequeued job, unless its owner cancelled it (then free it). */
@@ -533,24 +541,87 @@ static void *worker_main(void *arg)
 }
 
 /*
- * A worker's loop is about to sleep in a nested wait (or woke up from one).
- * A blocked worker does not count against the size: if work is queued and
- * nobody is on the way to it, another worker is woken or created.
+ * Nobody will come for queued work: every pool thread (maybe none) is
+ * blocked in a nested wait, none is idle or on its way, and kick_locked()
+ * could not create one (pthread_create or the worker's allocation failed,
+ * or the thread cap).  Blocked workers may never wake: the work they wait
+ * for may be exactly what is queued.
  */
-static void pool_sleep_hook(actx__loop *loop, bool entering)
+static bool stranded_locked(void)
 {
-    worker *w = NULL;
+    return atomic_load(&pool.nthreads) == atomic_load(&pool.nblocked) &&
+           atomic_load(&pool.nwaking) == 0 && atomic_load(&pool.nidle) == 0;
+}
 
-    (void)loop;
+/* A job run by a pool thread inside its own nested wait (see below). */
+static void run_inline(actx__loop *loop, actx__job *job)
+{
+    actx_ctx *cur = loop->cur;
+    int queued = JOB_QUEUED;
+    actx_req *req;
+    long ret;
+
+    if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_RUNNING)) {
+        actx__job_free(job); /* cancelled: as in run_job */
+        return;
+    }
+    req = job->req;
+    ret = job->work(job->arg);
+    actx__req_post(req, ret);
+    if (ACTX__UNLIKELY(actx__tls_loop == loop && loop->cur != cur)) {
+        actx__misuse("actx_submit", "a work function returned with a "
+                                    "context still pushed; popping it");
+        while (loop->cur != cur && loop->cur->parent && actx_pop() == 0) {
+        }
+    }
+}
+
+/*
+ * A worker's loop is about to sleep in a nested wait (entering), or woke
+ * up from one.  A blocked worker does not count against the size: if work
+ * is queued and nobody is on the way to it, another worker is woken or
+ * created.  If none can be created and nobody else will come, the worker
+ * runs the queued work itself, here, instead of sleeping (a nested wait
+ * must not deadlock whatever the thread limit): it returns false, and the
+ * poll looks again at what became runnable (the nested job's completion)
+ * instead of sleeping.  True: counted as blocked, sleep.
+ */
+static bool pool_sleep_hook(actx__loop *loop, bool entering)
+{
+    bool ran = false;
+    worker *w;
+
     pthread_mutex_lock(&pool.lock);
-    if (entering) {
-        atomic_fetch_add(&pool.nblocked, 1); /* before kick looks */
-        w = kick_locked();
-    } else {
+    if (!entering) {
         atomic_fetch_sub(&pool.nblocked, 1);
+        pthread_mutex_unlock(&pool.lock);
+        return true;
+    }
+    atomic_fetch_add(&pool.nblocked, 1); /* before kick looks */
+    w = kick_locked();
+    while (!w && have_work_locked() && stranded_locked()) {
+        actx__job *job = take_locked();
+
+        if (!job) {
+            break;
+        }
+        atomic_fetch_sub(&pool.nblocked, 1); /* running, not blocked */
+        pthread_mutex_unlock(&pool.lock);
+        run_inline(loop, job);
+        ran = true;
+        if (actx__tls_loop != loop) {
+            return false; /* the work shut this loop down */
+        }
+        pthread_mutex_lock(&pool.lock);
+        atomic_fetch_add(&pool.nblocked, 1);
+        w = kick_locked();
+    }
+    if (ran) {
+        atomic_fetch_sub(&pool.nblocked, 1); /* not going to sleep */
     }
     pthread_mutex_unlock(&pool.lock);
     wake_worker(w);
+    return !ran;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -590,7 +661,9 @@ static void atfork_child(void)
     pool.all = NULL;
 }
 
-static int env_size(void)
+/* Sets *bad for a malformed ACTX_POOL_THREADS: the caller reports it once
+ * it no longer holds pool.lock (a log handler may call into the pool). */
+static int env_size(bool *bad)
 {
     const char *s = getenv("ACTX_POOL_THREADS");
     char *end;
@@ -602,16 +675,16 @@ static int env_size(void)
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno || *end || v < 1 || v > POOL_THREADS_CAP) {
-        actx__misuse("actx pool", "ignoring a bad ACTX_POOL_THREADS");
+        *bad = true;
         return 0;
     }
     return (int)v;
 }
 
-static int default_size(void)
+static int default_size(bool *bad)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = env_size();
+    int n = env_size(bad);
 
     if (n > 0) {
         return n;
@@ -622,9 +695,10 @@ static int default_size(void)
     return cpus * 2 < 4 ? 4 : (int)cpus * 2;
 }
 
-static void start_locked(void)
+static void start_locked(bool *bad_env)
 {
-    atomic_store(&pool.size, pool.size_set ? pool.size_set : default_size());
+    atomic_store(&pool.size,
+                 pool.size_set ? pool.size_set : default_size(bad_env));
     pool.started = true;
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /*
@@ -717,18 +791,53 @@ static void pool_stop(void)
 /* ------------------------------------------------------------------------ */
 /* Submission and cancellation.                                              */
 
-/* Slow path of a submission: start the pool, wake or create a worker. */
-static void submit_kick(void)
+/*
+ * Slow path of a submission: start the pool, wake or create a worker.
+ * False when the job just queued can never run: no worker can be created
+ * and nobody will come (stranded_locked).  A pool thread's own submission
+ * is never stranded: the submitting worker takes the queue itself when its
+ * work returns or runs it inline when it waits (pool_sleep_hook).
+ */
+static bool submit_kick(actx__loop *loop)
 {
+    bool stranded = false;
     worker *w;
+    bool bad_env = false;
 
     pthread_mutex_lock(&pool.lock);
     if (ACTX__UNLIKELY(!pool.started)) {
-        start_locked();
+        start_locked(&bad_env);
     }
     w = kick_locked();
+    if (!w && loop->sleep_hook != pool_sleep_hook) {
+        stranded = stranded_locked();
+    }
     pthread_mutex_unlock(&pool.lock);
+    if (ACTX__UNLIKELY(bad_env)) {
+        actx__log(ACTX_LOG_WARNING,
+                  "actx pool: ignoring a bad ACTX_POOL_THREADS");
+    }
     wake_worker(w);
+    return !stranded;
+}
+
+/*
+ * Take back a submission nobody can run: cancel its job (it stays queued,
+ * and whoever dequeues it frees it, as for actx_req_cancel) and free the
+ * request without running done.  False if a worker took it meanwhile.
+ */
+static bool submit_retract(actx__loop *loop, actx_req *req)
+{
+    actx__job *job = req->job;
+    int queued = JOB_QUEUED;
+
+    /* Pairs with the CAS in run_job: exactly one wins. */
+    if (!atomic_compare_exchange_strong(&job->state, &queued, JOB_CANCELLED)) {
+        return false;
+    }
+    req->job = NULL;
+    actx__req_discard(loop, req);
+    return true;
 }
 
 actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
@@ -767,6 +876,7 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
         return NULL;
     }
     req->job = job;
+    req->msg.flags = ACTX__REQ_POOL; /* not completed by hand (req.c) */
     job->req = req;
     job->work = work;
     if (argsize) {
@@ -787,14 +897,18 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
     idle = atomic_load(&pool.nidle);
     if (idle > 0) {
         if (atomic_load(&pool.nwaking) == 0) {
-            submit_kick();
+            submit_kick(loop);
         }
     } else if (atomic_load(&pool.nthreads) - atomic_load(&pool.nblocked) <
-               atomic_load_explicit(&pool.size, memory_order_relaxed)) {
-        submit_kick();
-    } else if (ACTX__UNLIKELY(atomic_load_explicit(
+                   atomic_load_explicit(&pool.size, memory_order_relaxed) ||
+               ACTX__UNLIKELY(atomic_load_explicit(
                                   &pool.size, memory_order_relaxed) == 0)) {
-        submit_kick(); /* first use: start the pool */
+        /* (size 0: first use, start the pool.) */
+        if (ACTX__UNLIKELY(!submit_kick(loop)) && submit_retract(loop, req)) {
+            /* Never accept what cannot run. */
+            errno = EAGAIN;
+            return NULL;
+        }
     }
     return req;
 }
@@ -830,6 +944,9 @@ int actx_req_cancel(actx_req *req)
     if (!loop || loop->mb != req->mb) {
         actx__misuse(__func__, "not called on the owner thread");
         return -EPERM;
+    }
+    if (ACTX__UNLIKELY(actx__io_is_ring_req(req))) {
+        return actx__io_cancel(loop, req);
     }
     return req->job ? actx__job_cancel(req->job) : -EBUSY;
 }

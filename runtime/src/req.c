@@ -27,6 +27,11 @@
  * thread drops its last one (the owner, or a completer refused with -EPIPE).
  */
 #define SLAB_SIZE 4096
+/*
+ * req->msg.flags: 0 while an actx_req_new request is outstanding,
+ * ACTX__REQ_POOL for pool work, ACTX__REQ_COMPLETED once completed (by
+ * hand, by the pool or by a cancel), until the memory is handed out again.
+ */
 #define SLAB_REQS (SLAB_SIZE / sizeof(actx_req) - 1)
 
 typedef struct req_slab {
@@ -85,6 +90,7 @@ actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
     req->ret = 0;
     req->ctx = c;
     req->job = NULL;
+    __atomic_store_n(&req->msg.flags, 0, __ATOMIC_RELAXED); /* not completed */
     c->objs++;
     c->npending++;
     c->nreq++;
@@ -121,6 +127,11 @@ static void req_put(actx__loop *loop, actx_req *req)
     }
     req->msg.next = loop->req_free;
     loop->req_free = &req->msg;
+}
+
+void actx__req_discard(actx__loop *loop, actx_req *req)
+{
+    req_put(loop, req);
 }
 
 /* Not the owner thread, owner gone: the request dies here. */
@@ -165,6 +176,11 @@ int actx__req_post(actx_req *req, long ret)
 {
     actx__loop *loop = actx__tls_loop;
 
+    /*
+     * Completed (see actx_req_complete).  Relaxed: this only makes a second
+     * completion detectable; the post's own ordering publishes the request.
+     */
+    __atomic_store_n(&req->msg.flags, ACTX__REQ_COMPLETED, __ATOMIC_RELAXED);
     req->ret = ret;
     if (loop && loop->mb == req->mb) {
         /* Owner thread: no atomics; keep order behind earlier arrivals. */
@@ -189,10 +205,33 @@ int actx__req_post(actx_req *req, long ret)
     return 0;
 }
 
+/* A completion that must not be posted (the header lists the cases). */
+static int complete_misuse(actx_req *req)
+{
+    if (__atomic_load_n(&req->msg.flags, __ATOMIC_RELAXED) ==
+        ACTX__REQ_COMPLETED) {
+        actx__misuse("actx_req_complete", "request completed twice");
+        return -EALREADY;
+    }
+    actx__misuse("actx_req_complete",
+                 "request of actx_submit/actx_aio_*: the pool completes it");
+    return -EINVAL;
+}
+
 int actx_req_complete(actx_req *req, long ret)
 {
+    /*
+     * A request completed once (by hand, by the pool or by a cancel) stays
+     * marked until its memory is handed out again, so a second completion
+     * is refused instead of running done twice.  Two completions racing on
+     * two threads are not caught (that would need an atomic exchange here).
+     */
     if (ACTX__UNLIKELY(!req)) {
         return -EINVAL;
+    }
+    if (ACTX__UNLIKELY(__atomic_load_n(&req->msg.flags, __ATOMIC_RELAXED) !=
+                       0)) {
+        return complete_misuse(req);
     }
     return actx__req_post(req, ret);
 }

@@ -13,6 +13,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,8 +32,9 @@ static void loop_key_destructor(void *arg)
 {
     actx__loop *loop = arg;
 
-    if (loop && actx__tls_loop == loop) {
-        actx_thread_shutdown();
+    if (loop && actx__tls_loop == loop && !loop->closing) {
+        /* Also from inside a callback that called pthread_exit(). */
+        actx__shutdown_now(loop);
     }
     if (tls_dead_mb && !actx__tls_loop) {
         actx__mb_unref(tls_dead_mb, 1);
@@ -72,6 +74,7 @@ actx__loop *actx__loop_create(void)
     if (err < 0) {
         goto fail;
     }
+    actx__io_loop_init(loop);
     actx__tls_loop = loop;
     root = actx__ctx_new_root(loop);
     if (!root) {
@@ -107,6 +110,31 @@ int actx_thread_init(void)
     return actx__loop_get() ? 0 : -errno;
 }
 
+void actx__quarantine(actx__loop *loop, void *obj)
+{
+#ifdef ACTX_DEBUG
+    void **slot = &loop->quarantine[loop->quarantine_n++ % ACTX__QUARANTINE];
+
+    free(*slot);
+    *slot = obj;
+#else
+    (void)loop;
+    free(obj);
+#endif
+}
+
+static void quarantine_flush(actx__loop *loop)
+{
+#ifdef ACTX_DEBUG
+    for (unsigned i = 0; i < ACTX__QUARANTINE; i++) {
+        free(loop->quarantine[i]);
+        loop->quarantine[i] = NULL;
+    }
+#else
+    (void)loop;
+#endif
+}
+
 /* Run what can run in the root until nothing more does (bounded). */
 static void run_accepted(actx__loop *loop)
 {
@@ -126,6 +154,17 @@ void actx_thread_shutdown(void)
     if (!loop || loop->closing) {
         return;
     }
+    if (loop->in_cb) {
+        /* Inside a callback: when the outermost call returns (actx__leave). */
+        loop->shutdown_deferred = true;
+        return;
+    }
+    actx__shutdown_now(loop);
+}
+
+void actx__shutdown_now(actx__loop *loop)
+{
+    loop->in_cb = loop->shutdown_deferred = false;
     loop->closing = true;
     while (loop->cur->parent) {
         if (actx_pop() < 0) {
@@ -137,8 +176,10 @@ void actx_thread_shutdown(void)
     /*
      * Close first: what the mailbox holds now is exactly what was accepted
      * before shutdown; from here on posts are refused, so posters racing
-     * with us cannot keep the loop alive.
+     * with us cannot keep the loop alive.  Ring completions already in
+     * the CQ arrived before shutdown as well.
      */
+    actx__io_loop_closing(loop);
     loop->closed = true;
     actx__drain(loop, true);
     run_accepted(loop);
@@ -146,12 +187,15 @@ void actx_thread_shutdown(void)
     while (loop->root->q_head) {
         actx__run_queue(loop, loop->root);
     }
+    /* Ring operations still in flight finish (refused) before it closes. */
+    actx__io_loop_shutdown(loop);
 
     actx__timers_loop_shutdown(loop);
     actx__fd_loop_shutdown(loop);
     actx__bh_loop_shutdown(loop);
     actx__req_loop_shutdown(loop);
     actx__pool_loop_shutdown(loop);
+    quarantine_flush(loop);
     actx__ctx_loop_shutdown(loop);
     actx__backend_close(loop);
 
@@ -164,13 +208,16 @@ void actx_thread_shutdown(void)
     free(loop);
 }
 
-void actx_stats(struct actx_stats *st)
+/* The size of struct actx_stats in version 1.1, which the exported
+ * actx_stats() fills forever (binaries built against 1.1 call it). */
+#define STATS_V1_1_SIZE                                                        \
+    (offsetof(struct actx_stats, timers_fired) +                               \
+     sizeof(((struct actx_stats *)0)->timers_fired))
+
+static void stats_fill(struct actx_stats *st)
 {
     actx__loop *loop = actx__tls_loop;
 
-    if (!st) {
-        return;
-    }
     if (loop) {
         *st = loop->st;
         st->depth = loop->cur->depth;
@@ -184,6 +231,29 @@ void actx_stats(struct actx_stats *st)
         }
     }
     st->posts_refused_all = actx__refused_all();
+}
+
+size_t actx_stats_size(struct actx_stats *st, size_t size)
+{
+    struct actx_stats full;
+    size_t n = size < sizeof(full) ? size : sizeof(full);
+
+    if (!st) {
+        return 0;
+    }
+    stats_fill(&full);
+    memcpy(st, &full, n);
+    if (size > n) {
+        /* A caller built against a newer header: its extra fields are
+         * ones this library does not keep. */
+        memset((char *)st + n, 0, size - n);
+    }
+    return n;
+}
+
+void(actx_stats)(struct actx_stats *st)
+{
+    actx_stats_size(st, STATS_V1_1_SIZE);
 }
 
 void actx_dump(FILE *out)
@@ -216,6 +286,7 @@ void actx_dump(FILE *out)
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }
+    actx__io_dump(loop, out);
 }
 
 #define STR_(x) #x
@@ -240,16 +311,14 @@ const char *actx_strerror(int err)
     if (err >= 0) {
         return "Success";
     }
+    if (err == INT_MIN) {
+        return "Unknown error"; /* -INT_MIN does not exist */
+    }
     s = strerrordesc_np(-err);
     return s ? s : "Unknown error";
 }
 
 void actx__misuse(const char *func, const char *what)
 {
-    static _Atomic int reports;
-
-    /* Loud, but bounded: a misuse in a loop must not flood stderr. */
-    if (atomic_fetch_add_explicit(&reports, 1, memory_order_relaxed) < 20) {
-        fprintf(stderr, "actx: %s: %s\n", func, what);
-    }
+    actx__log(ACTX_LOG_ERROR, "%s: %s", func, what);
 }

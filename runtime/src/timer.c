@@ -1,30 +1,35 @@
 /*
- * timer.c - timers: one binary min-heap of armed timers per context.
+ * timer.c - timers: one intrusive pairing heap of armed timers per context.
  *
- * ctx->timers is the heap of the context's armed timers, or NULL when it
- * has none (poll.c tests that pointer on its fast path).  Heap entries hold
- * the deadline beside the timer pointer, so sifting compares without
- * touching timer objects; each timer records its index (-1: not armed).
- * Arm, re-arm, disarm and fire are O(log n).
+ * ctx->timers is the root of the context's heap of armed timers, or NULL
+ * when it has none (poll.c tests that pointer on its fast path).  The heap
+ * is intrusive: its links live in the timers themselves, so arming,
+ * re-arming, disarming, firing and merging never allocate.  That is what
+ * lets actx_timer_mod() and actx_pop() never fail: the only allocation is
+ * the timer itself, at actx_timer_new().  Insertion and merge are O(1);
+ * removing the earliest (firing) or any other timer is O(log n) amortized.
  *
  * Ownership and counting follow the other objects: a timer names the
  * context current at actx_timer_new (t->ctx holds one objs count) and is
  * resolved lazily with actx__obj_ctx.  An armed timer sits in the heap of
  * the context it resolves to and adds 1 to that context's npending.  At
- * pop the child's heap is merged into the parent's (the smaller into the
- * larger); context.c moves the npending counts, and the timers' ctx fields
- * forward to the parent, so both views agree.  A timer created in a child
- * and armed after the pop resolves to the parent when armed.
+ * pop the child's heap is melded into the parent's (O(1)); context.c moves
+ * the npending counts, and the timers' ctx fields forward to the parent,
+ * so both views agree.  A timer created in a child and armed after the pop
+ * resolves to the parent when armed.
  *
  * Firing: only timers of the current context with deadline <= now, each
  * removed from the heap before its callback runs, so it fires at most once
  * per actx_timer_mod and the callback may mod, del or free it (or others).
- * A run fires at most as many timers as the heap held when it started: a
- * callback that keeps re-arming in the past cannot trap the loop in one
+ * A run fires at most as many timers as the loop had armed when it started:
+ * a callback that keeps re-arming in the past cannot trap the loop in one
  * poll; the rest are due at the next one.
  *
  * Timers still alive at thread shutdown are freed with the loop (as BHs
- * are); using one afterwards is a use-after-free.
+ * are); using one afterwards is a use-after-free.  In debug builds a freed
+ * timer is quarantined (actx__quarantine) with a dead mark, so that a
+ * second actx_timer_free (or a mod/del after free) is reported instead of
+ * reading freed memory.
  */
 #include "actx-internal.h"
 
@@ -32,25 +37,25 @@
 #include <stdlib.h>
 #include <time.h>
 
+#define TIMER_LIVE 0x71e3u
+#define TIMER_DEAD 0xdeadu
+
 struct actx_timer {
     uint64_t expire;
-    long idx; /* in the heap of its context; -1: not armed */
+    /*
+     * Pairing-heap links: the leftmost child, the next sibling, and prev:
+     * the parent for a leftmost child, else the previous sibling (NULL for
+     * the root).
+     */
+    actx_timer *child, *next, *prev;
+    bool armed;
+    unsigned state; /* TIMER_LIVE, TIMER_DEAD once freed */
     actx_fn *cb;
     void *opaque;
     actx_ctx *ctx;                   /* holds one objs count */
     actx__loop *loop;                /* immutable */
     actx_timer *all_prev, *all_next; /* loop->timers_all */
 };
-
-typedef struct theap_ent {
-    uint64_t expire;
-    actx_timer *t;
-} theap_ent;
-
-typedef struct theap {
-    long n, cap;
-    theap_ent *v;
-} theap;
 
 uint64_t actx_now_ns(void)
 {
@@ -63,153 +68,102 @@ uint64_t actx_now_ns(void)
 /* ------------------------------------------------------------------------ */
 /* The heap.                                                                 */
 
-static inline void heap_set(theap *h, long i, theap_ent e)
+/* Meld two roots (either may be NULL); the earlier deadline stays on top. */
+static actx_timer *meld(actx_timer *a, actx_timer *b)
 {
-    h->v[i] = e;
-    e.t->idx = i;
-}
-
-static void sift_up(theap *h, long i, theap_ent e)
-{
-    while (i > 0) {
-        long p = (i - 1) / 2;
-
-        if (h->v[p].expire <= e.expire) {
-            break;
-        }
-        heap_set(h, i, h->v[p]);
-        i = p;
+    if (!a) {
+        return b;
     }
-    heap_set(h, i, e);
-}
-
-static void sift_down(theap *h, long i, theap_ent e)
-{
-    long n = h->n;
-
-    for (;;) {
-        long l = 2 * i + 1, m;
-
-        if (l >= n) {
-            break;
-        }
-        m = (l + 1 < n && h->v[l + 1].expire < h->v[l].expire) ? l + 1 : l;
-        if (e.expire <= h->v[m].expire) {
-            break;
-        }
-        heap_set(h, i, h->v[m]);
-        i = m;
+    if (!b) {
+        return a;
     }
-    heap_set(h, i, e);
+    if (b->expire < a->expire) {
+        actx_timer *tmp = a;
+
+        a = b;
+        b = tmp;
+    }
+    b->prev = a;
+    b->next = a->child;
+    if (a->child) {
+        a->child->prev = b;
+    }
+    a->child = b;
+    return a;
 }
 
-/* Put e at index i (a hole) and restore the heap property. */
-static void heap_fix(theap *h, long i, theap_ent e)
+/* The standard two-pass pairing of a sibling list into one root. */
+static actx_timer *merge_pairs(actx_timer *first)
 {
-    if (i > 0 && e.expire < h->v[(i - 1) / 2].expire) {
-        sift_up(h, i, e);
+    actx_timer *pairs = NULL, *root = NULL;
+
+    /* Left to right: meld neighbours, stacking the results. */
+    while (first) {
+        actx_timer *a = first, *b = a->next, *m;
+
+        if (b) {
+            first = b->next;
+            b->next = b->prev = NULL;
+        } else {
+            first = NULL;
+        }
+        a->next = a->prev = NULL;
+        m = meld(a, b);
+        m->next = pairs;
+        pairs = m;
+    }
+    /* Right to left: meld each into the accumulated root. */
+    while (pairs) {
+        actx_timer *next = pairs->next;
+
+        pairs->next = NULL;
+        root = meld(root, pairs);
+        pairs = next;
+    }
+    return root;
+}
+
+/* Remove t from the heap rooted at root; returns the new root. */
+static actx_timer *heap_remove(actx_timer *root, actx_timer *t)
+{
+    actx_timer *sub;
+
+    if (t != root) {
+        /* Cut t (with its subtree) out of its sibling list. */
+        if (t->prev->child == t) {
+            t->prev->child = t->next;
+        } else {
+            t->prev->next = t->next;
+        }
+        if (t->next) {
+            t->next->prev = t->prev;
+        }
     } else {
-        sift_down(h, i, e);
+        root = NULL;
     }
-}
-
-static int heap_reserve(theap *h, long n)
-{
-    theap_ent *v;
-    long cap;
-
-    if (ACTX__LIKELY(n <= h->cap)) {
-        return 0;
-    }
-    cap = h->cap ? h->cap : 16;
-    while (cap < n) {
-        cap *= 2;
-    }
-    v = realloc(h->v, (size_t)cap * sizeof(*v));
-    if (!v) {
-        return -ENOMEM;
-    }
-    h->v = v;
-    h->cap = cap;
-    return 0;
-}
-
-static int heap_insert(theap *h, actx_timer *t)
-{
-    theap_ent e = {t->expire, t};
-
-    if (ACTX__UNLIKELY(heap_reserve(h, h->n + 1) < 0)) {
-        return -ENOMEM;
-    }
-    sift_up(h, h->n++, e);
-    return 0;
-}
-
-static void heap_remove(theap *h, long i)
-{
-    theap_ent last = h->v[--h->n];
-
-    h->v[i].t->idx = -1;
-    if (i < h->n) {
-        heap_fix(h, i, last);
-    }
-}
-
-static void heap_free(theap *h)
-{
-    if (h) {
-        free(h->v);
-        free(h);
-    }
-}
-
-/* The heap of c, created (or taken from the loop's spare) if needed. */
-static theap *ctx_heap(actx__loop *loop, actx_ctx *c)
-{
-    theap *h = c->timers;
-
-    if (ACTX__LIKELY(h != NULL)) {
-        return h;
-    }
-    h = loop->theap_spare;
-    if (h) {
-        loop->theap_spare = NULL;
-    } else {
-        h = calloc(1, sizeof(*h));
-        if (!h) {
-            return NULL;
-        }
-    }
-    c->timers = h;
-    return h;
-}
-
-/* c's heap became empty: c->timers must be NULL again (poll.c). */
-static void ctx_heap_release(actx__loop *loop, actx_ctx *c)
-{
-    theap *h = c->timers, *spare = loop->theap_spare;
-
-    c->timers = NULL;
-    /* Keep the roomier of the two for the next context that arms one. */
-    if (!spare || spare->cap < h->cap) {
-        loop->theap_spare = h;
-        h = spare;
-    }
-    heap_free(h);
+    sub = merge_pairs(t->child);
+    t->child = t->next = t->prev = NULL;
+    return meld(root, sub);
 }
 
 /* Disarm an armed t whose context is c. */
 static void disarm(actx__loop *loop, actx_ctx *c, actx_timer *t)
 {
-    theap *h = c->timers;
-
-    actx__assert(h && t->idx < h->n && h->v[t->idx].t == t);
-    heap_remove(h, t->idx);
+    actx__assert(t->armed && c->timers != NULL);
+    c->timers = heap_remove(c->timers, t);
+    t->armed = false;
     c->npending--;
     loop->ntimers--;
-    if (h->n == 0) {
-        ctx_heap_release(loop, c);
+}
+
+/* A timer handed to mod/del/free: not one already freed (debug builds). */
+static inline bool timer_ok(actx_timer *t, const char *func)
+{
+    if (ACTX__UNLIKELY(t->state != TIMER_LIVE)) {
+        actx__misuse(func, "timer already freed");
+        return false;
     }
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -234,7 +188,9 @@ actx_timer *actx_timer_new(actx_fn *cb, void *opaque)
         return NULL;
     }
     t->expire = 0;
-    t->idx = -1;
+    t->child = t->next = t->prev = NULL;
+    t->armed = false;
+    t->state = TIMER_LIVE;
     t->cb = cb;
     t->opaque = opaque;
     t->ctx = loop->cur;
@@ -253,44 +209,31 @@ void actx_timer_mod(actx_timer *t, uint64_t expire_ns)
 {
     actx__loop *loop;
     actx_ctx *c;
-    theap *h;
 
-    if (ACTX__UNLIKELY(!t)) {
+    if (ACTX__UNLIKELY(!t) || !timer_ok(t, __func__)) {
         return;
     }
     loop = t->loop;
     ACTX__CHECK_OWNER(loop, );
     c = actx__obj_ctx(&t->ctx);
-    if (t->idx >= 0) {
-        theap_ent e = {expire_ns, t};
-
-        h = c->timers;
-        actx__assert(h && h->v[t->idx].t == t);
-        t->expire = expire_ns;
-        heap_fix(h, t->idx, e);
-        return;
+    if (t->armed) {
+        c->timers = heap_remove(c->timers, t);
+    } else {
+        t->armed = true;
+        c->npending++;
+        loop->ntimers++;
     }
-    h = ctx_heap(loop, c);
     t->expire = expire_ns;
-    if (ACTX__UNLIKELY(!h || heap_insert(h, t) < 0)) {
-        /* void API: nothing to return; say so loudly, never fire early. */
-        actx__misuse(__func__, "out of memory: timer not armed");
-        if (h && h->n == 0) {
-            ctx_heap_release(loop, c);
-        }
-        return;
-    }
-    c->npending++;
-    loop->ntimers++;
+    c->timers = meld(c->timers, t);
 }
 
 void actx_timer_del(actx_timer *t)
 {
-    if (ACTX__UNLIKELY(!t)) {
+    if (ACTX__UNLIKELY(!t) || !timer_ok(t, __func__)) {
         return;
     }
     ACTX__CHECK_OWNER(t->loop, );
-    if (t->idx >= 0) {
+    if (t->armed) {
         disarm(t->loop, actx__obj_ctx(&t->ctx), t);
     }
 }
@@ -299,12 +242,12 @@ void actx_timer_free(actx_timer *t)
 {
     actx__loop *loop;
 
-    if (ACTX__UNLIKELY(!t)) {
+    if (ACTX__UNLIKELY(!t) || !timer_ok(t, __func__)) {
         return;
     }
     loop = t->loop;
     ACTX__CHECK_OWNER(loop, );
-    if (t->idx >= 0) {
+    if (t->armed) {
         disarm(loop, actx__obj_ctx(&t->ctx), t);
     }
     if (t->all_prev) {
@@ -316,7 +259,8 @@ void actx_timer_free(actx_timer *t)
         t->all_next->all_prev = t->all_prev;
     }
     actx__obj_put(loop, t->ctx);
-    free(t);
+    t->state = TIMER_DEAD;
+    actx__quarantine(loop, t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -324,15 +268,13 @@ void actx_timer_free(actx_timer *t)
 
 int actx__timers_run(actx__loop *loop, actx_ctx *c)
 {
-    theap *h = c->timers;
     uint64_t now = actx_now_ns();
-    long budget = h->n;
+    long budget = loop->ntimers;
+    actx_timer *t;
     int ran = 0;
 
-    /* c->timers is re-read each round: a callback may empty or merge it. */
-    while (budget-- > 0 && (h = c->timers) != NULL && h->v[0].expire <= now) {
-        actx_timer *t = h->v[0].t;
-
+    /* c->timers is re-read each round: a callback may empty or meld it. */
+    while (budget-- > 0 && (t = c->timers) != NULL && t->expire <= now) {
         disarm(loop, c, t);
         loop->st.timers_fired++;
         ran = 1;
@@ -343,54 +285,27 @@ int actx__timers_run(actx__loop *loop, actx_ctx *c)
 
 int64_t actx__timers_next_ns(actx__loop *loop, actx_ctx *c)
 {
-    theap *h = c->timers;
+    actx_timer *t = c->timers;
     uint64_t now;
 
     (void)loop;
-    if (!h) {
+    if (!t) {
         return -1;
     }
     now = actx_now_ns();
-    if (h->v[0].expire <= now) {
+    if (t->expire <= now) {
         return 0;
     }
-    return h->v[0].expire - now > (uint64_t)INT64_MAX
-               ? INT64_MAX
-               : (int64_t)(h->v[0].expire - now);
+    return t->expire - now > (uint64_t)INT64_MAX ? INT64_MAX
+                                                 : (int64_t)(t->expire - now);
 }
 
+/* Pop cannot fail and must not lose a timer: a meld never allocates. */
 void actx__timers_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
 {
-    theap *from = child->timers, *into = parent->timers;
-    long i;
-
+    (void)loop;
+    parent->timers = meld(parent->timers, child->timers);
     child->timers = NULL;
-    if (!into) {
-        parent->timers = from; /* O(1): the common case */
-        return;
-    }
-    /* Insert the smaller heap into the larger: O(m log(n + m)). */
-    if (from->n > into->n) {
-        theap *tmp = from;
-
-        from = into;
-        into = tmp;
-        parent->timers = into;
-    }
-    if (heap_reserve(into, into->n + from->n) < 0) {
-        /* Pop cannot fail and must not lose a timer. */
-        actx__misuse(__func__, "out of memory merging timer heaps");
-        abort();
-    }
-    for (i = 0; i < from->n; i++) {
-        heap_insert(into, from->v[i].t); /* room reserved: cannot fail */
-    }
-    from->n = 0;
-    if (!loop->theap_spare) {
-        loop->theap_spare = from;
-    } else {
-        heap_free(from);
-    }
 }
 
 void actx__timers_loop_shutdown(actx__loop *loop)
@@ -398,6 +313,4 @@ void actx__timers_loop_shutdown(actx__loop *loop)
     while (loop->timers_all) {
         actx_timer_free(loop->timers_all);
     }
-    heap_free(loop->theap_spare);
-    loop->theap_spare = NULL;
 }

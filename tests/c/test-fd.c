@@ -1,5 +1,5 @@
 /*
- * test-fd.c - fd handlers (SPEC 3.6): level-triggered, dispatched only
+ * test-fd.c - fd handlers (actx.h): level-triggered, dispatched only
  * while their context is current; an outer context's ready fd waits for
  * the pop (without a busy loop) and fires after it; handlers re-home at
  * pop, move when registered again, may remove themselves; closed fds are
@@ -607,6 +607,42 @@ ACTX_TEST("/fd/threads/independent-loops")
     put_byte(p[1]);
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(r.reads, 1);
+    ASSERT_EQ(actx_set_fd_handler(p[0], NULL, NULL, NULL), 0);
+    close_pipe(p);
+}
+
+/*
+ * A blocking poll that slept (only an idle BH scheduled) wakes with the fd
+ * ready; the idle BH, run before the fds, polls again and that nested wait
+ * reports the same fd.  Its handler must run once per readiness: the
+ * nested poll must not also dispatch the outer wait's (now stale) event,
+ * which would call on_read on an empty pipe.  Found by tests/fuzz.
+ */
+static void poll_blocking_once(void *opaque)
+{
+    int *ran = opaque;
+
+    ASSERT_EQ(actx_poll(true), 1);
+    (*ran)++;
+}
+
+ACTX_TEST("/fd/read/nested-poll-no-stale-event")
+{
+    struct fdrec r = {.drain = true};
+    actx_bh *bh;
+    int p[2], ran = 0;
+
+    make_pipe(p);
+    r.fd = p[0];
+    put_byte(p[1]);
+    ASSERT_EQ(actx_set_fd_handler(p[0], on_read, NULL, &r), 0);
+    bh = actx_bh_new(poll_blocking_once, &ran);
+    actx_bh_schedule_idle(bh);
+    actx_poll(true);
+    ASSERT_EQ(ran, 1);
+    ASSERT_EQ(r.reads, 1); /* on_read asserts the byte was there */
+    ASSERT_FALSE(readable(p[0]));
+    actx_bh_delete(bh);
     ASSERT_EQ(actx_set_fd_handler(p[0], NULL, NULL, NULL), 0);
     close_pipe(p);
 }

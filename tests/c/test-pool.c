@@ -1,5 +1,5 @@
 /*
- * test-pool.c - the worker pool (SPEC 3.3): submitted work runs on a pool
+ * test-pool.c - the worker pool (actx.h): submitted work runs on a pool
  * thread and its completion comes back exactly once, in the submitting
  * context (or the one it was re-homed to); completions of outer contexts
  * wait out a synchronous wait; cancellation is all-or-nothing; nested
@@ -628,5 +628,7 @@ ACTX_TEST("/pool/exit/idle-workers-joined")
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
-    ASSERT_LT(mono_s() - t0, 1.5);
+    /* Well under the 2 s a running job gets (valgrind: scale 20). */
+    ASSERT_LT(mono_s() - t0,
+              1.5 * test_env_double("ACTX_TEST_TIMEOUT_SCALE", 1.0));
 }

@@ -1,0 +1,116 @@
+/*
+ * inject.c - the wrappers behind inject.h (linked with -Wl,--wrap=...).
+ */
+#include "test.h"
+
+#include "inject.h"
+
+#include <sys/epoll.h>
+
+atomic_int inject_pthread_create;
+atomic_int inject_alloc;
+atomic_int inject_alloc_skip;
+atomic_int inject_epoll_ctl;
+atomic_int inject_epoll_ctl_op = EPOLL_CTL_ADD;
+atomic_int inject_epoll_ctl_errno = ENOMEM;
+atomic_int inject_pthread_create_hits;
+atomic_int inject_alloc_hits;
+atomic_int inject_epoll_ctl_hits;
+
+/* Take one failure from a knob; true if this call must fail. */
+static bool take(atomic_int *knob, atomic_int *hits)
+{
+    int n = atomic_load_explicit(knob, memory_order_relaxed);
+
+    if (n > 0 && knob == &inject_alloc) {
+        int skip = atomic_load(&inject_alloc_skip);
+
+        while (skip > 0) {
+            if (atomic_compare_exchange_weak(&inject_alloc_skip, &skip,
+                                             skip - 1)) {
+                return false;
+            }
+        }
+    }
+    while (n > 0) {
+        int next = n >= INJECT_ALWAYS ? n : n - 1;
+
+        if (atomic_compare_exchange_weak(knob, &n, next)) {
+            atomic_fetch_add(hits, 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                          void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                          void *(*fn)(void *), void *arg);
+
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                          void *(*fn)(void *), void *arg)
+{
+    if (take(&inject_pthread_create, &inject_pthread_create_hits)) {
+        return EAGAIN;
+    }
+    return __real_pthread_create(t, attr, fn, arg);
+}
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_aligned_alloc(size_t a, size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+    if (take(&inject_alloc, &inject_alloc_hits)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t m)
+{
+    if (take(&inject_alloc, &inject_alloc_hits)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_calloc(n, m);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (take(&inject_alloc, &inject_alloc_hits)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_realloc(p, n);
+}
+
+void *__wrap_aligned_alloc(size_t a, size_t n)
+{
+    if (take(&inject_alloc, &inject_alloc_hits)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __real_aligned_alloc(a, n);
+}
+
+int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+
+int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if (op == atomic_load(&inject_epoll_ctl_op) &&
+        take(&inject_epoll_ctl, &inject_epoll_ctl_hits)) {
+        errno = atomic_load(&inject_epoll_ctl_errno);
+        return -1;
+    }
+    return __real_epoll_ctl(epfd, op, fd, ev);
+}
