@@ -161,8 +161,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    actx_timer *timers; /* root of this context's timer heap (timer.c) */
-    actx__fd *parked;   /* fds parked while another context is current */
+    void *timers;     /* timer heap of this context (timer.c) */
+    actx__fd *parked; /* fds parked while another context is current */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -214,6 +214,7 @@ struct actx__loop {
     long nfds;              /* registered fd handlers (fd.c) */
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
+    long timers_live;       /* live timers: room reserved in each heap */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
     /*
      * Called around each blocking sleep (pool.c counts blocked workers).

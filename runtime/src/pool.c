@@ -52,6 +52,13 @@
  * size: blocked workers do not count against the size, so nested
  * submit-and-wait cannot deadlock the pool.
  *
+ * When no thread can be created (pthread_create or the worker's allocation
+ * fails, or the cap), nothing accepted may be stranded: a submission that
+ * no worker will ever come for (none exists, or all are blocked) is taken
+ * back and refused with EAGAIN (submit_kick, submit_retract), and a worker
+ * about to block in a nested wait while such work is queued runs it
+ * inline instead of sleeping (pool_sleep_hook).
+ *
  * Idle workers sleep on their own condition variable, on a LIFO stack: the
  * most recently idle (warmest) worker is woken first and the coldest ones
  * time out and retire.  Workers do not spin before sleeping: measured on 2
