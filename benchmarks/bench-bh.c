@@ -22,6 +22,9 @@
  *                steady state, counted by wrappers defined here that
  *                forward to glibc's __libc_* allocator.
  *
+ * Options: see --help.  Each figure reports the median of its repetitions
+ * and their spread.
+ *
  * ./bench-bh --syscall-check does 1e6 push+pop pairs (and 1e6 BH bursts of
  * one BH) between two getppid() markers and nothing else, so that
  *     strace -f ./bench-bh --syscall-check 2>&1 |
@@ -549,17 +552,33 @@ static int syscall_check(void)
 
 int main(int argc, char **argv)
 {
+    static bool syscall_check_flag;
+    static const bench_option extra[] = {
+        { "--syscall-check", NULL,
+          "only do 1e6 push+pop and 1e6 BH schedule+poll between two "
+          "getppid() markers (run it under strace -f)",
+          NULL, &syscall_check_flag },
+        { NULL, NULL, NULL, NULL, NULL },
+    };
+    static const bench_spec spec = {
+        .prog = "bench-bh",
+        .what = "bottom halves and the context stack on one thread: BH "
+                "bursts, a BH chain polled\nper BH, push+pop, mallocs per "
+                "operation; beside a raw run queue, libuv,\nlibevent and "
+                "GLib.",
+        .reps = 5,
+        .extra = extra,
+    };
     bench_opts o;
-    bench_best b_actx, b_raw, b_uv, b_ev, b_glib;
     long burst_rounds, chain_n, pushpop_n;
-    bench_row row;
+    bench_fig *f;
 
+    bench_init(&o, &spec, argc, argv);
 #ifndef BENCH_NO_ACTX
-    if (argc > 1 && !strcmp(argv[1], "--syscall-check")) {
+    if (syscall_check_flag) {
         return syscall_check();
     }
 #endif
-    bench_parse(&o, argc, argv, 5, 0);
     burst_rounds = (long)(2000 * o.scale);
     chain_n = (long)(4000000 * o.scale);
     pushpop_n = (long)(4000000 * o.scale);
@@ -584,21 +603,20 @@ int main(int argc, char **argv)
     for (int i = 0; i < BURST; i++) {
         ev_burst[i] = event_new(evb, -1, 0, ev_count_cb, NULL);
     }
-    ev_chain = event_new(evb, -1, 0, ev_chain_cb, NULL);
+    ev_chain = event_new(evb, -1, 0, ev_chain_cb,
+                         NULL);
 #endif
 #ifdef HAVE_GLIB
     gctx = g_main_context_new();
 #endif
 
-    printf("bench-bh: best of %d runs each, interleaved; %d BHs per burst "
-           "x %ld rounds, chain of %ld, %ld push+pop pairs\n",
+    printf("bench-bh: %d runs each, interleaved, after one warm-up run; %d "
+           "BHs per burst x %ld rounds, chain of %ld, %ld push+pop pairs\n",
            o.reps, BURST, burst_rounds, chain_n, pushpop_n);
+    bench_group("bh", "bottom halves and contexts (single thread)");
 
     /* ---- burst ---- */
-    bench_best_init(&b_actx, false);
-    bench_best_init(&b_raw, false);
-    bench_best_init(&b_uv, false);
-    bench_best_init(&b_ev, false);
+    f = bench_fig_new("bh burst x1024", "ns/BH", BENCH_LOWER);
     for (int r = 0; r < o.reps + 1; r++) {
         /* Run 0 warms caches and free lists and is not counted. */
         double v;
@@ -609,46 +627,32 @@ int main(int argc, char **argv)
         }
         v = burst_actx(burst_rounds);
         if (r) {
-            bench_best_add(&b_actx, v);
+            bench_add(f, "actx", v);
         }
 #endif
         v = burst_raw(burst_rounds);
         if (r) {
-            bench_best_add(&b_raw, v);
+            bench_add(f, "raw run queue", v);
         }
 #ifdef HAVE_LIBUV
         v = burst_uv(burst_rounds);
         if (r) {
-            bench_best_add(&b_uv, v);
+            bench_add(f, "libuv idle", v);
         }
 #endif
 #ifdef HAVE_LIBEVENT
         v = burst_ev(burst_rounds);
         if (r) {
-            bench_best_add(&b_ev, v);
+            bench_add(f, "libevent active", v);
         }
 #endif
         (void)v;
     }
-
-    bench_table_header("bottom halves and contexts (single thread)");
-    memset(&row, 0, sizeof(row));
-    row.name = "bh burst x1024";
-    row.unit = "ns/BH";
-    row.actx = b_actx.best;
-    bench_row_peer(&row, "raw run queue", b_raw.best);
-    bench_row_peer(&row, "libuv idle", b_uv.best);
-    bench_row_peer(&row, "libevent active", b_ev.best);
-    row.target = BENCH_TARGET_ABS_MAX;
-    row.target_value = 8;
-    bench_table_row(&row);
-    fflush(stdout);
+    bench_target_abs(f, 8);
+    bench_fig_done(f);
 
     /* ---- chain ---- */
-    bench_best_init(&b_actx, false);
-    bench_best_init(&b_raw, false);
-    bench_best_init(&b_uv, false);
-    bench_best_init(&b_ev, false);
+    f = bench_fig_new("bh chain (poll per BH)", "ns/BH", BENCH_LOWER);
     for (int r = 0; r < o.reps + 1; r++) {
         double v;
 
@@ -658,53 +662,38 @@ int main(int argc, char **argv)
         }
         v = chain_actx(chain_n);
         if (r) {
-            bench_best_add(&b_actx, v);
+            bench_add(f, "actx", v);
         }
 #endif
         v = chain_raw(chain_n);
         if (r) {
-            bench_best_add(&b_raw, v);
+            bench_add(f, "raw run queue", v);
         }
 #ifdef HAVE_LIBUV
-        v = chain_uv(chain_n);
+        /* ~1 us per iteration (an epoll_wait each): a 16th is plenty. */
+        v = chain_uv(chain_n / 16);
         if (r) {
-            bench_best_add(&b_uv, v);
+            bench_add(f, "libuv idle NOWAIT", v);
         }
 #endif
 #ifdef HAVE_LIBEVENT
         ev_chain_loops = 0;
         v = chain_ev(chain_n);
         if (r) {
-            bench_best_add(&b_ev, v);
+            bench_add(f, "libevent active chain", v);
         }
 #endif
         (void)v;
     }
-    memset(&row, 0, sizeof(row));
-    row.name = "bh chain (poll per BH)";
-    row.unit = "ns/BH";
-    row.actx = b_actx.best;
-    bench_row_peer(&row, "raw run queue", b_raw.best);
-    bench_row_peer(&row, "libuv idle NOWAIT", b_uv.best);
-    bench_row_peer(&row, "libevent active chain", b_ev.best);
-    row.target = BENCH_TARGET_ABS_MAX;
-    row.target_value = 15;
+    bench_target_abs(f, 15);
 #ifdef HAVE_LIBEVENT
-    {
-        static char note[96];
-
-        snprintf(note, sizeof(note),
-                 "libevent ran the chain in %lu loop calls for %ld BHs",
-                 ev_chain_loops, chain_n);
-        row.note = note;
-    }
+    bench_note(f, "libevent ran the chain in %lu loop calls for %ld BHs",
+               ev_chain_loops, chain_n);
 #endif
-    bench_table_row(&row);
-    fflush(stdout);
+    bench_fig_done(f);
 
     /* ---- push + pop ---- */
-    bench_best_init(&b_actx, false);
-    bench_best_init(&b_glib, false);
+    f = bench_fig_new("push+pop", "ns/pair", BENCH_LOWER);
     for (int r = 0; r < o.reps + 1; r++) {
         double v;
 
@@ -715,7 +704,7 @@ int main(int argc, char **argv)
         }
         v = pushpop_actx(pushpop_n);
         if (r) {
-            bench_best_add(&b_actx, v);
+            bench_add(f, "actx", v);
         }
 #endif
 #ifdef HAVE_GLIB
@@ -725,47 +714,36 @@ int main(int argc, char **argv)
         }
         v = pushpop_glib(pushpop_n);
         if (r) {
-            bench_best_add(&b_glib, v);
+            bench_add(f, "glib push/pop default", v);
         }
 #endif
         (void)v;
     }
-    memset(&row, 0, sizeof(row));
-    row.name = "push+pop";
-    row.unit = "ns/pair";
-    row.actx = b_actx.best;
-    bench_row_peer(&row, "glib push/pop default", b_glib.best);
-    row.target = BENCH_TARGET_ABS_MAX;
-    row.target_value = 20;
-    bench_table_row(&row);
+    bench_target_abs(f, 20);
+    bench_fig_done(f);
 
 #ifdef BENCH_COUNT_MALLOC
-    memset(&row, 0, sizeof(row));
-    row.name = "mallocs per push+pop";
-    row.unit = "calls";
+    /* Counts, not timings: one "sample" over all the measured runs. */
+    f = bench_fig_new("mallocs per push+pop", "calls", BENCH_LOWER);
 #ifndef BENCH_NO_ACTX
-    row.actx = pushpop_pairs ? (double)pushpop_allocs / pushpop_pairs : NAN;
-#else
-    row.actx = NAN;
+    bench_add(f, "actx",
+              pushpop_pairs ? (double)pushpop_allocs / pushpop_pairs : NAN);
 #endif
 #ifdef HAVE_GLIB
-    bench_row_peer(&row, "glib push/pop default",
-                   glib_pairs ? (double)glib_allocs / glib_pairs : NAN);
+    bench_add(f, "glib push/pop default",
+              glib_pairs ? (double)glib_allocs / glib_pairs : NAN);
 #endif
-    row.target = BENCH_TARGET_ABS_EQ0;
-    bench_table_row(&row);
+    bench_target_abs(f, 0);
+    bench_fig_done(f);
 
-    memset(&row, 0, sizeof(row));
-    row.name = "mallocs per BH (burst+chain)";
-    row.unit = "calls";
+    f = bench_fig_new("mallocs per BH (burst+chain)", "calls", BENCH_LOWER);
 #ifndef BENCH_NO_ACTX
-    row.actx = (double)(burst_allocs + chain_allocs) /
-               ((double)o.reps * (burst_rounds * BURST + chain_n));
-#else
-    row.actx = NAN;
+    bench_add(f, "actx",
+              (double)(burst_allocs + chain_allocs) /
+                  ((double)o.reps * (burst_rounds * BURST + chain_n)));
 #endif
-    row.target = BENCH_TARGET_ABS_EQ0;
-    bench_table_row(&row);
+    bench_target_abs(f, 0);
+    bench_fig_done(f);
 #endif
     printf("\nSyscalls in the steady state: strace -f ./bench-bh "
            "--syscall-check 2>&1 | sed -n '/getppid/,/getppid/p'\n"
@@ -794,5 +772,5 @@ int main(int argc, char **argv)
 #ifdef HAVE_GLIB
     g_main_context_unref(gctx);
 #endif
-    return 0;
+    return bench_finish();
 }

@@ -1,6 +1,6 @@
 /*
  * bench-io.c - timers and fd wake-ups, actx against its peers in the same
- * run (repetitions interleaved, best of N kept: the machine is shared).
+ * run (repetitions interleaved: the machine is shared).
  *
  *   timers arm+fire   10,000 timers made once; per repetition each is armed
  *                     with a random deadline in the past (all due, random
@@ -18,7 +18,13 @@
  *                     epoll_wait loop; libuv uv_poll.  Target: actx within
  *                     1.1x of raw epoll.
  *
- * Usage: bench-io [-n REPS] [-q]   (repetitions are 2 x REPS per figure)
+ *   timers curve      the timers figure for 10, 100, ... 1e6 timers armed
+ *                     at once (target: cost per timer at most O(log n),
+ *                     i.e. growing no more than the raw heap's);
+ *                     every run checks that each timer fired exactly once.
+ *
+ * Options: see --help.  Each figure reports the median of its repetitions
+ * and their spread.
  */
 #define _GNU_SOURCE
 #include "actx.h"
@@ -41,7 +47,8 @@
 #include <uv.h>
 #endif
 
-#define NTIMERS 10000
+#define NTIMERS 10000      /* the timers figure */
+#define TIMERS_MAX 1000000 /* the end of the timers scaling curve */
 #define NOINLINE BENCH_NOINLINE
 
 static int rtt_iters = 20000;
@@ -66,40 +73,64 @@ static void die(const char *what)
 /* ------------------------------------------------------------------------ */
 /* Timers.                                                                   */
 
-static uint64_t deadlines[NTIMERS];
+static uint64_t *deadlines; /* [TIMERS_MAX], random, all in the past */
+static unsigned char *hits;  /* [TIMERS_MAX]: times timer i fired */
 static long fired;
 
 static void count_cb(void *opaque)
 {
-    (void)opaque;
+    hits[(intptr_t)opaque]++;
     fired++;
 }
 
-static double timers_actx(void)
+/* Before a run of n timers. */
+static void hits_reset(int n)
 {
-    static actx_timer *t[NTIMERS];
-    uint64_t t0, t1;
+    memset(hits, 0, (size_t)n);
+    fired = 0;
+}
 
-    if (!t[0]) {
-        for (int i = 0; i < NTIMERS; i++) {
-            t[i] = actx_timer_new(count_cb, NULL);
-            if (!t[i]) {
-                die("actx_timer_new");
-            }
+/* After it: did every one of the n timers fire exactly once? */
+static bool hits_once(int n)
+{
+    if (fired != n) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (hits[i] != 1) {
+            return false;
         }
     }
-    fired = 0;
+    return true;
+}
+
+static bool timers_ok = true; /* every run so far fired each timer once */
+
+/* n timers armed with past deadlines, one poll: ns per timer arm+fire. */
+static double timers_actx(int n)
+{
+    static actx_timer **t;
+    static int made;
+    uint64_t t0, t1;
+
+    if (!t) {
+        t = calloc(TIMERS_MAX, sizeof(*t));
+    }
+    for (; made < n; made++) {
+        t[made] = actx_timer_new(count_cb, (void *)(intptr_t)made);
+        if (!t[made]) {
+            die("actx_timer_new");
+        }
+    }
+    hits_reset(n);
     t0 = now_ns();
-    for (int i = 0; i < NTIMERS; i++) {
+    for (int i = 0; i < n; i++) {
         actx_timer_mod(t[i], deadlines[i]);
     }
     actx_poll(false);
     t1 = now_ns();
-    if (fired != NTIMERS) {
-        fprintf(stderr, "actx: fired %ld of %d\n", fired, NTIMERS);
-        exit(1);
-    }
-    return (double)(t1 - t0) / NTIMERS;
+    timers_ok &= hits_once(n);
+    return (double)(t1 - t0) / n;
 }
 
 /* The raw peer: what a minimal timer heap costs. */
@@ -115,7 +146,7 @@ typedef struct {
     raw_timer *t;
 } raw_ent;
 
-static raw_ent raw_heap[NTIMERS];
+static raw_ent *raw_heap; /* [TIMERS_MAX] */
 static long raw_n;
 
 static NOINLINE void raw_timer_mod(raw_timer *t, uint64_t expire)
@@ -165,64 +196,67 @@ static NOINLINE void raw_run(uint64_t now)
     }
 }
 
-static double timers_raw(void)
+static double timers_raw(int n)
 {
     static raw_timer *t;
     uint64_t t0, t1;
 
     if (!t) {
-        t = calloc(NTIMERS, sizeof(*t));
-        for (int i = 0; i < NTIMERS; i++) {
+        t = calloc(TIMERS_MAX, sizeof(*t));
+        raw_heap = calloc(TIMERS_MAX, sizeof(*raw_heap));
+        if (!t || !raw_heap) {
+            die("calloc");
+        }
+        for (int i = 0; i < TIMERS_MAX; i++) {
             t[i].cb = count_cb;
+            t[i].opaque = (void *)(intptr_t)i;
             t[i].idx = -1;
         }
     }
-    fired = 0;
+    hits_reset(n);
     t0 = now_ns();
-    for (int i = 0; i < NTIMERS; i++) {
+    for (int i = 0; i < n; i++) {
         raw_timer_mod(&t[i], deadlines[i]);
     }
     raw_run(now_ns());
     t1 = now_ns();
-    if (fired != NTIMERS) {
-        fprintf(stderr, "raw: fired %ld\n", fired);
-        exit(1);
-    }
-    return (double)(t1 - t0) / NTIMERS;
+    timers_ok &= hits_once(n);
+    return (double)(t1 - t0) / n;
 }
 
 #ifdef HAVE_LIBUV
 static void uv_count_cb(uv_timer_t *h)
 {
-    (void)h;
-    fired++;
+    count_cb(h->data);
 }
 
-static double timers_uv(void)
+static double timers_uv(int n)
 {
     static uv_loop_t loop;
     static uv_timer_t *t;
+    static int made;
     uint64_t t0, t1;
 
     if (!t) {
         uv_loop_init(&loop);
-        t = calloc(NTIMERS, sizeof(*t));
-        for (int i = 0; i < NTIMERS; i++) {
-            uv_timer_init(&loop, &t[i]);
+        t = calloc(TIMERS_MAX, sizeof(*t));
+        if (!t) {
+            die("calloc");
         }
     }
-    fired = 0;
+    for (; made < n; made++) {
+        uv_timer_init(&loop, &t[made]);
+        t[made].data = (void *)(intptr_t)made;
+    }
+    hits_reset(n);
     t0 = now_ns();
-    for (int i = 0; i < NTIMERS; i++) {
+    for (int i = 0; i < n; i++) {
         uv_timer_start(&t[i], uv_count_cb, 0, 0);
     }
     uv_run(&loop, UV_RUN_NOWAIT);
     t1 = now_ns();
-    if (fired != NTIMERS) {
-        fprintf(stderr, "uv: fired %ld\n", fired);
-        exit(1);
-    }
-    return (double)(t1 - t0) / NTIMERS;
+    timers_ok &= hits_once(n);
+    return (double)(t1 - t0) / n;
 }
 #endif
 
@@ -410,86 +444,131 @@ static double raw_lateness(void)
     return (double)(now - deadline) / 1000.0;
 }
 
+/*
+ * One sample of n timers for implementation fn: runs of n timers repeated
+ * until at least 1e5 timers were armed (so that small n are not one
+ * clock read), ns per timer.
+ */
+static double timers_sample(double (*fn)(int), int n)
+{
+    int runs = n >= 100000 ? 1 : 100000 / n;
+    double sum = 0;
+
+    for (int i = 0; i < runs; i++) {
+        sum += fn(n);
+    }
+    return sum / runs;
+}
+
+/* One figure of n timers: actx, raw heap, libuv, interleaved. */
+static bench_fig *timers_fig(const char *name, int n, int reps)
+{
+    bench_fig *f = bench_fig_new(name, "ns/timer", BENCH_LOWER);
+
+    /* Interleaved (actx, peers, peers reversed, actx): same noise for all. */
+    for (int rep = 0; rep < reps; rep++) {
+        bench_add(f, "actx", timers_sample(timers_actx, n));
+        bench_add(f, "raw binary heap", timers_sample(timers_raw, n));
+#ifdef HAVE_LIBUV
+        bench_add(f, "libuv uv_timer", timers_sample(timers_uv, n));
+#endif
+        bench_add(f, "raw binary heap", timers_sample(timers_raw, n));
+        bench_add(f, "actx", timers_sample(timers_actx, n));
+    }
+    bench_peer(f, "libuv uv_timer");
+    bench_fig_check(f, timers_ok, "every timer fired exactly once");
+    return f;
+}
+
 int main(int argc, char **argv)
 {
-    bench_best ta, tr, tu, ra, rr, ru, la, lr;
+    static bool no_curve;
+    static const bench_option extra[] = {
+        { "--no-curve", NULL, "skip the timers scaling curve (10 to 1e6)",
+          NULL, &no_curve },
+        { NULL, NULL, NULL, NULL, NULL },
+    };
+    static const bench_spec spec = {
+        .prog = "bench-io",
+        .what = "timers (arm+fire, and a curve as armed timers grow 10 -> "
+                "1e6), fd wake-up round\ntrips between threads and timer "
+                "lateness: actx, a raw heap / epoll loop and libuv.",
+        .reps = 7,
+        .extra = extra,
+        .usage_more = "Timers and round trips run 2xREPS repetitions "
+                      "(interleaved actx, peers, peers, actx);\nthe curve "
+                      "REPS per point, lateness 20.",
+    };
     bench_opts o;
-    bench_row r;
+    bench_fig *f;
     uint64_t base;
+    int curve_max = TIMERS_MAX;
 
-    bench_parse(&o, argc, argv, 7, 0);
+    bench_init(&o, &spec, argc, argv);
     rtt_iters = (int)(rtt_iters * o.scale);
     if (rtt_iters < 1000) {
         rtt_iters = 1000;
     }
-    bench_best_init(&ta, false);
-    bench_best_init(&tr, false);
-    bench_best_init(&tu, false);
-    bench_best_init(&ra, false);
-    bench_best_init(&rr, false);
-    bench_best_init(&ru, false);
-    bench_best_init(&la, false);
-    bench_best_init(&lr, false);
-    for (int rep = 0; rep < 20; rep++) {
-        bench_best_add(&la, timer_lateness());
-        bench_best_add(&lr, raw_lateness());
+    if (o.quick) {
+        curve_max = TIMERS_MAX / 10;
+    }
+    deadlines = malloc(TIMERS_MAX * sizeof(*deadlines));
+    hits = malloc(TIMERS_MAX);
+    if (!deadlines || !hits) {
+        die("malloc");
     }
     base = now_ns();
-    for (int i = 0; i < NTIMERS; i++) {
+    for (int i = 0; i < TIMERS_MAX; i++) {
         deadlines[i] = 1 + rng() % (base - 1); /* all in the past */
     }
+    bench_group("io", "timers and fd wake-ups");
 
-    /* Interleaved (actx, peers, peers reversed, actx): same noise for all. */
+    f = timers_fig("timers arm+fire x10k", NTIMERS, o.reps);
+    bench_target_abs(f, 100);
+    bench_note(f, "libuv: all timeouts 0, fired in insertion order");
+    bench_fig_done(f);
+
+    f = bench_fig_new("fd wake-up round trip", "us/rtt", BENCH_LOWER);
     for (int rep = 0; rep < o.reps; rep++) {
-        bench_best_add(&ta, timers_actx());
-        bench_best_add(&tr, timers_raw());
+        bench_add(f, "actx", rtt_run(server_actx));
+        bench_add(f, "raw epoll loop", rtt_run(server_raw));
 #ifdef HAVE_LIBUV
-        bench_best_add(&tu, timers_uv());
+        bench_add(f, "libuv uv_poll", rtt_run(server_uv));
 #endif
-        bench_best_add(&tr, timers_raw());
-        bench_best_add(&ta, timers_actx());
+        bench_add(f, "raw epoll loop", rtt_run(server_raw));
+        bench_add(f, "actx", rtt_run(server_actx));
     }
-    for (int rep = 0; rep < o.reps; rep++) {
-        bench_best_add(&ra, rtt_run(server_actx));
-        bench_best_add(&rr, rtt_run(server_raw));
-#ifdef HAVE_LIBUV
-        bench_best_add(&ru, rtt_run(server_uv));
-#endif
-        bench_best_add(&rr, rtt_run(server_raw));
-        bench_best_add(&ra, rtt_run(server_actx));
+    bench_peer(f, "libuv uv_poll");
+    bench_target_ratio(f, "raw epoll loop", 1 / 1.1);
+    bench_fig_done(f);
+
+    f = bench_fig_new("timer lateness, idle loop", "us", BENCH_LOWER);
+    for (int rep = 0; rep < 20; rep++) {
+        bench_add(f, "actx", timer_lateness());
+        bench_add(f, "raw epoll_wait (ms)", raw_lateness());
     }
+    bench_target_abs(f, 1000);
+    bench_note(f, "one 2 ms timer, 20 times: fired after its deadline by");
+    bench_fig_done(f);
 
-    bench_table_header("timers and fd wake-ups");
-    memset(&r, 0, sizeof(r));
-    r.name = "timers arm+fire x10k";
-    r.unit = "ns/timer";
-    r.actx = ta.best;
-    bench_row_peer(&r, "raw binary heap", tr.best);
-    bench_row_peer(&r, "libuv uv_timer", tu.best);
-    r.target = BENCH_TARGET_ABS_MAX;
-    r.target_value = 100;
-    r.note = "libuv: all timeouts 0, fired in insertion order";
-    bench_table_row(&r);
+    if (!no_curve) {
+        bench_group("timers-curve", "timers: cost per timer as armed "
+                                    "timers grow");
+        for (int n = 10; n <= curve_max; n *= 10) {
+            char name[64];
 
-    memset(&r, 0, sizeof(r));
-    r.name = "fd wake-up round trip";
-    r.unit = "us/rtt";
-    r.actx = ra.best;
-    bench_row_peer(&r, "raw epoll loop", rr.best);
-    bench_row_peer(&r, "libuv uv_poll", ru.best);
-    r.target = BENCH_TARGET_RATIO_MAX;
-    r.target_value = 1.1;
-    r.target_peer = 0;
-    bench_table_row(&r);
-
-    memset(&r, 0, sizeof(r));
-    r.name = "timer lateness, idle loop";
-    r.unit = "us";
-    r.actx = la.best;
-    bench_row_peer(&r, "raw epoll_wait (ms)", lr.best);
-    r.target = BENCH_TARGET_ABS_MAX;
-    r.target_value = 1000;
-    r.note = "one 2 ms timer, best of 20: fired after its deadline by";
-    bench_table_row(&r);
-    return 0;
+            snprintf(name, sizeof(name), "timers arm+fire, %d armed", n);
+            /* Fewer repetitions where one run is long (1e6: ~1 s). */
+            f = timers_fig(name, n,
+                           n >= 1000000 ? 1 : n >= 100000 ? 2
+                                                          : (o.reps + 1) / 2);
+            bench_fig_x(f, "timers armed", "timers armed at once", n);
+            /* Per-timer cost measured in time also grows with cache
+             * misses; the raw binary heap, O(log n) by construction and
+             * run on the same deadlines, is the yardstick. */
+            bench_curve_target(f, "log raw binary heap");
+            bench_fig_done(f);
+        }
+    }
+    return bench_finish();
 }

@@ -27,10 +27,9 @@
  *   thread blocks in epoll_wait on its own); libuv uv_async ping-pong
  *   between two loops (reference).
  *
- * Options: -n REPS (default 5), -t SECONDS per repetition (default 0.3),
- * -q (quick), -only LIST (comma-separated subset of c1,c2,pp and
- * actx,uv,raw, for profiling one figure or one implementation; e.g.
- * "-only c1,raw").  The best repetition of each figure is reported.
+ * Options: see --help (bench-util.h has the common ones); -only LIST
+ * selects figures and implementations, for profiling one of them.  Each
+ * figure reports the median of its repetitions and their spread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -738,19 +737,6 @@ static double pingpong_uv(double seconds)
 
 static const char *only;
 
-/* Is name one of the comma-separated tokens of list? */
-static bool list_has(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = list; (p = strstr(p, name)); p += n) {
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /*
  * Is this figure ("fig") or implementation ("impl") selected by -only?  A
  * group that -only does not mention is selected entirely.
@@ -765,8 +751,8 @@ static bool want(const char *name, const char *group)
         return true;
     }
     for (; *g; g++) {
-        if (list_has(only, *g)) {
-            return list_has(only, name);
+        if (bench_list_has(only, *g)) {
+            return bench_list_has(only, name);
         }
     }
     return true;
@@ -774,16 +760,28 @@ static bool want(const char *name, const char *group)
 
 int main(int argc, char **argv)
 {
+    static const bench_option extra[] = {
+        { "-only", "LIST",
+          "comma-separated subset of the figures c1,c2,pp and the "
+          "implementations actx,uv,raw (e.g. -only c1,raw)",
+          &only, NULL },
+        { NULL, NULL, NULL, NULL, NULL },
+    };
+    static const bench_spec spec = {
+        .prog = "bench-xthread",
+        .what = "cross-thread completions (1 and 2 producers into one "
+                "owner) and round trips\nbetween two threads' blocking "
+                "loops: actx, the libuv idiom and the raw protocol.",
+        .reps = 5,
+        .rep_seconds = 0.3,
+        .extra = extra,
+        .usage_more = "Completions get 3xREPS repetitions of SECONDS/3, "
+                      "ping-pong 10xREPS of SECONDS/10,\nper "
+                      "implementation, interleaved.",
+    };
     bench_opts o;
-    bench_row row;
-    static char notes[2][128];
 
-    bench_parse(&o, argc, argv, 5, 0.3);
-    for (int i = 1; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "-only")) {
-            only = argv[i + 1];
-        }
-    }
+    bench_init(&o, &spec, argc, argv);
     for (int p = 0; p < MAX_PRODUCERS; p++) {
         if (posix_memalign((void **)&prods[p], BENCH_CACHELINE,
                            sizeof(producer))) {
@@ -805,25 +803,23 @@ int main(int argc, char **argv)
     }
 #endif
 
-    printf("bench-xthread: best of %d interleaved repetitions of %.2f s "
+    printf("bench-xthread: %d interleaved repetitions of %.2f s "
            "(ping-pong: %d of %.3f s); ring %d slots, at most %d "
            "outstanding per producer\n",
            3 * o.reps, o.rep_seconds / 3, 10 * o.reps, o.rep_seconds / 10,
            RING, OUTSTANDING_PER_PRODUCER);
-    bench_table_header("cross-thread completions (M/s: higher is better) "
-                       "and round trips (us: lower is better)");
+    bench_group("xthread", "cross-thread completions and round trips");
 
     for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
-        bench_best b_actx, b_uv, b_raw;
         unsigned long sleeps = 0, wakeups = 0, completed = 0;
+        bench_fig *f;
 
         if (!want(nprod == 1 ? "c1" : "c2", "fig")) {
             continue;
         }
-
-        bench_best_init(&b_actx, true);
-        bench_best_init(&b_uv, true);
-        bench_best_init(&b_raw, true);
+        f = bench_fig_new(nprod == 1 ? "completions, 1 producer"
+                                     : "completions, 2 producers",
+                          "M/s", BENCH_HIGHER);
         /*
          * Three times as many repetitions, a third as long: other jobs on
          * the machine come and go within seconds, and short interleaved
@@ -836,7 +832,7 @@ int main(int argc, char **argv)
 #ifndef BENCH_NO_ACTX
             if (want("actx", "impl")) {
                 x = run_completions(V_ACTX, nprod, secs);
-                bench_best_add(&b_actx, x.mps);
+                bench_add(f, "actx", x.mps);
                 sleeps += x.sleeps;
                 wakeups += x.wakeups;
                 completed += x.completed;
@@ -845,42 +841,30 @@ int main(int argc, char **argv)
 #ifdef HAVE_LIBUV
             if (want("uv", "impl")) {
                 x = run_completions(V_UV, nprod, secs);
-                bench_best_add(&b_uv, x.mps);
+                bench_add(f, "libuv mutex+async", x.mps);
             }
 #endif
             if (want("raw", "impl")) {
                 x = run_completions(V_RAW, nprod, secs);
-                bench_best_add(&b_raw, x.mps);
+                bench_add(f, "raw mpsc+eventfd", x.mps);
             }
         }
-        memset(&row, 0, sizeof(row));
-        row.name = nprod == 1 ? "completions, 1 producer"
-                              : "completions, 2 producers";
-        row.unit = "M/s";
-        row.actx = b_actx.best;
-        bench_row_peer(&row, "libuv mutex+async", b_uv.best);
-        bench_row_peer(&row, "raw mpsc+eventfd", b_raw.best);
-        row.target = BENCH_TARGET_RATIO_MIN;
-        row.target_value = 1.3;
-        row.target_peer = 0;
+        bench_peer(f, "libuv mutex+async");
+        bench_target_ratio(f, "libuv mutex+async", 1.3);
         if (completed) {
-            snprintf(notes[nprod - 1], sizeof(notes[0]),
-                     "actx owner: %.3f sleeps, %.3f wake-ups per 1000 "
-                     "completions",
-                     1000.0 * (double)sleeps / (double)completed,
-                     1000.0 * (double)wakeups / (double)completed);
-            row.note = notes[nprod - 1];
+            bench_note(f,
+                       "actx owner: %.3f sleeps, %.3f wake-ups per 1000 "
+                       "completions",
+                       1000.0 * (double)sleeps / (double)completed,
+                       1000.0 * (double)wakeups / (double)completed);
         }
-        bench_table_row(&row);
-        fflush(stdout);
+        bench_fig_done(f);
     }
 
     if (want("pp", "fig")) {
-        bench_best b_actx, b_uv, b_raw;
+        bench_fig *f = bench_fig_new("ping-pong round trip", "us/rt",
+                                     BENCH_LOWER);
 
-        bench_best_init(&b_actx, false);
-        bench_best_init(&b_uv, false);
-        bench_best_init(&b_raw, false);
         /*
          * Round trips are wake-up latencies, the noisiest figure on a
          * shared VM: it switches between a fast and a slow mode (2 vs 15
@@ -894,31 +878,23 @@ int main(int argc, char **argv)
 
 #ifndef BENCH_NO_ACTX
             if (want("actx", "impl")) {
-                bench_best_add(&b_actx, pingpong_actx(secs));
+                bench_add(f, "actx", pingpong_actx(secs));
             }
 #endif
             if (want("raw", "impl")) {
-                bench_best_add(&b_raw, pingpong_raw(secs));
+                bench_add(f, "raw eventfd+epoll", pingpong_raw(secs));
             }
 #ifdef HAVE_LIBUV
             if (want("uv", "impl")) {
-                bench_best_add(&b_uv, pingpong_uv(secs));
+                bench_add(f, "libuv async", pingpong_uv(secs));
             }
 #endif
         }
-        memset(&row, 0, sizeof(row));
-        row.name = "ping-pong round trip";
-        row.unit = "us/rt";
-        row.actx = b_actx.best;
-        bench_row_peer(&row, "raw eventfd+epoll", b_raw.best);
-        bench_row_peer(&row, "libuv async", b_uv.best);
-        row.target = BENCH_TARGET_RATIO_MAX;
-        row.target_value = 1.1;
-        row.target_peer = 0;
-        bench_table_row(&row);
+        bench_target_ratio(f, "raw eventfd+epoll", 1 / 1.1);
+        bench_note(f, "each repetition: its fastest block of %d round trips",
+                   PP_BLOCK);
+        bench_fig_done(f);
     }
-    printf("\nactx/peer: for M/s above 1 means actx is faster; for us/rt "
-           "below 1 means actx is faster.\n");
 
 #ifdef HAVE_LIBUV
     uv_close((uv_handle_t *)&uv_wake, NULL);
@@ -930,5 +906,5 @@ int main(int argc, char **argv)
         free(prods[p]);
     }
     free(node_mem);
-    return 0;
+    return bench_finish();
 }

@@ -1,24 +1,40 @@
 #!/bin/bash
-# Proves the installed library is usable from outside the tree: header,
-# pkg-config file, soname and exported symbols.
+# Proves the installed library is usable from outside the tree, as a user
+# gets it: header, pkg-config files, soname, exported symbols, and programs
+# that run with no environment variables (the .pc file's rpath).  The C
+# program of README.md ("A minimal C program") is extracted from README.md
+# and built and run as the README says, so the README cannot drift.
 #
-#   tests/install-check.sh PREFIX   check an existing install (scons test)
-#   tests/install-check.sh          install into a temp prefix first
+#   tests/install-check.sh PREFIX [DESTDIR]
+#       check an install into PREFIX (a private prefix outside the system
+#       library path), and, with DESTDIR, a staged install made with
+#       `DESTDIR=DESTDIR PREFIX=/usr` (scons test does both)
+#   tests/install-check.sh
+#       install into a temporary prefix first, then check it
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+fail() { echo "install-check: $*" >&2; exit 1; }
 
 if [ $# -ge 1 ]; then
     prefix=$1
+    destdir=${2:-}
 else
     prefix=$work/prefix
+    destdir=
     (cd "$top" && scons -Q install PREFIX="$prefix" >/dev/null)
 fi
+pcdir=$prefix/lib/pkgconfig
+# Programs must find libactx.so.1 by themselves.
+unset LD_LIBRARY_PATH
 
-export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-flags=$(pkg-config --cflags --libs actx)
+flags=$(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs actx)
+case " $flags " in
+*-Wl,-rpath,"$prefix"/lib*) ;;
+*) fail "actx.pc of a private prefix carries no rpath: $flags" ;;
+esac
 
 # Built in a directory of its own so no header of the tree can leak in.
 cat >"$work/check.c" <<'C'
@@ -37,6 +53,12 @@ int main(void)
                 id, depth, pop, root);
         return 1;
     }
+    if (actx_version() != ((ACTX_VERSION_MAJOR << 16) |
+                           (ACTX_VERSION_MINOR << 8) | ACTX_VERSION_PATCH)) {
+        fprintf(stderr, "install-check: header and library disagree: %s\n",
+                actx_version_string());
+        return 1;
+    }
     return 0;
 }
 C
@@ -46,9 +68,66 @@ C
 
 # The binary must have recorded the soname, not the versioned file name.
 if ! readelf -d "$work/check" | grep -q 'NEEDED.*\[libactx\.so\.1\]'; then
-    echo "install-check: binary does not depend on libactx.so.1" >&2
-    exit 1
+    fail "binary does not depend on libactx.so.1"
+fi
+"$work/check"
+
+# README.md's example, byte for byte: the first ```c block after the
+# heading "## A minimal C program", built with the README's command line.
+awk '/^## A minimal C program/ { sec = 1; next }
+     sec && /^```c$/ { code = 1; next }
+     code && /^```$/ { exit }
+     code { print }' "$top/README.md" >"$work/prog.c"
+[ -s "$work/prog.c" ] || fail "no C example found in README.md"
+# shellcheck disable=SC2046  # as the README writes it
+(cd "$work" && ${CC:-cc} prog.c $(PKG_CONFIG_PATH=$pcdir pkg-config \
+    --cflags --libs actx) -o prog)
+out=$("$work/prog")
+[ "$out" = 42 ] || fail "README example printed '$out', not 42"
+
+# libactx-glib, where it was built: a GSource drives a timer.
+if [ -f "$pcdir/actx-glib.pc" ]; then
+    cat >"$work/glib.c" <<'C'
+#include <actx-glib.h>
+
+static void fire(void *opaque)
+{
+    g_main_loop_quit(opaque);
+}
+
+int main(void)
+{
+    GMainLoop *ml = g_main_loop_new(NULL, FALSE);
+    GSource *src = actx_g_source_new();
+    actx_timer *t = actx_timer_new(fire, ml);
+
+    g_source_attach(src, NULL);
+    actx_timer_mod(t, actx_now_ns() + 1000000);
+    g_main_loop_run(ml); /* returns once the actx timer fired */
+    actx_timer_free(t);
+    g_source_destroy(src);
+    g_source_unref(src);
+    g_main_loop_unref(ml);
+    return 0;
+}
+C
+    # shellcheck disable=SC2046
+    (cd "$work" && ${CC:-cc} -Wall -Wextra -Werror glib.c -o glib \
+        $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs actx-glib))
+    "$work/glib"
 fi
 
-LD_LIBRARY_PATH=$prefix/lib "$work/check"
-echo "install-check: OK ($prefix: $flags)"
+# DESTDIR staging: files under DESTDIR/usr, and the files name /usr (no
+# staging path, and no rpath for a system library directory).
+if [ -n "$destdir" ]; then
+    for f in usr/lib/libactx.so.1 usr/lib/libactx.a usr/include/actx.h \
+        usr/lib/pkgconfig/actx.pc; do
+        [ -e "$destdir/$f" ] || fail "DESTDIR install lacks $f"
+    done
+    pc=$destdir/usr/lib/pkgconfig/actx.pc
+    grep -qx 'prefix=/usr' "$pc" || fail "$pc: prefix is not /usr"
+    if grep -q -e "$destdir" -e rpath "$destdir"/usr/lib/pkgconfig/*.pc; then
+        fail "a staged .pc names the staging directory or an rpath"
+    fi
+fi
+echo "install-check: OK ($prefix: $flags${destdir:+; DESTDIR staging})"

@@ -1,10 +1,12 @@
 """Python benchmarks: both actx backends side by side, against asyncio and
 uvloop (Debian's python3-uvloop) measured in the same run.
 
-    PYTHONPATH=build/<mode>/python /usr/bin/python3 benchmarks/python/run.py
+    PYTHONPATH=build/release/python /usr/bin/python3 benchmarks/python/run.py
 
-(`scons bench:py` does that; `scons bench` includes it.)  Each number is
-the best of several repetitions.  Ratios > 1 mean actx is faster.
+(`scons bench:py` does that, always on the release build; `scons bench`
+includes it.)  Options: --help (bench_util.py has the common ones, the same
+as the C programs').  Each figure is the median of its repetitions, with
+their min-max; "x faster" > 1 means actx is faster.
 """
 import asyncio
 import concurrent.futures
@@ -13,19 +15,10 @@ import sys
 import threading
 import time
 
-import actx
+import bench_util
 
-try:
-    import uvloop
-except ImportError:
-    uvloop = None
-
-REPEAT = 5
-APIS = {name: actx._api(name) for name in ('cffi', 'swig')}
-
-
-def best(fn, *args):
-    return min(fn(*args) for _ in range(REPEAT))
+actx = None    # imported by main() after the command line: --help runs
+uvloop = None  # without the bindings
 
 
 # --- 1. with async_context(): pass --------------------------------------
@@ -163,54 +156,75 @@ def bench_executor(new_loop, n=20000):
     return n / dt
 
 
+def build_of(module):
+    """The build mode of the bindings: build/<mode>/python/actx/..."""
+    parts = os.path.abspath(module.__file__).split(os.sep)
+    if len(parts) >= 5 and parts[-3] == 'python' and parts[-5] == 'build':
+        return parts[-4]
+    return 'installed'
+
+
 def main():
+    global actx, uvloop
+    run = bench_util.Run(
+        'run.py', 'actx Python bindings (cffi and SWIG backends) beside '
+        'asyncio and uvloop: context blocks, BHs vs call_soon, cross-thread '
+        'call_soon, pool submissions.', reps=5)
+    run.parse()  # exits here on --help or a bad option
+    import actx as actx_module
+    actx = actx_module
+    try:
+        import uvloop as uvloop_module
+        uvloop = uvloop_module
+    except ImportError:
+        uvloop = None
+    run.banner(build_of(actx))
+    print('run.py: Python %s; the bindings: %s' % (
+        sys.version.split()[0], os.path.dirname(actx.__file__)))
+    apis = {'actx ' + name: actx._api(name) for name in ('cffi', 'swig')}
     loops = {'asyncio': asyncio.new_event_loop}
     if uvloop is not None:
         loops['uvloop'] = uvloop.new_event_loop
-    rows = []
+    sc = run.scale
 
-    def row(name, unit, actx_vals, peers, lower_better, target=None):
-        rows.append((name, unit, actx_vals, peers, lower_better, target))
+    def n(k):
+        return max(1000, int(k * sc))
 
-    print('actx Python benchmarks (%s, CPUs: %d, best of %d)' % (
-        sys.version.split()[0], os.cpu_count(), REPEAT))
-    row('with async_context(): pass', 'us/block',
-        {k: best(bench_ctx, a) for k, a in APIS.items()}, {}, True,
-        'cffi <= 1.5 us')
-    row('BH schedule + run (vs call_soon + run)', 'us/op',
-        {k: best(bench_bh, a) for k, a in APIS.items()},
-        {k: best(bench_asyncio_call_soon, f) for k, f in loops.items()},
-        True, 'faster than asyncio')
-    row('cross-thread call_soon, 2 threads', 'calls/s',
-        {k: best(bench_xthread_actx, a) for k, a in APIS.items()},
-        {k: best(bench_xthread_asyncio, f) for k, f in loops.items()},
-        False, '>= 3x asyncio, > uvloop')
-    row('submit trivial + flush (vs executor+gather)', 'jobs/s',
-        {k: best(bench_submit, a) for k, a in APIS.items()},
-        {'asyncio': best(bench_executor, asyncio.new_event_loop)},
-        False, '>= 2x asyncio')
+    def figure(name, unit, better, actx_fn, peer_fn, peers, kw):
+        """Interleaved repetitions: each actx backend, then each peer."""
+        f = run.figure(name, unit, better)
+        for _ in range(run.reps):
+            for k, a in apis.items():
+                f.add(k, actx_fn(a, **kw), actx=True)
+            for k, p in peers.items():
+                f.add(k, peer_fn(p, **kw))
+        return f
 
-    def fmt(v, unit):
-        if unit.startswith('us'):
-            return '%.3f' % v
-        return '%.0f k' % (v / 1e3)
-    print()
-    print('%-44s %-9s %10s %10s %10s %10s  %s' % (
-        'benchmark', 'unit', 'cffi', 'swig', 'asyncio', 'uvloop',
-        'ratio actx/peer (cffi, swig)'))
-    for name, unit, av, pv, lower, target in rows:
-        cells = [fmt(av[k], unit) for k in ('cffi', 'swig')]
-        cells += [fmt(pv[k], unit) if k in pv else '-'
-                  for k in ('asyncio', 'uvloop')]
-        ratios = []
-        for peer, v in pv.items():
-            r = [(v / av[k]) if lower else (av[k] / v) for k in ('cffi',
-                                                                'swig')]
-            ratios.append('%s %.2fx/%.2fx' % (peer, r[0], r[1]))
-        print('%-44s %-9s %10s %10s %10s %10s  %s' % (
-            name, unit, *cells, ', '.join(ratios) or '-'))
-        print('%-44s target: %s' % ('', target))
+    run.group('py', 'Python bindings (one thread unless said)')
+    f = figure('with async_context(): pass', 'us/block', 'lower',
+               bench_ctx, None, {}, {'n': n(200000)})
+    f.target_abs(1.5)
+    f.done()
+    f = figure('BH schedule + run (vs call_soon + run)', 'us/op', 'lower',
+               bench_bh, bench_asyncio_call_soon, loops, {'n': n(200000)})
+    f.target_ratio('asyncio', 1.0)
+    f.done()
+    f = figure('cross-thread call_soon, 2 threads', 'k calls/s', 'higher',
+               lambda a, n: bench_xthread_actx(a, n) / 1e3,
+               lambda p, n: bench_xthread_asyncio(p, n) / 1e3, loops,
+               {'n': n(100000)})
+    f.target_ratio('asyncio', 3.0)
+    f.note('target also: > uvloop')
+    f.done()
+    f = figure('submit trivial + flush (vs executor+gather)', 'k jobs/s',
+               'higher', lambda a, n: bench_submit(a, n) / 1e3,
+               lambda p, n: bench_executor(p, n) / 1e3,
+               {'asyncio': asyncio.new_event_loop}, {'n': n(20000)})
+    f.target_ratio('asyncio', 2.0)
+    f.note('asyncio: run_in_executor + gather')
+    f.done()
+    return run.finish()
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -330,14 +330,15 @@ static PyObject *actx_py_stats(void)
 
     actx_stats(&st);
     return Py_BuildValue(
-        "{s:i,s:l,s:k,s:k,s:k,s:k,s:k,s:k,s:k,s:k,s:k,s:l,s:k,s:k}",
+        "{s:i,s:l,s:k,s:k,s:k,s:k,s:k,s:k,s:k,s:k,s:k,s:l,s:k,s:k,s:i}",
         "depth", st.depth, "live_bhs", st.live_bhs, "bh_runs", st.bh_runs,
         "completions_run", st.completions_run, "completions_deferred",
         st.completions_deferred, "calls_run", st.calls_run, "mailbox_msgs",
         st.mailbox_msgs, "wakeups", st.wakeups, "sleeps", st.sleeps,
         "posts_refused", st.posts_refused, "posts_refused_all",
         st.posts_refused_all, "outstanding", st.outstanding, "fd_errors",
-        st.fd_errors, "timers_fired", st.timers_fired);
+        st.fd_errors, "timers_fired", st.timers_fired, "io_backend",
+        st.io_backend);
 }
 %}
 

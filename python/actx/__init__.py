@@ -16,7 +16,12 @@ Backends
     One API over two bindings of the same shared library libactx.so.1:
     ``cffi`` (default, API mode) and ``swig``.  Choose with the environment
     variable ACTX_BACKEND=swig|cffi, or actx.use_backend(name) before the
-    first call into actx.  actx.BACKEND names the one in use.
+    first call into actx.  actx.BACKEND names the one in use.  Without
+    ACTX_BACKEND, a backend that cannot be loaded (cffi's _cffi_backend
+    missing, say) is replaced by the other, with one RuntimeWarning naming
+    what was missing; ACTX_BACKEND naming a backend that cannot be loaded
+    is an ImportError, an unknown name a ValueError.  actx.__version__ is
+    the loaded library's actx_version_string().
 
 Callbacks and threads
     Python callbacks (BottomHalf functions, call_soon functions, done
@@ -69,6 +74,7 @@ Errors
 import importlib.util
 import os
 import sys
+import warnings
 
 from ._common import CancelledError, DeadlockError
 
@@ -99,9 +105,36 @@ def _api(name):
     return core
 
 
+# The modules each backend needs (its extension; cffi's runtime module).
+_NEEDS = {'cffi': ('actx._actx_cffi', '_cffi_backend'),
+          'swig': ('actx._actx_swig',)}
+
+
+def _why(name, e):
+    """Why backend name failed to load with e: the module it needs that
+    cannot be found (a failed `from . import` hides it), else e."""
+    for mod in _NEEDS[name]:
+        try:
+            found = mod in sys.modules or importlib.util.find_spec(mod)
+        except ImportError:
+            found = False
+        if not found:
+            return 'No module named %r' % mod
+    return str(e)
+
+
+def _load(name):
+    """_api(name), or an ImportError that says which backend failed."""
+    try:
+        return _api(name)
+    except ImportError as e:
+        raise ImportError('actx: the %s backend cannot be loaded: %s'
+                          % (name, _why(name, e))) from e
+
+
 def _select(name):
     global _selected, BACKEND
-    core = _api(name)
+    core = _load(name)
     g = globals()
     for n in core.__all__:
         obj = getattr(core, n)
@@ -110,10 +143,45 @@ def _select(name):
     BACKEND = name
 
 
+def _initial_backend():
+    """ACTX_BACKEND if set (it must load); else the first of _BACKENDS
+    that loads, with one warning for those that did not."""
+    name = os.environ.get('ACTX_BACKEND')
+    if name:
+        _load(name)
+        return name
+    missing = []
+    for name in _BACKENDS:
+        try:
+            _api(name)
+        except ImportError as e:
+            missing.append('%s (%s)' % (name, _why(name, e)))
+            continue
+        if missing:
+            warnings.warn('actx: backend %s cannot be loaded; using %s'
+                          % (', '.join(missing), name), RuntimeWarning,
+                          stacklevel=2)
+        return name
+    raise ImportError('actx: no backend can be loaded: %s'
+                      % '; '.join(missing))
+
+
+def _version():
+    """actx_version_string() of the libactx.so.1 actually loaded."""
+    if BACKEND == 'cffi':
+        from ._actx_cffi import ffi, lib
+        return ffi.string(lib.actx_version_string()).decode()
+    from . import actx_swig
+    return actx_swig.actx_version_string()
+
+
 def use_backend(name: str) -> None:
     """Select the backend ('cffi' or 'swig') before the first call into
-    actx.  Both bind the same libactx.so.1."""
+    actx.  Both bind the same libactx.so.1.  ImportError if it cannot be
+    loaded, ValueError for another name."""
     from . import _common
+    if name not in _BACKENDS:
+        _api(name)  # the ValueError
     if _selected is not None and _selected.BACKEND == name:
         return
     if _common.used:
@@ -122,6 +190,7 @@ def use_backend(name: str) -> None:
 
 
 BACKEND = None
-_select(os.environ.get('ACTX_BACKEND') or 'cffi')
+_select(_initial_backend())
+__version__ = _version()
 
 __all__ = _selected.__all__ + ['use_backend', 'BACKEND']

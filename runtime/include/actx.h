@@ -1,4 +1,5 @@
-/*
+/**
+ * @file actx.h
  * actx.h - a threaded multi-context runtime.
  *
  * actx ports the AsyncContext design of QEMU's 2009 async.c to one event
@@ -25,7 +26,8 @@
  *   - "Owner thread only." means the thread whose loop the object belongs to
  *     (for functions without an object: the calling thread's own loop).
  *     Every build checks the cheap owner rules and returns -EPERM (or does
- *     nothing, for void functions) with a diagnostic on stderr; debug builds
+ *     nothing, for void functions) with a diagnostic through the log
+ *     handler (stderr by default, see actx_set_log_handler()); debug builds
  *     additionally check internal invariants with assertions.
  *   - "Any thread." functions may be called concurrently from any thread.
  *   - A thread's loop is created by its first call into actx.  If that
@@ -35,14 +37,16 @@
  *     actx_can_progress; nothing for void functions).  The errors listed
  *     below are in addition to these.
  *   - Misuse the runtime can detect cheaply (see each function) is
- *     reported with a diagnostic on stderr and the documented error; the
+ *     reported with a diagnostic through the log handler and the documented error; the
  *     process goes on.  Debug builds (-DACTX_DEBUG) also keep freed BHs and
  *     timers in a quarantine so that a double delete/free is reported, and
  *     stop (abort, with the message) on one actx_ctx_unref() too many.
  *   - Callbacks never run while a runtime lock is held and never on a thread
  *     other than their owner thread (work functions of the pool aside).
  *
- * This is the only public header; both Python backends read it.
+ * This is the only public header of the runtime; both Python backends
+ * read it.  The guide (concepts, the semantics contract, the wake-up
+ * protocol, embedding, the ABI policy) is in docs/.
  */
 #ifndef ACTX_H
 #define ACTX_H
@@ -58,28 +62,41 @@
 extern "C" {
 #endif
 
+/**
+ * Marks the library's exported functions: default visibility while the
+ * library itself is built (ACTX_BUILDING), empty for its users.
+ */
 #if defined(ACTX_BUILDING) && defined(__GNUC__)
 #define ACTX_EXTERN __attribute__((visibility("default")))
 #else
 #define ACTX_EXTERN
 #endif
 
+/** Major version of this header; a new major changes the soname. */
 #define ACTX_VERSION_MAJOR 1
+/** Minor version of this header: additions, binary compatible. */
 #define ACTX_VERSION_MINOR 1
+/** Patch version of this header: fixes only. */
 #define ACTX_VERSION_PATCH 0
 
+/** A callback: BHs, calls, fd handlers and timers; opaque is the caller's. */
 typedef void actx_fn(void *opaque);
+/** A request's completion callback: ret is what the request completed with. */
 typedef void actx_done_fn(void *opaque, long ret);
-typedef long actx_work_fn(void *opaque); /* runs on a pool thread */
+typedef long actx_work_fn(void *opaque); /**< runs on a pool thread */
+/** A bottom half (opaque; see actx_bh_new()). */
 typedef struct actx_bh actx_bh;
+/** A request (opaque; see actx_req_new(), actx_submit()). */
 typedef struct actx_req actx_req;
+/** A counted handle on a context (opaque; see actx_ctx_current()). */
 typedef struct actx_ctx actx_ctx;
+/** A timer (opaque; see actx_timer_new()). */
 typedef struct actx_timer actx_timer;
 
 /* ------------------------------------------------------------------------ */
 /* Context stack.  Owner thread only.                                        */
 
-/*
+/**
  * Enter a new context; returns its id (its depth, >= 1) or -ENOMEM (or a
  * loop-creation error on a thread's first call, see Conventions).
  * No syscall and no malloc in steady state (contexts are recycled per
@@ -87,9 +104,9 @@ typedef struct actx_timer actx_timer;
  */
 ACTX_EXTERN int actx_push(void);
 
-/*
+/**
  * Leave the current context: -EINVAL at the root (nothing changes; a
- * diagnostic on stderr).
+ * diagnostic through the log handler).
  * Otherwise: run actx_bh_poll() until it reports no progress (at most 10,000
  * rounds); re-home everything of the child that is still alive (BHs with
  * their scheduled/idle state, outstanding and queued requests, pending
@@ -103,7 +120,7 @@ ACTX_EXTERN int actx_push(void);
  */
 ACTX_EXTERN int actx_pop(void);
 
-/*
+/**
  * Depth of the current context (the root is 0).  Never fails: a thread
  * without a loop (none created yet, or its creation failed) is at its root
  * and gets 0; this call does not create the loop.
@@ -113,19 +130,19 @@ ACTX_EXTERN int actx_context_id(void);
 /* ------------------------------------------------------------------------ */
 /* Bottom halves.                                                            */
 
-/*
+/**
  * A BH of the current context.  NULL with errno set (ENOMEM, EINVAL for a
  * NULL cb) on failure.  Owner thread only.
  */
 ACTX_EXTERN actx_bh *actx_bh_new(actx_fn *cb, void *opaque);
 
-/*
+/**
  * Any thread.  No-op if already scheduled (an idle-scheduled BH stays
  * idle); otherwise marks it scheduled and wakes the owner loop if it sleeps.
  */
 ACTX_EXTERN void actx_bh_schedule(actx_bh *bh);
 
-/*
+/**
  * Any thread.  No-op if already scheduled; otherwise scheduled + idle.  No
  * wake-up: it runs at the latest 10 ms later (a loop with scheduled idle
  * BHs sleeps at most 10 ms), or sooner when the loop iterates anyway.  From
@@ -133,10 +150,10 @@ ACTX_EXTERN void actx_bh_schedule(actx_bh *bh);
  */
 ACTX_EXTERN void actx_bh_schedule_idle(actx_bh *bh);
 
-/* Any thread.  Clears the scheduled state; the callback does not run. */
+/** Any thread.  Clears the scheduled state; the callback does not run. */
 ACTX_EXTERN void actx_bh_cancel(actx_bh *bh);
 
-/*
+/**
  * Owner thread only (from another thread: a diagnostic, nothing happens).
  * Cancels and frees (at once or deferred).  Legal from inside the BH's own
  * callback; the callback never runs afterwards.  Must not race with
@@ -145,7 +162,7 @@ ACTX_EXTERN void actx_bh_cancel(actx_bh *bh);
  */
 ACTX_EXTERN void actx_bh_delete(actx_bh *bh);
 
-/*
+/**
  * Owner thread only.  Run the scheduled BHs of the current context once
  * each, in the order they were scheduled; a BH scheduled during this call
  * runs at the next call.  Returns 1 if a non-idle BH ran, else 0.
@@ -156,7 +173,7 @@ ACTX_EXTERN int actx_bh_poll(void);
 /* ------------------------------------------------------------------------ */
 /* Requests and completions.                                                 */
 
-/*
+/**
  * Owner thread only.  An outstanding request of the current context; it
  * completes through actx_req_complete().  NULL with errno set on failure:
  * ENOMEM, EPIPE (called by a callback that runs while this thread's
@@ -164,13 +181,13 @@ ACTX_EXTERN int actx_bh_poll(void);
  */
 ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
 
-/*
+/**
  * Any thread, exactly once per request.  done(opaque, ret) runs on the owner
  * thread while the request's context is current, in arrival order among the
  * completions of that context; then the request is freed.  Returns 0, or
  * -EPIPE when the owner thread's runtime has shut down (the request is
  * freed, done never runs, the refusal is counted).  Misuse, refused with a
- * diagnostic on stderr, in every build (done still runs exactly once):
+ * diagnostic through the log handler, in every build (done still runs exactly once):
  * -EINVAL for NULL or for a request of actx_submit() / actx_aio_*() (the
  * pool completes those); -EALREADY for a request already completed (by
  * actx_req_complete, or cancelled), until its memory is reused by a later
@@ -179,7 +196,7 @@ ACTX_EXTERN actx_req *actx_req_new(actx_done_fn *done, void *opaque);
  */
 ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
 
-/*
+/**
  * Any thread; process-wide.  Install fn to be told about every completion
  * refused because its owner thread's runtime had shut down (-EPIPE): it is
  * called on the completing thread, after the request was freed, with the
@@ -190,9 +207,10 @@ ACTX_EXTERN int actx_req_complete(actx_req *req, long ret);
  * removes.  The hook must not block and must not use the dead loop.
  */
 typedef void actx_refused_fn(actx_done_fn *done, void *opaque, long ret);
+/** Any thread.  Installs the hook described at actx_refused_fn. */
 ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
 
-/*
+/**
  * Owner thread only.  work(opaque) runs on a pool thread; its return value
  * is passed to done (which may be NULL), delivered like any completion.
  * NULL with errno on failure: EINVAL (NULL work), ENOMEM, EPIPE (this
@@ -238,36 +256,52 @@ ACTX_EXTERN actx_refused_fn *actx_set_refused_hook(actx_refused_fn *fn);
 ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
                                   void *opaque);
 
-/*
- * Owner thread only.  File I/O on the pool, one system call per request
- * (retried on EINTR only); a pread the page cache can satisfy at once is
- * done at submission instead (preadv2 RWF_NOWAIT, never blocking): its
- * done still runs at a later poll, in its context, and it counts as
- * finished (actx_req_cancel: -EBUSY). ret is the byte count (short at end of file, as
- * the kernel returns it), 0 for fsync, or -errno (-EBADF for an fd closed
- * by the time the work runs).  Refused up front with NULL/errno: a negative
- * fd (EBADF); a NULL buffer with a non-zero length or a negative offset
- * (EINVAL: never EFAULT from the kernel).  done may be NULL.  Otherwise as
- * actx_submit (cancellable while queued).
+/**
+ * Owner thread only.  File I/O, through the calling thread's io_uring where
+ * the kernel allows it, else on the pool (actx_stats().io_backend says
+ * which; ACTX_IO=pool in the environment when the thread's loop is created
+ * picks the pool).  Both paths give the same results and follow the same
+ * rules.  ret is the byte count (short at end of file, as the kernel
+ * returns it), 0 for fsync, or -errno (-EBADF for an fd closed by the time
+ * the work runs, -ESPIPE for a pipe or socket).  Refused up front with
+ * NULL/errno: a negative fd (EBADF); a NULL buffer with a non-zero length
+ * or a negative offset (EINVAL: never EFAULT from the kernel).  done may be
+ * NULL.  Otherwise as actx_submit.
+ *
+ * io_uring: the requests a loop iteration makes are entered into the
+ * kernel together, with one system call, before the loop sleeps or when
+ * the iteration (actx_poll, actx_process_queue, actx_backend_timeout_ms)
+ * ends; page-cached reads complete inside that call.  A request is
+ * cancellable until it is entered, and after that while the kernel has not
+ * started it.
+ *
+ * Pool: one system call per request on a pool thread (retried on EINTR
+ * only), cancellable while queued; a pread the page cache can satisfy at
+ * once is done at submission instead (preadv2 RWF_NOWAIT, never blocking):
+ * its done still runs at a later poll, in its context, and it counts as
+ * finished (actx_req_cancel: -EBUSY).
  */
 ACTX_EXTERN actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
                                      actx_done_fn *done, void *opaque);
+/** As actx_aio_pread(), writing n bytes from buf at offset off. */
 ACTX_EXTERN actx_req *actx_aio_pwrite(int fd, const void *buf, size_t n,
                                       off_t off, actx_done_fn *done,
                                       void *opaque);
+/** As actx_aio_pread(), for fsync(fd); ret is 0 or -errno. */
 ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
 
-/*
+/**
  * Owner thread only (-EPERM with a diagnostic from another thread; -EINVAL
  * for NULL).  0 if the work had not started: it never will, and
  * done then runs later (in its context, as usual, never inside this call)
  * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
- * cancelled, or if the request has no pool work (made by actx_req_new).
+ * cancelled, or if the request has no pool or io_uring work (made by
+ * actx_req_new).
  * Call it only before done has run (the request is freed after done).
  */
 ACTX_EXTERN int actx_req_cancel(actx_req *req);
 
-/*
+/**
  * Size the process-wide worker pool before its first use.  Any thread.
  * The size is how many work functions run at once (workers in a nested
  * wait do not count, see actx_submit).  Default max(4, 2 x online CPUs);
@@ -282,7 +316,7 @@ ACTX_EXTERN int actx_pool_set_size(int n);
 /* ------------------------------------------------------------------------ */
 /* Running the loop.  Owner thread only.                                     */
 
-/*
+/**
  * One iteration for the current context: move arrived cross-thread
  * messages into their contexts' queues, then run the current context's
  * scheduled BHs, queued completions and calls, ready fd handlers and due
@@ -295,13 +329,13 @@ ACTX_EXTERN int actx_pool_set_size(int n);
  */
 ACTX_EXTERN int actx_poll(bool blocking);
 
-/*
+/**
  * Move arrived mailbox messages into their contexts' queues, then run the
  * queued completions and calls of the current context; 1 if any ran.
  */
 ACTX_EXTERN int actx_process_queue(void);
 
-/*
+/**
  * Poll until the current context has no outstanding request and no
  * scheduled non-idle BH.  Requests of other contexts are not waited for.
  * Returns 0, or -EDEADLK if that state can never be reached (nothing can
@@ -309,13 +343,13 @@ ACTX_EXTERN int actx_process_queue(void);
  */
 ACTX_EXTERN int actx_flush(void);
 
-/*
+/**
  * Poll, blocking, in the current context until actx_stop() is called for
  * it or nothing can make progress.  Returns 0.
  */
 ACTX_EXTERN int actx_run(void);
 
-/*
+/**
  * Any thread.  Make actx_run() in that context (or the context it was
  * re-homed to) return.  A stop that arrives while the context is not in
  * actx_run() makes its next actx_run() return after one iteration.  0, or
@@ -324,7 +358,7 @@ ACTX_EXTERN int actx_run(void);
  */
 ACTX_EXTERN int actx_stop(actx_ctx *ctx);
 
-/*
+/**
  * ACTX_WAIT_WHILE(cond): poll, blocking, in the current context while cond
  * holds.  Evaluates to 0, or to -EDEADLK when the current context can make
  * no more progress while cond still holds.  Owner thread only.
@@ -341,7 +375,7 @@ ACTX_EXTERN int actx_stop(actx_ctx *ctx);
         actx_wait_ret_;                                                        \
     })
 
-/*
+/**
  * Owner thread only.  True while something could still run in the current
  * context: something runnable now, an outstanding request, a live BH, an fd
  * handler, an armed timer or a context handle held on it.
@@ -351,10 +385,10 @@ ACTX_EXTERN bool actx_can_progress(void);
 /* ------------------------------------------------------------------------ */
 /* Cross-thread context handles.                                             */
 
-/* Owner thread only.  A new counted reference to the current context. */
+/** Owner thread only.  A new counted reference to the current context. */
 ACTX_EXTERN actx_ctx *actx_ctx_current(void);
 
-/*
+/**
  * Any thread.  A handle stays valid after its owner thread exits, until
  * its last unref.  actx_ctx_ref returns its argument (NULL: NULL);
  * actx_ctx_unref(NULL) is a no-op.  One unref more than the handle's
@@ -364,12 +398,13 @@ ACTX_EXTERN actx_ctx *actx_ctx_current(void);
  * way in a quarantine).
  */
 ACTX_EXTERN actx_ctx *actx_ctx_ref(actx_ctx *ctx);
+/** Any thread.  Drops a reference taken by actx_ctx_current()/_ref(). */
 ACTX_EXTERN void actx_ctx_unref(actx_ctx *ctx);
 
-/* Any thread.  The id the context had while it was on its stack. */
+/** Any thread.  The id the context had while it was on its stack. */
 ACTX_EXTERN int actx_ctx_id(actx_ctx *ctx);
 
-/*
+/**
  * Any thread.  Runs fn(opaque) once on the owner thread while that context
  * (or the one it was re-homed to) is current; never inline, even on the
  * owner thread.  0, -ENOMEM, -EINVAL (NULL), or -EPIPE after the owner
@@ -381,7 +416,7 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
 /* ------------------------------------------------------------------------ */
 /* fd handlers, timers, embedding.  Owner thread only.                       */
 
-/*
+/**
  * Register level-triggered handlers for fd in the current context; both
  * NULL removes (removing an fd that is not registered is a no-op).
  * Registering an fd again (from any context of the same thread) updates it
@@ -406,7 +441,7 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
 ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
                                     void *opaque);
 
-/*
+/**
  * A timer of the current context, not armed.  NULL/errno on failure
  * (EINVAL for a NULL cb, ENOMEM).  This is the timer's only allocation:
  * arming, re-arming, disarming and re-homing it at actx_pop() never
@@ -417,7 +452,7 @@ ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
  * debug builds.
  */
 ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
-/*
+/**
  * Arm (or re-arm) for an absolute CLOCK_MONOTONIC deadline in ns.  The
  * callback runs once per mod, never before the deadline (a deadline in the
  * past: at the next poll), only while the timer's context is current: one
@@ -427,14 +462,14 @@ ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
  * fails.
  */
 ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
-/* Disarm (no-op if not armed). */
+/** Disarm (no-op if not armed). */
 ACTX_EXTERN void actx_timer_del(actx_timer *t);
-/* Disarm and free; legal from the timer's own callback. */
+/** Disarm and free; legal from the timer's own callback. */
 ACTX_EXTERN void actx_timer_free(actx_timer *t);
-/* CLOCK_MONOTONIC now, in ns.  Any thread. */
+/** CLOCK_MONOTONIC now, in ns.  Any thread. */
 ACTX_EXTERN uint64_t actx_now_ns(void);
 
-/*
+/**
  * For embedding the thread's loop in another event loop: wait until
  * actx_backend_fd() is readable or actx_backend_timeout_ms() passes (-1: no
  * timeout), then call actx_poll(false).  Calling actx_backend_timeout_ms()
@@ -446,21 +481,24 @@ ACTX_EXTERN uint64_t actx_now_ns(void);
  * scheduled, 0 when something can run now, rounded up to whole ms.  An
  * actx_poll(false) that ran something may leave more to do: ask for the
  * timeout again before waiting (GLib: prepare/check/dispatch).
+ * docs/embedding.md gives the recipe for any loop; actx-glib.h
+ * (libactx-glib) implements it for GLib.
  */
 ACTX_EXTERN int actx_backend_fd(void);
+/** See actx_backend_fd(). */
 ACTX_EXTERN int actx_backend_timeout_ms(void);
 
 /* ------------------------------------------------------------------------ */
 /* Threads, errors, introspection.                                           */
 
-/*
+/**
  * Create the calling thread's loop explicitly (it is otherwise created on
  * the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
  * eventfd), -ENOMEM.
  */
 ACTX_EXTERN int actx_thread_init(void);
 
-/*
+/**
  * Pop any contexts still pushed, run everything already accepted that can
  * run, close the mailbox (later posts get -EPIPE), free the loop and any
  * BHs still alive.  Runs automatically at thread exit.  A later call on
@@ -475,45 +513,104 @@ ACTX_EXTERN int actx_thread_init(void);
  */
 ACTX_EXTERN void actx_thread_shutdown(void);
 
-/*
+/**
  * Any thread.  The version of the library actually loaded (which may be
  * newer than the header a program was compiled with):
  * (major << 16) | (minor << 8) | patch, and the same as "1.1.0".
  */
 ACTX_EXTERN unsigned actx_version(void);
+/** See actx_version(). */
 ACTX_EXTERN const char *actx_version_string(void);
 
-/*
+/**
  * Any thread.  A static description of a negative errno ("Success" for 0
  * and positive values, "Unknown error" for what is not an errno).
  */
 ACTX_EXTERN const char *actx_strerror(int err);
 
+/** Log level: the runtime detected a misuse or a failure it cannot report
+ *  through a return value (the syslog LOG_ERR value). */
+#define ACTX_LOG_ERROR 3
+/** Log level: something was ignored or adjusted (LOG_WARNING). */
+#define ACTX_LOG_WARNING 4
+/** Log level: detail for debugging; the default handler drops it
+ *  (LOG_DEBUG). */
+#define ACTX_LOG_DEBUG 7
+
+/**
+ * Any thread; process-wide.  Route every message the runtime logs to
+ * fn(level, msg, opaque) instead of stderr; fn == NULL restores the
+ * default.  level is ACTX_LOG_ERROR, ACTX_LOG_WARNING or ACTX_LOG_DEBUG;
+ * msg is one line without a trailing newline, of the form
+ * "function: what happened", valid only during the call.
+ *
+ * fn runs on the thread that detected the condition (an owner thread, a
+ * pool thread), never while a runtime lock is held, possibly on several
+ * threads at once.  It should be quick and must not block on another
+ * thread that may be calling actx_set_log_handler.  A message logged from
+ * inside fn itself goes to the default handler.  When this call returns,
+ * no other thread is still running the previous handler and none will
+ * call it again: its opaque may be freed.
+ *
+ * The default handler prints "actx: " msg to stderr, errors and warnings
+ * only, and at most 20 messages per process (a misuse in a loop must not
+ * flood stderr).  An installed handler receives every message, debug
+ * ones included.
+ */
+ACTX_EXTERN void actx_set_log_handler(void (*fn)(int level, const char *msg,
+                                                 void *opaque),
+                                      void *opaque);
+
+/** Per-thread counters, filled in by actx_stats(). */
 struct actx_stats {
-    int depth;                          /* current context id */
-    long live_bhs;                      /* BHs alive on this thread */
-    unsigned long bh_runs;              /* BH callbacks run */
-    unsigned long completions_run;      /* done callbacks run */
-    unsigned long completions_deferred; /* arrived while another context
+    int depth;                          /**< current context id */
+    long live_bhs;                      /**< BHs alive on this thread */
+    unsigned long bh_runs;              /**< BH callbacks run */
+    unsigned long completions_run;      /**< done callbacks run */
+    unsigned long completions_deferred; /**< arrived while another context
                                            was current */
-    unsigned long calls_run;            /* actx_ctx_call functions run */
-    unsigned long mailbox_msgs;         /* messages taken from the mailbox */
-    unsigned long wakeups;              /* eventfd wake-ups received */
-    unsigned long sleeps;               /* blocking waits entered */
-    unsigned long posts_refused;        /* posts to this thread refused with
+    unsigned long calls_run;            /**< actx_ctx_call functions run */
+    unsigned long mailbox_msgs;         /**< messages taken from the mailbox */
+    unsigned long wakeups;              /**< eventfd wake-ups received */
+    unsigned long sleeps;               /**< blocking waits entered */
+    unsigned long posts_refused;        /**< posts to this thread refused with
                                            -EPIPE (after its shutdown) */
     /* Additions. */
-    unsigned long posts_refused_all; /* process-wide refusals */
-    long outstanding;                /* requests of this thread not yet
+    unsigned long posts_refused_all; /**< process-wide refusals */
+    long outstanding;                /**< requests of this thread not yet
                                            done */
-    unsigned long fd_errors;         /* fds found closed while registered */
-    unsigned long timers_fired;      /* timer callbacks run */
+    unsigned long fd_errors;         /**< fds found closed while registered */
+    unsigned long timers_fired;      /**< timer callbacks run */
+    int io_backend; /**< how this thread's actx_aio_* calls run, decided
+                       when its loop was created: 0 = the worker pool (also
+                       with no loop), 1 = the loop's io_uring (a loop whose
+                       ring then cannot be set up falls back to 0) */
 };
 
-/* The calling thread's counters. */
-ACTX_EXTERN void actx_stats(struct actx_stats *st);
+/**
+ * Owner thread (the counters are the calling thread's).  Fill the first
+ * size bytes of *st, where size is sizeof(struct actx_stats) as the
+ * caller's header had it: fields the library does not know (a caller
+ * compiled against a newer header) read 0, and fields the caller does not
+ * know (a newer library) are not written, so a caller built against an
+ * older, smaller struct keeps working.  Returns how many bytes the library
+ * filled (at most its own sizeof), 0 for a NULL st.
+ */
+ACTX_EXTERN size_t actx_stats_size(struct actx_stats *st, size_t size);
 
-/* Human-readable state of the calling thread's context stack. */
+/**
+ * The calling thread's counters.  Owner thread (the calling thread's
+ * loop; all zero without one).  In a program, actx_stats(st) is a macro
+ * for actx_stats_size(st, sizeof(struct actx_stats)), so it fills exactly
+ * the struct the program was compiled with; the exported function (what
+ * `(actx_stats)(st)` and binaries built against version 1.1 call) fills
+ * the fields of version 1.1, up to timers_fired, and never more.
+ */
+ACTX_EXTERN void(actx_stats)(struct actx_stats *st);
+/** See actx_stats(). */
+#define actx_stats(st) ((void)actx_stats_size((st), sizeof(struct actx_stats)))
+
+/** Human-readable state of the calling thread's context stack. */
 ACTX_EXTERN void actx_dump(FILE *out);
 
 #ifdef __cplusplus

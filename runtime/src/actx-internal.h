@@ -41,6 +41,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #define ACTX__CACHELINE 64
 #define ACTX__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -224,6 +226,13 @@ struct actx__loop {
     bool (*sleep_hook)(actx__loop *loop, bool entering);
     actx__job *job_free; /* spare pool jobs (pool.c) */
     long job_free_n;
+    /* File AIO through the loop's io_uring (aio-uring.c). */
+    struct actx__uring *uring; /* NULL until the first AIO on the ring */
+    long io_inflight;          /* ring operations not reaped yet */
+    unsigned io_unsubmitted;   /* SQEs not entered into the kernel yet */
+    const unsigned *io_khead, *io_ktail; /* the CQ ring's indices */
+    unsigned long io_submits;            /* io_uring_enter calls that
+                                            submitted (tests, actx_dump) */
     struct actx_stats st;
 #ifdef ACTX_DEBUG
     /* Freed BHs and timers, kept a while (actx__quarantine). */
@@ -286,7 +295,14 @@ static inline void actx__leave(actx__loop *loop, bool outer)
 void actx__quarantine(actx__loop *loop, void *obj);
 
 /* Report a misuse the runtime detected (wrong thread, bad state). */
+/* Report a misuse the runtime detected (wrong thread, bad state), at
+ * ACTX_LOG_ERROR. */
 void actx__misuse(const char *func, const char *what);
+/* Log one message (printf format) through the handler of
+ * actx_set_log_handler (log.c).  Never call it with a runtime lock held:
+ * the handler may call into the runtime. */
+void actx__log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);
@@ -314,6 +330,8 @@ static inline void actx__mb_charge(actx__loop *loop)
 
 /* loop.c: run arrived messages into their contexts' queues. */
 void actx__drain(actx__loop *loop, bool close);
+static inline bool actx__io_ready(actx__loop *loop);
+void actx__io_reap(actx__loop *loop);
 static inline void actx__drain_if_any(actx__loop *loop)
 {
     /*
@@ -323,6 +341,9 @@ static inline void actx__drain_if_any(actx__loop *loop)
     if ((uintptr_t)atomic_load_explicit(&loop->mb->head, memory_order_relaxed) >
         1) {
         actx__drain(loop, false);
+    }
+    if (ACTX__UNLIKELY(actx__io_ready(loop))) {
+        actx__io_reap(loop); /* ring completions (aio-uring.c) */
     }
 }
 void actx__dispatch(actx__loop *loop, actx__msg *m);
@@ -404,6 +425,51 @@ void actx__pool_loop_shutdown(actx__loop *loop);
 #define ACTX__JOB_ARGS 32
 actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
                             actx_done_fn *done, void *opaque);
+
+/*
+ * aio-uring.c: file AIO through a per-loop io_uring, the pool as fallback.
+ * Owner thread only, all of it.
+ *   actx__io_loop_init      at loop creation: sets st.io_backend (ACTX_IO);
+ *   actx__io_submit         1: handled (*out is the request, or NULL/errno),
+ *                           0: the pool must do it (fallback, pipes);
+ *   actx__io_flush          enter the queued SQEs (before a sleep and at the
+ *                           end of an iteration: one syscall per batch);
+ *   actx__io_ready/reap     completions waiting in the CQ / hand them to
+ *                           actx__dispatch (called by actx__drain_if_any);
+ *   actx__io_cancel         actx_req_cancel of a ring request;
+ *   actx__io_loop_closing   shutdown, before the mailbox closes;
+ *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
+ */
+enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
+/* The epoll key of the ring fd (fd.c's keys have a generation >= 1 in the
+ * high half and an fd in the low half, so never all ones). */
+#define ACTX__IO_KEY UINT64_MAX
+void actx__io_loop_init(actx__loop *loop);
+int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
+                    off_t off, actx_done_fn *done, void *opaque,
+                    actx_req **out);
+void actx__io_flush_slow(actx__loop *loop);
+bool actx__io_is_ring_req(actx_req *req);
+int actx__io_cancel(actx__loop *loop, actx_req *req);
+int actx__io_ring_fd(actx__loop *loop);
+void actx__io_loop_closing(actx__loop *loop);
+void actx__io_loop_shutdown(actx__loop *loop);
+void actx__io_dump(actx__loop *loop, FILE *out);
+
+static inline void actx__io_flush(actx__loop *loop)
+{
+    if (ACTX__UNLIKELY(loop->io_unsubmitted != 0)) {
+        actx__io_flush_slow(loop);
+    }
+}
+
+/* A CQE waits: two loads, and nothing at all without ring ops in flight. */
+static inline bool actx__io_ready(actx__loop *loop)
+{
+    /* Acquire pairs with the kernel's release of the CQ tail. */
+    return loop->io_inflight != 0 &&
+           __atomic_load_n(loop->io_ktail, __ATOMIC_ACQUIRE) != *loop->io_khead;
+}
 
 /*
  * backend-epoll.c: the OS backend.  An epoll registration carries

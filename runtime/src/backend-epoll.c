@@ -34,6 +34,15 @@ static int new_set(actx__loop *loop)
         close(epfd);
         return err;
     }
+    if (actx__io_ring_fd(loop) >= 0) {
+        ev.data.u64 = ACTX__IO_KEY; /* aio-uring.c's ring */
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, actx__io_ring_fd(loop), &ev) < 0) {
+            int err = -errno;
+
+            close(epfd);
+            return err;
+        }
+    }
     return epfd;
 }
 
@@ -122,6 +131,8 @@ int actx__backend_wait(actx__loop *loop, int64_t timeout_ns)
     for (i = 0; i < n; i++) {
         if (evs[i].data.u64 == 0) {
             actx__mb_ack(loop);
+        } else if (evs[i].data.u64 == ACTX__IO_KEY) {
+            /* CQEs: the caller's actx__drain_if_any reaps them. */
         } else {
             actx__fd_event(loop, evs[i].data.u64, evs[i].events);
         }

@@ -134,7 +134,7 @@ static bool work_now(actx__loop *loop, actx_ctx *c)
 {
     /* seq_cst load: O3 of the wake-up protocol (mailbox.c). */
     return c->q_head || (uintptr_t)atomic_load(&loop->mb->head) > 1 ||
-           (c->bh_head && actx__bh_has_nonidle(c)) ||
+           actx__io_ready(loop) || (c->bh_head && actx__bh_has_nonidle(c)) ||
            (c->timers && actx__timers_next_ns(loop, c) == 0);
 }
 
@@ -183,6 +183,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
         if (!can_progress(c)) {
             return 0;
         }
+        actx__io_flush(loop); /* the ring's batch, before sleeping */
         timeout = sleep_timeout(loop, c);
         /* Before preparing: the hook may run work (a nested poll) instead. */
         if (ACTX__UNLIKELY(loop->sleep_hook != NULL) &&
@@ -233,6 +234,8 @@ int actx_poll(bool blocking)
     } else {
         r = poll_blocking(loop);
     }
+    /* What this iteration submitted to the ring goes in with one syscall. */
+    actx__io_flush(loop);
     actx__leave(loop, outer);
     return r;
 }
@@ -250,6 +253,7 @@ int actx_process_queue(void)
     if (loop->cur->q_head) {
         r = actx__run_queue(loop, loop->cur);
     }
+    actx__io_flush(loop);
     actx__leave(loop, outer);
     return r;
 }
@@ -338,6 +342,7 @@ int actx_backend_timeout_ms(void)
         return -1;
     }
     c = loop->cur;
+    actx__io_flush(loop); /* the embedder is about to wait */
     actx__mb_prepare_sleep(loop, ACTX__WAKE_UNBOUNDED);
     loop->notify_armed = true;
     if (work_now(loop, c)) {

@@ -414,6 +414,7 @@ static void worker_tidy(void)
     if (ACTX__UNLIKELY(loop->cur->q_head || loop->cur->bh_head)) {
         actx_poll(false);
     }
+    actx__io_flush(loop); /* file AIO the work function left on the ring */
 }
 
 /* Run one dequeued job, unless its owner cancelled it (then free it). */
@@ -660,7 +661,9 @@ static void atfork_child(void)
     pool.all = NULL;
 }
 
-static int env_size(void)
+/* Sets *bad for a malformed ACTX_POOL_THREADS: the caller reports it once
+ * it no longer holds pool.lock (a log handler may call into the pool). */
+static int env_size(bool *bad)
 {
     const char *s = getenv("ACTX_POOL_THREADS");
     char *end;
@@ -672,16 +675,16 @@ static int env_size(void)
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno || *end || v < 1 || v > POOL_THREADS_CAP) {
-        actx__misuse("actx pool", "ignoring a bad ACTX_POOL_THREADS");
+        *bad = true;
         return 0;
     }
     return (int)v;
 }
 
-static int default_size(void)
+static int default_size(bool *bad)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = env_size();
+    int n = env_size(bad);
 
     if (n > 0) {
         return n;
@@ -692,9 +695,10 @@ static int default_size(void)
     return cpus * 2 < 4 ? 4 : (int)cpus * 2;
 }
 
-static void start_locked(void)
+static void start_locked(bool *bad_env)
 {
-    atomic_store(&pool.size, pool.size_set ? pool.size_set : default_size());
+    atomic_store(&pool.size,
+                 pool.size_set ? pool.size_set : default_size(bad_env));
     pool.started = true;
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /*
@@ -798,16 +802,21 @@ static bool submit_kick(actx__loop *loop)
 {
     bool stranded = false;
     worker *w;
+    bool bad_env = false;
 
     pthread_mutex_lock(&pool.lock);
     if (ACTX__UNLIKELY(!pool.started)) {
-        start_locked();
+        start_locked(&bad_env);
     }
     w = kick_locked();
     if (!w && loop->sleep_hook != pool_sleep_hook) {
         stranded = stranded_locked();
     }
     pthread_mutex_unlock(&pool.lock);
+    if (ACTX__UNLIKELY(bad_env)) {
+        actx__log(ACTX_LOG_WARNING,
+                  "actx pool: ignoring a bad ACTX_POOL_THREADS");
+    }
     wake_worker(w);
     return !stranded;
 }
@@ -935,6 +944,9 @@ int actx_req_cancel(actx_req *req)
     if (!loop || loop->mb != req->mb) {
         actx__misuse(__func__, "not called on the owner thread");
         return -EPERM;
+    }
+    if (ACTX__UNLIKELY(actx__io_is_ring_req(req))) {
+        return actx__io_cancel(loop, req);
     }
     return req->job ? actx__job_cancel(req->job) : -EBUSY;
 }

@@ -74,6 +74,7 @@ actx__loop *actx__loop_create(void)
     if (err < 0) {
         goto fail;
     }
+    actx__io_loop_init(loop);
     actx__tls_loop = loop;
     root = actx__ctx_new_root(loop);
     if (!root) {
@@ -175,8 +176,10 @@ void actx__shutdown_now(actx__loop *loop)
     /*
      * Close first: what the mailbox holds now is exactly what was accepted
      * before shutdown; from here on posts are refused, so posters racing
-     * with us cannot keep the loop alive.
+     * with us cannot keep the loop alive.  Ring completions already in
+     * the CQ arrived before shutdown as well.
      */
+    actx__io_loop_closing(loop);
     loop->closed = true;
     actx__drain(loop, true);
     run_accepted(loop);
@@ -184,6 +187,8 @@ void actx__shutdown_now(actx__loop *loop)
     while (loop->root->q_head) {
         actx__run_queue(loop, loop->root);
     }
+    /* Ring operations still in flight finish (refused) before it closes. */
+    actx__io_loop_shutdown(loop);
 
     actx__timers_loop_shutdown(loop);
     actx__fd_loop_shutdown(loop);
@@ -203,13 +208,16 @@ void actx__shutdown_now(actx__loop *loop)
     free(loop);
 }
 
-void actx_stats(struct actx_stats *st)
+/* The size of struct actx_stats in version 1.1, which the exported
+ * actx_stats() fills forever (binaries built against 1.1 call it). */
+#define STATS_V1_1_SIZE                                                        \
+    (offsetof(struct actx_stats, timers_fired) +                               \
+     sizeof(((struct actx_stats *)0)->timers_fired))
+
+static void stats_fill(struct actx_stats *st)
 {
     actx__loop *loop = actx__tls_loop;
 
-    if (!st) {
-        return;
-    }
     if (loop) {
         *st = loop->st;
         st->depth = loop->cur->depth;
@@ -223,6 +231,29 @@ void actx_stats(struct actx_stats *st)
         }
     }
     st->posts_refused_all = actx__refused_all();
+}
+
+size_t actx_stats_size(struct actx_stats *st, size_t size)
+{
+    struct actx_stats full;
+    size_t n = size < sizeof(full) ? size : sizeof(full);
+
+    if (!st) {
+        return 0;
+    }
+    stats_fill(&full);
+    memcpy(st, &full, n);
+    if (size > n) {
+        /* A caller built against a newer header: its extra fields are
+         * ones this library does not keep. */
+        memset((char *)st + n, 0, size - n);
+    }
+    return n;
+}
+
+void(actx_stats)(struct actx_stats *st)
+{
+    actx_stats_size(st, STATS_V1_1_SIZE);
 }
 
 void actx_dump(FILE *out)
@@ -255,6 +286,7 @@ void actx_dump(FILE *out)
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }
+    actx__io_dump(loop, out);
 }
 
 #define STR_(x) #x
@@ -288,10 +320,5 @@ const char *actx_strerror(int err)
 
 void actx__misuse(const char *func, const char *what)
 {
-    static _Atomic int reports;
-
-    /* Loud, but bounded: a misuse in a loop must not flood stderr. */
-    if (atomic_fetch_add_explicit(&reports, 1, memory_order_relaxed) < 20) {
-        fprintf(stderr, "actx: %s: %s\n", func, what);
-    }
+    actx__log(ACTX_LOG_ERROR, "%s: %s", func, what);
 }

@@ -1,5 +1,5 @@
 /*
- * test-bh.c - bottom halves (SPEC 3.2) and how they move with contexts
+ * test-bh.c - bottom halves (actx.h) and how they move with contexts
  * (3.1 steps 2-3): a parent's BH never runs in a child, a child's scheduled
  * BHs run at its pop, a child's live BHs survive the pop in the parent, and
  * a pop terminates even when a BH reschedules itself forever.

@@ -1,5 +1,5 @@
 /*
- * test-ctx.c - the context stack (SPEC 3.1): push returns the depth, ids
+ * test-ctx.c - the context stack (docs/concepts.md): push returns the depth, ids
  * follow the depth, pop at the root changes nothing, and a context's
  * identity is not its depth (a sibling pushed after a pop adopts nothing of
  * the popped one).
@@ -241,7 +241,7 @@ ACTX_TEST("/ctx/sibling/grandchild-leftover-goes-to-child")
 }
 
 /*
- * The reason contexts exist (SPEC 1): a completion callback does a
+ * The reason contexts exist (docs/concepts.md): a completion callback does a
  * synchronous wait in a pushed context.  During the wait only the inner
  * request's completion runs; the outer context's other completion, BH and
  * call wait until the callback has returned.

@@ -1,9 +1,9 @@
 /*
  * test-embed.c - actx_run/actx_stop serving a loop until stopped (sleeping,
  * not spinning), and embedding a thread's loop in another event loop
- * through actx_backend_fd/actx_backend_timeout_ms (SPEC 3.4, 3.6): a GLib
- * main loop drives actx and delivers cross-thread calls, completions,
- * timers and fd handlers.
+ * through actx_backend_fd/actx_backend_timeout_ms (docs/embedding.md): a
+ * GLib main loop, through libactx-glib's actx_g_source_new(), drives actx
+ * and delivers cross-thread calls, completions, timers and fd handlers.
  *
  * GLib is a test-only dependency (CI installs libglib2.0-dev).  Without it
  * the GLib tests are still registered and fail, loudly: a missing
@@ -16,7 +16,7 @@
 #include <time.h>
 
 #ifdef ACTX_HAVE_GLIB
-#include <glib.h>
+#include "actx-glib.h"
 #endif
 
 #define MS 1000000ULL
@@ -320,52 +320,6 @@ ACTX_TEST("/embed/backend/fd-readable-for-ready-fd-handler")
 
 #ifdef ACTX_HAVE_GLIB
 
-typedef struct {
-    GSource src;
-    gpointer tag;
-    gint64 deadline_us; /* g_source_get_time units; -1: none */
-} ActxSource;
-
-static gboolean actx_src_prepare(GSource *s, gint *timeout)
-{
-    ActxSource *a = (ActxSource *)s;
-    int ms = actx_backend_timeout_ms();
-
-    *timeout = ms;
-    a->deadline_us = ms < 0 ? -1 : g_source_get_time(s) + (gint64)ms * 1000;
-    return ms == 0;
-}
-
-static gboolean actx_src_check(GSource *s)
-{
-    ActxSource *a = (ActxSource *)s;
-
-    return (g_source_query_unix_fd(s, a->tag) & G_IO_IN) ||
-           (a->deadline_us >= 0 && g_source_get_time(s) >= a->deadline_us);
-}
-
-static gboolean actx_src_dispatch(GSource *s, GSourceFunc cb, gpointer data)
-{
-    (void)s;
-    (void)cb;
-    (void)data;
-    actx_poll(false);
-    return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs actx_src_funcs = {
-    actx_src_prepare, actx_src_check, actx_src_dispatch, NULL, NULL, NULL,
-};
-
-static GSource *actx_source_new(void)
-{
-    GSource *s = g_source_new(&actx_src_funcs, sizeof(ActxSource));
-
-    ((ActxSource *)s)->tag =
-        g_source_add_unix_fd(s, actx_backend_fd(), G_IO_IN);
-    return s;
-}
-
 struct embed_state {
     GMainLoop *ml;
     int calls_expected;
@@ -437,7 +391,7 @@ static void *write_later(void *arg)
 ACTX_TEST("/embed/glib/drives-actx")
 {
     GMainContext *gctx = g_main_context_new();
-    GSource *src = actx_source_new();
+    GSource *src = actx_g_source_new();
     struct caller c = {.n = 500, .fn = embed_call};
     pthread_t callers[4], wr;
     actx_req *req;

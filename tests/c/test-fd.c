@@ -1,5 +1,5 @@
 /*
- * test-fd.c - fd handlers (SPEC 3.6): level-triggered, dispatched only
+ * test-fd.c - fd handlers (actx.h): level-triggered, dispatched only
  * while their context is current; an outer context's ready fd waits for
  * the pop (without a busy loop) and fires after it; handlers re-home at
  * pop, move when registered again, may remove themselves; closed fds are

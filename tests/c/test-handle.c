@@ -1,5 +1,5 @@
 /*
- * test-handle.c - cross-thread context handles (SPEC 3.5) and thread
+ * test-handle.c - cross-thread context handles (actx.h) and thread
  * shutdown (3.7): actx_ctx_call runs on the owner thread in the target
  * context, never inline, waits for a pushed child to be popped, is re-homed
  * with a popped context, -EPIPE after the owner shut down, and everything

@@ -1,5 +1,5 @@
 /*
- * test-poll.c - running the loop (SPEC 3.4, 5): actx_poll(true) returns at
+ * test-poll.c - running the loop (actx.h, docs/semantics.md): actx_poll(true) returns at
  * once when nothing can progress and otherwise sleeps until something of
  * the current context runs; ACTX_WAIT_WHILE reports -EDEADLK instead of
  * hanging; actx_flush waits for the current context only; actx_run and

@@ -1,5 +1,5 @@
 /*
- * test-pool.c - the worker pool (SPEC 3.3): submitted work runs on a pool
+ * test-pool.c - the worker pool (actx.h): submitted work runs on a pool
  * thread and its completion comes back exactly once, in the submitting
  * context (or the one it was re-homed to); completions of outer contexts
  * wait out a synchronous wait; cancellation is all-or-nothing; nested

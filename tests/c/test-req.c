@@ -1,7 +1,7 @@
 /*
- * test-req.c - requests, completions and the mailbox (SPEC 3.3, 3.1 step 3
- * and 4): done gets ret on the owner thread in the request's context; a
- * completion for an outer context is queued (deferred) while a child is
+ * test-req.c - requests, completions and the mailbox (actx.h; re-homing at
+ * pop, docs/concepts.md): done gets ret on the owner thread in the
+ * request's context; a completion for an outer context is queued (deferred) while a child is
  * current and runs after the pop; completions run in arrival order; a
  * popped child's requests complete in the parent; -EPIPE after the owner's
  * shutdown.  Also the pool (submit, aio) at the level of the contract.

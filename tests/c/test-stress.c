@@ -1,5 +1,5 @@
 /*
- * test-stress.c - many threads against one owner (SPEC 3.3, 3.5, 5): no
+ * test-stress.c - many threads against one owner (actx.h, docs/semantics.md): no
  * completion lost or run twice, each in its own context instance (or the
  * nearest live ancestor once that instance was popped), on the owner
  * thread; no lost wake-up between two blocking loops.

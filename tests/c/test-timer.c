@@ -1,5 +1,5 @@
 /*
- * test-timer.c - timers (SPEC 3.6): never before the deadline, at most
+ * test-timer.c - timers (actx.h): never before the deadline, at most
  * once per mod, in deadline order, only while their context is current
  * (one due under a pushed context fires after the pop), re-homed at pop;
  * mod/del/free from callbacks; a deadline in the past fires at the next

@@ -13,9 +13,10 @@
  * assertion prints file:line and both sides, and ends the child with status
  * 1 from whichever thread it fails on.
  *
- * Tests are written from SPEC.md, never from the implementation: every
- * assertion is an observation the contract promises (which context id was
- * current when a callback ran, on which thread, how often, in which order).
+ * Tests are written from the contract (actx.h, docs/semantics.md), never
+ * from the implementation: every assertion is an observation the contract
+ * promises (which context id was current when a callback ran, on which
+ * thread, how often, in which order).
  * No timing assertion beyond "did not hang"; the runner's timeout is the
  * hang detector.
  *

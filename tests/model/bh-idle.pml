@@ -19,8 +19,9 @@
  *
  * Other threads: NTHR threads, each doing NOPS operations chosen
  * nondeterministically among actx_bh_schedule, actx_bh_schedule_idle and
- * actx_bh_cancel.  This includes the case of DESIGN-NOTES ("Bottom
- * halves"): A schedules the BH idle and wins R_MAILED; before A's push is
+ * actx_bh_cancel.  This includes the race a notifier must survive (it is
+ * why a schedule re-reads rflags after its push, runtime/src/bh.c): A
+ * schedules the BH idle and wins R_MAILED; before A's push is
  * visible, B cancels it and schedules it normally, sees R_MAILED and
  * notifies at level 1 (too early); A then pushes, notifies at level 2 and
  * re-reads rflags.

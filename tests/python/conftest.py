@@ -15,6 +15,38 @@ import pytest
 
 import actx
 
+
+def _loaded_libactx():
+    """The files mapped in this process whose name is libactx.so*."""
+    with open('/proc/self/maps') as f:
+        return {line.split(None, 5)[5].strip() for line in f
+                if len(line.split(None, 5)) == 6 and
+                os.path.basename(line.split(None, 5)[5]).startswith(
+                    'libactx.so')}
+
+
+def _check_installed():
+    where = os.environ.get('ACTX_TEST_INSTALLED')
+    if not where:
+        return
+    for name in ('cffi', 'swig'):
+        actx._api(name)  # load both extensions (and so their libactx)
+    where = os.path.realpath(where)
+    got = os.path.realpath(actx.__file__)
+    if not got.startswith(where + os.sep):
+        raise RuntimeError('ACTX_TEST_INSTALLED=%s but actx came from %s'
+                           % (where, got))
+    lib = os.environ.get('ACTX_TEST_LIBACTX')
+    if lib:
+        want = {os.path.realpath(lib)}
+        have = {os.path.realpath(p) for p in _loaded_libactx()}
+        if have != want:
+            raise RuntimeError('ACTX_TEST_LIBACTX=%s but libactx loaded: %s'
+                               % (lib, ', '.join(sorted(have))))
+
+
+_check_installed()
+
 BACKENDS = ('cffi', 'swig')
 ASAN = 'libasan' in os.environ.get('LD_PRELOAD', '')
 

@@ -134,6 +134,17 @@ def test_pwrite_pread_fsync(pool, tmp_path):
         os.close(fd)
 
 
+def test_io_backend_in_stats(ax):
+    # 0: the worker pool does file AIO; 1: the thread's io_uring (where
+    # the kernel lets this process use it).
+    ax.poll()  # the thread's loop exists
+    backend = ax.stats()['io_backend']
+    if os.environ.get('ACTX_IO') == 'pool':
+        assert backend == 0
+    else:
+        assert backend in (0, 1)
+
+
 def test_pread_closed_fd_ebadf(pool, tmp_path):
     ax = pool
     fd = os.open(tmp_path / 'f', os.O_RDWR | os.O_CREAT, 0o600)
