@@ -530,7 +530,7 @@ ACTX_TEST("/uring/errors/ebadf-espipe-short-read")
     actx__loop *loop = ring_loop();
     struct io bad = {0}, badw = {0}, bads = {0}, pr = {0}, pw = {0}, eof = {0},
               past = {0};
-    char buf[BS];
+    char buf[BS] = {0};
     int fd = data_file(1), p[2], dead = 1000;
     unsigned long base;
 
