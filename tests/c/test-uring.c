@@ -691,3 +691,27 @@ ACTX_TEST_TIMEOUT("/uring/batch/more-in-flight-than-the-cq-holds", 120)
     }
     close(fd);
 }
+
+/* A ring request is completed by the ring: completing it by hand is
+ * refused (before and after), and its done runs once. */
+ACTX_TEST("/uring/complete-by-hand-refused")
+{
+    struct io r = {0};
+    char b[BS];
+    int fd = data_file(1);
+    actx_req *req;
+
+    ring_loop();
+    req = actx_aio_pread(fd, b, BS, 0, io_done, &r);
+    ASSERT_NOT_NULL(req);
+    ASSERT_EQ(actx_req_complete(req, 5), -EINVAL);
+    /* Entered at the end of the iteration; the cached read completed in
+     * the enter and was reaped into the queue: completed, done not run. */
+    actx_poll(false);
+    ASSERT_EQ(r.runs, 0);
+    ASSERT_EQ(actx_req_complete(req, 5), -EALREADY);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.runs, 1);
+    ASSERT_EQ(r.ret, BS);
+    close(fd);
+}
