@@ -94,6 +94,10 @@ typedef struct actx__msg {
 enum {
     ACTX__REQ_POOL = 1,      /* pool work: the pool completes it */
     ACTX__REQ_COMPLETED = 2, /* completed, by whoever */
+    /* File AIO on the loop's io_uring (aio-uring.c), until reaped: */
+    ACTX__REQ_RING = 4,           /* its SQE is in the ring */
+    ACTX__REQ_RING_CANCELLED = 8, /* cancelled: completes with -ECANCELED */
+    ACTX__REQ_RING_READ = 16,     /* a read: req->ret holds its buffer */
 };
 
 /* A request: one cache line, from a per-thread free list. */
