@@ -390,10 +390,10 @@ static inline void bench_group(const char *id, const char *title)
     bench_run.group = id;
     bench_run.group_title = title;
     printf("\n%s\n", title);
-    printf("%-34s %-9s %-24s %10s %10s %10s %8s  %s\n", "benchmark", "unit",
+    printf("%-38s %-9s %-24s %10s %10s %10s %8s  %s\n", "benchmark", "unit",
            "implementation", "median", "min", "max", "x faster", "target");
-    printf("%-34s %-9s %-24s %10s %10s %10s %8s  %s\n",
-           "----------------------------------", "---------",
+    printf("%-38s %-9s %-24s %10s %10s %10s %8s  %s\n",
+           "--------------------------------------", "---------",
            "------------------------", "----------", "----------", "----------",
            "--------", "------");
 }
@@ -654,15 +654,15 @@ static inline void bench_fig_done(bench_fig *f)
                 snprintf(xf, sizeof(xf), "%.2fx", x);
             }
         }
-        printf("%-34s %-9s %-24s %10s %10s %10s %8s  %s\n",
+        printf("%-38s %-9s %-24s %10s %10s %10s %8s  %s\n",
                i == 0 ? f->name : "", i == 0 ? f->unit : "", f->impl[i].name,
                med, lo, hi, xf, i == 0 ? t : "");
     }
     if (f->note[0]) {
-        printf("%-34s   (%s)\n", "", f->note);
+        printf("%-38s   (%s)\n", "", f->note);
     }
     if (f->check_ok >= 0) {
-        printf("%-34s   check: %s: %s\n", "", f->check,
+        printf("%-38s   check: %s: %s\n", "", f->check,
                f->check_ok ? "ok" : "FAILED");
     }
     fflush(stdout);
