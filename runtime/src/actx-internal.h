@@ -94,6 +94,10 @@ typedef struct actx__msg {
 enum {
     ACTX__REQ_POOL = 1,      /* pool work: the pool completes it */
     ACTX__REQ_COMPLETED = 2, /* completed, by whoever */
+    /* File AIO on the loop's io_uring (aio-uring.c), until reaped: */
+    ACTX__REQ_RING = 4,           /* its SQE is in the ring */
+    ACTX__REQ_RING_CANCELLED = 8, /* cancelled: completes with -ECANCELED */
+    ACTX__REQ_RING_READ = 16,     /* a read: req->ret holds its buffer */
 };
 
 /* A request: one cache line, from a per-thread free list. */
@@ -163,8 +167,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    actx_timer *timers; /* root of this context's timer heap (timer.c) */
-    actx__fd *parked;   /* fds parked while another context is current */
+    void *timers;     /* timer heap of this context (timer.c) */
+    actx__fd *parked; /* fds parked while another context is current */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -216,6 +220,7 @@ struct actx__loop {
     long nfds;              /* registered fd handlers (fd.c) */
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
+    long timers_live;       /* live timers: room reserved in each heap */
     actx_timer *timers_all; /* every live timer of the loop (timer.c) */
     /*
      * Called around each blocking sleep (pool.c counts blocked workers).

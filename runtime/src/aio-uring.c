@@ -64,6 +64,14 @@
 #ifdef ACTX_HAVE_LIBURING
 #include <liburing.h>
 #include <sys/epoll.h>
+#ifdef ACTX_HAVE_VALGRIND
+/* The kernel fills read buffers behind memcheck's back (not in a syscall
+ * it sees): tell it, or every use of the data is "uninitialised". */
+#include <valgrind/memcheck.h>
+#define MARK_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED(p, n)
+#else
+#define MARK_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
 
 /* SQ entries per ring; the CQ gets twice as many. */
 #define RING_ENTRIES 256
@@ -76,11 +84,27 @@
 
 enum { KIND_UNKNOWN = 0, KIND_SEEKABLE, KIND_STREAM };
 
-/* msg.flags of a request on the ring (0 for every other request). */
+/*
+ * msg.flags of a request on the ring (actx-internal.h): ACTX__REQ_RING
+ * until reaped, plus REQ_CANCELLED and REQ_READ; ACTX__REQ_COMPLETED from
+ * the completion on (req.c).  Owner-only here; relaxed atomics because
+ * actx_req_complete reads them from any thread to refuse a misuse.
+ */
 enum {
-    REQ_RING = 1u << 0,      /* its SQE is in the ring; not reaped yet */
-    REQ_CANCELLED = 1u << 1, /* cancelled: completes with -ECANCELED */
+    REQ_RING = ACTX__REQ_RING,
+    REQ_CANCELLED = ACTX__REQ_RING_CANCELLED,
+    REQ_READ = ACTX__REQ_RING_READ,
 };
+
+static inline unsigned req_flags(actx_req *req)
+{
+    return __atomic_load_n(&req->msg.flags, __ATOMIC_RELAXED);
+}
+
+static inline void req_set_flags(actx_req *req, unsigned flags)
+{
+    __atomic_store_n(&req->msg.flags, (uint16_t)flags, __ATOMIC_RELAXED);
+}
 
 struct actx__uring {
     struct io_uring ring;
@@ -250,6 +274,7 @@ static bool fd_seekable(struct actx__uring *u, int fd)
 static void ring_complete(actx__loop *loop, uint64_t ud, int res)
 {
     struct actx__uring *u = loop->uring;
+    unsigned flags;
     actx_req *req;
 
     if (ud == CANCEL_UD) {
@@ -261,17 +286,21 @@ static void ring_complete(actx__loop *loop, uint64_t ud, int res)
         return; /* the NOP of a submission that failed */
     }
     req = (actx_req *)(uintptr_t)ud;
-    if (req->msg.flags & REQ_CANCELLED) {
+    flags = req_flags(req);
+    if ((flags & (REQ_READ | REQ_CANCELLED)) == REQ_READ && res > 0) {
+        MARK_DEFINED((void *)(uintptr_t)req->ret, (size_t)res);
+    }
+    if (flags & REQ_CANCELLED) {
         res = -ECANCELED;
     } else if (res == -EBADF && req->msg.aux < u->nkind) {
         u->kind[req->msg.aux] = KIND_UNKNOWN; /* closed: ask again */
     }
-    req->msg.flags = 0;
     req->msg.aux = 0;
     if (ACTX__UNLIKELY(loop->closed)) {
         actx__req_post(req, res); /* refused, counted, hook told */
         return;
     }
+    req_set_flags(req, ACTX__REQ_COMPLETED);
     req->ret = res;
     actx__dispatch(loop, &req->msg);
 }
@@ -433,15 +462,20 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
         break;
     }
     io_uring_sqe_set_data(sqe, req);
-    req->msg.flags = REQ_RING;
     req->msg.aux = (uint32_t)fd;
+    if (op == ACTX__AIO_PREAD) {
+        req_set_flags(req, REQ_RING | REQ_READ);
+        req->ret = (long)(uintptr_t)buf; /* until the completion (memcheck) */
+    } else {
+        req_set_flags(req, REQ_RING);
+    }
     *out = req;
     return 1;
 }
 
 bool actx__io_is_ring_req(actx_req *req)
 {
-    return (req->msg.flags & REQ_RING) != 0;
+    return (req_flags(req) & REQ_RING) != 0;
 }
 
 int actx__io_cancel(actx__loop *loop, actx_req *req)
@@ -451,7 +485,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     struct io_uring_sqe *sqe;
     unsigned i;
 
-    if (!u || u->detached || (req->msg.flags & REQ_CANCELLED)) {
+    if (!u || u->detached || (req_flags(req) & REQ_CANCELLED)) {
         return -EBUSY;
     }
     /* Not entered yet: it becomes a NOP that completes as cancelled. */
@@ -461,7 +495,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
         if (sqe->user_data == (uint64_t)(uintptr_t)req) {
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data(sqe, req);
-            req->msg.flags |= REQ_CANCELLED;
+            req_set_flags(req, req_flags(req) | REQ_CANCELLED);
             return 0;
         }
     }
@@ -483,8 +517,9 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     if (u->cancel_res != 0) {
         return -EBUSY; /* -EALREADY: running; -ENOENT: already done */
     }
-    if (req->msg.flags & REQ_RING) {
-        req->msg.flags |= REQ_CANCELLED; /* its CQE is still to come */
+    if (req_flags(req) & REQ_RING) {
+        /* Its CQE is still to come. */
+        req_set_flags(req, req_flags(req) | REQ_CANCELLED);
     }
     return 0;
 }

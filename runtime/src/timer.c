@@ -1,28 +1,36 @@
 /*
- * timer.c - timers: one intrusive pairing heap of armed timers per context.
+ * timer.c - timers: one binary min-heap of armed timers per context.
  *
- * ctx->timers is the root of the context's heap of armed timers, or NULL
- * when it has none (poll.c tests that pointer on its fast path).  The heap
- * is intrusive: its links live in the timers themselves, so arming,
- * re-arming, disarming, firing and merging never allocate.  That is what
- * lets actx_timer_mod() and actx_pop() never fail: the only allocation is
- * the timer itself, at actx_timer_new().  Insertion and merge are O(1);
- * removing the earliest (firing) or any other timer is O(log n) amortized.
+ * ctx->timers is the heap of the context, or NULL when no timer resolves
+ * to it (poll.c tests that pointer on its fast path).  Heap entries hold
+ * the deadline beside the timer pointer, so sifting compares without
+ * touching timer objects; each timer records its index (-1: not armed).
+ * Arm, re-arm, disarm and fire are O(log n).
+ *
+ * Arming and popping never allocate, so actx_timer_mod() and actx_pop()
+ * never fail: a timer's slot is reserved at actx_timer_new().  Invariant:
+ * every heap has room for every live timer of the loop (cap >= live).
+ * actx_timer_new() grows the heaps of the stack (the only contexts that
+ * have heaps) before the count grows, and gives the current context a heap
+ * if it has none; a heap then belongs to its context until the pop that
+ * hands it to the parent (moved whole when the parent has none, else
+ * merged into the parent's, which has room for both).  Memory: one array
+ * of live-timer size per stack context that owns timers (usually only
+ * the root).
  *
  * Ownership and counting follow the other objects: a timer names the
  * context current at actx_timer_new (t->ctx holds one objs count) and is
  * resolved lazily with actx__obj_ctx.  An armed timer sits in the heap of
  * the context it resolves to and adds 1 to that context's npending.  At
- * pop the child's heap is melded into the parent's (O(1)); context.c moves
- * the npending counts, and the timers' ctx fields forward to the parent,
- * so both views agree.  A timer created in a child and armed after the pop
- * resolves to the parent when armed.
+ * pop the child's heap goes to the parent (the smaller merged into the
+ * larger); context.c moves the npending counts, and the timers' ctx fields
+ * forward to the parent, so both views agree.
  *
  * Firing: only timers of the current context with deadline <= now, each
  * removed from the heap before its callback runs, so it fires at most once
  * per actx_timer_mod and the callback may mod, del or free it (or others).
- * A run fires at most as many timers as the loop had armed when it started:
- * a callback that keeps re-arming in the past cannot trap the loop in one
+ * A run fires at most as many timers as the heap held when it started: a
+ * callback that keeps re-arming in the past cannot trap the loop in one
  * poll; the rest are due at the next one.
  *
  * Timers still alive at thread shutdown are freed with the loop (as BHs
@@ -42,13 +50,7 @@
 
 struct actx_timer {
     uint64_t expire;
-    /*
-     * Pairing-heap links: the leftmost child, the next sibling, and prev:
-     * the parent for a leftmost child, else the previous sibling (NULL for
-     * the root).
-     */
-    actx_timer *child, *next, *prev;
-    bool armed;
+    long idx;       /* in the heap of its context; -1: not armed */
     unsigned state; /* TIMER_LIVE, TIMER_DEAD once freed */
     actx_fn *cb;
     void *opaque;
@@ -56,6 +58,16 @@ struct actx_timer {
     actx__loop *loop;                /* immutable */
     actx_timer *all_prev, *all_next; /* loop->timers_all */
 };
+
+typedef struct theap_ent {
+    uint64_t expire;
+    actx_timer *t;
+} theap_ent;
+
+typedef struct theap {
+    long n, cap;
+    theap_ent *v;
+} theap;
 
 uint64_t actx_now_ns(void)
 {
@@ -68,90 +80,138 @@ uint64_t actx_now_ns(void)
 /* ------------------------------------------------------------------------ */
 /* The heap.                                                                 */
 
-/* Meld two roots (either may be NULL); the earlier deadline stays on top. */
-static actx_timer *meld(actx_timer *a, actx_timer *b)
+static inline void heap_set(theap *h, long i, theap_ent e)
 {
-    if (!a) {
-        return b;
-    }
-    if (!b) {
-        return a;
-    }
-    if (b->expire < a->expire) {
-        actx_timer *tmp = a;
-
-        a = b;
-        b = tmp;
-    }
-    b->prev = a;
-    b->next = a->child;
-    if (a->child) {
-        a->child->prev = b;
-    }
-    a->child = b;
-    return a;
+    h->v[i] = e;
+    e.t->idx = i;
 }
 
-/* The standard two-pass pairing of a sibling list into one root. */
-static actx_timer *merge_pairs(actx_timer *first)
+static void sift_up(theap *h, long i, theap_ent e)
 {
-    actx_timer *pairs = NULL, *root = NULL;
+    while (i > 0) {
+        long p = (i - 1) / 2;
 
-    /* Left to right: meld neighbours, stacking the results. */
-    while (first) {
-        actx_timer *a = first, *b = a->next, *m;
-
-        if (b) {
-            first = b->next;
-            b->next = b->prev = NULL;
-        } else {
-            first = NULL;
+        if (h->v[p].expire <= e.expire) {
+            break;
         }
-        a->next = a->prev = NULL;
-        m = meld(a, b);
-        m->next = pairs;
-        pairs = m;
+        heap_set(h, i, h->v[p]);
+        i = p;
     }
-    /* Right to left: meld each into the accumulated root. */
-    while (pairs) {
-        actx_timer *next = pairs->next;
-
-        pairs->next = NULL;
-        root = meld(root, pairs);
-        pairs = next;
-    }
-    return root;
+    heap_set(h, i, e);
 }
 
-/* Remove t from the heap rooted at root; returns the new root. */
-static actx_timer *heap_remove(actx_timer *root, actx_timer *t)
+static void sift_down(theap *h, long i, theap_ent e)
 {
-    actx_timer *sub;
+    long n = h->n;
 
-    if (t != root) {
-        /* Cut t (with its subtree) out of its sibling list. */
-        if (t->prev->child == t) {
-            t->prev->child = t->next;
-        } else {
-            t->prev->next = t->next;
+    for (;;) {
+        long l = 2 * i + 1, m;
+
+        if (l >= n) {
+            break;
         }
-        if (t->next) {
-            t->next->prev = t->prev;
+        m = (l + 1 < n && h->v[l + 1].expire < h->v[l].expire) ? l + 1 : l;
+        if (e.expire <= h->v[m].expire) {
+            break;
         }
+        heap_set(h, i, h->v[m]);
+        i = m;
+    }
+    heap_set(h, i, e);
+}
+
+/* Put e at index i (a hole) and restore the heap property. */
+static void heap_fix(theap *h, long i, theap_ent e)
+{
+    if (i > 0 && e.expire < h->v[(i - 1) / 2].expire) {
+        sift_up(h, i, e);
     } else {
-        root = NULL;
+        sift_down(h, i, e);
     }
-    sub = merge_pairs(t->child);
-    t->child = t->next = t->prev = NULL;
-    return meld(root, sub);
+}
+
+static int heap_reserve(theap *h, long n)
+{
+    theap_ent *v;
+    long cap;
+
+    if (ACTX__LIKELY(n <= h->cap)) {
+        return 0;
+    }
+    cap = h->cap ? h->cap : 16;
+    while (cap < n) {
+        cap *= 2;
+    }
+    v = realloc(h->v, (size_t)cap * sizeof(*v));
+    if (!v) {
+        return -ENOMEM;
+    }
+    h->v = v;
+    h->cap = cap;
+    return 0;
+}
+
+/* Room is reserved (see the top comment): cannot fail. */
+static void heap_insert(theap *h, actx_timer *t)
+{
+    theap_ent e = {t->expire, t};
+
+    actx__assert(h->n < h->cap);
+    sift_up(h, h->n++, e);
+}
+
+static void heap_remove(theap *h, long i)
+{
+    theap_ent last = h->v[--h->n];
+
+    h->v[i].t->idx = -1;
+    if (i < h->n) {
+        heap_fix(h, i, last);
+    }
+}
+
+static void heap_free(theap *h)
+{
+    if (h) {
+        free(h->v);
+        free(h);
+    }
+}
+
+/*
+ * A timer is about to be created in the current context: make room for
+ * live + 1 timers in every heap of the stack, and give the current
+ * context a heap if it has none.  Nothing changes on failure but room.
+ */
+static int reserve_slot(actx__loop *loop)
+{
+    long need = loop->timers_live + 1;
+    actx_ctx *c;
+
+    if (!loop->cur->timers) {
+        theap *h = calloc(1, sizeof(*h));
+
+        if (!h) {
+            return -ENOMEM;
+        }
+        loop->cur->timers = h;
+    }
+    for (c = loop->cur; c; c = c->parent) {
+        if (c->timers && heap_reserve(c->timers, need) < 0) {
+            return -ENOMEM;
+        }
+    }
+    loop->timers_live = need;
+    return 0;
 }
 
 /* Disarm an armed t whose context is c. */
 static void disarm(actx__loop *loop, actx_ctx *c, actx_timer *t)
 {
-    actx__assert(t->armed && c->timers != NULL);
-    c->timers = heap_remove(c->timers, t);
-    t->armed = false;
+    theap *h = c->timers;
+
+    actx__assert(h && t->idx < h->n && h->v[t->idx].t == t);
+    heap_remove(h, t->idx);
     c->npending--;
     loop->ntimers--;
 }
@@ -183,13 +243,13 @@ actx_timer *actx_timer_new(actx_fn *cb, void *opaque)
         return NULL;
     }
     t = malloc(sizeof(*t));
-    if (!t) {
+    if (!t || reserve_slot(loop) < 0) {
+        free(t);
         errno = ENOMEM;
         return NULL;
     }
     t->expire = 0;
-    t->child = t->next = t->prev = NULL;
-    t->armed = false;
+    t->idx = -1;
     t->state = TIMER_LIVE;
     t->cb = cb;
     t->opaque = opaque;
@@ -209,6 +269,7 @@ void actx_timer_mod(actx_timer *t, uint64_t expire_ns)
 {
     actx__loop *loop;
     actx_ctx *c;
+    theap *h;
 
     if (ACTX__UNLIKELY(!t) || !timer_ok(t, __func__)) {
         return;
@@ -216,15 +277,18 @@ void actx_timer_mod(actx_timer *t, uint64_t expire_ns)
     loop = t->loop;
     ACTX__CHECK_OWNER(loop, );
     c = actx__obj_ctx(&t->ctx);
-    if (t->armed) {
-        c->timers = heap_remove(c->timers, t);
-    } else {
-        t->armed = true;
-        c->npending++;
-        loop->ntimers++;
-    }
+    h = c->timers; /* the timer's context owns a heap with room for it */
     t->expire = expire_ns;
-    c->timers = meld(c->timers, t);
+    if (t->idx >= 0) {
+        theap_ent e = {expire_ns, t};
+
+        actx__assert(h && h->v[t->idx].t == t);
+        heap_fix(h, t->idx, e);
+        return;
+    }
+    heap_insert(h, t);
+    c->npending++;
+    loop->ntimers++;
 }
 
 void actx_timer_del(actx_timer *t)
@@ -233,7 +297,7 @@ void actx_timer_del(actx_timer *t)
         return;
     }
     ACTX__CHECK_OWNER(t->loop, );
-    if (t->armed) {
+    if (t->idx >= 0) {
         disarm(t->loop, actx__obj_ctx(&t->ctx), t);
     }
 }
@@ -247,7 +311,7 @@ void actx_timer_free(actx_timer *t)
     }
     loop = t->loop;
     ACTX__CHECK_OWNER(loop, );
-    if (t->armed) {
+    if (t->idx >= 0) {
         disarm(loop, actx__obj_ctx(&t->ctx), t);
     }
     if (t->all_prev) {
@@ -259,6 +323,7 @@ void actx_timer_free(actx_timer *t)
         t->all_next->all_prev = t->all_prev;
     }
     actx__obj_put(loop, t->ctx);
+    loop->timers_live--;
     t->state = TIMER_DEAD;
     actx__quarantine(loop, t);
 }
@@ -268,13 +333,20 @@ void actx_timer_free(actx_timer *t)
 
 int actx__timers_run(actx__loop *loop, actx_ctx *c)
 {
-    uint64_t now = actx_now_ns();
-    long budget = loop->ntimers;
-    actx_timer *t;
+    theap *h = c->timers;
+    long budget = h->n;
+    uint64_t now;
     int ran = 0;
 
-    /* c->timers is re-read each round: a callback may empty or meld it. */
-    while (budget-- > 0 && (t = c->timers) != NULL && t->expire <= now) {
+    if (budget == 0) {
+        return 0; /* timers but none armed */
+    }
+    now = actx_now_ns();
+    /* c->timers is re-read each round: a callback may empty or merge it. */
+    while (budget-- > 0 && (h = c->timers) != NULL && h->n > 0 &&
+           h->v[0].expire <= now) {
+        actx_timer *t = h->v[0].t;
+
         disarm(loop, c, t);
         loop->st.timers_fired++;
         ran = 1;
@@ -285,27 +357,47 @@ int actx__timers_run(actx__loop *loop, actx_ctx *c)
 
 int64_t actx__timers_next_ns(actx__loop *loop, actx_ctx *c)
 {
-    actx_timer *t = c->timers;
+    theap *h = c->timers;
     uint64_t now;
 
     (void)loop;
-    if (!t) {
+    if (!h || h->n == 0) {
         return -1;
     }
     now = actx_now_ns();
-    if (t->expire <= now) {
+    if (h->v[0].expire <= now) {
         return 0;
     }
-    return t->expire - now > (uint64_t)INT64_MAX ? INT64_MAX
-                                                 : (int64_t)(t->expire - now);
+    return h->v[0].expire - now > (uint64_t)INT64_MAX
+               ? INT64_MAX
+               : (int64_t)(h->v[0].expire - now);
 }
 
-/* Pop cannot fail and must not lose a timer: a meld never allocates. */
+/* Pop cannot fail and must not lose a timer: room is reserved. */
 void actx__timers_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
 {
+    theap *from = child->timers, *into = parent->timers;
+    long i;
+
     (void)loop;
-    parent->timers = meld(parent->timers, child->timers);
     child->timers = NULL;
+    if (!into) {
+        parent->timers = from; /* O(1): the common case */
+        return;
+    }
+    /* Insert the smaller heap into the larger: O(m log(n + m)). */
+    if (from->n > into->n) {
+        theap *tmp = from;
+
+        from = into;
+        into = tmp;
+        parent->timers = into;
+    }
+    actx__assert(into->cap >= into->n + from->n);
+    for (i = 0; i < from->n; i++) {
+        heap_insert(into, from->v[i].t);
+    }
+    heap_free(from);
 }
 
 void actx__timers_loop_shutdown(actx__loop *loop)
@@ -313,4 +405,6 @@ void actx__timers_loop_shutdown(actx__loop *loop)
     while (loop->timers_all) {
         actx_timer_free(loop->timers_all);
     }
+    heap_free(loop->root->timers);
+    loop->root->timers = NULL;
 }

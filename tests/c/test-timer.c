@@ -452,7 +452,9 @@ ACTX_TEST("/timer/idle-bh-runs-within-10ms-of-sleep")
     t0 = actx_now_ns();
     ASSERT_EQ(actx_poll(true), 0);
     ASSERT_EQ(rec.runs, 1);
-    ASSERT_LT(actx_now_ns() - t0, 500 * MS); /* did not wait for the timer */
+    /* Only "did not wait for the 10 s timer": loaded machines and valgrind
+     * stretch the 10 ms idle bound a lot. */
+    ASSERT_LT(actx_now_ns() - t0, 5000 * MS);
     ASSERT_EQ(r.runs, 0);
     actx_bh_delete(bh);
     actx_timer_free(r.t);

@@ -530,7 +530,7 @@ ACTX_TEST("/uring/errors/ebadf-espipe-short-read")
     actx__loop *loop = ring_loop();
     struct io bad = {0}, badw = {0}, bads = {0}, pr = {0}, pw = {0}, eof = {0},
               past = {0};
-    char buf[BS];
+    char buf[BS] = {0};
     int fd = data_file(1), p[2], dead = 1000;
     unsigned long base;
 
@@ -689,5 +689,29 @@ ACTX_TEST_TIMEOUT("/uring/batch/more-in-flight-than-the-cq-holds", 120)
             ASSERT_TRUE(block_ok(bufs[i], i));
         }
     }
+    close(fd);
+}
+
+/* A ring request is completed by the ring: completing it by hand is
+ * refused (before and after), and its done runs once. */
+ACTX_TEST("/uring/complete-by-hand-refused")
+{
+    struct io r = {0};
+    char b[BS];
+    int fd = data_file(1);
+    actx_req *req;
+
+    ring_loop();
+    req = actx_aio_pread(fd, b, BS, 0, io_done, &r);
+    ASSERT_NOT_NULL(req);
+    ASSERT_EQ(actx_req_complete(req, 5), -EINVAL);
+    /* Entered at the end of the iteration; the cached read completed in
+     * the enter and was reaped into the queue: completed, done not run. */
+    actx_poll(false);
+    ASSERT_EQ(r.runs, 0);
+    ASSERT_EQ(actx_req_complete(req, 5), -EALREADY);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.runs, 1);
+    ASSERT_EQ(r.ret, BS);
     close(fd);
 }
