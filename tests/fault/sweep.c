@@ -13,8 +13,9 @@
  *                process out of memory, threads or fds for good); the same
  *                checks hold: what was accepted still runs
  *   -v           a line per k, passed ones too
- * Environment: ACTX_TEST_TIMEOUT_SCALE multiplies the per-k timeout (20 s: a k takes well under 1 s, but a loaded machine under ASan
- *              can stretch that tenfold).
+ * Environment: ACTX_TEST_TIMEOUT_SCALE multiplies the per-k timeout (20 s:
+ * a k takes well under 1 s, but a loaded machine can stretch that tenfold
+ * under ASan).
  *
  * For each k the child checks, failing with a message on the first breach:
  *   - every call returns success or one of the errors actx.h documents
