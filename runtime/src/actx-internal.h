@@ -187,8 +187,10 @@ struct actx__loop {
     uint64_t bh_seq;
     actx_ctx *root;
     actx_ctx *ctx_free;
-    actx__msg *req_free;
-    struct req_slab *req_slabs;
+    struct req_slab *req_slabs; /* req.c */
+    struct req_slab *req_cur;   /* req.c: allocation cursor */
+    unsigned req_word;
+    long req_cap;
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;

@@ -20,66 +20,130 @@
 #include <stdlib.h>
 
 /*
- * Requests come from page-sized slabs, carved in address order: a batch of
- * completions then walks memory the way the hardware prefetcher expects.
- * The first line of a slab is its header.  Slabs live until their loop shuts
- * down; a slab that still has requests in flight then is freed by whichever
- * thread drops its last one (the owner, or a completer refused with -EPIPE).
+ * Requests come from 64 KiB slabs, 64 KiB-aligned, each with a bitmap of its
+ * free lines.  Allocation takes the lowest free line at or after a cursor
+ * that sweeps the slabs in address order; freeing sets a bit.
+ *
+ * Why a bitmap and not a free list.  A free list hands requests back in the
+ * order they were freed: with two producers, or completions that run in a
+ * different order than they were issued, consecutive allocations soon land
+ * on unrelated lines, every allocation loads ->next from a line that may
+ * have left the cache, and a batch of completions stops walking memory the
+ * way the hardware prefetcher expects (measured: up to 2x per completion).
+ * With the bitmap the order of frees does not matter: allocation reads one
+ * hot bitmap word and only writes the request line, consecutive
+ * allocations are adjacent, and a request freed and reallocated at once
+ * (synchronous use) reuses the same hot line.
+ *
+ * Growth: when fewer than 1/GROW_FRACTION of the lines are free, a new slab
+ * is added instead of searching, so the search for a free word stays
+ * amortised O(1) per allocation however many requests are in flight.
+ *
+ * The first lines of a slab are its header and bitmap.  Each slab holds
+ * one reference on the loop's mailbox (so requests need none of their
+ * own).  Slabs live until their loop shuts down; a slab that still has
+ * requests in flight then is freed by whichever thread drops its last one
+ * (the owner, or a completer refused with -EPIPE), which also drops the
+ * slab's mailbox reference.
  */
-#define SLAB_SIZE 4096
-#define SLAB_REQS (SLAB_SIZE / sizeof(actx_req) - 1)
+#define SLAB_SIZE (64 * 1024)
+#define SLAB_LINES (SLAB_SIZE / ACTX__CACHELINE)
+#define SLAB_WORDS (SLAB_LINES / 64)
+#define SLAB_HDR_LINES 3 /* header line + bitmap (two lines) */
+#define SLAB_REQS (SLAB_LINES - SLAB_HDR_LINES)
+#define GROW_FRACTION 16
 
 typedef struct req_slab {
     _Atomic long dead;     /* in-flight requests left after shutdown */
-    long nfree;            /* owner, at shutdown */
-    struct req_slab *next; /* the loop's slabs */
+    struct req_slab *next; /* the loop's slabs, in creation order */
+    actx__mailbox *mb;     /* the slab holds one reference */
+    alignas(ACTX__CACHELINE) uint64_t free_bits[SLAB_WORDS]; /* owner-only */
 } req_slab;
 
 _Static_assert(sizeof(actx_req) == ACTX__CACHELINE,
                "a request is one cache line");
-_Static_assert(sizeof(req_slab) <= sizeof(actx_req), "slab header");
+_Static_assert(sizeof(req_slab) <= SLAB_HDR_LINES * ACTX__CACHELINE,
+               "slab header");
 
 static inline req_slab *slab_of(actx_req *req)
 {
     return (req_slab *)((uintptr_t)req & ~(uintptr_t)(SLAB_SIZE - 1));
 }
 
-static int slab_refill(actx__loop *loop)
+static int slab_add(actx__loop *loop)
 {
-    req_slab *slab = aligned_alloc(SLAB_SIZE, SLAB_SIZE);
-    actx_req *reqs;
+    req_slab *slab = aligned_alloc(SLAB_SIZE, SLAB_SIZE), **pp;
+    actx_req *reqs = (actx_req *)slab;
     long i;
 
     if (!slab) {
         return -ENOMEM;
     }
     atomic_init(&slab->dead, 0);
-    slab->nfree = 0;
-    slab->next = loop->req_slabs;
-    loop->req_slabs = slab;
-    reqs = (actx_req *)slab + 1;
-    /* Pushed backwards so that they are handed out in address order. */
-    for (i = (long)SLAB_REQS - 1; i >= 0; i--) {
+    slab->next = NULL;
+    slab->mb = loop->mb;
+    actx__mb_charge(loop);
+    for (i = 0; i < SLAB_WORDS; i++) {
+        slab->free_bits[i] = ~(uint64_t)0;
+    }
+    slab->free_bits[0] &= ~(((uint64_t)1 << SLAB_HDR_LINES) - 1);
+    for (i = SLAB_HDR_LINES; i < SLAB_LINES; i++) {
         reqs[i].msg.type = ACTX__MSG_REQ;
         reqs[i].mb = loop->mb;
-        reqs[i].msg.next = loop->req_free;
-        loop->req_free = &reqs[i].msg;
     }
+    /* Appended, so that the sweep goes on in address order of creation. */
+    for (pp = &loop->req_slabs; *pp; pp = &(*pp)->next) {
+    }
+    *pp = slab;
+    loop->req_cap += SLAB_REQS;
+    loop->req_cur = slab;
+    loop->req_word = 0;
     return 0;
+}
+
+/*
+ * The current bitmap word is empty: move the cursor to the next word with
+ * a free line, or to a new slab when too few lines are free.
+ */
+static int req_find(actx__loop *loop)
+{
+    req_slab *slab = loop->req_cur;
+    unsigned w = loop->req_word;
+
+    if (!slab || (loop->req_cap - loop->st.outstanding) * GROW_FRACTION <
+                     loop->req_cap) {
+        return slab_add(loop);
+    }
+    for (;;) {
+        if (++w == SLAB_WORDS) {
+            w = 0;
+            slab = slab->next ? slab->next : loop->req_slabs;
+        }
+        if (slab->free_bits[w]) {
+            loop->req_cur = slab;
+            loop->req_word = w;
+            return 0;
+        }
+    }
 }
 
 actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
 {
     actx_ctx *c = loop->cur;
+    req_slab *slab = loop->req_cur;
+    uint64_t bits;
     actx_req *req;
 
-    if (ACTX__UNLIKELY(loop->req_free == NULL) && slab_refill(loop) < 0) {
-        errno = ENOMEM;
-        return NULL;
+    if (ACTX__UNLIKELY(!slab || slab->free_bits[loop->req_word] == 0)) {
+        if (req_find(loop) < 0) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        slab = loop->req_cur;
     }
-    req = (actx_req *)loop->req_free;
-    loop->req_free = req->msg.next;
-    actx__mb_charge(loop);
+    bits = slab->free_bits[loop->req_word];
+    slab->free_bits[loop->req_word] = bits & (bits - 1);
+    req = (actx_req *)slab + loop->req_word * 64 + __builtin_ctzll(bits);
     req->done = done;
     req->opaque = opaque;
     req->ret = 0;
@@ -90,6 +154,16 @@ actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
     c->nreq++;
     loop->st.outstanding++;
     return req;
+}
+
+/* Owner: the line of req is free again. */
+static inline void req_free(actx__loop *loop, actx_req *req)
+{
+    req_slab *slab = slab_of(req);
+    size_t i = (size_t)(req - (actx_req *)slab);
+
+    slab->free_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    loop->st.outstanding--;
 }
 
 actx_req *actx_req_new(actx_done_fn *done, void *opaque)
@@ -114,13 +188,10 @@ static void req_put(actx__loop *loop, actx_req *req)
     live->npending--;
     live->nreq--;
     actx__obj_put(loop, req->ctx);
-    loop->st.outstanding--;
-    loop->mb_budget++;
     if (ACTX__UNLIKELY(req->job != NULL)) {
         actx__job_free(req->job);
     }
-    req->msg.next = loop->req_free;
-    loop->req_free = &req->msg;
+    req_free(loop, req);
 }
 
 /* Not the owner thread, owner gone: the request dies here. */
@@ -156,8 +227,8 @@ void actx__req_refused(actx_req *req)
     /* acq_rel: see actx__req_loop_shutdown. */
     if (atomic_fetch_sub_explicit(&slab->dead, 1, memory_order_acq_rel) == 1) {
         free(slab);
+        actx__mb_unref(mb, 1); /* the slab's reference */
     }
-    actx__mb_unref(mb, 1);
     refused_notify(done, opaque, ret);
 }
 
@@ -254,22 +325,24 @@ int actx__run_queue(actx__loop *loop, actx_ctx *c)
 void actx__req_loop_shutdown(actx__loop *loop)
 {
     req_slab *slab, *next;
-    actx__msg *m;
 
-    for (m = loop->req_free; m; m = m->next) {
-        slab_of((actx_req *)m)->nfree++;
-    }
-    loop->req_free = NULL;
     for (slab = loop->req_slabs; slab; slab = next) {
-        long inflight = (long)SLAB_REQS - slab->nfree;
+        long nfree = 0, inflight;
+        int w;
 
+        for (w = 0; w < SLAB_WORDS; w++) {
+            nfree += __builtin_popcountll(slab->free_bits[w]);
+        }
+        inflight = (long)SLAB_REQS - nfree;
         next = slab->next;
         if (inflight == 0 || atomic_fetch_add_explicit(&slab->dead, inflight,
                                                        memory_order_acq_rel) +
                                      inflight ==
                                  0) {
             free(slab);
+            loop->mb_budget++; /* the slab's mailbox reference */
         }
     }
     loop->req_slabs = NULL;
+    loop->req_cur = NULL;
 }
