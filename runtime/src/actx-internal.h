@@ -191,6 +191,7 @@ struct actx__loop {
     struct req_slab *req_cur;   /* req.c: allocation cursor */
     unsigned req_word;
     long req_cap;
+    actx_req *req_hint; /* req.c: first line freed since the cursor moved */
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -203,6 +204,8 @@ struct actx__loop {
     /* Called around each blocking sleep (pool.c counts blocked workers). */
     void (*sleep_hook)(actx__loop *loop, bool entering);
     actx__job *job_free; /* spare pool jobs (pool.c) */
+    int64_t poll_max_ns; /* actx_set_poll_max_ns; 0: never poll (poll.c) */
+    int64_t poll_ns;     /* the current polling window (poll.c) */
     long job_free_n;
     struct actx_stats st;
 };

@@ -149,6 +149,131 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
     return t;
 }
 
+/*
+ * Adaptive polling (actx_set_poll_max_ns).
+ *
+ * Before a blocking poll arms the wake-up protocol and sleeps, it looks for
+ * work (work_now: the mailbox head, the queue, non-idle BHs, due timers of
+ * the current context) in a loop for up to a window of loop->poll_ns.  The
+ * protocol is not armed meanwhile: notify_me stays 0, so posters write no
+ * eventfd while the owner polls (they see an owner that is not about to
+ * sleep).  When the window ends empty-handed the owner proceeds exactly as
+ * without polling: O1/O2, the O3 re-check, sleep - so a post that lands
+ * after the window is either seen by O3 or wakes the sleep (the spin model
+ * tests/model/mailbox.pml -DPOLL checks both).  Polling only decides when
+ * the owner looks, never what runs: what it finds is run by the same
+ * drain and run_pass as without it.
+ *
+ * The window adapts (the idea of QEMU's poll-grow/poll-shrink, with its own
+ * rule).  The figure that tells whether polling pays is how long the sleep
+ * that followed an empty window lasted:
+ *   - work found while polling: the window was long enough.  If it was
+ *     found in the second half, the window is doubled (the next wait may be
+ *     a little longer); else it stays;
+ *   - empty window, then a sleep that ended within poll_max_ns: a longer
+ *     window would have caught it, so the window doubles (from 0 it starts
+ *     at POLL_START_NS, or poll_max_ns if that is smaller);
+ *   - empty window, then a sleep longer than poll_max_ns: polling could not
+ *     have helped; the window halves, and drops to 0 below POLL_MIN_NS.
+ * An idle loop's sleeps are long, so after a few of them it stops polling
+ * altogether; the CPU spent polling per sleep is at most the window, which
+ * only grows while sleeps are short.  The window never exceeds
+ * poll_max_ns, nor the time until the context's next timer or idle BH.
+ */
+#define POLL_START_NS 4000
+#define POLL_MIN_NS 500
+#define POLL_LIMIT_NS (10 * 1000 * 1000 * 1000LL)
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void poll_grow(actx__loop *loop)
+{
+    int64_t w = loop->poll_ns ? loop->poll_ns * 2 : POLL_START_NS;
+
+    loop->poll_ns = w < loop->poll_max_ns ? w : loop->poll_max_ns;
+}
+
+/*
+ * Poll for work for up to the window (measured from *start, which the
+ * first call of one actx_poll sets: messages for other contexts do not
+ * restart it).  True when work_now() found something.
+ */
+static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
+                        uint64_t *start)
+{
+    int64_t w = loop->poll_ns;
+    uint64_t end;
+    unsigned i;
+
+    if (timeout >= 0 && timeout < w) {
+        w = timeout;
+    }
+    if (w <= 0) {
+        return false;
+    }
+    if (*start == 0) {
+        *start = actx_now_ns();
+    }
+    end = *start + (uint64_t)w;
+    for (i = 1;; i++) {
+        if (work_now(loop, c)) {
+            /* Found late in the window: let it grow (see above). */
+            if (i > 1 && loop->poll_ns == w &&
+                actx_now_ns() - *start > (uint64_t)w / 2) {
+                poll_grow(loop);
+            }
+            return true;
+        }
+        if ((i & 7) == 0 && actx_now_ns() >= end) {
+            return false;
+        }
+        cpu_relax();
+    }
+}
+
+/* An empty window was followed by a sleep of slept_ns: adapt the window. */
+static void poll_adapt(actx__loop *loop, uint64_t slept_ns)
+{
+    if (slept_ns <= (uint64_t)loop->poll_max_ns) {
+        poll_grow(loop);
+    } else {
+        loop->poll_ns /= 2;
+        if (loop->poll_ns < POLL_MIN_NS) {
+            loop->poll_ns = 0;
+        }
+    }
+}
+
+int actx_set_poll_max_ns(int64_t ns)
+{
+    actx__loop *loop;
+
+    if (ns < 0) {
+        return -EINVAL;
+    }
+    loop = actx__loop_get();
+    if (!loop) {
+        return -errno;
+    }
+    if (ns > POLL_LIMIT_NS) {
+        ns = POLL_LIMIT_NS;
+    }
+    loop->poll_max_ns = ns;
+    if (loop->poll_ns > ns) {
+        loop->poll_ns = ns;
+    }
+    return 0;
+}
+
 static inline void disarm_embedding(actx__loop *loop)
 {
     if (ACTX__UNLIKELY(loop->notify_armed)) {
@@ -161,6 +286,7 @@ int actx_poll(bool blocking)
 {
     actx__loop *loop = actx__loop_get();
     bool ran_idle = false;
+    uint64_t poll_start = 0;
     actx_ctx *c;
 
     if (ACTX__UNLIKELY(!loop)) {
@@ -175,6 +301,7 @@ int actx_poll(bool blocking)
 
     for (;;) {
         int64_t timeout;
+        uint64_t slept;
 
         if (work_now(loop, c)) {
             actx__drain_if_any(loop);
@@ -189,6 +316,10 @@ int actx_poll(bool blocking)
             return 0;
         }
         timeout = sleep_timeout(loop, c);
+        if (ACTX__UNLIKELY(loop->poll_max_ns != 0) &&
+            poll_window(loop, c, timeout, &poll_start)) {
+            continue; /* found work: run it as usual */
+        }
         actx__mb_prepare_sleep(loop,
                                (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
                                    ? ACTX__WAKE_UNBOUNDED
@@ -198,7 +329,11 @@ int actx_poll(bool blocking)
             if (loop->sleep_hook) {
                 loop->sleep_hook(loop, true);
             }
+            slept = loop->poll_max_ns ? actx_now_ns() : 0;
             actx__backend_wait(loop, timeout);
+            if (ACTX__UNLIKELY(slept != 0)) {
+                poll_adapt(loop, actx_now_ns() - slept);
+            }
             if (loop->sleep_hook) {
                 loop->sleep_hook(loop, false);
             }
