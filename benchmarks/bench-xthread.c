@@ -27,10 +27,26 @@
  *   thread blocks in epoll_wait on its own); libuv uv_async ping-pong
  *   between two loops (reference).
  *
+ * completions, owner always blocking (b1, b2)
+ *   The same pipeline with the owner loop of a C service: `while (!done)
+ *   { issue; actx_poll(true); }` (raw: raw_mb_poll(true)); libuv runs
+ *   uv_run(UV_RUN_DEFAULT) once and issues from its async callback.
+ *
+ * completions with polling on (p1, p2)
+ *   The completions figure with actx_set_poll_max_ns(POLL_NS) on the owner,
+ *   against actx with polling off in the same run.
+ *
+ * ping-pong with polling on both loops (ppp), against the sleeping raw
+ * eventfd+epoll round trip; and the CPU an idle loop with polling on uses
+ * in 1 s (idle, getrusage), after its window was grown to the maximum.
+ *
  * Options: -n REPS (default 5), -t SECONDS per repetition (default 0.3),
- * -q (quick), -only LIST (comma-separated subset of c1,c2,pp and
- * actx,uv,raw, for profiling one figure or one implementation; e.g.
- * "-only c1,raw").  The best repetition of each figure is reported.
+ * -q (quick), -only LIST (comma-separated subset of c1,c2,pp,b1,b2,p1,p2,
+ * ppp,idle and actx,uv,raw, for profiling one figure or one
+ * implementation; e.g. "-only c1,raw").  The best repetition of each
+ * figure is reported, and under it each implementation's median and
+ * min-max over the repetitions.  The output starts with the CPU model
+ * and the date.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +58,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench-util.h"
@@ -241,6 +259,7 @@ static uv_async_t uv_wake;
 static pthread_mutex_t uvq_lock = PTHREAD_MUTEX_INITIALIZER;
 static node *uvq_head;
 static node **uvq_tail = &uvq_head;
+static void (*uv_after_drain)(void);
 
 static void uvq_post(node *n)
 {
@@ -268,6 +287,9 @@ static void uvq_drain_cb(uv_async_t *h)
         l->done(l->opaque, l->ret);
         node_put(l);
         l = next;
+    }
+    if (uv_after_drain) {
+        uv_after_drain(); /* run_completions_blocking's owner step */
     }
 }
 #endif
@@ -617,6 +639,7 @@ static double pingpong_raw(double seconds)
 
 #ifndef BENCH_NO_ACTX
 static actx_ctx *_Atomic pp_ctx_b;
+static int64_t pp_poll_ns; /* actx_set_poll_max_ns of both loops */
 static actx_ctx *pp_ctx_a;
 static int pp_got;
 
@@ -639,6 +662,7 @@ static void *actx_pong_main(void *arg)
         fprintf(stderr, "actx_thread_init failed on B\n");
         exit(1);
     }
+    actx_set_poll_max_ns(pp_poll_ns);
     atomic_store(&pp_ctx_b, actx_ctx_current());
     actx_run();
     actx_thread_shutdown();
@@ -653,6 +677,7 @@ static double pingpong_actx(double seconds)
     unsigned long n = 0;
 
     pp_ctx_a = actx_ctx_current();
+    actx_set_poll_max_ns(pp_poll_ns);
     atomic_store(&pp_ctx_b, NULL);
     pthread_create(&th, NULL, actx_pong_main, NULL);
     while (!(b = atomic_load(&pp_ctx_b))) {
@@ -676,6 +701,7 @@ static double pingpong_actx(double seconds)
     actx_ctx_unref(b);
     pthread_join(th, NULL);
     actx_ctx_unref(pp_ctx_a);
+    actx_set_poll_max_ns(0);
     return pp_clock_us(&clk);
 }
 #endif
@@ -757,7 +783,9 @@ static bool list_has(const char *list, const char *name)
  */
 static bool want(const char *name, const char *group)
 {
-    static const char *const figures[] = { "c1", "c2", "pp", NULL };
+    static const char *const figures[] = { "c1", "c2",   "pp",  "b1",
+                                            "b2", "p1",   "p2",  "ppp",
+                                            "idle", NULL };
     static const char *const impls[] = { "actx", "uv", "raw", NULL };
     const char *const *g = !strcmp(group, "fig") ? figures : impls;
 
@@ -771,6 +799,384 @@ static bool want(const char *name, const char *group)
     }
     return true;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Spread of a figure over the repetitions of one run.                     */
+
+#define MAX_SAMPLES 512
+
+typedef struct {
+    double v[MAX_SAMPLES];
+    int n;
+} samples;
+
+static void samples_add(samples *s, double v)
+{
+    if (s->n < MAX_SAMPLES) {
+        s->v[s->n++] = v;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* "median M (min A - max B, N reps)" into buf; "-" when empty. */
+static const char *samples_fmt(const samples *s, char *buf, size_t n)
+{
+    double v[MAX_SAMPLES];
+
+    if (s->n == 0) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    memcpy(v, s->v, sizeof(double) * (size_t)s->n);
+    qsort(v, (size_t)s->n, sizeof(double), cmp_double);
+    snprintf(buf, n, "median %.2f (%.2f-%.2f, %d reps)",
+             s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2,
+             v[0], v[s->n - 1], s->n);
+    return buf;
+}
+
+/* One line per implementation under a table row: median and spread. */
+static void print_spread(const char *name, const samples *s)
+{
+    char buf[96];
+
+    if (s->n) {
+        printf("%-28s   %-22s %s\n", "", name, samples_fmt(s, buf, sizeof(buf)));
+    }
+}
+
+/* The CPU model and the date, so that figures can be told apart by host. */
+static void print_host(void)
+{
+    char line[256], model[256] = "unknown CPU", date[64];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    time_t now = time(NULL);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    while (f && fgets(line, sizeof(line), f)) {
+        char *colon = strchr(line, ':');
+
+        if (!strncmp(line, "model name", 10) && colon) {
+            snprintf(model, sizeof(model), "%s", colon + 2);
+            model[strcspn(model, "\n")] = '\0';
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    printf("host: %s, %ld CPUs online; %s\n", model, ncpu, date);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Completions with an owner that always blocks, and with polling on.      */
+
+/*
+ * The owner step of the blocking pattern: issue what the rings and the
+ * outstanding bound allow (nothing once the repetition is over).
+ */
+static struct {
+    enum variant v;
+    int nprod;
+    unsigned long issued, cap;
+    uint64_t deadline;
+    bool stopping;
+} blk;
+
+static void blocking_issue(void)
+{
+    /*
+     * With nothing outstanding the owner must issue something before it
+     * blocks (else it would sleep for ever): retry until the producers
+     * have published the ring room they freed.
+     */
+    do {
+        if (bench_now_ns() >= blk.deadline) {
+            blk.stopping = true;
+            return;
+        }
+        for (int p = 0; p < blk.nprod; p++) {
+            spsc_ring *r = &prods[p]->ring;
+            size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+            /* Pairs with the producer's release store of tail. */
+            size_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+            size_t room = RING - (h - t);
+            unsigned long out = blk.issued - done_count;
+            size_t n = blk.cap - out < room ? blk.cap - out : room;
+
+            for (size_t k = 0; k < n; k++) {
+                r->slot[(h + k) & (RING - 1)] = new_request(blk.v);
+            }
+            if (n) {
+                atomic_store_explicit(&r->head, h + n, memory_order_release);
+                blk.issued += n;
+            }
+        }
+    } while (blk.issued == done_count);
+}
+
+#ifdef HAVE_LIBUV
+/* libuv: the owner step runs after each drain, inside uv_run(DEFAULT). */
+static void uv_blocking_step(void)
+{
+    blocking_issue();
+    if (blk.stopping && done_count == blk.issued) {
+        uv_stop(&uvl);
+    }
+}
+#endif
+
+/*
+ * The same pipeline as run_completions, but the owner is the loop of a C
+ * service: `while (!done) { issue; actx_poll(true); }` (raw: the same
+ * with raw_mb_poll(true)); libuv runs uv_run(UV_RUN_DEFAULT) once and
+ * issues from the async callback after each drain.
+ */
+static double run_completions_blocking(enum variant v, int nprod,
+                                       double seconds)
+{
+    uint64_t t0, t1;
+
+    done_count = 0;
+    nodes_reset();
+    blk.v = v;
+    blk.nprod = nprod;
+    blk.issued = 0;
+    blk.cap = (unsigned long)nprod * OUTSTANDING_PER_PRODUCER;
+    blk.stopping = false;
+    for (int p = 0; p < nprod; p++) {
+        producer *pr = prods[p];
+
+        atomic_store(&pr->ring.head, 0);
+        atomic_store(&pr->ring.tail, 0);
+        atomic_store(&pr->stop, 0);
+        pr->v = v;
+        if (pthread_create(&pr->th, NULL, producer_main, pr)) {
+            perror("pthread_create");
+            exit(1);
+        }
+    }
+    t0 = bench_now_ns();
+    blk.deadline = t0 + (uint64_t)(seconds * 1e9);
+    if (v == V_UV) {
+#ifdef HAVE_LIBUV
+        blocking_issue();
+        uv_after_drain = uv_blocking_step;
+        uv_run(&uvl, UV_RUN_DEFAULT);
+        uv_after_drain = NULL;
+#endif
+    } else {
+        for (;;) {
+            blocking_issue();
+            if (blk.stopping && done_count == blk.issued) {
+                break;
+            }
+            owner_poll(v, true);
+        }
+    }
+    t1 = bench_now_ns();
+    for (int p = 0; p < nprod; p++) {
+        atomic_store_explicit(&prods[p]->stop, 1, memory_order_release);
+        pthread_join(prods[p]->th, NULL);
+    }
+    return (double)done_count / ((double)(t1 - t0) / 1e3);
+}
+
+/* The poll_max_ns the polling figures use (QEMU's default is 32 us). */
+#define POLL_NS 50000
+
+/* Completions, owner always blocking: actx and raw vs libuv DEFAULT. */
+static void row_completions_blocking(int nprod, const bench_opts *o)
+{
+    samples s_actx = { 0 }, s_uv = { 0 }, s_raw = { 0 };
+    bench_best b_actx, b_uv, b_raw;
+    bench_row row;
+
+    bench_best_init(&b_actx, true);
+    bench_best_init(&b_uv, true);
+    bench_best_init(&b_raw, true);
+    for (int r = 0; r < 3 * o->reps; r++) {
+        double secs = o->rep_seconds / 3, x;
+
+#ifndef BENCH_NO_ACTX
+        if (want("actx", "impl")) {
+            x = run_completions_blocking(V_ACTX, nprod, secs);
+            bench_best_add(&b_actx, x);
+            samples_add(&s_actx, x);
+        }
+#endif
+#ifdef HAVE_LIBUV
+        if (want("uv", "impl")) {
+            x = run_completions_blocking(V_UV, nprod, secs);
+            bench_best_add(&b_uv, x);
+            samples_add(&s_uv, x);
+        }
+#endif
+        if (want("raw", "impl")) {
+            x = run_completions_blocking(V_RAW, nprod, secs);
+            bench_best_add(&b_raw, x);
+            samples_add(&s_raw, x);
+        }
+    }
+    memset(&row, 0, sizeof(row));
+    row.name = nprod == 1 ? "completions 1p, poll(true)"
+                          : "completions 2p, poll(true)";
+    row.unit = "M/s";
+    row.actx = b_actx.best;
+    bench_row_peer(&row, "libuv RUN_DEFAULT", b_uv.best);
+    bench_row_peer(&row, "raw, always blocking", b_raw.best);
+    row.target = BENCH_TARGET_RATIO_MIN;
+    row.target_value = 1.0;
+    row.target_peer = 0;
+    bench_table_row(&row);
+    print_spread("actx", &s_actx);
+    print_spread("libuv RUN_DEFAULT", &s_uv);
+    print_spread("raw, always blocking", &s_raw);
+    fflush(stdout);
+}
+
+#ifndef BENCH_NO_ACTX
+/* Completions as in run_completions, actx with polling on vs off. */
+static void row_completions_polling(int nprod, const bench_opts *o)
+{
+    samples s_on = { 0 }, s_off = { 0 };
+    bench_best b_on, b_off;
+    bench_row row;
+
+    bench_best_init(&b_on, true);
+    bench_best_init(&b_off, true);
+    for (int r = 0; r < 3 * o->reps; r++) {
+        double secs = o->rep_seconds / 3;
+        xresult x;
+
+        actx_set_poll_max_ns(POLL_NS);
+        x = run_completions(V_ACTX, nprod, secs);
+        actx_set_poll_max_ns(0);
+        bench_best_add(&b_on, x.mps);
+        samples_add(&s_on, x.mps);
+        x = run_completions(V_ACTX, nprod, secs);
+        bench_best_add(&b_off, x.mps);
+        samples_add(&s_off, x.mps);
+    }
+    memset(&row, 0, sizeof(row));
+    row.name = nprod == 1 ? "completions 1p, polling on"
+                          : "completions 2p, polling on";
+    row.unit = "M/s";
+    row.actx = b_on.best;
+    bench_row_peer(&row, "actx, polling off", b_off.best);
+    row.target = BENCH_TARGET_RATIO_MIN;
+    row.target_value = 1.0;
+    row.target_peer = 0;
+    bench_table_row(&row);
+    print_spread("actx, polling on", &s_on);
+    print_spread("actx, polling off", &s_off);
+    fflush(stdout);
+}
+
+/* Ping-pong with both loops polling, against sleeping raw eventfd+epoll. */
+static void row_pingpong_polling(const bench_opts *o)
+{
+    samples s_actx = { 0 }, s_raw = { 0 };
+    bench_best b_actx, b_raw;
+    bench_row row;
+    static char note[160];
+    char buf[96];
+
+    bench_best_init(&b_actx, false);
+    bench_best_init(&b_raw, false);
+    for (int r = 0; r < 10 * o->reps; r++) {
+        double secs = o->rep_seconds / 10, x;
+
+        pp_poll_ns = POLL_NS;
+        x = pingpong_actx(secs);
+        pp_poll_ns = 0;
+        bench_best_add(&b_actx, x);
+        samples_add(&s_actx, x);
+        x = pingpong_raw(secs);
+        bench_best_add(&b_raw, x);
+        samples_add(&s_raw, x);
+    }
+    memset(&row, 0, sizeof(row));
+    row.name = "ping-pong, polling on";
+    row.unit = "us/rt";
+    row.actx = b_actx.best;
+    bench_row_peer(&row, "raw eventfd+epoll", b_raw.best);
+    row.target = BENCH_TARGET_RATIO_MAX;
+    row.target_value = 0.25;
+    row.target_peer = 0;
+    snprintf(note, sizeof(note), "poll_max_ns %d on both loops; also <= 2 us: %s",
+             POLL_NS, b_actx.best <= 2.0 ? "met" : "MISSED");
+    row.note = note;
+    bench_table_row(&row);
+    print_spread("actx, polling on", &s_actx);
+    print_spread("raw eventfd+epoll", &s_raw);
+    (void)buf;
+    fflush(stdout);
+}
+
+static void idle_timer_cb(void *opaque)
+{
+    *(int *)opaque = 1;
+}
+
+static double thread_cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/*
+ * A loop with polling on and nothing to do for 1 s: its window is first
+ * grown to the maximum by a polling ping-pong, then it waits for a timer
+ * 1 s away.  Figure: % of one CPU used meanwhile (getrusage).
+ */
+static void row_idle_polling(void)
+{
+    actx_timer *t;
+    int fired = 0;
+    double c0, c1;
+    uint64_t w0, w1;
+    bench_row row;
+
+    pp_poll_ns = POLL_NS;
+    pingpong_actx(0.05);
+    pp_poll_ns = 0;
+    actx_set_poll_max_ns(POLL_NS);
+    t = actx_timer_new(idle_timer_cb, &fired);
+    if (!t) {
+        perror("actx_timer_new");
+        exit(1);
+    }
+    c0 = thread_cpu_s();
+    w0 = bench_now_ns();
+    actx_timer_mod(t, actx_now_ns() + 1000000000ull);
+    while (!fired) {
+        actx_poll(true);
+    }
+    w1 = bench_now_ns();
+    c1 = thread_cpu_s();
+    actx_timer_free(t);
+    actx_set_poll_max_ns(0);
+    memset(&row, 0, sizeof(row));
+    row.name = "idle 1 s, polling on";
+    row.unit = "% of a CPU";
+    row.actx = 100.0 * (c1 - c0) / ((double)(w1 - w0) / 1e9);
+    row.target = BENCH_TARGET_ABS_MAX;
+    row.target_value = 2.0;
+    bench_table_row(&row);
+    fflush(stdout);
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -805,6 +1211,7 @@ int main(int argc, char **argv)
     }
 #endif
 
+    print_host();
     printf("bench-xthread: best of %d interleaved repetitions of %.2f s "
            "(ping-pong: %d of %.3f s); ring %d slots, at most %d "
            "outstanding per producer\n",
@@ -815,6 +1222,7 @@ int main(int argc, char **argv)
 
     for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
         bench_best b_actx, b_uv, b_raw;
+        samples s_actx = { 0 }, s_uv = { 0 }, s_raw = { 0 };
         unsigned long sleeps = 0, wakeups = 0, completed = 0;
 
         if (!want(nprod == 1 ? "c1" : "c2", "fig")) {
@@ -837,6 +1245,7 @@ int main(int argc, char **argv)
             if (want("actx", "impl")) {
                 x = run_completions(V_ACTX, nprod, secs);
                 bench_best_add(&b_actx, x.mps);
+                samples_add(&s_actx, x.mps);
                 sleeps += x.sleeps;
                 wakeups += x.wakeups;
                 completed += x.completed;
@@ -846,11 +1255,13 @@ int main(int argc, char **argv)
             if (want("uv", "impl")) {
                 x = run_completions(V_UV, nprod, secs);
                 bench_best_add(&b_uv, x.mps);
+                samples_add(&s_uv, x.mps);
             }
 #endif
             if (want("raw", "impl")) {
                 x = run_completions(V_RAW, nprod, secs);
                 bench_best_add(&b_raw, x.mps);
+                samples_add(&s_raw, x.mps);
             }
         }
         memset(&row, 0, sizeof(row));
@@ -872,8 +1283,23 @@ int main(int argc, char **argv)
             row.note = notes[nprod - 1];
         }
         bench_table_row(&row);
+        print_spread("actx", &s_actx);
+        print_spread("libuv mutex+async", &s_uv);
+        print_spread("raw mpsc+eventfd", &s_raw);
         fflush(stdout);
     }
+    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
+        if (want(nprod == 1 ? "b1" : "b2", "fig")) {
+            row_completions_blocking(nprod, &o);
+        }
+    }
+#ifndef BENCH_NO_ACTX
+    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
+        if (want(nprod == 1 ? "p1" : "p2", "fig")) {
+            row_completions_polling(nprod, &o);
+        }
+    }
+#endif
 
     if (want("pp", "fig")) {
         bench_best b_actx, b_uv, b_raw;
@@ -917,6 +1343,14 @@ int main(int argc, char **argv)
         row.target_peer = 0;
         bench_table_row(&row);
     }
+#ifndef BENCH_NO_ACTX
+    if (want("ppp", "fig")) {
+        row_pingpong_polling(&o);
+    }
+    if (want("idle", "fig")) {
+        row_idle_polling();
+    }
+#endif
     printf("\nactx/peer: for M/s above 1 means actx is faster; for us/rt "
            "below 1 means actx is faster.\n");
 
