@@ -165,23 +165,27 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
  * drain and run_pass as without it.
  *
  * The window adapts (the idea of QEMU's poll-grow/poll-shrink, with its own
- * rule).  The figure that tells whether polling pays is how long the sleep
- * that followed an empty window lasted:
+ * rule).  The figure that tells whether polling pays is how long the wait
+ * (the empty window and the sleep after it) lasted:
  *   - work found while polling: the window was long enough.  If it was
  *     found in the second half, the window is doubled (the next wait may be
  *     a little longer); else it stays;
- *   - empty window, then a sleep that ended within poll_max_ns: a longer
+ *   - empty window, then a sleep, ending within poll_max_ns: a longer
  *     window would have caught it, so the window doubles (from 0 it starts
  *     at POLL_START_NS, or poll_max_ns if that is smaller);
- *   - empty window, then a sleep longer than poll_max_ns: polling could not
- *     have helped; the window halves, and drops to 0 below POLL_MIN_NS.
- * An idle loop's sleeps are long, so after a few of them it stops polling
- * altogether; the CPU spent polling per sleep is at most the window, which
- * only grows while sleeps are short.  The window never exceeds
+ *   - empty window and sleep longer than poll_max_ns: polling could not
+ *     have helped; the window halves, and drops to 0 below POLL_MIN_NS;
+ *   - a wait longer than POLL_IDLE_FACTOR * poll_max_ns: the loop is idle,
+ *     the window drops to 0 at once.
+ * An idle loop stops polling after its first long sleep; the CPU spent
+ * polling per sleep is at most the window, which only grows while sleeps
+ * are short (so polling costs at most about as much CPU as sleeping would
+ * have left idle).  The window never exceeds
  * poll_max_ns, nor the time until the context's next timer or idle BH.
  */
 #define POLL_START_NS 4000
 #define POLL_MIN_NS 500
+#define POLL_IDLE_FACTOR 16
 #define POLL_LIMIT_NS (10 * 1000 * 1000 * 1000LL)
 
 static inline void cpu_relax(void)
@@ -240,11 +244,16 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
     }
 }
 
-/* An empty window was followed by a sleep of slept_ns: adapt the window. */
+/*
+ * An empty window (maybe of 0 ns) was followed by a sleep; the whole wait,
+ * window and sleep, took slept_ns: adapt the window.
+ */
 static void poll_adapt(actx__loop *loop, uint64_t slept_ns)
 {
     if (slept_ns <= (uint64_t)loop->poll_max_ns) {
         poll_grow(loop);
+    } else if (slept_ns / POLL_IDLE_FACTOR > (uint64_t)loop->poll_max_ns) {
+        loop->poll_ns = 0;
     } else {
         loop->poll_ns /= 2;
         if (loop->poll_ns < POLL_MIN_NS) {
@@ -329,7 +338,10 @@ int actx_poll(bool blocking)
             if (loop->sleep_hook) {
                 loop->sleep_hook(loop, true);
             }
-            slept = loop->poll_max_ns ? actx_now_ns() : 0;
+            /* The wait counts from the start of the window, if any. */
+            slept = !loop->poll_max_ns ? 0
+                    : poll_start       ? poll_start
+                                       : actx_now_ns();
             actx__backend_wait(loop, timeout);
             if (ACTX__UNLIKELY(slept != 0)) {
                 poll_adapt(loop, actx_now_ns() - slept);
