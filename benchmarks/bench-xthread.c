@@ -1080,17 +1080,69 @@ static void row_completions_polling(int nprod, const bench_opts *o)
     fflush(stdout);
 }
 
+/*
+ * The floor of a polled round trip: two threads spinning on one atomic
+ * counter each (no loop, no sleeping at all).
+ */
+static atomic_ulong spin_a, spin_b;
+
+static void *spin_pong_main(void *arg)
+{
+    unsigned long seen = 0;
+
+    (void)arg;
+    for (;;) {
+        unsigned long v;
+
+        while ((v = atomic_load(&spin_b)) == seen) {
+            bench_cpu_relax();
+        }
+        seen = v;
+        if (atomic_load(&pp_stop)) {
+            break;
+        }
+        atomic_store(&spin_a, v);
+    }
+    return NULL;
+}
+
+static double pingpong_spin(double seconds)
+{
+    pthread_t th;
+    pp_clock clk;
+    unsigned long n = 0;
+
+    atomic_store(&spin_a, 0);
+    atomic_store(&spin_b, 0);
+    atomic_store(&pp_stop, 0);
+    pthread_create(&th, NULL, spin_pong_main, NULL);
+    pp_clock_start(&clk, seconds);
+    for (;;) {
+        atomic_store(&spin_b, n + 1);
+        while (atomic_load(&spin_a) != n + 1) {
+            bench_cpu_relax();
+        }
+        if (pp_clock_tick(&clk, ++n)) {
+            break;
+        }
+    }
+    atomic_store(&pp_stop, 1);
+    atomic_store(&spin_b, n + 1);
+    pthread_join(th, NULL);
+    return pp_clock_us(&clk);
+}
+
 /* Ping-pong with both loops polling, against sleeping raw eventfd+epoll. */
 static void row_pingpong_polling(const bench_opts *o)
 {
-    samples s_actx = { 0 }, s_raw = { 0 };
-    bench_best b_actx, b_raw;
+    samples s_actx = { 0 }, s_raw = { 0 }, s_spin = { 0 };
+    bench_best b_actx, b_raw, b_spin;
     bench_row row;
     static char note[160];
-    char buf[96];
 
     bench_best_init(&b_actx, false);
     bench_best_init(&b_raw, false);
+    bench_best_init(&b_spin, false);
     for (int r = 0; r < 10 * o->reps; r++) {
         double secs = o->rep_seconds / 10, x;
 
@@ -1102,12 +1154,16 @@ static void row_pingpong_polling(const bench_opts *o)
         x = pingpong_raw(secs);
         bench_best_add(&b_raw, x);
         samples_add(&s_raw, x);
+        x = pingpong_spin(secs);
+        bench_best_add(&b_spin, x);
+        samples_add(&s_spin, x);
     }
     memset(&row, 0, sizeof(row));
     row.name = "ping-pong, polling on";
     row.unit = "us/rt";
     row.actx = b_actx.best;
     bench_row_peer(&row, "raw eventfd+epoll", b_raw.best);
+    bench_row_peer(&row, "raw spin (floor)", b_spin.best);
     row.target = BENCH_TARGET_RATIO_MAX;
     row.target_value = 0.25;
     row.target_peer = 0;
@@ -1117,7 +1173,7 @@ static void row_pingpong_polling(const bench_opts *o)
     bench_table_row(&row);
     print_spread("actx, polling on", &s_actx);
     print_spread("raw eventfd+epoll", &s_raw);
-    (void)buf;
+    print_spread("raw spin (floor)", &s_spin);
     fflush(stdout);
 }
 

@@ -13,6 +13,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <sched.h>
 
 void actx__dispatch(actx__loop *loop, actx__msg *m)
 {
@@ -240,7 +241,18 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
         if ((i & 7) == 0 && actx_now_ns() >= end) {
             return false;
         }
-        cpu_relax();
+        /*
+         * Now and then give the CPU away: on a machine with more runnable
+         * threads than CPUs the thread that will post (often the peer of a
+         * round trip) may be waiting for this very CPU; spinning would
+         * only make the window expire.  With nothing else runnable,
+         * sched_yield returns at once.
+         */
+        if ((i & 63) == 0) {
+            sched_yield();
+        } else {
+            cpu_relax();
+        }
     }
 }
 
