@@ -16,9 +16,10 @@
  *
  * Counters on a context, all owner-only:
  *   objs     - objects whose ->ctx field names this context (lifetime);
- *   npending - sources of future progress that resolve to it: outstanding
- *              requests, live BHs, fd handlers, armed timers, held handles.
- *              Added to the parent at pop;
+ *   npending - sources of future progress other than requests that
+ *              resolve to it: live BHs, fd handlers, armed timers, held
+ *              handles (requests count in nreq only, one counter fewer per
+ *              request).  Added to the parent at pop;
  *   nreq     - outstanding requests that resolve to it (actx_flush).
  * Counters shared with other threads (atomic):
  *   refs     - the loop's own reference while the context is on the stack

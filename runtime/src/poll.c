@@ -120,7 +120,7 @@ static int run_pass(actx__loop *loop, actx_ctx *c, bool *ran_idle)
 
 static bool can_progress(actx_ctx *c)
 {
-    return c->q_head || c->bh_head || c->npending > 0;
+    return c->q_head || c->bh_head || c->npending > 0 || c->nreq > 0;
 }
 
 bool actx_can_progress(void)

@@ -146,7 +146,8 @@ static int req_find(actx__loop *loop)
     }
 }
 
-actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
+static inline actx_req *req_alloc(actx__loop *loop, actx_done_fn *done,
+                                  void *opaque)
 {
     actx_ctx *c = loop->cur;
     req_slab *slab = loop->req_cur;
@@ -169,7 +170,6 @@ actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
     req->ctx = c;
     req->job = NULL;
     c->objs++;
-    c->npending++;
     c->nreq++;
     loop->st.outstanding++;
     return req;
@@ -188,6 +188,11 @@ static inline void req_free(actx__loop *loop, actx_req *req)
     }
 }
 
+actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
+{
+    return req_alloc(loop, done, opaque);
+}
+
 actx_req *actx_req_new(actx_done_fn *done, void *opaque)
 {
     actx__loop *loop = actx__loop_get();
@@ -199,7 +204,7 @@ actx_req *actx_req_new(actx_done_fn *done, void *opaque)
         errno = EPIPE;
         return NULL;
     }
-    return actx__req_alloc(loop, done, opaque);
+    return req_alloc(loop, done, opaque);
 }
 
 /* Owner: the request is finished with; counters and memory go back. */
@@ -207,7 +212,6 @@ static void req_put(actx__loop *loop, actx_req *req)
 {
     actx_ctx *live = actx__ctx_resolve(req->ctx);
 
-    live->npending--;
     live->nreq--;
     actx__obj_put(loop, req->ctx);
     if (ACTX__UNLIKELY(req->job != NULL)) {

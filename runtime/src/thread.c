@@ -212,7 +212,7 @@ void actx_dump(FILE *out)
                 "  context %d%s: queued %ld, scheduled BHs %ld, requests "
                 "%ld, pending sources %ld, handles %ld%s\n",
                 c->depth, c == loop->cur ? " (current)" : "", c->q_len,
-                c->bh_len, c->nreq, c->npending,
+                c->bh_len, c->nreq, c->npending + c->nreq,
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }
