@@ -46,7 +46,10 @@
  * than an idle BH may wait (notify_me == ACTX__WAKE_UNBOUNDED).
  *
  * Wake-ups coalesce (one eventfd write per sleep at most); posts never do.
- * A post while the owner is not about to sleep writes nothing.
+ * A post while the owner is not about to sleep writes nothing.  An owner
+ * that polls before sleeping (actx_set_poll_max_ns, poll.c) polls before
+ * O1: notify_me is still 0, so posts during the window write nothing
+ * either, and the sleep after it follows O1-O4 unchanged.
  */
 #include "actx-internal.h"
 
