@@ -193,6 +193,8 @@ struct actx__loop {
     unsigned req_word;
     long req_cap;
     actx_req *req_hint; /* req.c: first line freed since the cursor moved */
+    uint64_t *req_bitsp; /* req.c: the cursor's bitmap word */
+    actx_req *req_base;  /* req.c: the line of its bit 0 */
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -331,6 +333,7 @@ void actx__bh_arrived(actx__loop *loop, actx_bh *bh);
 void actx__bh_loop_shutdown(actx__loop *loop);
 
 /* req.c */
+void actx__req_loop_init(actx__loop *loop);
 actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque);
 int actx__req_post(actx_req *req, long ret);
 int actx__run_queue(actx__loop *loop, actx_ctx *c);

@@ -66,6 +66,7 @@ actx__loop *actx__loop_create(void)
         return NULL;
     }
     loop->mb_budget = ACTX__MB_BULK - 1; /* one is the loop's own */
+    actx__req_loop_init(loop);
     loop->id =
         atomic_fetch_add_explicit(&next_loop_id, 1, memory_order_relaxed);
     err = actx__backend_init(loop);
