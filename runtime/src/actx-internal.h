@@ -37,6 +37,7 @@
 #include "actx.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -192,7 +193,7 @@ struct actx__loop {
     struct req_slab *req_cur;   /* req.c: allocation cursor */
     unsigned req_word;
     long req_cap;
-    actx_req *req_hint; /* req.c: first line freed since the cursor moved */
+    actx_req *req_hint;  /* req.c: first line freed since the cursor moved */
     uint64_t *req_bitsp; /* req.c: the cursor's bitmap word */
     actx_req *req_base;  /* req.c: the line of its bit 0 */
     actx_ctx *zombies;
@@ -249,6 +250,42 @@ void actx__mb_prepare_sleep(actx__loop *loop, int level);
 void actx__mb_end_sleep(actx__loop *loop);
 void actx__mb_ack(actx__loop *loop);
 unsigned long actx__refused_all(void);
+
+/*
+ * The post and the wake-up check, inline for the completion fast path
+ * (actx_req_complete); mailbox.c's top comment explains P1-P3.
+ */
+void actx__mb_wake(actx__mailbox *mb);
+
+static inline void actx__mb_notify_inline(actx__mailbox *mb, int wake_level)
+{
+    /* P2: pairs with O2 in actx__mb_prepare_sleep (mailbox.c). */
+    if (ACTX__UNLIKELY(atomic_load(&mb->notify_me) >= wake_level)) {
+        actx__mb_wake(mb); /* P3 */
+    }
+}
+
+static inline int actx__mb_post_inline(actx__mailbox *mb, actx__msg *msg,
+                                       int wake_level)
+{
+    actx__msg *old = atomic_load_explicit(&mb->head, memory_order_relaxed);
+
+    do {
+        if (ACTX__UNLIKELY(old == ACTX__MB_CLOSED)) {
+            return -EPIPE;
+        }
+        msg->next = old;
+        /*
+         * P1, seq_cst: publishes msg (release for the consumer's exchange)
+         * and orders the push before P2's load of notify_me.
+         */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &mb->head, &old, msg, memory_order_seq_cst, memory_order_relaxed));
+    if (wake_level) {
+        actx__mb_notify_inline(mb, wake_level);
+    }
+    return 0;
+}
 
 /* Take one mailbox reference from the loop's bulk charge. */
 static inline void actx__mb_charge(actx__loop *loop)

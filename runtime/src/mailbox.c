@@ -119,40 +119,26 @@ void actx__mb_unref(actx__mailbox *mb, long n)
     pthread_mutex_unlock(&mb_lock);
 }
 
-void actx__mb_notify(actx__mailbox *mb, int wake_level)
+/* P3 (the caller did P2 and found the owner about to sleep). */
+void actx__mb_wake(actx__mailbox *mb)
 {
     uint64_t one = 1;
 
-    /* P2: pairs with O2 in actx__mb_prepare_sleep (see the top comment). */
-    if (atomic_load(&mb->notify_me) < wake_level) {
-        return;
-    }
-    /* P3: one write per sleep; O1 re-arms it. */
+    /* One write per sleep; O1 re-arms it. */
     if (!atomic_exchange(&mb->notified, true)) {
         ssize_t r = write(mb->efd, &one, sizeof(one));
         (void)r; /* EAGAIN only at a counter of 2^64-2: still readable */
     }
 }
 
+void actx__mb_notify(actx__mailbox *mb, int wake_level)
+{
+    actx__mb_notify_inline(mb, wake_level);
+}
+
 int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level)
 {
-    actx__msg *old = atomic_load_explicit(&mb->head, memory_order_relaxed);
-
-    do {
-        if (ACTX__UNLIKELY(old == ACTX__MB_CLOSED)) {
-            return -EPIPE;
-        }
-        msg->next = old;
-        /*
-         * P1, seq_cst: publishes msg (release for the consumer's exchange)
-         * and orders the push before P2's load of notify_me.
-         */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &mb->head, &old, msg, memory_order_seq_cst, memory_order_relaxed));
-    if (wake_level) {
-        actx__mb_notify(mb, wake_level);
-    }
-    return 0;
+    return actx__mb_post_inline(mb, msg, wake_level);
 }
 
 void actx__mb_refused(actx__mailbox *mb)

@@ -292,32 +292,54 @@ void actx__req_refused(actx_req *req)
     refused_notify(done, opaque, ret);
 }
 
-int actx__req_post(actx_req *req, long ret)
+/* A completion on the owner thread: no atomics, queued directly. */
+static __attribute__((noinline)) int req_post_owner(actx__loop *loop,
+                                                    actx_req *req, long ret)
+{
+    if (ACTX__UNLIKELY(loop->closed)) {
+        actx_done_fn *done = req->done;
+        void *opaque = req->opaque;
+
+        actx__mb_refused(loop->mb);
+        req_put(loop, req);
+        refused_notify(done, opaque, ret);
+        return -EPIPE;
+    }
+    /* Keep order behind earlier arrivals. */
+    actx__drain_if_any(loop);
+    actx__dispatch(loop, &req->msg);
+    actx__local_post(loop);
+    return 0;
+}
+
+static __attribute__((noinline)) int req_post_refused(actx_req *req)
+{
+    actx__req_refused(req);
+    return -EPIPE;
+}
+
+/*
+ * Inline in actx_req_complete: from another thread a completion is one
+ * store of ret, one CAS and one load of notify_me, with no call.
+ */
+static inline int req_post(actx_req *req, long ret)
 {
     actx__loop *loop = actx__tls_loop;
 
     req->ret = ret;
-    if (loop && loop->mb == req->mb) {
-        /* Owner thread: no atomics; keep order behind earlier arrivals. */
-        if (ACTX__UNLIKELY(loop->closed)) {
-            actx_done_fn *done = req->done;
-            void *opaque = req->opaque;
-
-            actx__mb_refused(loop->mb);
-            req_put(loop, req);
-            refused_notify(done, opaque, ret);
-            return -EPIPE;
-        }
-        actx__drain_if_any(loop);
-        actx__dispatch(loop, &req->msg);
-        actx__local_post(loop);
-        return 0;
+    if (ACTX__UNLIKELY(loop && loop->mb == req->mb)) {
+        return req_post_owner(loop, req, ret);
     }
-    if (ACTX__UNLIKELY(actx__mb_post(req->mb, &req->msg, ACTX__WAKE_ANY))) {
-        actx__req_refused(req);
-        return -EPIPE;
+    if (ACTX__UNLIKELY(
+            actx__mb_post_inline(req->mb, &req->msg, ACTX__WAKE_ANY))) {
+        return req_post_refused(req);
     }
     return 0;
+}
+
+int actx__req_post(actx_req *req, long ret)
+{
+    return req_post(req, ret);
 }
 
 int actx_req_complete(actx_req *req, long ret)
@@ -325,7 +347,7 @@ int actx_req_complete(actx_req *req, long ret)
     if (ACTX__UNLIKELY(!req)) {
         return -EINVAL;
     }
-    return actx__req_post(req, ret);
+    return req_post(req, ret);
 }
 
 /*
