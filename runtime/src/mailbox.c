@@ -143,13 +143,19 @@ int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level)
 
 void actx__mb_refused(actx__mailbox *mb)
 {
-    atomic_fetch_add_explicit(&mb->refused, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&refused_all, 1, memory_order_relaxed);
+    /*
+     * Release, paired with the acquire loads in actx_stats: a thread that
+     * sees a refusal counted also sees what the refused poster did before
+     * (its work function's accesses), as it would have through the
+     * completion.
+     */
+    atomic_fetch_add_explicit(&mb->refused, 1, memory_order_release);
+    atomic_fetch_add_explicit(&refused_all, 1, memory_order_release);
 }
 
 unsigned long actx__refused_all(void)
 {
-    return atomic_load_explicit(&refused_all, memory_order_relaxed);
+    return atomic_load_explicit(&refused_all, memory_order_acquire);
 }
 
 /* The owner reads the eventfd: a wake-up received. */

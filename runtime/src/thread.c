@@ -176,12 +176,12 @@ void actx_stats(struct actx_stats *st)
         *st = loop->st;
         st->depth = loop->cur->depth;
         st->posts_refused =
-            atomic_load_explicit(&loop->mb->refused, memory_order_relaxed);
+            atomic_load_explicit(&loop->mb->refused, memory_order_acquire);
     } else {
         memset(st, 0, sizeof(*st));
         if (tls_dead_mb) {
             st->posts_refused = atomic_load_explicit(&tls_dead_mb->refused,
-                                                     memory_order_relaxed);
+                                                     memory_order_acquire);
         }
     }
     st->posts_refused_all = actx__refused_all();
