@@ -27,6 +27,20 @@
  *   thread blocks in epoll_wait on its own); libuv uv_async ping-pong
  *   between two loops (reference).
  *
+ * completions, owner always blocking (b1, b2)
+ *   The same pipeline with the owner loop of a C service: `while (!done)
+ *   { issue; actx_poll(true); }` (raw: raw_mb_poll(true)); libuv runs
+ *   uv_run(UV_RUN_DEFAULT) once and issues from its async callback.
+ *
+ * completions with polling on (p1, p2)
+ *   The completions figure with actx_set_poll_max_ns(POLL_NS) on the owner,
+ *   against actx with polling off in the same run.
+ *
+ * ping-pong with polling on both loops (ppp), against the sleeping raw
+ * eventfd+epoll round trip and two threads spinning on atomics (the floor);
+ * and the CPU an idle loop with polling on uses in 1 s (idle, getrusage),
+ * after its window was grown to the maximum.
+ *
  * Options: see --help (bench-util.h has the common ones); -only LIST
  * selects figures and implementations, for profiling one of them.  Each
  * figure reports the median of its repetitions and their spread.
@@ -41,6 +55,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench-util.h"
@@ -240,6 +255,7 @@ static uv_async_t uv_wake;
 static pthread_mutex_t uvq_lock = PTHREAD_MUTEX_INITIALIZER;
 static node *uvq_head;
 static node **uvq_tail = &uvq_head;
+static void (*uv_after_drain)(void);
 
 static void uvq_post(node *n)
 {
@@ -267,6 +283,9 @@ static void uvq_drain_cb(uv_async_t *h)
         l->done(l->opaque, l->ret);
         node_put(l);
         l = next;
+    }
+    if (uv_after_drain) {
+        uv_after_drain(); /* run_completions_blocking's owner step */
     }
 }
 #endif
@@ -616,6 +635,7 @@ static double pingpong_raw(double seconds)
 
 #ifndef BENCH_NO_ACTX
 static actx_ctx *_Atomic pp_ctx_b;
+static int64_t pp_poll_ns; /* actx_set_poll_max_ns of both loops */
 static actx_ctx *pp_ctx_a;
 static int pp_got;
 
@@ -638,6 +658,7 @@ static void *actx_pong_main(void *arg)
         fprintf(stderr, "actx_thread_init failed on B\n");
         exit(1);
     }
+    actx_set_poll_max_ns(pp_poll_ns);
     atomic_store(&pp_ctx_b, actx_ctx_current());
     actx_run();
     actx_thread_shutdown();
@@ -652,6 +673,7 @@ static double pingpong_actx(double seconds)
     unsigned long n = 0;
 
     pp_ctx_a = actx_ctx_current();
+    actx_set_poll_max_ns(pp_poll_ns);
     atomic_store(&pp_ctx_b, NULL);
     pthread_create(&th, NULL, actx_pong_main, NULL);
     while (!(b = atomic_load(&pp_ctx_b))) {
@@ -675,6 +697,7 @@ static double pingpong_actx(double seconds)
     actx_ctx_unref(b);
     pthread_join(th, NULL);
     actx_ctx_unref(pp_ctx_a);
+    actx_set_poll_max_ns(0);
     return pp_clock_us(&clk);
 }
 #endif
@@ -743,7 +766,9 @@ static const char *only;
  */
 static bool want(const char *name, const char *group)
 {
-    static const char *const figures[] = { "c1", "c2", "pp", NULL };
+    static const char *const figures[] = { "c1", "c2",   "pp",  "b1",
+                                            "b2", "p1",   "p2",  "ppp",
+                                            "idle", NULL };
     static const char *const impls[] = { "actx", "uv", "raw", NULL };
     const char *const *g = !strcmp(group, "fig") ? figures : impls;
 
@@ -758,11 +783,311 @@ static bool want(const char *name, const char *group)
     return true;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Completions with an owner that always blocks, and with polling on.      */
+
+/*
+ * The owner step of the blocking pattern: issue what the rings and the
+ * outstanding bound allow (nothing once the repetition is over).
+ */
+static struct {
+    enum variant v;
+    int nprod;
+    unsigned long issued, cap;
+    uint64_t deadline;
+    bool stopping;
+} blk;
+
+static void blocking_issue(void)
+{
+    /*
+     * With nothing outstanding the owner must issue something before it
+     * blocks (else it would sleep for ever): retry until the producers
+     * have published the ring room they freed.
+     */
+    do {
+        if (bench_now_ns() >= blk.deadline) {
+            blk.stopping = true;
+            return;
+        }
+        for (int p = 0; p < blk.nprod; p++) {
+            spsc_ring *r = &prods[p]->ring;
+            size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+            /* Pairs with the producer's release store of tail. */
+            size_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+            size_t room = RING - (h - t);
+            unsigned long out = blk.issued - done_count;
+            size_t n = blk.cap - out < room ? blk.cap - out : room;
+
+            for (size_t k = 0; k < n; k++) {
+                r->slot[(h + k) & (RING - 1)] = new_request(blk.v);
+            }
+            if (n) {
+                atomic_store_explicit(&r->head, h + n, memory_order_release);
+                blk.issued += n;
+            }
+        }
+    } while (blk.issued == done_count);
+}
+
+#ifdef HAVE_LIBUV
+/* libuv: the owner step runs after each drain, inside uv_run(DEFAULT). */
+static void uv_blocking_step(void)
+{
+    blocking_issue();
+    if (blk.stopping && done_count == blk.issued) {
+        uv_stop(&uvl);
+    }
+}
+#endif
+
+/*
+ * The same pipeline as run_completions, but the owner is the loop of a C
+ * service: `while (!done) { issue; actx_poll(true); }` (raw: the same
+ * with raw_mb_poll(true)); libuv runs uv_run(UV_RUN_DEFAULT) once and
+ * issues from the async callback after each drain.
+ */
+static double run_completions_blocking(enum variant v, int nprod,
+                                       double seconds)
+{
+    uint64_t t0, t1;
+
+    done_count = 0;
+    nodes_reset();
+    blk.v = v;
+    blk.nprod = nprod;
+    blk.issued = 0;
+    blk.cap = (unsigned long)nprod * OUTSTANDING_PER_PRODUCER;
+    blk.stopping = false;
+    for (int p = 0; p < nprod; p++) {
+        producer *pr = prods[p];
+
+        atomic_store(&pr->ring.head, 0);
+        atomic_store(&pr->ring.tail, 0);
+        atomic_store(&pr->stop, 0);
+        pr->v = v;
+        if (pthread_create(&pr->th, NULL, producer_main, pr)) {
+            perror("pthread_create");
+            exit(1);
+        }
+    }
+    t0 = bench_now_ns();
+    blk.deadline = t0 + (uint64_t)(seconds * 1e9);
+    if (v == V_UV) {
+#ifdef HAVE_LIBUV
+        blocking_issue();
+        uv_after_drain = uv_blocking_step;
+        uv_run(&uvl, UV_RUN_DEFAULT);
+        uv_after_drain = NULL;
+#endif
+    } else {
+        for (;;) {
+            blocking_issue();
+            if (blk.stopping && done_count == blk.issued) {
+                break;
+            }
+            owner_poll(v, true);
+        }
+    }
+    t1 = bench_now_ns();
+    for (int p = 0; p < nprod; p++) {
+        atomic_store_explicit(&prods[p]->stop, 1, memory_order_release);
+        pthread_join(prods[p]->th, NULL);
+    }
+    return (double)done_count / ((double)(t1 - t0) / 1e3);
+}
+
+/* The poll_max_ns the polling figures use (QEMU's default is 32 us). */
+#define POLL_NS 50000
+
+/* Completions, owner always blocking: actx and raw vs libuv DEFAULT. */
+static void row_completions_blocking(int nprod, const bench_opts *o)
+{
+    bench_fig *f = bench_fig_new(nprod == 1 ? "completions 1p, poll(true)"
+                                            : "completions 2p, poll(true)",
+                                 "M/s", BENCH_HIGHER);
+
+    for (int r = 0; r < 3 * o->reps; r++) {
+        double secs = o->rep_seconds / 3;
+
+#ifndef BENCH_NO_ACTX
+        if (want("actx", "impl")) {
+            bench_add(f, "actx", run_completions_blocking(V_ACTX, nprod, secs));
+        }
+#endif
+#ifdef HAVE_LIBUV
+        if (want("uv", "impl")) {
+            bench_add(f, "libuv RUN_DEFAULT",
+                      run_completions_blocking(V_UV, nprod, secs));
+        }
+#endif
+        if (want("raw", "impl")) {
+            bench_add(f, "raw, always blocking",
+                      run_completions_blocking(V_RAW, nprod, secs));
+        }
+    }
+    bench_peer(f, "libuv RUN_DEFAULT");
+    bench_target_ratio(f, "libuv RUN_DEFAULT", 1.0);
+    bench_note(f, "the owner calls actx_poll(true) every iteration");
+    bench_fig_done(f);
+}
+
+#ifndef BENCH_NO_ACTX
+/* Completions as in run_completions, actx with polling on vs off. */
+static void row_completions_polling(int nprod, const bench_opts *o)
+{
+    bench_fig *f = bench_fig_new(nprod == 1 ? "completions 1p, polling on"
+                                            : "completions 2p, polling on",
+                                 "M/s", BENCH_HIGHER);
+
+    for (int r = 0; r < 3 * o->reps; r++) {
+        double secs = o->rep_seconds / 3;
+
+        actx_set_poll_max_ns(POLL_NS);
+        bench_add(f, "actx", run_completions(V_ACTX, nprod, secs).mps);
+        actx_set_poll_max_ns(0);
+        bench_add(f, "actx, polling off",
+                  run_completions(V_ACTX, nprod, secs).mps);
+    }
+    bench_target_ratio(f, "actx, polling off", 1.0);
+    bench_note(f, "actx = poll_max_ns %d on the owner", POLL_NS);
+    bench_fig_done(f);
+}
+
+/*
+ * The floor of a polled round trip: two threads spinning on one atomic
+ * counter each (no loop, no sleeping at all).
+ */
+static atomic_ulong spin_a, spin_b;
+
+static void *spin_pong_main(void *arg)
+{
+    unsigned long seen = 0;
+
+    (void)arg;
+    for (;;) {
+        unsigned long v;
+
+        while ((v = atomic_load(&spin_b)) == seen) {
+            bench_cpu_relax();
+        }
+        seen = v;
+        if (atomic_load(&pp_stop)) {
+            break;
+        }
+        atomic_store(&spin_a, v);
+    }
+    return NULL;
+}
+
+static double pingpong_spin(double seconds)
+{
+    pthread_t th;
+    pp_clock clk;
+    unsigned long n = 0;
+
+    atomic_store(&spin_a, 0);
+    atomic_store(&spin_b, 0);
+    atomic_store(&pp_stop, 0);
+    pthread_create(&th, NULL, spin_pong_main, NULL);
+    pp_clock_start(&clk, seconds);
+    for (;;) {
+        atomic_store(&spin_b, n + 1);
+        while (atomic_load(&spin_a) != n + 1) {
+            bench_cpu_relax();
+        }
+        if (pp_clock_tick(&clk, ++n)) {
+            break;
+        }
+    }
+    atomic_store(&pp_stop, 1);
+    atomic_store(&spin_b, n + 1);
+    pthread_join(th, NULL);
+    return pp_clock_us(&clk);
+}
+
+/* Ping-pong with both loops polling, against sleeping raw eventfd+epoll. */
+static void row_pingpong_polling(const bench_opts *o)
+{
+    bench_fig *f = bench_fig_new("ping-pong, polling on", "us/rt",
+                                 BENCH_LOWER);
+
+    for (int r = 0; r < 10 * o->reps; r++) {
+        double secs = o->rep_seconds / 10;
+
+        pp_poll_ns = POLL_NS;
+        bench_add(f, "actx", pingpong_actx(secs));
+        pp_poll_ns = 0;
+        bench_add(f, "raw eventfd+epoll", pingpong_raw(secs));
+        bench_add(f, "raw spin (floor)", pingpong_spin(secs));
+    }
+    /* <= 0.25x the sleeping raw round trip, i.e. >= 4x faster. */
+    bench_target_ratio(f, "raw eventfd+epoll", 4.0);
+    bench_note(f, "poll_max_ns %d on both loops; also <= 2 us", POLL_NS);
+    bench_fig_done(f);
+}
+
+static void idle_timer_cb(void *opaque)
+{
+    *(int *)opaque = 1;
+}
+
+static double thread_cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/*
+ * A loop with polling on and nothing to do for 1 s: its window is first
+ * grown to the maximum by a polling ping-pong, then it waits for a timer
+ * 1 s away.  Figure: % of one CPU used meanwhile (getrusage).
+ */
+static void row_idle_polling(void)
+{
+    bench_fig *f = bench_fig_new("idle 1 s, polling on", "% of a CPU",
+                                 BENCH_LOWER);
+    actx_timer *t;
+    int fired = 0;
+    double c0, c1;
+    uint64_t w0, w1;
+
+    pp_poll_ns = POLL_NS;
+    pingpong_actx(0.05);
+    pp_poll_ns = 0;
+    actx_set_poll_max_ns(POLL_NS);
+    t = actx_timer_new(idle_timer_cb, &fired);
+    if (!t) {
+        perror("actx_timer_new");
+        exit(1);
+    }
+    c0 = thread_cpu_s();
+    w0 = bench_now_ns();
+    actx_timer_mod(t, actx_now_ns() + 1000000000ull);
+    while (!fired) {
+        actx_poll(true);
+    }
+    w1 = bench_now_ns();
+    c1 = thread_cpu_s();
+    actx_timer_free(t);
+    actx_set_poll_max_ns(0);
+    bench_add(f, "actx", 100.0 * (c1 - c0) / ((double)(w1 - w0) / 1e9));
+    bench_target_abs(f, 2.0);
+    bench_note(f, "getrusage of the owner thread; window first grown to "
+                  "poll_max_ns %d", POLL_NS);
+    bench_fig_done(f);
+}
+#endif
+
 int main(int argc, char **argv)
 {
     static const bench_option extra[] = {
         { "-only", "LIST",
-          "comma-separated subset of the figures c1,c2,pp and the "
+          "comma-separated subset of the figures c1,c2,pp,b1,b2,p1,p2,ppp,"
+          "idle and the "
           "implementations actx,uv,raw (e.g. -only c1,raw)",
           &only, NULL },
         { NULL, NULL, NULL, NULL, NULL },
@@ -850,7 +1175,8 @@ int main(int argc, char **argv)
             }
         }
         bench_peer(f, "libuv mutex+async");
-        bench_target_ratio(f, "libuv mutex+async", 1.3);
+        bench_target_ratio(f, "libuv mutex+async", 1.0);
+        bench_note(f, "also >= 0.9x raw mpsc+eventfd");
         if (completed) {
             bench_note(f,
                        "actx owner: %.3f sleeps, %.3f wake-ups per 1000 "
@@ -860,6 +1186,19 @@ int main(int argc, char **argv)
         }
         bench_fig_done(f);
     }
+
+    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
+        if (want(nprod == 1 ? "b1" : "b2", "fig")) {
+            row_completions_blocking(nprod, &o);
+        }
+    }
+#ifndef BENCH_NO_ACTX
+    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
+        if (want(nprod == 1 ? "p1" : "p2", "fig")) {
+            row_completions_polling(nprod, &o);
+        }
+    }
+#endif
 
     if (want("pp", "fig")) {
         bench_fig *f = bench_fig_new("ping-pong round trip", "us/rt",
@@ -895,6 +1234,14 @@ int main(int argc, char **argv)
                    PP_BLOCK);
         bench_fig_done(f);
     }
+#ifndef BENCH_NO_ACTX
+    if (want("ppp", "fig")) {
+        row_pingpong_polling(&o);
+    }
+    if (want("idle", "fig")) {
+        row_idle_polling();
+    }
+#endif
 
 #ifdef HAVE_LIBUV
     uv_close((uv_handle_t *)&uv_wake, NULL);

@@ -180,6 +180,7 @@ backend_timeout_ms = lib.actx_backend_timeout_ms
 thread_shutdown = lib.actx_thread_shutdown
 thread_init = lib.actx_thread_init
 pool_set_size = lib.actx_pool_set_size
+set_poll_max_ns = lib.actx_set_poll_max_ns
 set_exiting = lib.actx_py_set_exiting
 now_ns = lib.actx_now_ns
 bh_schedule = lib.actx_bh_schedule

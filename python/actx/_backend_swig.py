@@ -40,6 +40,7 @@ backend_timeout_ms = _m.actx_backend_timeout_ms
 thread_shutdown = _m.actx_thread_shutdown
 thread_init = _m.actx_thread_init
 pool_set_size = _m.actx_pool_set_size
+set_poll_max_ns = _m.actx_set_poll_max_ns
 set_exiting = _m.actx_py_set_exiting
 now_ns = _m.actx_now_ns
 bh_schedule = _m.actx_py_bh_schedule

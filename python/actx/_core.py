@@ -28,7 +28,7 @@ __all__ = [
     'CancelledError', 'asyncio_bridge', 'AsyncioBridge', 'backend_fd',
     'backend_timeout_ms', 'thread_shutdown', 'process_queue',
     'time', 'call_later', 'call_at', 'Timer', 'add_reader', 'remove_reader',
-    'add_writer', 'remove_writer',
+    'add_writer', 'remove_writer', 'set_poll_max_ns',
 ]
 
 BACKEND = B.NAME
@@ -316,6 +316,18 @@ def poll(block: bool = False) -> bool:
             return True
         if natural:
             return False
+
+
+def set_poll_max_ns(ns: int) -> None:
+    """Adaptive polling for the calling thread's loop: before the runtime's
+    own blocking waits sleep (flush(), run(), poll(block=True) off the main
+    thread), poll for work for up to an adaptive window of at most ns
+    nanoseconds.  0 (the default) turns it off.  Never changes what runs.
+    Raises OSError(EINVAL) for a negative ns.
+    """
+    r = B.set_poll_max_ns(ns)
+    if r < 0:
+        raise _oserror(r)
 
 
 def process_queue() -> bool:

@@ -16,9 +16,10 @@
  *
  * Counters on a context, all owner-only:
  *   objs     - objects whose ->ctx field names this context (lifetime);
- *   npending - sources of future progress that resolve to it: outstanding
- *              requests, live BHs, fd handlers, armed timers, held handles.
- *              Added to the parent at pop;
+ *   npending - sources of future progress other than requests that
+ *              resolve to it: live BHs, fd handlers, armed timers, held
+ *              handles (requests count in nreq only, one counter fewer per
+ *              request).  Added to the parent at pop;
  *   nreq     - outstanding requests that resolve to it (actx_flush).
  * Counters shared with other threads (atomic):
  *   refs     - the loop's own reference while the context is on the stack
@@ -36,6 +37,7 @@
 #include "actx.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -206,8 +208,13 @@ struct actx__loop {
     uint64_t bh_seq;
     actx_ctx *root;
     actx_ctx *ctx_free;
-    actx__msg *req_free;
-    struct req_slab *req_slabs;
+    struct req_slab *req_slabs; /* req.c */
+    struct req_slab *req_cur;   /* req.c: allocation cursor */
+    unsigned req_word;
+    long req_cap;
+    actx_req *req_hint;  /* req.c: first line freed since the cursor moved */
+    uint64_t *req_bitsp; /* req.c: the cursor's bitmap word */
+    actx_req *req_base;  /* req.c: the line of its bit 0 */
     actx_ctx *zombies;
     actx_bh *bhs;
     int epfd;
@@ -229,6 +236,8 @@ struct actx__loop {
      */
     bool (*sleep_hook)(actx__loop *loop, bool entering);
     actx__job *job_free; /* spare pool jobs (pool.c) */
+    int64_t poll_max_ns; /* actx_set_poll_max_ns; 0: never poll (poll.c) */
+    int64_t poll_ns;     /* the current polling window (poll.c) */
     long job_free_n;
     /* File AIO through the loop's io_uring (aio-uring.c). */
     struct actx__uring *uring; /* NULL until the first AIO on the ring */
@@ -320,6 +329,42 @@ void actx__mb_end_sleep(actx__loop *loop);
 void actx__mb_ack(actx__loop *loop);
 unsigned long actx__refused_all(void);
 
+/*
+ * The post and the wake-up check, inline for the completion fast path
+ * (actx_req_complete); mailbox.c's top comment explains P1-P3.
+ */
+void actx__mb_wake(actx__mailbox *mb);
+
+static inline void actx__mb_notify_inline(actx__mailbox *mb, int wake_level)
+{
+    /* P2: pairs with O2 in actx__mb_prepare_sleep (mailbox.c). */
+    if (ACTX__UNLIKELY(atomic_load(&mb->notify_me) >= wake_level)) {
+        actx__mb_wake(mb); /* P3 */
+    }
+}
+
+static inline int actx__mb_post_inline(actx__mailbox *mb, actx__msg *msg,
+                                       int wake_level)
+{
+    actx__msg *old = atomic_load_explicit(&mb->head, memory_order_relaxed);
+
+    do {
+        if (ACTX__UNLIKELY(old == ACTX__MB_CLOSED)) {
+            return -EPIPE;
+        }
+        msg->next = old;
+        /*
+         * P1, seq_cst: publishes msg (release for the consumer's exchange)
+         * and orders the push before P2's load of notify_me.
+         */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &mb->head, &old, msg, memory_order_seq_cst, memory_order_relaxed));
+    if (wake_level) {
+        actx__mb_notify_inline(mb, wake_level);
+    }
+    return 0;
+}
+
 /* Take one mailbox reference from the loop's bulk charge. */
 static inline void actx__mb_charge(actx__loop *loop)
 {
@@ -408,6 +453,7 @@ void actx__bh_arrived(actx__loop *loop, actx_bh *bh);
 void actx__bh_loop_shutdown(actx__loop *loop);
 
 /* req.c */
+void actx__req_loop_init(actx__loop *loop);
 actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque);
 int actx__req_post(actx_req *req, long ret);
 int actx__run_queue(actx__loop *loop, actx_ctx *c);

@@ -46,7 +46,10 @@
  * than an idle BH may wait (notify_me == ACTX__WAKE_UNBOUNDED).
  *
  * Wake-ups coalesce (one eventfd write per sleep at most); posts never do.
- * A post while the owner is not about to sleep writes nothing.
+ * A post while the owner is not about to sleep writes nothing.  An owner
+ * that polls before sleeping (actx_set_poll_max_ns, poll.c) polls before
+ * O1: notify_me is still 0, so posts during the window write nothing
+ * either, and the sleep after it follows O1-O4 unchanged.
  */
 #include "actx-internal.h"
 
@@ -116,51 +119,43 @@ void actx__mb_unref(actx__mailbox *mb, long n)
     pthread_mutex_unlock(&mb_lock);
 }
 
-void actx__mb_notify(actx__mailbox *mb, int wake_level)
+/* P3 (the caller did P2 and found the owner about to sleep). */
+void actx__mb_wake(actx__mailbox *mb)
 {
     uint64_t one = 1;
 
-    /* P2: pairs with O2 in actx__mb_prepare_sleep (see the top comment). */
-    if (atomic_load(&mb->notify_me) < wake_level) {
-        return;
-    }
-    /* P3: one write per sleep; O1 re-arms it. */
+    /* One write per sleep; O1 re-arms it. */
     if (!atomic_exchange(&mb->notified, true)) {
         ssize_t r = write(mb->efd, &one, sizeof(one));
         (void)r; /* EAGAIN only at a counter of 2^64-2: still readable */
     }
 }
 
+void actx__mb_notify(actx__mailbox *mb, int wake_level)
+{
+    actx__mb_notify_inline(mb, wake_level);
+}
+
 int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level)
 {
-    actx__msg *old = atomic_load_explicit(&mb->head, memory_order_relaxed);
-
-    do {
-        if (ACTX__UNLIKELY(old == ACTX__MB_CLOSED)) {
-            return -EPIPE;
-        }
-        msg->next = old;
-        /*
-         * P1, seq_cst: publishes msg (release for the consumer's exchange)
-         * and orders the push before P2's load of notify_me.
-         */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &mb->head, &old, msg, memory_order_seq_cst, memory_order_relaxed));
-    if (wake_level) {
-        actx__mb_notify(mb, wake_level);
-    }
-    return 0;
+    return actx__mb_post_inline(mb, msg, wake_level);
 }
 
 void actx__mb_refused(actx__mailbox *mb)
 {
-    atomic_fetch_add_explicit(&mb->refused, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&refused_all, 1, memory_order_relaxed);
+    /*
+     * Release, paired with the acquire loads in actx_stats: a thread that
+     * sees a refusal counted also sees what the refused poster did before
+     * (its work function's accesses), as it would have through the
+     * completion.
+     */
+    atomic_fetch_add_explicit(&mb->refused, 1, memory_order_release);
+    atomic_fetch_add_explicit(&refused_all, 1, memory_order_release);
 }
 
 unsigned long actx__refused_all(void)
 {
-    return atomic_load_explicit(&refused_all, memory_order_relaxed);
+    return atomic_load_explicit(&refused_all, memory_order_acquire);
 }
 
 /* The owner reads the eventfd: a wake-up received. */

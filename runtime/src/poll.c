@@ -13,6 +13,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <sched.h>
 
 void actx__dispatch(actx__loop *loop, actx__msg *m)
 {
@@ -119,7 +120,7 @@ static int run_pass(actx__loop *loop, actx_ctx *c, bool *ran_idle)
 
 static bool can_progress(actx_ctx *c)
 {
-    return c->q_head || c->bh_head || c->npending > 0;
+    return c->q_head || c->bh_head || c->npending > 0 || c->nreq > 0;
 }
 
 bool actx_can_progress(void)
@@ -151,6 +152,151 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
     return t;
 }
 
+/*
+ * Adaptive polling (actx_set_poll_max_ns).
+ *
+ * Before a blocking poll arms the wake-up protocol and sleeps, it looks for
+ * work (work_now: the mailbox head, the queue, non-idle BHs, due timers of
+ * the current context) in a loop for up to a window of loop->poll_ns.  The
+ * protocol is not armed meanwhile: notify_me stays 0, so posters write no
+ * eventfd while the owner polls (they see an owner that is not about to
+ * sleep).  When the window ends empty-handed the owner proceeds exactly as
+ * without polling: O1/O2, the O3 re-check, sleep - so a post that lands
+ * after the window is either seen by O3 or wakes the sleep (the spin model
+ * tests/model/mailbox.pml -DPOLL checks both).  Polling only decides when
+ * the owner looks, never what runs: what it finds is run by the same
+ * drain and run_pass as without it.
+ *
+ * The window adapts (the idea of QEMU's poll-grow/poll-shrink, with its own
+ * rule).  The figure that tells whether polling pays is how long the wait
+ * (the empty window and the sleep after it) lasted:
+ *   - work found while polling: the window was long enough.  If it was
+ *     found in the second half, the window is doubled (the next wait may be
+ *     a little longer); else it stays;
+ *   - empty window, then a sleep, ending within poll_max_ns: a longer
+ *     window would have caught it, so the window doubles (from 0 it starts
+ *     at POLL_START_NS, or poll_max_ns if that is smaller);
+ *   - empty window and sleep longer than poll_max_ns: polling could not
+ *     have helped; the window halves, and drops to 0 below POLL_MIN_NS;
+ *   - a wait longer than POLL_IDLE_FACTOR * poll_max_ns: the loop is idle,
+ *     the window drops to 0 at once.
+ * An idle loop stops polling after its first long sleep; the CPU spent
+ * polling per sleep is at most the window, which only grows while sleeps
+ * are short (so polling costs at most about as much CPU as sleeping would
+ * have left idle).  The window never exceeds
+ * poll_max_ns, nor the time until the context's next timer or idle BH.
+ */
+#define POLL_START_NS 4000
+#define POLL_MIN_NS 500
+#define POLL_IDLE_FACTOR 16
+#define POLL_LIMIT_NS (10 * 1000 * 1000 * 1000LL)
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void poll_grow(actx__loop *loop)
+{
+    int64_t w = loop->poll_ns ? loop->poll_ns * 2 : POLL_START_NS;
+
+    loop->poll_ns = w < loop->poll_max_ns ? w : loop->poll_max_ns;
+}
+
+/*
+ * Poll for work for up to the window (measured from *start, which the
+ * first call of one actx_poll sets: messages for other contexts do not
+ * restart it).  True when work_now() found something.
+ */
+static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
+                        uint64_t *start)
+{
+    int64_t w = loop->poll_ns;
+    uint64_t end;
+    unsigned i;
+
+    if (timeout >= 0 && timeout < w) {
+        w = timeout;
+    }
+    if (w <= 0) {
+        return false;
+    }
+    if (*start == 0) {
+        *start = actx_now_ns();
+    }
+    end = *start + (uint64_t)w;
+    for (i = 1;; i++) {
+        if (work_now(loop, c)) {
+            /* Found late in the window: let it grow (see above). */
+            if (i > 1 && loop->poll_ns == w &&
+                actx_now_ns() - *start > (uint64_t)w / 2) {
+                poll_grow(loop);
+            }
+            return true;
+        }
+        if ((i & 7) == 0 && actx_now_ns() >= end) {
+            return false;
+        }
+        /*
+         * Now and then give the CPU away: on a machine with more runnable
+         * threads than CPUs the thread that will post (often the peer of a
+         * round trip) may be waiting for this very CPU; spinning would
+         * only make the window expire.  With nothing else runnable,
+         * sched_yield returns at once.
+         */
+        if ((i & 63) == 0) {
+            sched_yield();
+        } else {
+            cpu_relax();
+        }
+    }
+}
+
+/*
+ * An empty window (maybe of 0 ns) was followed by a sleep; the whole wait,
+ * window and sleep, took slept_ns: adapt the window.
+ */
+static void poll_adapt(actx__loop *loop, uint64_t slept_ns)
+{
+    if (slept_ns <= (uint64_t)loop->poll_max_ns) {
+        poll_grow(loop);
+    } else if (slept_ns / POLL_IDLE_FACTOR > (uint64_t)loop->poll_max_ns) {
+        loop->poll_ns = 0;
+    } else {
+        loop->poll_ns /= 2;
+        if (loop->poll_ns < POLL_MIN_NS) {
+            loop->poll_ns = 0;
+        }
+    }
+}
+
+int actx_set_poll_max_ns(int64_t ns)
+{
+    actx__loop *loop;
+
+    if (ns < 0) {
+        return -EINVAL;
+    }
+    loop = actx__loop_get();
+    if (!loop) {
+        return -errno;
+    }
+    if (ns > POLL_LIMIT_NS) {
+        ns = POLL_LIMIT_NS;
+    }
+    loop->poll_max_ns = ns;
+    if (loop->poll_ns > ns) {
+        loop->poll_ns = ns;
+    }
+    return 0;
+}
+
 static inline void disarm_embedding(actx__loop *loop)
 {
     if (ACTX__UNLIKELY(loop->notify_armed)) {
@@ -163,6 +309,7 @@ static inline void disarm_embedding(actx__loop *loop)
 static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
 {
     bool ran_idle = false;
+    uint64_t poll_start = 0;
     actx_ctx *c;
 
     disarm_embedding(loop);
@@ -170,6 +317,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
     actx__drain_if_any(loop);
     for (;;) {
         int64_t timeout;
+        uint64_t slept;
 
         if (work_now(loop, c)) {
             actx__drain_if_any(loop);
@@ -185,6 +333,10 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
         }
         actx__io_flush(loop); /* the ring's batch, before sleeping */
         timeout = sleep_timeout(loop, c);
+        if (ACTX__UNLIKELY(loop->poll_max_ns != 0) &&
+            poll_window(loop, c, timeout, &poll_start)) {
+            continue; /* found work: run it as usual */
+        }
         /* Before preparing: the hook may run work (a nested poll) instead. */
         if (ACTX__UNLIKELY(loop->sleep_hook != NULL) &&
             !loop->sleep_hook(loop, true)) {
@@ -199,7 +351,14 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
                                    : ACTX__WAKE_ANY);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
+            /* The wait counts from the start of the window, if any. */
+            slept = !loop->poll_max_ns ? 0
+                    : poll_start       ? poll_start
+                                       : actx_now_ns();
             actx__backend_wait(loop, timeout);
+            if (ACTX__UNLIKELY(slept != 0)) {
+                poll_adapt(loop, actx_now_ns() - slept);
+            }
         }
         actx__mb_end_sleep(loop);
         if (ACTX__UNLIKELY(loop->sleep_hook != NULL)) {

@@ -20,71 +20,164 @@
 #include <stdlib.h>
 
 /*
- * Requests come from page-sized slabs, carved in address order: a batch of
- * completions then walks memory the way the hardware prefetcher expects.
- * The first line of a slab is its header.  Slabs live until their loop shuts
- * down; a slab that still has requests in flight then is freed by whichever
- * thread drops its last one (the owner, or a completer refused with -EPIPE).
+ * Requests come from 64 KiB slabs, 64 KiB-aligned, each with a bitmap of its
+ * free lines.  Allocation takes the lowest free line at or after a cursor
+ * that sweeps the slabs in address order; freeing sets a bit.
+ *
+ * Why a bitmap and not a free list.  A free list hands requests back in the
+ * order they were freed: with two producers, or completions that run in a
+ * different order than they were issued, consecutive allocations soon land
+ * on unrelated lines, every allocation loads ->next from a line that may
+ * have left the cache, and a batch of completions stops walking memory the
+ * way the hardware prefetcher expects (measured: up to 2x per completion).
+ * With the bitmap the order of frees does not matter: allocation reads one
+ * hot bitmap word and only writes the request line, consecutive
+ * allocations are adjacent, and a request freed and reallocated at once
+ * (synchronous use) reuses the same hot line.
+ *
+ * Growth: when fewer than 1/GROW_FRACTION of the lines are free, a new slab
+ * is added instead of searching, so the search for a free word stays
+ * amortised O(1) per allocation however many requests are in flight.
+ *
+ * The first lines of a slab are its header and bitmap.  Each slab holds
+ * one reference on the loop's mailbox (so requests need none of their
+ * own).  Slabs live until their loop shuts down; a slab that still has
+ * requests in flight then is freed by whichever thread drops its last one
+ * (the owner, or a completer refused with -EPIPE), which also drops the
+ * slab's mailbox reference.
  */
-#define SLAB_SIZE 4096
+#define SLAB_SIZE (64 * 1024)
+#define SLAB_LINES (SLAB_SIZE / ACTX__CACHELINE)
+#define SLAB_WORDS (SLAB_LINES / 64)
+#define SLAB_HDR_LINES 3 /* header line + bitmap (two lines) */
+#define SLAB_REQS (SLAB_LINES - SLAB_HDR_LINES)
+#define GROW_FRACTION 16
 /*
  * req->msg.flags: 0 while an actx_req_new request is outstanding,
  * ACTX__REQ_POOL for pool work, ACTX__REQ_COMPLETED once completed (by
  * hand, by the pool or by a cancel), until the memory is handed out again.
  */
-#define SLAB_REQS (SLAB_SIZE / sizeof(actx_req) - 1)
 
 typedef struct req_slab {
     _Atomic long dead;     /* in-flight requests left after shutdown */
-    long nfree;            /* owner, at shutdown */
-    struct req_slab *next; /* the loop's slabs */
+    struct req_slab *next; /* the loop's slabs, in creation order */
+    actx__mailbox *mb;     /* the slab holds one reference */
+    alignas(ACTX__CACHELINE) uint64_t free_bits[SLAB_WORDS]; /* owner-only */
 } req_slab;
 
 _Static_assert(sizeof(actx_req) == ACTX__CACHELINE,
                "a request is one cache line");
-_Static_assert(sizeof(req_slab) <= sizeof(actx_req), "slab header");
+_Static_assert(sizeof(req_slab) <= SLAB_HDR_LINES * ACTX__CACHELINE,
+               "slab header");
+
+/* The cursor's word before the first slab: empty, never written. */
+static uint64_t no_bits;
+
+/* A new loop's cursor (thread.c): every allocation starts on the slow path. */
+void actx__req_loop_init(actx__loop *loop)
+{
+    loop->req_bitsp = &no_bits;
+}
 
 static inline req_slab *slab_of(actx_req *req)
 {
     return (req_slab *)((uintptr_t)req & ~(uintptr_t)(SLAB_SIZE - 1));
 }
 
-static int slab_refill(actx__loop *loop)
+/* Move the allocation cursor to bitmap word w of slab. */
+static void cursor_set(actx__loop *loop, req_slab *slab, unsigned w)
 {
-    req_slab *slab = aligned_alloc(SLAB_SIZE, SLAB_SIZE);
-    actx_req *reqs;
+    loop->req_cur = slab;
+    loop->req_word = w;
+    loop->req_bitsp = &slab->free_bits[w];
+    loop->req_base = (actx_req *)slab + w * 64;
+}
+
+static int slab_add(actx__loop *loop)
+{
+    req_slab *slab = aligned_alloc(SLAB_SIZE, SLAB_SIZE), **pp;
+    actx_req *reqs = (actx_req *)slab;
     long i;
 
     if (!slab) {
         return -ENOMEM;
     }
     atomic_init(&slab->dead, 0);
-    slab->nfree = 0;
-    slab->next = loop->req_slabs;
-    loop->req_slabs = slab;
-    reqs = (actx_req *)slab + 1;
-    /* Pushed backwards so that they are handed out in address order. */
-    for (i = (long)SLAB_REQS - 1; i >= 0; i--) {
+    slab->next = NULL;
+    slab->mb = loop->mb;
+    actx__mb_charge(loop);
+    for (i = 0; i < SLAB_WORDS; i++) {
+        slab->free_bits[i] = ~(uint64_t)0;
+    }
+    slab->free_bits[0] &= ~(((uint64_t)1 << SLAB_HDR_LINES) - 1);
+    for (i = SLAB_HDR_LINES; i < SLAB_LINES; i++) {
         reqs[i].msg.type = ACTX__MSG_REQ;
         reqs[i].mb = loop->mb;
-        reqs[i].msg.next = loop->req_free;
-        loop->req_free = &reqs[i].msg;
     }
+    /* Appended, so that the sweep goes on in address order of creation. */
+    for (pp = &loop->req_slabs; *pp; pp = &(*pp)->next) {
+    }
+    *pp = slab;
+    loop->req_cap += SLAB_REQS;
+    cursor_set(loop, slab, 0);
     return 0;
 }
 
-actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
+/*
+ * The current bitmap word is empty: move the cursor to the next word with
+ * a free line, or to a new slab when too few lines are free.
+ *
+ * Where to go first.  Lines freed since the cursor last moved are still in
+ * this CPU's cache (their completions just ran), while the line after the
+ * cursor was freed longest ago.  So the cursor jumps to the first line freed
+ * since it last moved (req_hint) and sweeps on from there in address order:
+ * a batch of completions that ran in issue order is reused in the same
+ * order while it is hot, and a scrambled one is still reused upwards.
+ */
+static int req_find(actx__loop *loop)
+{
+    req_slab *slab = loop->req_cur;
+    unsigned w = loop->req_word;
+
+    if (loop->req_hint) {
+        actx_req *hint = loop->req_hint;
+
+        loop->req_hint = NULL;
+        slab = slab_of(hint);
+        w = (unsigned)(hint - (actx_req *)slab) / 64;
+        if (slab->free_bits[w]) {
+            cursor_set(loop, slab, w);
+            return 0;
+        }
+    }
+    if (!slab || (loop->req_cap - loop->st.outstanding) * GROW_FRACTION <
+                     loop->req_cap) {
+        return slab_add(loop);
+    }
+    for (;;) {
+        if (++w == SLAB_WORDS) {
+            w = 0;
+            slab = slab->next ? slab->next : loop->req_slabs;
+        }
+        if (slab->free_bits[w]) {
+            cursor_set(loop, slab, w);
+            return 0;
+        }
+    }
+}
+
+/*
+ * Take the lowest free line of the cursor's word (which the caller checked
+ * is not empty) for a new request of the current context.
+ */
+static inline actx_req *req_take(actx__loop *loop, uint64_t bits,
+                                 actx_done_fn *done, void *opaque)
 {
     actx_ctx *c = loop->cur;
     actx_req *req;
 
-    if (ACTX__UNLIKELY(loop->req_free == NULL) && slab_refill(loop) < 0) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    req = (actx_req *)loop->req_free;
-    loop->req_free = req->msg.next;
-    actx__mb_charge(loop);
+    *loop->req_bitsp = bits & (bits - 1);
+    req = loop->req_base + __builtin_ctzll(bits);
     req->done = done;
     req->opaque = opaque;
     req->ret = 0;
@@ -92,13 +185,41 @@ actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
     req->job = NULL;
     __atomic_store_n(&req->msg.flags, 0, __ATOMIC_RELAXED); /* not completed */
     c->objs++;
-    c->npending++;
     c->nreq++;
     loop->st.outstanding++;
     return req;
 }
 
-actx_req *actx_req_new(actx_done_fn *done, void *opaque)
+/* Owner: the line of req is free again. */
+static inline void req_free(actx__loop *loop, actx_req *req)
+{
+    req_slab *slab = slab_of(req);
+    size_t i = (size_t)(req - (actx_req *)slab);
+
+    slab->free_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    loop->st.outstanding--;
+    if (!loop->req_hint) {
+        loop->req_hint = req;
+    }
+}
+
+actx_req *actx__req_alloc(actx__loop *loop, actx_done_fn *done, void *opaque)
+{
+    uint64_t bits = *loop->req_bitsp;
+
+    if (ACTX__UNLIKELY(bits == 0)) {
+        if (req_find(loop) < 0) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        bits = *loop->req_bitsp;
+    }
+    return req_take(loop, bits, done, opaque);
+}
+
+/* actx_req_new off its fast path: no loop yet, closed, or cursor empty. */
+static __attribute__((noinline)) actx_req *req_new_slow(actx_done_fn *done,
+                                                        void *opaque)
 {
     actx__loop *loop = actx__loop_get();
 
@@ -112,21 +233,31 @@ actx_req *actx_req_new(actx_done_fn *done, void *opaque)
     return actx__req_alloc(loop, done, opaque);
 }
 
+actx_req *actx_req_new(actx_done_fn *done, void *opaque)
+{
+    actx__loop *loop = actx__tls_loop;
+    uint64_t bits;
+
+    /* The fast path makes no call, so it saves no registers. */
+    if (ACTX__UNLIKELY(!loop || loop->closed ||
+                       (bits = *loop->req_bitsp) == 0)) {
+        return req_new_slow(done, opaque);
+    }
+    return req_take(loop, bits, done, opaque);
+}
+
 /* Owner: the request is finished with; counters and memory go back. */
-static void req_put(actx__loop *loop, actx_req *req)
+static inline __attribute__((always_inline)) void req_put(actx__loop *loop,
+                                                          actx_req *req)
 {
     actx_ctx *live = actx__ctx_resolve(req->ctx);
 
-    live->npending--;
     live->nreq--;
     actx__obj_put(loop, req->ctx);
-    loop->st.outstanding--;
-    loop->mb_budget++;
     if (ACTX__UNLIKELY(req->job != NULL)) {
         actx__job_free(req->job);
     }
-    req->msg.next = loop->req_free;
-    loop->req_free = &req->msg;
+    req_free(loop, req);
 }
 
 void actx__req_discard(actx__loop *loop, actx_req *req)
@@ -167,12 +298,42 @@ void actx__req_refused(actx_req *req)
     /* acq_rel: see actx__req_loop_shutdown. */
     if (atomic_fetch_sub_explicit(&slab->dead, 1, memory_order_acq_rel) == 1) {
         free(slab);
+        actx__mb_unref(mb, 1); /* the slab's reference */
     }
-    actx__mb_unref(mb, 1);
     refused_notify(done, opaque, ret);
 }
 
-int actx__req_post(actx_req *req, long ret)
+/* A completion on the owner thread: no atomics, queued directly. */
+static __attribute__((noinline)) int req_post_owner(actx__loop *loop,
+                                                    actx_req *req, long ret)
+{
+    if (ACTX__UNLIKELY(loop->closed)) {
+        actx_done_fn *done = req->done;
+        void *opaque = req->opaque;
+
+        actx__mb_refused(loop->mb);
+        req_put(loop, req);
+        refused_notify(done, opaque, ret);
+        return -EPIPE;
+    }
+    /* Keep order behind earlier arrivals. */
+    actx__drain_if_any(loop);
+    actx__dispatch(loop, &req->msg);
+    actx__local_post(loop);
+    return 0;
+}
+
+static __attribute__((noinline)) int req_post_refused(actx_req *req)
+{
+    actx__req_refused(req);
+    return -EPIPE;
+}
+
+/*
+ * Inline in actx_req_complete: from another thread a completion is one
+ * store of ret, one CAS and one load of notify_me, with no call.
+ */
+static inline int req_post(actx_req *req, long ret)
 {
     actx__loop *loop = actx__tls_loop;
 
@@ -182,25 +343,12 @@ int actx__req_post(actx_req *req, long ret)
      */
     __atomic_store_n(&req->msg.flags, ACTX__REQ_COMPLETED, __ATOMIC_RELAXED);
     req->ret = ret;
-    if (loop && loop->mb == req->mb) {
-        /* Owner thread: no atomics; keep order behind earlier arrivals. */
-        if (ACTX__UNLIKELY(loop->closed)) {
-            actx_done_fn *done = req->done;
-            void *opaque = req->opaque;
-
-            actx__mb_refused(loop->mb);
-            req_put(loop, req);
-            refused_notify(done, opaque, ret);
-            return -EPIPE;
-        }
-        actx__drain_if_any(loop);
-        actx__dispatch(loop, &req->msg);
-        actx__local_post(loop);
-        return 0;
+    if (ACTX__UNLIKELY(loop && loop->mb == req->mb)) {
+        return req_post_owner(loop, req, ret);
     }
-    if (ACTX__UNLIKELY(actx__mb_post(req->mb, &req->msg, ACTX__WAKE_ANY))) {
-        actx__req_refused(req);
-        return -EPIPE;
+    if (ACTX__UNLIKELY(
+            actx__mb_post_inline(req->mb, &req->msg, ACTX__WAKE_ANY))) {
+        return req_post_refused(req);
     }
     return 0;
 }
@@ -218,6 +366,11 @@ static int complete_misuse(actx_req *req)
     return -EINVAL;
 }
 
+int actx__req_post(actx_req *req, long ret)
+{
+    return req_post(req, ret);
+}
+
 int actx_req_complete(actx_req *req, long ret)
 {
     /*
@@ -233,7 +386,7 @@ int actx_req_complete(actx_req *req, long ret)
                        0)) {
         return complete_misuse(req);
     }
-    return actx__req_post(req, ret);
+    return req_post(req, ret);
 }
 
 /*
@@ -293,22 +446,26 @@ int actx__run_queue(actx__loop *loop, actx_ctx *c)
 void actx__req_loop_shutdown(actx__loop *loop)
 {
     req_slab *slab, *next;
-    actx__msg *m;
 
-    for (m = loop->req_free; m; m = m->next) {
-        slab_of((actx_req *)m)->nfree++;
-    }
-    loop->req_free = NULL;
     for (slab = loop->req_slabs; slab; slab = next) {
-        long inflight = (long)SLAB_REQS - slab->nfree;
+        long nfree = 0, inflight;
+        int w;
 
+        for (w = 0; w < SLAB_WORDS; w++) {
+            nfree += __builtin_popcountll(slab->free_bits[w]);
+        }
+        inflight = (long)SLAB_REQS - nfree;
         next = slab->next;
         if (inflight == 0 || atomic_fetch_add_explicit(&slab->dead, inflight,
                                                        memory_order_acq_rel) +
                                      inflight ==
                                  0) {
             free(slab);
+            loop->mb_budget++; /* the slab's mailbox reference */
         }
     }
     loop->req_slabs = NULL;
+    loop->req_cur = NULL;
+    loop->req_hint = NULL;
+    loop->req_bitsp = &no_bits;
 }

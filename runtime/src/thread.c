@@ -68,6 +68,7 @@ actx__loop *actx__loop_create(void)
         return NULL;
     }
     loop->mb_budget = ACTX__MB_BULK - 1; /* one is the loop's own */
+    actx__req_loop_init(loop);
     loop->id =
         atomic_fetch_add_explicit(&next_loop_id, 1, memory_order_relaxed);
     err = actx__backend_init(loop);
@@ -222,12 +223,12 @@ static void stats_fill(struct actx_stats *st)
         *st = loop->st;
         st->depth = loop->cur->depth;
         st->posts_refused =
-            atomic_load_explicit(&loop->mb->refused, memory_order_relaxed);
+            atomic_load_explicit(&loop->mb->refused, memory_order_acquire);
     } else {
         memset(st, 0, sizeof(*st));
         if (tls_dead_mb) {
             st->posts_refused = atomic_load_explicit(&tls_dead_mb->refused,
-                                                     memory_order_relaxed);
+                                                     memory_order_acquire);
         }
     }
     st->posts_refused_all = actx__refused_all();
@@ -282,7 +283,7 @@ void actx_dump(FILE *out)
                 "  context %d%s: queued %ld, scheduled BHs %ld, requests "
                 "%ld, pending sources %ld, handles %ld%s\n",
                 c->depth, c == loop->cur ? " (current)" : "", c->q_len,
-                c->bh_len, c->nreq, c->npending,
+                c->bh_len, c->nreq, c->npending + c->nreq,
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
     }

@@ -104,6 +104,27 @@
  *                       O1's read stays readable while notified is clear,
  *                       every sleep ends at once, the loop spins.
  *   And O1=0 above is the mutation "read after clearing".
+ *
+ * Adaptive polling (-DPOLL; actx_set_poll_max_ns, poll_window in
+ * runtime/src/poll.c).  Before O1, an owner with nothing to run polls:
+ * it looks at the head up to NPOLL times (the window; it may also end
+ * after any look), with notify_me still 0.  Work found: it drains and
+ * goes round again; an empty window: O1..O4 exactly as without polling.
+ * Added property:
+ *   3. No eventfd write while the owner polls (safety, assertion): a
+ *      poster whose P2 load happened while the owner was polling must not
+ *      write the eventfd (`polling' is a ghost flag; the poster records it
+ *      at P2).  Property 1 now also covers a post that lands after the
+ *      window: it must still wake the sleeper.
+ * Mutants of the polling phase (run.sh requires each to FAIL):
+ *   MUT_POLL_ARMED      notify_me = level stored before polling (arm, then
+ *                       spin): a post during the window writes the
+ *                       eventfd (assertion violated).
+ *   MUT_POLL_TRUST      after an empty window the owner arms (O1, O2) but
+ *                       trusts the window's last look instead of the O3
+ *                       re-check: a post between that look and O2 is
+ *                       never seen, the sleep is never woken (invalid end
+ *                       state).
  */
 
 #ifndef NPOST
@@ -118,6 +139,9 @@
 #ifndef NSPUR
 #define NSPUR 1         /* sleeps that may end without the eventfd */
 #endif
+#ifndef NPOLL
+#define NPOLL 2         /* looks at the head in one polling window */
+#endif
 #define TOTAL (NPOST * NMSG)
 #define LEVEL 1         /* ACTX__WAKE_ANY */
 
@@ -127,6 +151,7 @@ bool notified = 0;      /* mb->notified */
 bool efd = 0;           /* eventfd counter != 0 (a read resets it) */
 byte consumed = 0;      /* messages the owner has taken */
 byte posted = 0;        /* messages pushed (for the assertions) */
+bool polling = 0;       /* ghost: the owner is in its polling window */
 
 /* actx__drain (one exchange of the head). */
 inline take()
@@ -143,6 +168,7 @@ proctype poster()
     byte i = 0;
     byte nm;
     bool old;
+    bool pl = 0;                              /* owner polled at our P2 */
 
     do
     :: i < NMSG ->
@@ -152,19 +178,21 @@ proctype poster()
 #else
         d_step { head++; posted++ };          /* P1 (progress, see below) */
 progress_post:
-        nm = notify_me;                       /* P2 */
+        d_step { nm = notify_me; pl = polling }   /* P2 */
 #endif
         if
         :: nm >= LEVEL ->
             atomic { old = notified; notified = 1 };   /* P3 xchg */
             if
-            :: !old -> efd = 1                /* write(efd): separate step */
+            :: !old ->
+                assert(!pl);                  /* property 3 */
+                efd = 1                       /* write(efd): separate step */
             :: else
             fi;
             old = 0
         :: else
         fi;
-        d_step { nm = 0; i++ }
+        d_step { nm = 0; pl = 0; i++ }
     :: else -> break
     od
 }
@@ -173,6 +201,8 @@ active proctype owner()
 {
     bool t;
     byte spur = NSPUR;
+    bool found = 0;
+    byte np = 0;
 
     do
     :: consumed == TOTAL -> break
@@ -182,6 +212,35 @@ active proctype owner()
 progress_drain:
             take()
         :: else ->
+#ifdef POLL
+            /* poll_window: look at the head up to NPOLL times. */
+#ifdef MUT_POLL_ARMED
+            notify_me = LEVEL;
+#endif
+            polling = 1;
+            np = 0;
+            do
+            :: head > 0 -> found = 1; break  /* work_now: found */
+            :: else ->
+                if
+                :: np < NPOLL - 1 -> np++    /* look again */
+                :: true -> break             /* the window is over */
+                fi
+            od;
+            polling = 0;                      /* (after a break: no d_step) */
+            np = 0;
+#ifdef MUT_POLL_ARMED
+            notify_me = 0;
+#endif
+            if
+            :: found ->
+                found = 0;
+progress_drain3:
+                take();
+                goto next
+            :: else
+            fi;
+#endif
             /* O1: actx__mb_prepare_sleep */
 #if O1 == 0
             /* mailbox.c at 31cf08d: exchange, then read (two steps) */
@@ -210,6 +269,9 @@ progress_drain:
 #ifdef MUT_SWAP_O2_O3
             t = (head > 0);                   /* O3 first ... */
             notify_me = LEVEL;                /* ... then O2 */
+#elif defined(MUT_POLL_TRUST)
+            notify_me = LEVEL;                /* O2, then no O3: the */
+            t = 0;                            /* window saw nothing */
 #else
             notify_me = LEVEL;                /* O2 */
             t = (head > 0);                   /* O3: work_now's load of head */
@@ -237,7 +299,8 @@ progress_drain2:
                 take()
             :: else
             fi
-        fi
+        fi;
+next:   skip
     od;
     assert(consumed == TOTAL && head == 0)
 }

@@ -44,6 +44,9 @@ add pass safety mailbox.pml "-DO1=$CODE_O1 -DNPOST=2 -DNMSG=2"
 add pass safety mailbox.pml "-DO1=$CODE_O1 -DNPOST=3 -DNMSG=2"
 add pass np     mailbox.pml "-DO1=$CODE_O1 -DNPOST=2 -DNMSG=2"
 add pass safety bh-idle.pml "-DO1=$CODE_O1 -DNTHR=2 -DNOPS=2"
+# adaptive polling before the sleep (actx_set_poll_max_ns)
+add pass safety mailbox.pml "-DO1=$CODE_O1 -DPOLL -DNPOST=2 -DNMSG=2"
+add pass np     mailbox.pml "-DO1=$CODE_O1 -DPOLL -DNPOST=2 -DNMSG=2"
 # --- the proposed O1 (until the code has it) ----------------------------
 if [ "$CODE_O1" != 1 ]; then
     add pass safety mailbox.pml "-DO1=1 -DNPOST=2 -DNMSG=2"
@@ -63,9 +66,12 @@ add fail safety bh-idle.pml "-DO1=1 -DMUT_REREAD_FIRST"
 add fail safety bh-idle.pml "-DO1=1 -DMUT_NO_MAILED_NOTIFY"
 add fail safety bh-idle.pml "-DO1=1 -DMUT_UNBOUNDED_AS_ANY"
 add fail safety bh-idle.pml "-DO1=1 -DMUT_UNBOUNDED_AS_ANY -DLOOSE"
+add fail safety mailbox.pml "-DO1=1 -DPOLL -DMUT_POLL_ARMED"
+add fail safety mailbox.pml "-DO1=1 -DPOLL -DMUT_POLL_TRUST"
 # --- --all: bigger, the QEMU-style O1, unbounded-only (LOOSE) results ----
 if [ "$all" = 1 ]; then
     add pass safety mailbox.pml "-DO1=1 -DNPOST=3 -DNMSG=2 -DNSPUR=2"
+    add pass safety mailbox.pml "-DO1=1 -DPOLL -DNPOLL=3 -DNPOST=3 -DNMSG=2"
     add pass np     mailbox.pml "-DO1=1 -DNPOST=3 -DNMSG=2"
     add pass safety mailbox.pml "-DO1=2 -DNPOST=3 -DNMSG=2"
     add pass np     mailbox.pml "-DO1=2 -DNPOST=3 -DNMSG=2"

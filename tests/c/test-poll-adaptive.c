@@ -1,0 +1,328 @@
+/*
+ * test-poll-adaptive.c - actx_set_poll_max_ns (adaptive polling before a
+ * blocking poll sleeps, runtime/src/poll.c): bad input, posters write no
+ * eventfd while the owner polls, a post after the window still wakes the
+ * sleeper, the window grows on short sleeps and dies out when idle, and
+ * polling never changes what runs (same callbacks, contexts, order).
+ *
+ * White-box where a window must be known: loop->poll_ns is set or read
+ * through runtime/src/actx-internal.h.  No test asserts on timing: delays
+ * only make a phase (polling, sleeping) likely, and the windows used are
+ * far longer or shorter than the delays.
+ */
+#include "test.h"
+
+#include "actx-internal.h"
+
+#include <sys/eventfd.h>
+
+ACTX_TEST("/poll/adaptive/bad-input")
+{
+    ASSERT_EQ(actx_thread_init(), 0);
+    ASSERT_EQ(actx_set_poll_max_ns(-1), -EINVAL);
+    ASSERT_EQ(actx_set_poll_max_ns(INT64_MIN), -EINVAL);
+    ASSERT_EQ(actx__tls_loop->poll_max_ns, 0);
+    ASSERT_EQ(actx_set_poll_max_ns(50000), 0);
+    ASSERT_EQ(actx__tls_loop->poll_max_ns, 50000);
+    /* Huge values are clamped (no overflow of a deadline). */
+    ASSERT_EQ(actx_set_poll_max_ns(INT64_MAX), 0);
+    ASSERT_GT(actx__tls_loop->poll_max_ns, 0);
+    ASSERT_EQ(actx_set_poll_max_ns(0), 0);
+    ASSERT_EQ(actx__tls_loop->poll_max_ns, 0);
+}
+
+/* Per thread: another thread's setting does not change this loop's. */
+static void *set_other(void *arg)
+{
+    (void)arg;
+    actx_set_poll_max_ns(123456);
+    return NULL;
+}
+
+ACTX_TEST("/poll/adaptive/per-thread")
+{
+    ASSERT_EQ(actx_set_poll_max_ns(1000), 0);
+    thread_join(thread_start(set_other, NULL));
+    ASSERT_EQ(actx__tls_loop->poll_max_ns, 1000);
+}
+
+/* Nothing to wait for: returns 0 at once, polling or not. */
+ACTX_TEST("/poll/adaptive/nothing-to-wait")
+{
+    ASSERT_EQ(actx_set_poll_max_ns(1000000000), 0);
+    actx__tls_loop->poll_ns = 1000000000;
+    ASSERT_EQ(actx_poll(true), 0);
+}
+
+struct watch {
+    actx_req *req;
+    actx__mailbox *mb;
+    int notify_me_seen;
+};
+
+static void *post_while_polling(void *arg)
+{
+    struct watch *w = arg;
+
+    usleep(2000);
+    /* The owner polls (a 5 s window): the protocol must not be armed. */
+    w->notify_me_seen = atomic_load(&w->mb->notify_me);
+    actx_req_complete(w->req, 7);
+    return NULL;
+}
+
+ACTX_TEST("/poll/adaptive/no-eventfd-while-polling")
+{
+    struct cb_rec rec = {0};
+    struct actx_stats st0, st1;
+    struct watch w;
+    pthread_t t;
+    uint64_t v;
+
+    ASSERT_EQ(actx_set_poll_max_ns(10LL * 1000 * 1000 * 1000), 0);
+    actx__tls_loop->poll_ns = 5LL * 1000 * 1000 * 1000;
+    w.req = actx_req_new(rec_done, &rec);
+    w.mb = actx__tls_loop->mb;
+    w.notify_me_seen = -1;
+    actx_stats(&st0);
+    t = thread_start(post_while_polling, &w);
+    ASSERT_EQ(actx_poll(true), 1);
+    thread_join(t);
+    actx_stats(&st1);
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_EQ(rec.ret, 7);
+    ASSERT_EQ(w.notify_me_seen, 0);
+    ASSERT_EQ(st1.sleeps, st0.sleeps);
+    ASSERT_EQ(st1.wakeups, st0.wakeups);
+    /* Nobody wrote the eventfd. */
+    ASSERT_FALSE(atomic_load(&w.mb->notified));
+    ASSERT_EQ(read(w.mb->efd, &v, sizeof(v)), -1);
+    ASSERT_EQ(errno, EAGAIN);
+}
+
+ACTX_TEST("/poll/adaptive/post-after-window-wakes")
+{
+    struct cb_rec rec = {0};
+    struct actx_stats st0, st1;
+    atomic_int rc;
+    actx_req *req;
+    pthread_t t;
+
+    ASSERT_EQ(actx_set_poll_max_ns(20000), 0);
+    actx__tls_loop->poll_ns = 20000;
+    req = actx_req_new(rec_done, &rec);
+    actx_stats(&st0);
+    /* Posted only once the owner sleeps, far after its 20 us window. */
+    t = later_complete(req, 9, 50000, test_gettid(), &rc);
+    ASSERT_EQ(actx_poll(true), 1);
+    thread_join(t);
+    ASSERT_EQ(atomic_load(&rc), 0);
+    actx_stats(&st1);
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_EQ(rec.ret, 9);
+    ASSERT_GE(st1.sleeps, st0.sleeps + 1);
+    ASSERT_GE(st1.wakeups, st0.wakeups + 1);
+    /* The sleep outlasted poll_max_ns: the window shrank. */
+    ASSERT_LT(actx__tls_loop->poll_ns, 20000);
+}
+
+ACTX_TEST("/poll/adaptive/grows-after-short-sleep")
+{
+    struct cb_rec rec = {0};
+    atomic_int rc;
+    actx_req *req;
+    pthread_t t;
+
+    /* A 1 s maximum: any sleep this test sees is shorter. */
+    ASSERT_EQ(actx_set_poll_max_ns(1000000000), 0);
+    ASSERT_EQ(actx__tls_loop->poll_ns, 0);
+    req = actx_req_new(rec_done, &rec);
+    t = later_complete(req, 1, 1000, test_gettid(), &rc);
+    ASSERT_EQ(actx_poll(true), 1);
+    thread_join(t);
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_GT(actx__tls_loop->poll_ns, 0);
+    ASSERT_LE(actx__tls_loop->poll_ns, 1000000000);
+}
+
+static void flag_cb(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+/*
+ * Waits longer than the maximum (a timer 100 ms away, max 20 ms) halve the
+ * window; much longer ones (200 ms, over 16 times a 5 ms maximum) end
+ * polling at once.  (The margins are wide: a window that overran to the
+ * timer, on a loaded machine, would count as having found work.)
+ */
+ACTX_TEST("/poll/adaptive/idle-stops-polling")
+{
+    int fired = 0;
+    actx_timer *t = actx_timer_new(flag_cb, &fired);
+
+    ASSERT_NOT_NULL(t);
+    ASSERT_EQ(actx_set_poll_max_ns(20000000), 0);
+    actx__tls_loop->poll_ns = 20000000;
+    actx_timer_mod(t, actx_now_ns() + 100 * 1000 * 1000);
+    while (fired == 0) {
+        actx_poll(true);
+    }
+    ASSERT_LT(actx__tls_loop->poll_ns, 20000000);
+    ASSERT_GT(actx__tls_loop->poll_ns, 0);
+    ASSERT_EQ(actx_set_poll_max_ns(5000000), 0);
+    actx__tls_loop->poll_ns = 5000000;
+    actx_timer_mod(t, actx_now_ns() + 200 * 1000 * 1000);
+    while (fired == 1) {
+        actx_poll(true);
+    }
+    ASSERT_EQ(actx__tls_loop->poll_ns, 0);
+    actx_timer_free(t);
+}
+
+/*
+ * What runs, where and in which order, with polling off and on.  The owner
+ * has requests in the root and in a pushed context, a BH and a timer in the
+ * pushed context, and a handle call into the root; another thread completes
+ * the requests alternately (root, inner, root, ...) with short pauses, so
+ * that the owner polls and sleeps in between.  While the inner context is
+ * current only its things may run; the root's run after the pop, in their
+ * arrival order.
+ */
+#define NREQ 12
+
+struct log {
+    int n;
+    int id[4 * NREQ];
+    int ctx[4 * NREQ];
+};
+
+struct order_item {
+    struct log *log;
+    int id;
+};
+
+static void log_done(void *opaque, long ret)
+{
+    struct order_item *it = opaque;
+
+    (void)ret;
+    it->log->id[it->log->n] = it->id;
+    it->log->ctx[it->log->n] = actx_context_id();
+    it->log->n++;
+}
+
+static void log_fn(void *opaque)
+{
+    log_done(opaque, 0);
+}
+
+struct completer {
+    actx_req *reqs[NREQ];
+    actx_ctx *root;
+    struct order_item call_item;
+};
+
+static void *complete_alternately(void *arg)
+{
+    struct completer *c = arg;
+
+    for (int i = 0; i < NREQ; i++) {
+        /* Root requests are even ids, inner ones odd. */
+        int k = (i % 2 == 0) ? i / 2 : NREQ / 2 + i / 2;
+
+        usleep((unsigned)(100 + 300 * (i % 3)));
+        actx_req_complete(c->reqs[k], i);
+        if (i == NREQ / 2) {
+            actx_ctx_call(c->root, log_fn, &c->call_item);
+        }
+    }
+    return NULL;
+}
+
+/* Returns the polling window the loop ended with. */
+static int64_t run_scenario(int64_t poll_ns, struct log *log)
+{
+    int64_t window;
+    struct order_item items[NREQ], bh_item = {log, 100},
+                                   timer_item = {log, 200};
+    struct completer c;
+    actx_bh *bh;
+    actx_timer *tm;
+    pthread_t t;
+    int inner_done;
+
+    memset(log, 0, sizeof(*log));
+    ASSERT_EQ(actx_set_poll_max_ns(poll_ns), 0);
+    c.root = actx_ctx_current();
+    c.call_item.log = log;
+    c.call_item.id = 300;
+    for (int i = 0; i < NREQ / 2; i++) {
+        items[i].log = log;
+        items[i].id = 2 * i; /* root: even completion index */
+        c.reqs[i] = actx_req_new(log_done, &items[i]);
+    }
+    ASSERT_EQ(actx_push(), 1);
+    for (int i = NREQ / 2; i < NREQ; i++) {
+        items[i].log = log;
+        items[i].id = 2 * (i - NREQ / 2) + 1; /* inner: odd */
+        c.reqs[i] = actx_req_new(log_done, &items[i]);
+    }
+    bh = actx_bh_new(log_fn, &bh_item);
+    tm = actx_timer_new(log_fn, &timer_item);
+    t = thread_start(complete_alternately, &c);
+    /* Inner: its 6 completions, then its BH, then its timer. */
+    inner_done = 0;
+    while (inner_done < NREQ / 2) {
+        int before = log->n;
+
+        actx_poll(true);
+        inner_done += log->n - before;
+    }
+    actx_bh_schedule(bh);
+    while (log->n < NREQ / 2 + 1) {
+        actx_poll(true);
+    }
+    actx_timer_mod(tm, actx_now_ns() + 1000000);
+    while (log->n < NREQ / 2 + 2) {
+        actx_poll(true);
+    }
+    actx_bh_delete(bh);
+    actx_timer_free(tm);
+    ASSERT_EQ(actx_pop(), 0);
+    thread_join(t);
+    /* Root: its 6 completions and the call. */
+    while (log->n < NREQ + 3) {
+        ASSERT_EQ(actx_poll(true), 1);
+    }
+    actx_ctx_unref(c.root);
+    window = actx__tls_loop->poll_ns;
+    ASSERT_EQ(actx_set_poll_max_ns(0), 0);
+    return window;
+}
+
+ACTX_TEST("/poll/adaptive/same-callbacks-contexts-order")
+{
+    struct log off, on;
+
+    ASSERT_EQ(run_scenario(0, &off), 0);
+    /* A 1 s maximum with short pauses: the window grows and is used. */
+    ASSERT_GT(run_scenario(1000000000, &on), 0);
+    ASSERT_EQ(off.n, NREQ + 3);
+    ASSERT_EQ(on.n, off.n);
+    for (int i = 0; i < off.n; i++) {
+        ASSERT_EQ(on.id[i], off.id[i]);
+        ASSERT_EQ(on.ctx[i], off.ctx[i]);
+    }
+    /* Inner first (odd ids in arrival order, BH, timer), then the root. */
+    for (int i = 0; i < NREQ / 2; i++) {
+        ASSERT_EQ(off.id[i], 2 * i + 1);
+        ASSERT_EQ(off.ctx[i], 1);
+    }
+    ASSERT_EQ(off.id[NREQ / 2], 100);
+    ASSERT_EQ(off.id[NREQ / 2 + 1], 200);
+    ASSERT_EQ(off.ctx[NREQ / 2 + 1], 1);
+    for (int i = NREQ / 2 + 2; i < off.n; i++) {
+        ASSERT_EQ(off.ctx[i], 0);
+    }
+}
