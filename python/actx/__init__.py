@@ -115,7 +115,9 @@ from ._common import CancelledError, DeadlockError
 
 _BACKENDS = ('cffi', 'swig')
 _cores = {}
-_selected = None
+# The selected backend's name (not its module: a module-valued global
+# would show in help(actx) as a submodule).
+_selected_name = None
 
 
 def _api(name):
@@ -168,13 +170,13 @@ def _load(name):
 
 
 def _select(name):
-    global _selected, BACKEND
+    global _selected_name, BACKEND
     core = _load(name)
     g = globals()
     for n in core.__all__:
         obj = getattr(core, n)
         g[n] = obj
-    _selected = core
+    _selected_name = name
     BACKEND = name
 
 
@@ -217,7 +219,7 @@ def use_backend(name: str) -> None:
     from . import _common
     if name not in _BACKENDS:
         _api(name)  # the ValueError
-    if _selected is not None and _selected.BACKEND == name:
+    if _selected_name == name:
         return
     if _common.used:
         raise RuntimeError('actx.use_backend() after actx was used')
@@ -228,4 +230,4 @@ BACKEND = None
 _select(_initial_backend())
 __version__ = _version()
 
-__all__ = _selected.__all__ + ['use_backend', 'BACKEND']
+__all__ = _cores[_selected_name].__all__ + ['use_backend', 'BACKEND']
