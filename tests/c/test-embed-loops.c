@@ -121,8 +121,18 @@ static void load_check(pthread_t completer, long iterations, long productive,
     ASSERT_EQ(ld->early, 0);
     ASSERT_EQ(ld->twice, 0);
     ASSERT_EQ(ld->wrong_ctx, 0);
-    /* No busy loop: every wasted iteration is one without actx work. */
+    /*
+     * No busy loop: every wasted iteration is one without actx work.  In
+     * plain, ASan and valgrind builds at most a handful are wasted; under
+     * TSan, which slows each callback 5-15x while the completer keeps
+     * posting, one run measured 2.2x, so the bound is 4x there.  A busy
+     * loop would be orders of magnitude above either bound.
+     */
+#if defined(__SANITIZE_THREAD__)
+    ASSERT_LE(iterations, 4 * productive);
+#else
     ASSERT_LE(iterations, 2 * productive);
+#endif
     for (int i = 0; i < NTIMERS; i++) {
         actx_timer_free(ld->timers[i]);
     }
