@@ -429,18 +429,9 @@ typedef struct {
     unsigned long completed; /* completions in this repetition */
 } xresult;
 
-static xresult run_completions(enum variant v, int nprod, double seconds)
+/* Start nprod producer threads of variant v on empty rings. */
+static void producers_start(enum variant v, int nprod)
 {
-    unsigned long issued = 0;
-    unsigned long cap = (unsigned long)nprod * OUTSTANDING_PER_PRODUCER;
-    uint64_t t0, deadline, t1;
-    xresult res = { 0 };
-#ifndef BENCH_NO_ACTX
-    struct actx_stats st0, st1;
-#endif
-
-    done_count = 0;
-    nodes_reset();
     for (int p = 0; p < nprod; p++) {
         producer *pr = prods[p];
 
@@ -453,6 +444,21 @@ static xresult run_completions(enum variant v, int nprod, double seconds)
             exit(1);
         }
     }
+}
+
+static xresult run_completions(enum variant v, int nprod, double seconds)
+{
+    unsigned long issued = 0;
+    unsigned long cap = (unsigned long)nprod * OUTSTANDING_PER_PRODUCER;
+    uint64_t t0, deadline, t1;
+    xresult res = { 0 };
+#ifndef BENCH_NO_ACTX
+    struct actx_stats st0, st1;
+#endif
+
+    done_count = 0;
+    nodes_reset();
+    producers_start(v, nprod);
 #ifndef BENCH_NO_ACTX
     actx_stats(&st0);
 #endif
@@ -859,18 +865,7 @@ static double run_completions_blocking(enum variant v, int nprod,
     blk.issued = 0;
     blk.cap = (unsigned long)nprod * OUTSTANDING_PER_PRODUCER;
     blk.stopping = false;
-    for (int p = 0; p < nprod; p++) {
-        producer *pr = prods[p];
-
-        atomic_store(&pr->ring.head, 0);
-        atomic_store(&pr->ring.tail, 0);
-        atomic_store(&pr->stop, 0);
-        pr->v = v;
-        if (pthread_create(&pr->th, NULL, producer_main, pr)) {
-            perror("pthread_create");
-            exit(1);
-        }
-    }
+    producers_start(v, nprod);
     t0 = bench_now_ns();
     blk.deadline = t0 + (uint64_t)(seconds * 1e9);
     if (v == V_UV) {

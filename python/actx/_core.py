@@ -348,14 +348,7 @@ def flush() -> None:
     """
     if _get_ident() != _main_ident:
         # No signal handler runs off the main thread: the runtime's flush.
-        r = B.flush()
-        if _pending:
-            _raise_pending()
-        if r < 0:
-            if r == -_errno.EDEADLK:
-                raise DeadlockError('flush: the current context can never '
-                                    'be idle')
-            raise _oserror(r)
+        _flush_done(B.flush())
         return
     # The main thread: the flush runs in C in slices of at most _SLICE_MS
     # of sleep; between slices (and when a signal interrupts the sleep)
@@ -367,6 +360,12 @@ def flush() -> None:
             break
         if _pending and not isinstance(_pending.get(ident), Exception):
             _raise_pending()  # KeyboardInterrupt, SystemExit: at once
+    _flush_done(r)
+
+
+def _flush_done(r: int) -> None:
+    """What a flush that returned r raises: a pending callback exception
+    first, then DeadlockError or OSError for a negative r."""
     if _pending:
         _raise_pending()
     if r < 0:
