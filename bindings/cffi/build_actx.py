@@ -58,11 +58,8 @@ extern "Python+C" void _actx_py_done(void *opaque, long ret);
 extern "Python+C" long _actx_py_work(void *opaque);
 extern "Python+C" void _actx_py_drain(void *opaque);
 extern "Python+C" void _actx_py_refused(void *opaque);
-extern "Python+C" void _actx_py_timer(void *opaque);
 extern "Python+C" void _actx_py_fd_read(void *opaque);
 extern "Python+C" void _actx_py_fd_write(void *opaque);
-void *actx_py_timer_start(void *opaque, uint64_t expire_ns);
-void actx_py_timer_free(void *timer, void *keep);
 int actx_py_set_fd(int fd, void *opaque, int rd, int wr);
 void actx_py_install_refused(actx_done_fn *done);
 
@@ -97,7 +94,6 @@ static void _actx_py_done(void *opaque, long ret);
 static long _actx_py_work(void *opaque);
 static void _actx_py_drain(void *opaque);
 static void _actx_py_refused(void *opaque);
-static void _actx_py_timer(void *opaque);
 static void _actx_py_fd_read(void *opaque);
 static void _actx_py_fd_write(void *opaque);
 
@@ -209,25 +205,6 @@ static void actx_py_done_c(void *opaque, long ret)
     }
 }
 
-/* A call_later/call_at timer: one-shot, so the C side frees itself before
- * Python runs (no C call back from Python per timer). */
-struct actx_py_timer {
-    actx_timer *t;
-    void *py;
-};
-
-static void actx_py_timer_c(void *opaque)
-{
-    struct actx_py_timer *w = opaque;
-    void *py = w->py;
-
-    actx_timer_free(w->t); /* legal from its own callback */
-    free(w);
-    if (!actx_py_exiting_flag) {
-        _actx_py_timer(py);
-    }
-}
-
 static void actx_py_fd_read_c(void *opaque)
 {
     if (!actx_py_exiting_flag) {
@@ -240,40 +217,6 @@ static void actx_py_fd_write_c(void *opaque)
     if (!actx_py_exiting_flag) {
         _actx_py_fd_write(opaque);
     }
-}
-
-/* call_later / call_at: an armed timer of the current context that calls
- * Python with opaque once, or NULL/errno.  One C call (cffi drops the GIL
- * around each). */
-static void *actx_py_timer_start(void *opaque, uint64_t expire_ns)
-{
-    struct actx_py_timer *w = malloc(sizeof(*w));
-
-    if (!w) {
-        return NULL;
-    }
-    w->py = opaque;
-    w->t = actx_timer_new(actx_py_timer_c, w);
-    if (!w->t) {
-        int e = errno;
-
-        free(w);
-        errno = e;
-        return NULL;
-    }
-    actx_timer_mod(w->t, expire_ns);
-    return w;
-}
-
-/* Timer.cancel: before it fired.  keep (the handle) is Python's to drop;
- * the same signature as the SWIG backend's. */
-static void actx_py_timer_free(void *timer, void *keep)
-{
-    struct actx_py_timer *w = timer;
-
-    (void)keep;
-    actx_timer_free(w->t);
-    free(w);
 }
 
 /* add_reader & co: one opaque (the fd's entry) for both directions. */

@@ -322,7 +322,7 @@ static int actx_py_ctx_call(unsigned long long c, PyObject *obj)
 }
 
 /* Timers and fd handlers: opaque is a callable taking no argument (a
- * Timer's _fire; an fd entry's (_read, _write) pair), owned by its Python
+ * context's timers' _fire; an fd entry's _read or _write), owned by its Python
  * object; one more reference is held while it runs (it may free itself). */
 static void actx_py_tramp_noargs(PyObject *fn)
 {
@@ -344,33 +344,11 @@ static void actx_py_tramp_noargs(PyObject *fn)
     PyGILState_Release(g);
 }
 
-/* call_later/call_at timers are one-shot: the C side frees itself before
- * Python runs; the reference it held is dropped after the call. */
-struct actx_py_timer {
-    actx_timer *t;
-    PyObject *fire;
-};
-
-static void actx_py_tramp_timer(void *opaque)
+/* call_later/call_at: one C timer per context (its heap of Python timers
+ * is python/actx/_core.py's _Timers); its expiry calls fn(). */
+static void actx_py_tramp_ctimer(void *opaque)
 {
-    struct actx_py_timer *w = opaque;
-    PyObject *fire = w->fire, *r;
-    PyGILState_STATE g;
-
-    actx_timer_free(w->t); /* legal from its own callback */
-    free(w);
-    if (actx_py_exiting_flag) {
-        return;
-    }
-    g = PyGILState_Ensure();
-    r = PyObject_CallNoArgs(fire); /* our reference keeps it alive */
-    if (r) {
-        Py_DECREF(r);
-    } else {
-        actx_py_report();
-    }
-    Py_DECREF(fire);
-    PyGILState_Release(g);
+    actx_py_tramp_noargs(opaque);
 }
 
 static void actx_py_tramp_fd_read(void *opaque)
@@ -383,36 +361,33 @@ static void actx_py_tramp_fd_write(void *opaque)
     actx_py_tramp_noargs(PyTuple_GET_ITEM((PyObject *)opaque, 1));
 }
 
-/* An armed timer of the current context holding a reference to fire, or
- * -errno. */
-static long long actx_py_timer_start(PyObject *fire, unsigned long long ns)
+/* A disarmed timer of the current context that calls fn() when it
+ * expires, holding a reference to fn until actx_py_ctimer_free; or -errno. */
+static long long actx_py_ctimer_new(PyObject *fn)
 {
-    struct actx_py_timer *w = malloc(sizeof(*w));
+    actx_timer *t = actx_timer_new(actx_py_tramp_ctimer, fn);
 
-    if (!w) {
-        return -ENOMEM;
+    if (!t) {
+        return -errno;
     }
-    w->fire = fire;
-    w->t = actx_timer_new(actx_py_tramp_timer, w);
-    if (!w->t) {
-        int e = errno;
-
-        free(w);
-        return -e;
-    }
-    Py_INCREF(fire);
-    actx_timer_mod(w->t, ns);
-    return INT(w);
+    Py_INCREF(fn);
+    return INT(t);
 }
 
-/* Timer.cancel, before it fired. */
-static void actx_py_timer_free(unsigned long long timer, PyObject *fire)
+static void actx_py_ctimer_mod(unsigned long long t, unsigned long long ns)
 {
-    struct actx_py_timer *w = PTR(timer);
+    actx_timer_mod(PTR(t), ns);
+}
 
-    actx_timer_free(w->t);
-    free(w);
-    Py_DECREF(fire);
+static void actx_py_ctimer_del(unsigned long long t)
+{
+    actx_timer_del(PTR(t));
+}
+
+static void actx_py_ctimer_free(unsigned long long t, PyObject *fn)
+{
+    actx_timer_free(PTR(t));
+    Py_DECREF(fn);
 }
 
 /* pair: a (read, write) tuple its fd entry keeps alive while registered. */
@@ -506,8 +481,10 @@ void actx_py_ctx_unref(unsigned long long c);
 int actx_py_ctx_id(unsigned long long c);
 int actx_py_ctx_call(unsigned long long c, PyObject *obj);
 int actx_py_stop(unsigned long long c);
-long long actx_py_timer_start(PyObject *fire, unsigned long long ns);
-void actx_py_timer_free(unsigned long long t, PyObject *fire);
+long long actx_py_ctimer_new(PyObject *fn);
+void actx_py_ctimer_mod(unsigned long long t, unsigned long long ns);
+void actx_py_ctimer_del(unsigned long long t);
+void actx_py_ctimer_free(unsigned long long t, PyObject *fn);
 int actx_py_set_fd(int fd, PyObject *pair, int rd, int wr);
 int actx_py_flush_slice(int slice_ms);
 PyObject *actx_py_stats(void);

@@ -24,7 +24,6 @@ _CALL_C = ffi.addressof(lib, 'actx_py_call_c')
 _BH_C = ffi.addressof(lib, 'actx_py_bh_c')
 _DONE_C = ffi.addressof(lib, 'actx_py_done_c')
 _WORK_C = ffi.addressof(lib, 'actx_py_work_c')
-_timer_start = lib.actx_py_timer_start
 _set_fd = lib.actx_py_set_fd
 
 
@@ -60,14 +59,6 @@ def _actx_py_done(p, ret):
     o = _from_handle(p)
     _keep.discard(p)
     _run_done(o, ret)
-
-
-@ffi.def_extern(onerror=_onerror)
-def _actx_py_timer(p):
-    try:
-        _from_handle(p)._fire()
-    except BaseException as e:
-        _store(e)
 
 
 @ffi.def_extern(onerror=_onerror)
@@ -213,16 +204,23 @@ def bh_delete(p, keep):
     lib.actx_bh_delete(p)
 
 
-def timer_start(timer, ns, _new_handle=_new_handle, _timer_start=_timer_start):
-    """An armed timer that calls timer._fire(); (pointer, keep)."""
-    h = _new_handle(timer)
-    p = _timer_start(h, ns)
+def ctimer_new(fn):
+    """A disarmed C timer of the current context whose expiry calls fn()
+    (through the BH trampoline); (pointer, keep)."""
+    h = _new_handle((fn, ()))
+    p = lib.actx_timer_new(_BH_C, h)
     if p == _NULL:
         raise _oserror(ffi.errno)
     return p, h
 
 
-timer_free = lib.actx_py_timer_free  # (pointer, keep)
+ctimer_mod = lib.actx_timer_mod
+ctimer_del = lib.actx_timer_del
+
+
+def ctimer_free(p, keep):
+    lib.actx_timer_free(p)
+
 
 def fd_opaque(entry):
     """What C holds for an fd entry (kept alive by the entry)."""

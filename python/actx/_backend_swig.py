@@ -70,16 +70,15 @@ def bh_new(fnargs):
 bh_delete = _m.actx_py_bh_delete
 
 
-def timer_start(timer, ns, _start=_m.actx_py_timer_start):
-    """An armed timer that calls timer._fire(); (pointer, keep)."""
-    fire = timer._fire
-    p = _start(fire, ns)
-    if p <= 0:
-        raise _oserror(-p)
-    return p, fire
+def ctimer_new(fn):
+    """A disarmed C timer of the current context whose expiry calls fn();
+    (pointer, keep)."""
+    return _ptr(_m.actx_py_ctimer_new(fn)), fn
 
 
-timer_free = _m.actx_py_timer_free
+ctimer_mod = _m.actx_py_ctimer_mod
+ctimer_del = _m.actx_py_ctimer_del
+ctimer_free = _m.actx_py_ctimer_free
 
 
 def fd_opaque(entry):

@@ -147,7 +147,7 @@ def _forget_pool_state():
     drop the state a work function made here once it holds nothing."""
     st = states.get(get_ident())
     if st is not None and len(st.stack) == 1 and not st.bhs and \
-            not st.timers and not st.fds and not st.stops:
+            not has_timers(st) and not st.fds and not st.stops:
         del states[st.ident]
         pool_states.discard(st.ident)
 
@@ -160,11 +160,12 @@ class Token:
     context's token forwards to the parent it was re-homed to (fwd).
     async_context records the asyncio task that entered it (task; None
     outside a running loop)."""
-    __slots__ = ('fwd', 'task', '__weakref__')
+    __slots__ = ('fwd', 'task', 'timers', '__weakref__')
 
     def __init__(self, task=None):
         self.fwd = None
         self.task = task
+        self.timers = None  # its call_later/call_at heap (_core._Timers)
 
 
 _running_loop = None  # asyncio's _get_running_loop, once asyncio is loaded
@@ -188,9 +189,14 @@ def current_task():
     return _current_task(loop)
 
 
+def has_timers(st):
+    """Does a context of st's thread hold a pending call_later timer?"""
+    return any(t.timers is not None and t.timers.live for t in st.stack)
+
+
 class ThreadState:
     __slots__ = ('ident', 'stack', 'top', 'stops', 'poller', 'pfd', 'bhs',
-                 'timers', 'fds', 'shutdown', '__weakref__')
+                 'fds', 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
@@ -200,7 +206,6 @@ class ThreadState:
         self.poller = None     # select.poll on the backend fd
         self.pfd = -1
         self.bhs = set()       # live BottomHalf objects of this thread
-        self.timers = set()    # armed Timer objects (call_later, call_at)
         self.fds = {}          # fd -> its reader/writer entry
         self.shutdown = shutdown
 

@@ -6,6 +6,7 @@ the selected one.  See the package docstring for the design.
 """
 import concurrent.futures
 import errno as _errno
+import heapq
 import importlib
 import operator
 import os
@@ -37,6 +38,7 @@ _get_ident = _common.get_ident
 _states = _common.states
 _pending = _common.pending
 _raise_pending = _common.raise_pending
+_store = _common.store_exception
 _Token = _common.Token
 _current_task = _common.current_task
 # asyncio is loaded with the package (the bridge): the running loop of
@@ -84,8 +86,7 @@ def _release_thread(st):
     its timers, remove its fd handlers (their Python objects go now)."""
     for bh in list(st.bhs):
         bh.delete()
-    for t in list(st.timers):
-        t.cancel()
+    _timers_release(st)
     for fd in list(st.fds):
         _remove_fd(st, fd, True, True)
 
@@ -127,6 +128,8 @@ def _popped(st):
     if len(stack) > 1:
         t = stack.pop()
         t.fwd = st.top = stack[-1]
+        if t.timers is not None:
+            _timers_popped(t, st.top)
         if st.stops:
             st.stops.discard(t)
     if _bridges:
@@ -208,6 +211,8 @@ class async_context:
         stack = st.stack  # _popped(st), inlined
         t = stack.pop()
         t.fwd = st.top = stack[-1]
+        if t.timers is not None:
+            _timers_popped(t, st.top)
         if st.stops:
             st.stops.discard(t)
         if _bridges:
@@ -526,11 +531,15 @@ class BottomHalf:
 # --------------------------------------------------------------------------
 # Timers and fd handlers (asyncio-like)
 
-_timer_start = B.timer_start
-_timer_free = B.timer_free
+_ctimer_new = B.ctimer_new
+_ctimer_mod = B.ctimer_mod
+_ctimer_del = B.ctimer_del
+_ctimer_free = B.ctimer_free
 _monotonic_ns = _time.monotonic_ns  # CLOCK_MONOTONIC, as actx_now_ns()
 _NS_MAX = (1 << 64) - 1
 _new_timer = object.__new__
+_heappush = heapq.heappush
+_heappop = heapq.heappop
 
 
 def time() -> float:
@@ -539,23 +548,174 @@ def time() -> float:
     return B.now_ns() / 1e9
 
 
+# Design: the timers of one context live in its token's _Timers, over ONE
+# C timer of that context (actx_timer_*) armed at the earliest deadline.
+# The C timer gives every rule of the runtime (runs only while its context
+# is current, on the owner thread; counted by run()/flush(); re-homed at
+# pop); Python keeps the order: a dict deadline -> Timer (or a list of the
+# Timers sharing that nanosecond, in creation order) and a heap of the
+# deadlines (plain ints: the cheapest heap Python has).  So call_later is
+# a heappush and a dict store, with a C call only when the new timer is
+# the earliest; one C callback runs every timer that is due.  A cancel
+# leaves its deadline in the heap (skipped when it comes up; the heap is
+# rebuilt when most of it is stale); the last pending timer's cancel
+# disarms the C timer, so run() does not wait for it.  At a pop the
+# child's pending timers move into the parent's dict and heap, so the due
+# timers of a context always run earliest first, as C timers do.
+
+class _Timers:
+    """The pending call_later/call_at timers of one context."""
+    __slots__ = ('heap', 'due', 'p', 'keep', 'armed', 'ident')
+
+    def __init__(self, ident):
+        # Made while its context is current: the C timer belongs to it.
+        self.heap = []   # deadlines (ns); stale ones may remain
+        self.due = {}    # deadline -> Timer, or [Timer, ...] (same ns)
+        self.armed = -1  # the C timer's deadline; -1: disarmed
+        self.ident = ident
+        self.p, self.keep = _ctimer_new(self._fire)
+
+    def _arm(self):
+        """Arm the C timer at the earliest deadline, or disarm it."""
+        if self.p is None:
+            return
+        heap = self.heap
+        if self.due:
+            w = heap[0]
+            if w != self.armed:
+                self.armed = w
+                _ctimer_mod(self.p, w)
+        else:
+            heap.clear()
+            if self.armed >= 0:
+                self.armed = -1
+                _ctimer_del(self.p)
+
+    def _run(self, t, now):
+        """Run pending t (taken out of due), its context current."""
+        t._tok = None
+        heap = self.heap
+        if self.armed < 0 and heap and heap[0] <= now:
+            # More are due: a poll nested in fn must find them too.
+            self.armed = 0
+            _ctimer_mod(self.p, 0)
+        try:
+            t._fn(*t._args)
+        except BaseException as exc:
+            _store(exc)
+
+    def _fire(self):
+        """The C timer fired (and is disarmed): run what is due, earliest
+        first; at most as many deadlines as were queued when it fired (a
+        timer a callback makes due at once runs at the next poll)."""
+        self.armed = -1
+        heap = self.heap
+        due = self.due
+        now = _monotonic_ns()
+        budget = len(heap)
+        while heap and budget:
+            w = heap[0]
+            if w > now:
+                break
+            _heappop(heap)
+            budget -= 1
+            t = due.pop(w, None)
+            if t is None:
+                continue  # cancelled
+            if type(t) is list:
+                for x in t:
+                    if x._tok is self:
+                        self._run(x, now)
+                continue
+            # _run(t, now), inlined: the common case.
+            t._tok = None
+            if self.armed < 0 and heap and heap[0] <= now:
+                # More are due: a poll nested in fn must find them too.
+                self.armed = 0
+                _ctimer_mod(self.p, 0)
+            try:
+                t._fn(*t._args)
+            except BaseException as exc:
+                _store(exc)
+        self._arm()
+
+    def _add(self, t, w):
+        x = self.due.setdefault(w, t)
+        if x is t:
+            _heappush(self.heap, w)
+        elif type(x) is list:
+            x.append(t)
+        else:
+            self.due[w] = [x, t]
+
+    def _release(self, tok):
+        """Forget every entry; free the C timer (the token's timers go)."""
+        tok.timers = None
+        self.heap.clear()
+        self.due.clear()
+        p, self.p = self.p, None
+        if p is not None:
+            _ctimer_free(p, self.keep)
+        self.keep = None
+
+
+def _pending_in(tm):
+    for x in tm.due.values():
+        if type(x) is list:
+            yield from x
+        else:
+            yield x
+
+
+def _timers_here(st):
+    tok = st.top
+    tm = tok.timers
+    if tm is None:
+        tm = tok.timers = _Timers(st.ident)
+    return tm
+
+
+def _timers_popped(child, parent):
+    """child was popped (re-homed to parent, now current): its pending
+    timers join parent's; its C timer goes."""
+    tm = child.timers
+    moved = list(_pending_in(tm))
+    tm._release(child)
+    if moved:
+        ptm = parent.timers
+        if ptm is None:
+            ptm = parent.timers = _Timers(tm.ident)
+        for t in moved:
+            t._tok = ptm
+            ptm._add(t, t._when)
+        ptm.heap[:] = ptm.due
+        heapq.heapify(ptm.heap)
+        ptm.armed = -2  # force: the C timer is re-armed below
+        ptm._arm()
+
+
+def _timers_release(st):
+    """Thread shutdown: every pending timer of the thread is cancelled."""
+    for tok in st.stack:
+        tm = tok.timers
+        if tm is not None:
+            for t in _pending_in(tm):
+                t._tok = False
+                t._fn = t._args = None
+            tm._release(tok)
+
+
 class Timer:
     """A pending call made by call_later() / call_at(): fn(*args) runs once,
     on this thread, in the context that was current when it was made (or
     the one that context was re-homed to at its pop), at a poll of that
-    context at or after when().  Its exception is raised by the call that
-    ran it (poll, run, flush, pop, ...).  Owner thread only."""
-    __slots__ = ('_p', '_keep', '_fn', '_args', '_when', '_st', '_cancelled',
-                 '__weakref__')
-
-    def _fire(self):
-        # Owner thread, the timer's context current; the C timer has
-        # already freed itself.
-        self._p = self._keep = None
-        self._st.timers.discard(self)
-        fn, args = self._fn, self._args
-        self._fn = self._args = None
-        fn(*args)
+    context at or after when().  Timers due at the same poll run earliest
+    first (equal deadlines: in the order they were made).  Its exception
+    is raised by the call that ran it (poll, run, flush, pop, ...).  Owner
+    thread only."""
+    # _tok: the _Timers holding it while pending; None once run; False
+    # once cancelled.
+    __slots__ = ('_fn', '_args', '_when', '_tok', '__weakref__')
 
     def when(self) -> float:
         """The deadline, on the clock of actx.time()."""
@@ -564,25 +724,36 @@ class Timer:
     def cancel(self) -> None:
         """Unless it has run: it never will.  Idempotent.  Owner thread
         only."""
-        p = self._p
-        if p is None:
+        tm = self._tok
+        if not tm:
             return
-        if _get_ident() != self._st.ident:
+        if _get_ident() != tm.ident:
             raise RuntimeError('Timer.cancel() on a thread other than its '
                                'owner')
-        self._p = None
-        self._cancelled = True
-        _timer_free(p, self._keep)
-        self._keep = None
-        self._st.timers.discard(self)
+        self._tok = False
         self._fn = self._args = None
+        due = tm.due
+        w = self._when
+        x = due[w]
+        if x is self:
+            del due[w]
+        else:
+            x.remove(self)
+            if not x:
+                del due[w]
+        if not due:
+            tm._arm()  # disarms: run() need not wait for a dead timer
+        elif len(tm.heap) > 2 * len(due) + 64:
+            tm.heap[:] = due
+            heapq.heapify(tm.heap)
 
     def cancelled(self) -> bool:
-        return self._cancelled
+        return self._tok is False
 
     def __repr__(self):
-        state = ('cancelled' if self._cancelled else
-                 'done' if self._p is None else 'pending')
+        tok = self._tok
+        state = ('cancelled' if tok is False else
+                 'done' if tok is None else 'pending')
         return '<actx.Timer when=%.6f %s>' % (self._when / 1e9, state)
 
 
@@ -590,14 +761,15 @@ def _timer(ns, fn, args):
     if not callable(fn):
         raise TypeError('%r is not callable' % (fn,))
     st = _states.get(_get_ident()) or _state()
+    tm = st.top.timers or _timers_here(st)
     t = _new_timer(Timer)
     t._fn = fn
     t._args = args
     t._when = ns
-    t._st = st
-    t._cancelled = False
-    t._p, t._keep = _timer_start(t, ns)
-    st.timers.add(t)
+    t._tok = tm
+    tm._add(t, ns)
+    if ns < tm.armed or tm.armed < 0:
+        tm._arm()
     if _bridges:
         _kick()
     return t
@@ -623,14 +795,21 @@ def call_later(delay: float, fn, *args) -> Timer:
         return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
     # _timer(), inlined: the common case in one Python frame.
     st = _states.get(_get_ident()) or _state()
+    tm = st.top.timers or _timers_here(st)
     t = _new_timer(Timer)
     t._fn = fn
     t._args = args
     t._when = ns = _monotonic_ns() + int(ns)
-    t._st = st
-    t._cancelled = False
-    t._p, t._keep = _timer_start(t, ns)
-    st.timers.add(t)
+    t._tok = tm
+    x = tm.due.setdefault(ns, t)  # tm._add(t, ns), inlined
+    if x is t:
+        _heappush(tm.heap, ns)
+    elif type(x) is list:
+        x.append(t)
+    else:
+        tm.due[ns] = [x, t]
+    if ns < tm.armed or tm.armed < 0:
+        tm._arm()
     if _bridges:
         _kick()
     return t

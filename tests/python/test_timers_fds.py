@@ -203,6 +203,125 @@ def test_timer_on_other_thread_runs_there(ax):
     assert out == [True]
 
 
+
+# The timers of a context share one C timer (python/actx/_core.py, _Timers):
+# what that must not change.
+
+def test_same_deadline_runs_in_creation_order(ax):
+    seen = []
+    when = ax.time() + 0.01
+    for i in range(5):
+        ax.call_at(when, seen.append, i)
+    ax.call_at(when - 0.005, seen.append, 'early')
+    ax.run()
+    assert seen == ['early', 0, 1, 2, 3, 4]
+
+
+def test_cancelling_every_timer_lets_run_return(ax):
+    # A cancelled timer must not keep the context's C timer armed: run()
+    # returns at once instead of waiting an hour.
+    ts = [ax.call_later(3600 + i, int) for i in range(200)]
+    for t in ts:
+        t.cancel()
+    t0 = time.monotonic()
+    ax.run()
+    assert time.monotonic() - t0 < HUNG
+    assert all(t.cancelled() for t in ts)
+
+
+def test_many_cancelled_among_pending(ax):
+    # Cancels leave stale deadlines behind (compacted); none of them may
+    # run, every pending one must, in deadline order.
+    seen = []
+    ts = [ax.call_later(0.001 * (i % 10), seen.append, i)
+          for i in range(500)]
+    for t in ts[::2] + ts[1::4]:
+        t.cancel()
+    ax.run()
+    left = [i for i in range(500) if not ts[i].cancelled()]
+    assert sorted(seen) == left
+    assert [ts[i].when() for i in seen] == \
+        sorted(ts[i].when() for i in seen)
+
+
+def test_exception_does_not_stop_other_due_timers(ax):
+    seen = []
+
+    def boom():
+        raise KeyError('first')
+    when = ax.time() + 0.005
+    ax.call_at(when, boom)
+    ax.call_at(when + 1e-6, seen.append, 'after')
+    with pytest.raises(KeyError):
+        ax.run()
+    ax.run()
+    assert seen == ['after']
+
+
+def test_nested_poll_in_timer_runs_other_due_timers(ax):
+    seen = []
+
+    def outer():
+        seen.append('outer')
+        # Both others are due: a poll nested here runs them.
+        wait_until(ax, lambda: len(seen) == 3)
+        seen.append('outer done')
+    when = ax.time() + 0.005
+    ax.call_at(when, outer)
+    ax.call_at(when + 1e-6, seen.append, 'a')
+    ax.call_at(when + 2e-6, seen.append, 'b')
+    ax.run()
+    assert seen == ['outer', 'a', 'b', 'outer done']
+
+
+def test_timer_made_due_by_its_callback_runs_at_next_poll(ax):
+    # A callback that keeps making due timers cannot starve the loop:
+    # each round runs what was due when it started.
+    rounds = []
+
+    def again(k):
+        rounds.append(k)
+        if k < 50:
+            ax.call_at(0, again, k + 1)
+    ax.call_at(0, again, 0)
+    time.sleep(0.001)
+    ax.poll()
+    assert rounds == [0]
+    ax.run()
+    assert rounds == list(range(51))
+
+
+def test_pop_merges_child_timers_in_deadline_order(ax):
+    seen = []
+    base = ax.time() + 0.02
+    ax.call_at(base + 0.002, seen.append, 'root-2')
+    ax.call_at(base + 0.004, seen.append, 'root-4')
+    with ax.async_context():
+        ax.call_at(base + 0.001, seen.append, 'child-1')
+        ax.call_at(base + 0.003, seen.append, 'child-3')
+        gone = ax.call_at(base + 0.0035, seen.append, 'cancelled')
+        gone.cancel()
+        with ax.async_context():
+            ax.call_at(base, seen.append, 'grandchild-0')
+    ax.run()
+    assert seen == ['grandchild-0', 'child-1', 'root-2', 'child-3',
+                    'root-4']
+    # After the merge, a moved timer is still cancellable on its own.
+    with ax.async_context():
+        t = ax.call_later(0.01, seen.append, 'x')
+    t.cancel()
+    ax.run()
+    assert 'x' not in seen and t.cancelled()
+
+
+def test_cancel_merged_timer_then_run_returns(ax):
+    with ax.async_context():
+        t = ax.call_later(3600, int)
+    t.cancel()
+    t0 = time.monotonic()
+    ax.run()
+    assert time.monotonic() - t0 < HUNG
+
 # ------------------------------------------------------------------------
 # fd handlers
 
