@@ -106,15 +106,64 @@ Errors
     A negative errno from C is OSError with that errno (pop() at the root:
     EINVAL; I/O on a closed fd: EBADF); wrong argument types: TypeError.
 """
+import importlib.machinery
 import importlib.util
 import os
 import sys
+import threading
 import warnings
 
 from ._common import CancelledError, DeadlockError
 
+# help(actx) lists what pkgutil finds on the package's __path__ (PACKAGE
+# CONTENTS) and its submodule attributes (SUBMODULES): here only internal
+# modules.  So __path__ holds one entry that only actx's own path hook
+# understands: its finder finds the modules for the import system like
+# the usual FileFinder of this directory, but has no iter_modules, so
+# pkgutil lists nothing; and _tidy() drops the attribute the import system
+# sets on the package for each submodule it loads (they stay in
+# sys.modules, where `from . import _common` and the like find them).
+_DIR = os.path.dirname(os.path.abspath(__file__))
+_ENTRY = os.path.join(_DIR, '<actx modules>')
+
+
+class _Finder:
+    """The path entry finder of _ENTRY: actx's directory, unlisted."""
+
+    def __init__(self):
+        m = importlib.machinery
+        self._f = m.FileFinder(
+            _DIR, (m.ExtensionFileLoader, m.EXTENSION_SUFFIXES),
+            (m.SourceFileLoader, m.SOURCE_SUFFIXES),
+            (m.SourcelessFileLoader, m.BYTECODE_SUFFIXES))
+
+    def find_spec(self, fullname, target=None):
+        return self._f.find_spec(fullname, target)
+
+    def invalidate_caches(self):
+        self._f.invalidate_caches()
+
+
+def _path_hook(entry):
+    if entry != _ENTRY:
+        raise ImportError('not actx\'s path entry')
+    return _Finder()
+
+
+def _tidy():
+    g = globals()
+    for n, v in list(g.items()):
+        if isinstance(v, type(sys)) and v.__name__.startswith(__name__ + '.'):
+            del g[n]
+
+
+if _path_hook not in sys.path_hooks:
+    sys.path_hooks.insert(0, _path_hook)
+__path__ = [_ENTRY]
+
 _BACKENDS = ('cffi', 'swig')
 _cores = {}
+_loading = threading.RLock()
 # The selected backend's name (not its module: a module-valued global
 # would show in help(actx) as a submodule).
 _selected_name = None
@@ -127,18 +176,26 @@ def _api(name):
                          (', '.join(_BACKENDS), name))
     core = _cores.get(name)
     if core is None:
-        modname = 'actx._core_' + name
-        spec = importlib.util.spec_from_file_location(
-            modname, os.path.join(os.path.dirname(__file__), '_core.py'))
-        core = importlib.util.module_from_spec(spec)
-        core._BACKEND = name
-        sys.modules[modname] = core
-        try:
-            spec.loader.exec_module(core)
-        except BaseException:
-            del sys.modules[modname]
-            raise
-        _cores[name] = core
+        with _loading:
+            core = _cores.get(name) or _exec_core(name)
+    return core
+
+
+def _exec_core(name):
+    modname = 'actx._core_' + name
+    spec = importlib.util.spec_from_file_location(
+        modname, os.path.join(os.path.dirname(__file__), '_core.py'))
+    core = importlib.util.module_from_spec(spec)
+    core._BACKEND = name
+    sys.modules[modname] = core
+    try:
+        spec.loader.exec_module(core)
+    except BaseException:
+        del sys.modules[modname]
+        raise
+    finally:
+        _tidy()
+    _cores[name] = core
     return core
 
 
@@ -231,3 +288,5 @@ _select(_initial_backend())
 __version__ = _version()
 
 __all__ = _cores[_selected_name].__all__ + ['use_backend', 'BACKEND']
+
+_tidy()

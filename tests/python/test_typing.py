@@ -3,6 +3,9 @@ API, py.typed is shipped, help(actx) shows no internal module paths."""
 import ast
 import os
 import pydoc
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -59,6 +62,12 @@ def test_public_classes_are_actx_names(ax, name):
 
 def test_help_shows_no_internal_paths():
     text = pydoc.render_doc(actx, renderer=pydoc.plaintext)
+    # The package's modules are all internal: none is listed.
+    assert 'SUBMODULES' not in text
+    listed = text.split('PACKAGE CONTENTS', 1)[1].split('CLASSES', 1)[0]
+    assert listed.strip() == '', listed
+    for line in text.split('CLASSES', 1)[0].splitlines()[2:]:
+        assert not line.strip().startswith('_'), line
     body = text.split('CLASSES', 1)[1]
     for internal in ('actx._core', 'actx._common', 'actx._asyncio',
                      'actx._backend', 'BridgeBase'):
@@ -66,3 +75,26 @@ def test_help_shows_no_internal_paths():
     for name in actx.__all__:
         assert name in text, name
     assert 'asyncio task' in text  # the rule for contexts in coroutines
+
+
+def test_other_backend_loads_after_import():
+    # actx's __path__ entry lists no module to pkgutil (help(actx)); a
+    # backend loaded later, in a fresh interpreter, must still import, and
+    # leave no submodule attribute behind.
+    code = textwrap.dedent('''
+        import actx, pydoc
+        other = {'cffi': 'swig', 'swig': 'cffi'}[actx.BACKEND]
+        ax = actx._api(other)
+        with ax.async_context():
+            assert ax.context_id() == 1
+        import actx._common  # the import system still finds them
+        text = pydoc.render_doc(actx, renderer=pydoc.plaintext)
+        assert 'SUBMODULES' not in text, text
+        listed = text.split('PACKAGE CONTENTS', 1)[1].split('CLASSES')[0]
+        assert listed.strip() == '', listed
+        print('ok', other)
+        ''')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith('ok')
