@@ -4,6 +4,7 @@ This file is loaded once per backend (as actx._core_cffi, actx._core_swig)
 with _BACKEND set by the loader in actx/__init__.py; the package re-exports
 the selected one.  See the package docstring for the design.
 """
+import collections
 import concurrent.futures
 import errno as _errno
 import heapq
@@ -552,84 +553,130 @@ def time() -> float:
 # C timer of that context (actx_timer_*) armed at the earliest deadline.
 # The C timer gives every rule of the runtime (runs only while its context
 # is current, on the owner thread; counted by run()/flush(); re-homed at
-# pop); Python keeps the order: a dict deadline -> Timer (or a list of the
-# Timers sharing that nanosecond, in creation order) and a heap of the
-# deadlines (plain ints: the cheapest heap Python has).  So call_later is
-# a heappush and a dict store, with a C call only when the new timer is
-# the earliest; one C callback runs every timer that is due.  A cancel
-# leaves its deadline in the heap (skipped when it comes up; the heap is
-# rebuilt when most of it is stale); the last pending timer's cancel
-# disarms the C timer, so run() does not wait for it.  At a pop the
-# child's pending timers move into the parent's dict and heap, so the due
-# timers of a context always run earliest first, as C timers do.
+# pop).  Python keeps the order, cheaply for both ends:
+#   - buckets: deadline >> _SHIFT (65.5 us slots) -> list of Timers in
+#     creation order, and a heap of the bucket numbers: call_later is a
+#     list append (a heappush for a new bucket), with a C call only when
+#     the new timer is the earliest;
+#   - firing: the due buckets are sorted by deadline (a stable sort, so
+#     equal deadlines run in creation order; cheap on the mostly-sorted
+#     lists appends make), their due part moves to `ready`, and one C
+#     callback runs `ready` in order.  A timer made due by a callback runs
+#     at the next poll (what a round runs is fixed when it starts), and a
+#     poll nested in a callback runs the rest of `ready` (the C timer is
+#     armed at 0 while any is left).
+# A cancel leaves its entry behind (skipped; compacted once most entries
+# are dead); the last pending timer's cancel disarms the C timer, so run()
+# does not wait for it.  At a pop the child's pending timers move into the
+# parent's, so the due timers of a context always run earliest first, as
+# C timers do.
+_SHIFT = 16
+_when_of = operator.attrgetter('_when')
+
 
 class _Timers:
     """The pending call_later/call_at timers of one context."""
-    __slots__ = ('heap', 'due', 'p', 'keep', 'armed', 'ident')
+    __slots__ = ('bk', 'heap', 'ready', 'live', 'dead', 'p', 'keep', 'armed',
+                 'ident')
 
     def __init__(self, ident):
         # Made while its context is current: the C timer belongs to it.
-        self.heap = []   # deadlines (ns); stale ones may remain
-        self.due = {}    # deadline -> Timer, or [Timer, ...] (same ns)
-        self.armed = -1  # the C timer's deadline; -1: disarmed
+        self.bk = {}      # bucket -> [Timer, ...] (may hold dead ones)
+        self.heap = []    # the buckets of bk
+        self.ready = collections.deque()  # due, being run, in order
+        self.live = 0     # pending timers (not run, not cancelled)
+        self.dead = 0     # cancelled ones still in bk or ready
+        self.armed = -1   # the C timer's deadline; -1: disarmed
         self.ident = ident
         self.p, self.keep = _ctimer_new(self._fire)
 
+    def _add(self, t, w):
+        b = w >> _SHIFT
+        lst = self.bk.get(b)
+        if lst is None:
+            self.bk[b] = [t]
+            _heappush(self.heap, b)
+        else:
+            lst.append(t)
+        self.live += 1
+        if w < self.armed or self.armed < 0:
+            self._arm_at(w)
+
+    def _arm_at(self, w):
+        self.armed = w
+        _ctimer_mod(self.p, w)
+
+    def _head(self):
+        """The earliest pending deadline in the buckets, or -1; sorts the
+        first bucket and drops what is dead at its front."""
+        heap, bk = self.heap, self.bk
+        while heap:
+            lst = bk[heap[0]]
+            lst.sort(key=_when_of)
+            i = 0
+            for t in lst:
+                if t._tok is self:
+                    break
+                i += 1
+            if i:
+                del lst[:i]
+                self.dead -= i
+            if lst:
+                return lst[0]._when
+            del bk[_heappop(heap)]
+        return -1
+
     def _arm(self):
-        """Arm the C timer at the earliest deadline, or disarm it."""
+        """Arm the C timer at the earliest pending deadline (0 while ready
+        holds any), or disarm it."""
         if self.p is None:
             return
-        heap = self.heap
-        if self.due:
-            w = heap[0]
-            if w != self.armed:
-                self.armed = w
-                _ctimer_mod(self.p, w)
-        else:
-            heap.clear()
+        w = 0 if self.ready else self._head()
+        if w < 0:
             if self.armed >= 0:
                 self.armed = -1
                 _ctimer_del(self.p)
+        elif w != self.armed:
+            self.armed = w
+            _ctimer_mod(self.p, w)
 
-    def _run(self, t, now):
-        """Run pending t (taken out of due), its context current."""
-        t._tok = None
-        heap = self.heap
-        if self.armed < 0 and heap and heap[0] <= now:
-            # More are due: a poll nested in fn must find them too.
-            self.armed = 0
-            _ctimer_mod(self.p, 0)
-        try:
-            t._fn(*t._args)
-        except BaseException as exc:
-            _store(exc)
+    def _collect(self, now):
+        """Move what is due at now from the buckets to ready, in order."""
+        heap, bk, ready = self.heap, self.bk, self.ready
+        while heap and heap[0] << _SHIFT <= now:
+            b = heap[0]
+            lst = bk[b]
+            lst.sort(key=_when_of)
+            lo, hi = 0, len(lst)
+            while lo < hi:  # the first entry not due
+                mid = (lo + hi) >> 1
+                if lst[mid]._when <= now:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo == len(lst):
+                ready.extend(lst)
+                del bk[_heappop(heap)]
+            else:
+                ready.extend(lst[:lo])
+                del lst[:lo]
+                break
 
     def _fire(self):
-        """The C timer fired (and is disarmed): run what is due, earliest
-        first; at most as many deadlines as were queued when it fired (a
-        timer a callback makes due at once runs at the next poll)."""
+        """The C timer fired (and is disarmed)."""
         self.armed = -1
-        heap = self.heap
-        due = self.due
-        now = _monotonic_ns()
-        budget = len(heap)
-        while heap and budget:
-            w = heap[0]
-            if w > now:
-                break
-            _heappop(heap)
-            budget -= 1
-            t = due.pop(w, None)
-            if t is None:
+        ready = self.ready
+        if not ready:
+            self._collect(_monotonic_ns())
+        popleft = ready.popleft
+        while ready:
+            t = popleft()
+            if t._tok is not self:
+                self.dead -= 1
                 continue  # cancelled
-            if type(t) is list:
-                for x in t:
-                    if x._tok is self:
-                        self._run(x, now)
-                continue
-            # _run(t, now), inlined: the common case.
             t._tok = None
-            if self.armed < 0 and heap and heap[0] <= now:
+            self.live -= 1
+            if self.armed < 0 and ready:
                 # More are due: a poll nested in fn must find them too.
                 self.armed = 0
                 _ctimer_mod(self.p, 0)
@@ -639,32 +686,39 @@ class _Timers:
                 _store(exc)
         self._arm()
 
-    def _add(self, t, w):
-        x = self.due.setdefault(w, t)
-        if x is t:
-            _heappush(self.heap, w)
-        elif type(x) is list:
-            x.append(t)
-        else:
-            self.due[w] = [x, t]
+    def _compact(self):
+        bk, heap = self.bk, self.heap
+        for b in list(bk):
+            lst = [t for t in bk[b] if t._tok is self]
+            if lst:
+                bk[b] = lst
+            else:
+                del bk[b]
+        heap[:] = bk
+        heapq.heapify(heap)
+        live = [t for t in self.ready if t._tok is self]
+        self.ready.clear()
+        self.ready.extend(live)
+        self.dead = 0
+
+    def _pending(self):
+        """Every pending Timer (the ready ones first)."""
+        out = [t for t in self.ready if t._tok is self]
+        for lst in self.bk.values():
+            out += [t for t in lst if t._tok is self]
+        return out
 
     def _release(self, tok):
         """Forget every entry; free the C timer (the token's timers go)."""
         tok.timers = None
+        self.bk.clear()
         self.heap.clear()
-        self.due.clear()
+        self.ready.clear()
+        self.live = self.dead = 0
         p, self.p = self.p, None
         if p is not None:
             _ctimer_free(p, self.keep)
         self.keep = None
-
-
-def _pending_in(tm):
-    for x in tm.due.values():
-        if type(x) is list:
-            yield from x
-        else:
-            yield x
 
 
 def _timers_here(st):
@@ -679,7 +733,7 @@ def _timers_popped(child, parent):
     """child was popped (re-homed to parent, now current): its pending
     timers join parent's; its C timer goes."""
     tm = child.timers
-    moved = list(_pending_in(tm))
+    moved = tm._pending()
     tm._release(child)
     if moved:
         ptm = parent.timers
@@ -688,9 +742,6 @@ def _timers_popped(child, parent):
         for t in moved:
             t._tok = ptm
             ptm._add(t, t._when)
-        ptm.heap[:] = ptm.due
-        heapq.heapify(ptm.heap)
-        ptm.armed = -2  # force: the C timer is re-armed below
         ptm._arm()
 
 
@@ -699,7 +750,7 @@ def _timers_release(st):
     for tok in st.stack:
         tm = tok.timers
         if tm is not None:
-            for t in _pending_in(tm):
+            for t in tm._pending():
                 t._tok = False
                 t._fn = t._args = None
             tm._release(tok)
@@ -732,20 +783,18 @@ class Timer:
                                'owner')
         self._tok = False
         self._fn = self._args = None
-        due = tm.due
-        w = self._when
-        x = due[w]
-        if x is self:
-            del due[w]
-        else:
-            x.remove(self)
-            if not x:
-                del due[w]
-        if not due:
-            tm._arm()  # disarms: run() need not wait for a dead timer
-        elif len(tm.heap) > 2 * len(due) + 64:
-            tm.heap[:] = due
-            heapq.heapify(tm.heap)
+        tm.live -= 1
+        tm.dead += 1
+        if not tm.live:
+            # Nothing pending: forget the dead, disarm (run() need not
+            # wait for a cancelled timer).
+            tm.bk.clear()
+            tm.heap.clear()
+            tm.ready.clear()
+            tm.dead = 0
+            tm._arm()
+        elif tm.dead > 64 and tm.dead > tm.live:
+            tm._compact()
 
     def cancelled(self) -> bool:
         return self._tok is False
@@ -768,8 +817,6 @@ def _timer(ns, fn, args):
     t._when = ns
     t._tok = tm
     tm._add(t, ns)
-    if ns < tm.armed or tm.armed < 0:
-        tm._arm()
     if _bridges:
         _kick()
     return t
@@ -801,15 +848,15 @@ def call_later(delay: float, fn, *args) -> Timer:
     t._args = args
     t._when = ns = _monotonic_ns() + int(ns)
     t._tok = tm
-    x = tm.due.setdefault(ns, t)  # tm._add(t, ns), inlined
-    if x is t:
-        _heappush(tm.heap, ns)
-    elif type(x) is list:
-        x.append(t)
+    lst = tm.bk.get(ns >> _SHIFT)  # tm._add(t, ns), inlined
+    if lst is None:
+        tm.bk[ns >> _SHIFT] = [t]
+        _heappush(tm.heap, ns >> _SHIFT)
     else:
-        tm.due[ns] = [x, t]
+        lst.append(t)
+    tm.live += 1
     if ns < tm.armed or tm.armed < 0:
-        tm._arm()
+        tm._arm_at(ns)  # a method: tm may be of the other backend's core
     if _bridges:
         _kick()
     return t
