@@ -314,6 +314,38 @@ def test_pop_merges_child_timers_in_deadline_order(ax):
     assert 'x' not in seen and t.cancelled()
 
 
+def test_dense_deadlines_run_in_order_never_early(ax):
+    # Deadlines 1 us apart (many share a bucket of the Python timer
+    # queue, part of a bucket is due at a poll): each runs at or after
+    # its deadline, all in deadline order.
+    seen = []
+
+    def hit(k):
+        seen.append((k, ax.time()))
+    base = ax.time() + 0.002
+    order = list(range(300))
+    order = order[::3] + order[1::3] + order[2::3]  # made out of order
+    ts = {k: ax.call_at(base + k * 1e-6, hit, k) for k in order}
+    ax.run()
+    assert [k for k, _ in seen] == list(range(300))
+    assert all(now >= ts[k].when() for k, now in seen)
+
+
+def test_cancel_next_due_timer_from_a_due_timer(ax):
+    seen = []
+    when = ax.time() + 0.002
+    later = []
+
+    def first():
+        seen.append('first')
+        later[0].cancel()
+    ax.call_at(when, first)
+    later.append(ax.call_at(when + 1e-6, seen.append, 'second'))
+    ax.call_at(when + 2e-6, seen.append, 'third')
+    time.sleep(0.005)  # all three due at the same poll
+    ax.run()
+    assert seen == ['first', 'third'] and later[0].cancelled()
+
 def test_cancel_merged_timer_then_run_returns(ax):
     with ax.async_context():
         t = ax.call_later(3600, int)
