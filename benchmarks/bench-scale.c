@@ -32,8 +32,9 @@
  *                  curve's largest point, grow every allocator first;
  *                  the points are measured in interleaved rounds (each
  *                  round every point once, starting one point later each
- *                  round) and each reports its median, so that load from
- *                  other processes falls on all points alike.  Memory
+ *                  round; 3 rounds per repetition) and each reports its
+ *                  median, so that load from other processes falls on all
+ *                  points alike.  Memory
  *                  state: the requests' addresses used to depend on
  *                  glibc's history (its mmap threshold), which moved the
  *                  cost per completion by 1.4x from point to point;
@@ -618,7 +619,14 @@ static void inner_warm_up(long m, long n, int depth)
  * in each round and never runs twice in a row.  Measured before: with
  * each point's repetitions back to back, one point's median came out 1.7x
  * the others in one run out of three while the rest of the curve was flat.
+ *
+ * ROUNDS_PER_REP rounds per repetition (-n): a round of a curve takes
+ * about half a second, so with 5 rounds a burst of load of a few seconds
+ * covered most of a curve (measured: rounds 4 and 5 of 5 at 1.4x, which
+ * put one point's median 1.4x above the others); with 15 it covers a
+ * minority of the rounds, which the median leaves out.
  */
+#define ROUNDS_PER_REP 3
 #define CURVE_MAX 16
 #define DEPTH_MAX 256
 
@@ -655,7 +663,7 @@ static void curve_outer(const bench_opts *o, long nmax)
         queued[np] = n;
         ok[np] = true;
     }
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = 0; r < ROUNDS_PER_REP * o->reps; r++) {
         for (int k = 0; k < np; k++) {
             int i = round_point(r, k, np);
 
@@ -669,7 +677,8 @@ static void curve_outer(const bench_opts *o, long nmax)
     for (int i = 0; i < np; i++) {
         bench_peer(f[i], "libuv (other loop)");
         bench_note(f[i], "%ld inner completions from one thread", m);
-        bench_note(f[i], "points measured in interleaved rounds");
+        bench_note(f[i], "points measured in %d interleaved rounds",
+                   ROUNDS_PER_REP * o->reps);
         bench_fig_check(f[i], ok[i],
                         "inner and outer completions each ran exactly once, "
                         "outer ones only after the pop");
@@ -698,7 +707,7 @@ static void curve_depth(const bench_opts *o)
         depth[np] = d;
         ok[np] = true;
     }
-    for (int r = 0; r < o->reps; r++) {
+    for (int r = 0; r < ROUNDS_PER_REP * o->reps; r++) {
         for (int k = 0; k < np; k++) {
             int i = round_point(r, k, np);
 
@@ -711,7 +720,8 @@ static void curve_depth(const bench_opts *o)
     for (int i = 0; i < np; i++) {
         bench_peer(f[i], "libuv (one loop)");
         bench_note(f[i], "%ld completions from one thread", m);
-        bench_note(f[i], "points measured in interleaved rounds");
+        bench_note(f[i], "points measured in %d interleaved rounds",
+                   ROUNDS_PER_REP * o->reps);
         bench_fig_check(f[i], ok[i], "every completion ran exactly once");
         bench_fig_done(f[i]);
     }
@@ -988,7 +998,8 @@ int main(int argc, char **argv)
                 "(1-8), as outer-context\ncompletions wait (10-1e6) and as "
                 "the context stack deepens (1-256); a token\npassed around "
                 "a ring of 2-64 loops.  Every point checks exactly-once "
-                "delivery.",
+                "delivery.\nThe outer and depth curves measure their points "
+                "in 3 interleaved rounds per\nrepetition.",
         .reps = 5,
         .extra = extra,
     };
