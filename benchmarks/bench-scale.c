@@ -34,12 +34,12 @@
  *                  round every point once, starting one point later each
  *                  round; 3 rounds per repetition) and each reports its
  *                  median, so that load from other processes falls on all
- *                  points alike.  Memory
- *                  state: the requests' addresses used to depend on
- *                  glibc's history (its mmap threshold), which moved the
- *                  cost per completion by 1.4x from point to point;
- *                  runtime/src/req.c now carves slabs in address order
- *                  from chunks (see "Where slabs come from" there).
+ *                  points alike.  Memory state: the requests' addresses
+ *                  used to depend on glibc's history (its mmap
+ *                  threshold), which moved the cost per completion by
+ *                  1.4x from point to point; runtime/src/req.c now carves
+ *                  slabs in address order from chunks (see "Where slabs
+ *                  come from" there).
  *   token ring     n threads (2 .. 64), each in its own blocking loop, pass
  *                  one token around a ring: thread k hands it to k+1 with
  *                  actx_ctx_call.  us per hop.  Peers: libuv (one loop and
