@@ -22,6 +22,24 @@
  *                  the inner loop runs (libuv has no context stack).
  *   stack depth    the same inner completions with the stack d deep (1 ..
  *                  256, nothing queued outside).  libuv reference: one loop.
+ *
+ *                  What these two curves control for, so that every point
+ *                  measures the same thing: the completions have all
+ *                  arrived before the clock starts and the clock is the
+ *                  owner thread's CPU time (no other thread takes part; a
+ *                  time slice another process takes is not the owner's
+ *                  cost); unmeasured warm-up rounds, the last at the
+ *                  curve's largest point, grow every allocator first;
+ *                  the points are measured in interleaved rounds (each
+ *                  round every point once, starting one point later each
+ *                  round; 3 rounds per repetition) and each reports its
+ *                  median, so that load from other processes falls on all
+ *                  points alike.  Memory state: the requests' addresses
+ *                  used to depend on glibc's history (its mmap
+ *                  threshold), which moved the cost per completion by
+ *                  1.4x from point to point; runtime/src/req.c now carves
+ *                  slabs in address order from chunks (see "Where slabs
+ *                  come from" there).
  *   token ring     n threads (2 .. 64), each in its own blocking loop, pass
  *                  one token around a ring: thread k hands it to k+1 with
  *                  actx_ctx_call.  us per hop.  Peers: libuv (one loop and
@@ -358,15 +376,34 @@ static actx_req **make_reqs(long n, actx_done_fn *done)
 }
 
 /*
+ * The owner thread's CPU time in ns: what a queued measurement counts (see
+ * completions).
+ */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
+        die("clock_gettime");
+    }
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
  * total completions from nthreads threads into this thread's loop, the
  * done callbacks counted in t_inner; ns per completion (owner's view: from
  * the barrier to the last done callback).  queued: the completers finish
  * before the clock starts, so that only the owner's side is measured
  * (taking them from the mailbox and running them), without the races of
- * two threads on a shared machine.
+ * two threads on a shared machine; the clock is then the owner thread's
+ * CPU time, since no other thread takes part: a time slice that another
+ * process takes from the owner (4 ms, against a measured 5-10 ms) is not
+ * the owner's cost (measured: wall-clock figures of one point 7, 11 and
+ * 19 ns while its CPU time was 7.1-7.4 ns).
  */
 static double completions(enum impl im, int nthreads, long total, bool queued)
 {
+    uint64_t (*now)(void) = queued ? thread_cpu_ns : bench_now_ns;
     uint64_t t0, t1;
 
     tally_reset(&t_inner, total);
@@ -377,12 +414,12 @@ static double completions(enum impl im, int nthreads, long total, bool queued)
         if (queued) {
             completers_join(nthreads);
         }
-        t0 = bench_now_ns();
+        t0 = now();
         if (ACTX_WAIT_WHILE(t_inner.done < total) < 0) {
             fprintf(stderr, "actx: completions stalled\n");
             exit(1);
         }
-        t1 = bench_now_ns();
+        t1 = now();
         if (!queued) {
             completers_join(nthreads);
         }
@@ -396,11 +433,11 @@ static double completions(enum impl im, int nthreads, long total, bool queued)
         if (queued) {
             completers_join(nthreads);
         }
-        t0 = bench_now_ns();
+        t0 = now();
         while (t_inner.done < total && t_inner.ok) {
             raw_poll(&q);
         }
-        t1 = bench_now_ns();
+        t1 = now();
         if (!queued) {
             completers_join(nthreads);
         }
@@ -416,11 +453,11 @@ static double completions(enum impl im, int nthreads, long total, bool queued)
         if (queued) {
             completers_join(nthreads);
         }
-        t0 = bench_now_ns();
+        t0 = now();
         while (t_inner.done < total && t_inner.ok) {
             uv_run(&q->loop, UV_RUN_ONCE);
         }
-        t1 = bench_now_ns();
+        t1 = now();
         if (!queued) {
             completers_join(nthreads);
         }
@@ -543,9 +580,15 @@ static double inner_uv(long n, long m, bool *ok)
 /*
  * Unmeasured rounds of each: the first runs pay for cold caches and for
  * growing the allocators (measured: the first point of a curve 3x the
- * next without this).
+ * next without this).  The last round is the curve's largest point (n
+ * outer completions queued, the stack depth deep), so that the requests'
+ * slabs, the contexts and the peer's nodes have grown to what every point
+ * needs before any is measured: growth happens once in a loop's life (the
+ * slabs live until it shuts down), and without this the first repetition
+ * of the 1e6-queued point alone touched fresh memory (measured: 10 ns
+ * against 6-7.5 ns for its other repetitions, in three runs out of three).
  */
-static void inner_warm_up(long m)
+static void inner_warm_up(long m, long n, int depth)
 {
     bool ok = true;
 
@@ -555,10 +598,42 @@ static void inner_warm_up(long m)
         inner_uv(0, m, &ok);
 #endif
     }
+    inner_actx(n, depth, m, &ok);
+#ifdef HAVE_LIBUV
+    inner_uv(n, m, &ok);
+#endif
     if (!ok) {
         fprintf(stderr, "bench-scale: warm-up: a completion was lost\n");
         exit(1);
     }
+}
+
+/*
+ * The points of the outer-queue and depth curves are measured in
+ * interleaved rounds: each round measures every point once, and a point's
+ * figure is the median over the rounds.  A burst of load from other
+ * processes (a compilation on a shared machine lasts longer than a point's
+ * repetitions) then falls on the points of a round alike instead of on one
+ * point's repetitions.  Round r starts at point r (mod the number of
+ * points) and goes on in order, so that each point takes a different place
+ * in each round and never runs twice in a row.  Measured before: with
+ * each point's repetitions back to back, one point's median came out 1.7x
+ * the others in one run out of three while the rest of the curve was flat.
+ *
+ * ROUNDS_PER_REP rounds per repetition (-n): a round of a curve takes
+ * about half a second, so with 5 rounds a burst of load of a few seconds
+ * covered most of a curve (measured: rounds 4 and 5 of 5 at 1.4x, which
+ * put one point's median 1.4x above the others); with 15 it covers a
+ * minority of the rounds, which the median leaves out.
+ */
+#define ROUNDS_PER_REP 3
+#define CURVE_MAX 16
+#define DEPTH_MAX 256
+
+/* Round r's k-th point of n. */
+static int round_point(int r, int k, int n)
+{
+    return (r + k) % n;
 }
 
 /*
@@ -569,60 +644,86 @@ static void inner_warm_up(long m)
 static void curve_outer(const bench_opts *o, long nmax)
 {
     long m = (long)(1000000 * o->scale);
+    bench_fig *f[CURVE_MAX];
+    long queued[CURVE_MAX];
+    bool ok[CURVE_MAX];
+    int np = 0;
 
-    inner_warm_up(m);
+    inner_warm_up(m, nmax, 1);
     bench_group("scale-outer",
                 "inner-context completions while outer completions wait");
-    for (long n = 10; n <= nmax; n *= 10) {
+    for (long n = 10; n <= nmax && np < CURVE_MAX; n *= 10, np++) {
         char name[64];
-        bench_fig *f;
-        bool ok = true;
 
         snprintf(name, sizeof(name), "inner compl, %ld outer queued", n);
-        f = bench_fig_new(name, "ns/compl", BENCH_LOWER);
-        bench_fig_x(f, "outer queue", "outer completions queued", (double)n);
-        bench_curve_target(f, "flat 1.2");
-        for (int r = 0; r < o->reps; r++) {
-            bench_add(f, "actx", inner_actx(n, 1, m, &ok));
+        f[np] = bench_fig_new(name, "ns/compl", BENCH_LOWER);
+        bench_fig_x(f[np], "outer queue", "outer completions queued",
+                    (double)n);
+        bench_curve_target(f[np], "flat 1.2");
+        queued[np] = n;
+        ok[np] = true;
+    }
+    for (int r = 0; r < ROUNDS_PER_REP * o->reps; r++) {
+        for (int k = 0; k < np; k++) {
+            int i = round_point(r, k, np);
+
+            bench_add(f[i], "actx", inner_actx(queued[i], 1, m, &ok[i]));
 #ifdef HAVE_LIBUV
-            bench_add(f, "libuv (other loop)", inner_uv(n, m, &ok));
+            bench_add(f[i], "libuv (other loop)",
+                      inner_uv(queued[i], m, &ok[i]));
 #endif
         }
-        bench_peer(f, "libuv (other loop)");
-        bench_note(f, "%ld inner completions from one thread", m);
-        bench_fig_check(f, ok,
+    }
+    for (int i = 0; i < np; i++) {
+        bench_peer(f[i], "libuv (other loop)");
+        bench_note(f[i], "%ld inner completions from one thread", m);
+        bench_note(f[i], "points measured in %d interleaved rounds",
+                   ROUNDS_PER_REP * o->reps);
+        bench_fig_check(f[i], ok[i],
                         "inner and outer completions each ran exactly once, "
                         "outer ones only after the pop");
-        bench_fig_done(f);
+        bench_fig_done(f[i]);
     }
 }
 
 static void curve_depth(const bench_opts *o)
 {
     long m = (long)(1000000 * o->scale);
+    bench_fig *f[CURVE_MAX];
+    int depth[CURVE_MAX];
+    bool ok[CURVE_MAX];
+    int np = 0;
 
-    inner_warm_up(m);
+    inner_warm_up(m, 0, DEPTH_MAX);
     bench_group("scale-depth",
                 "completions in the innermost context as the stack deepens");
-    for (int d = 1; d <= 256; d *= 2) {
+    for (int d = 1; d <= DEPTH_MAX && np < CURVE_MAX; d *= 2, np++) {
         char name[64];
-        bench_fig *f;
-        bool ok = true;
 
         snprintf(name, sizeof(name), "inner compl, depth %d", d);
-        f = bench_fig_new(name, "ns/compl", BENCH_LOWER);
-        bench_fig_x(f, "stack depth", "context stack depth", d);
-        bench_curve_target(f, "flat 1.2");
-        for (int r = 0; r < o->reps; r++) {
-            bench_add(f, "actx", inner_actx(0, d, m, &ok));
+        f[np] = bench_fig_new(name, "ns/compl", BENCH_LOWER);
+        bench_fig_x(f[np], "stack depth", "context stack depth", d);
+        bench_curve_target(f[np], "flat 1.2");
+        depth[np] = d;
+        ok[np] = true;
+    }
+    for (int r = 0; r < ROUNDS_PER_REP * o->reps; r++) {
+        for (int k = 0; k < np; k++) {
+            int i = round_point(r, k, np);
+
+            bench_add(f[i], "actx", inner_actx(0, depth[i], m, &ok[i]));
 #ifdef HAVE_LIBUV
-            bench_add(f, "libuv (one loop)", inner_uv(0, m, &ok));
+            bench_add(f[i], "libuv (one loop)", inner_uv(0, m, &ok[i]));
 #endif
         }
-        bench_peer(f, "libuv (one loop)");
-        bench_note(f, "%ld completions from one thread", m);
-        bench_fig_check(f, ok, "every completion ran exactly once");
-        bench_fig_done(f);
+    }
+    for (int i = 0; i < np; i++) {
+        bench_peer(f[i], "libuv (one loop)");
+        bench_note(f[i], "%ld completions from one thread", m);
+        bench_note(f[i], "points measured in %d interleaved rounds",
+                   ROUNDS_PER_REP * o->reps);
+        bench_fig_check(f[i], ok[i], "every completion ran exactly once");
+        bench_fig_done(f[i]);
     }
 }
 
@@ -897,7 +998,8 @@ int main(int argc, char **argv)
                 "(1-8), as outer-context\ncompletions wait (10-1e6) and as "
                 "the context stack deepens (1-256); a token\npassed around "
                 "a ring of 2-64 loops.  Every point checks exactly-once "
-                "delivery.",
+                "delivery.\nThe outer and depth curves measure their points "
+                "in 3 interleaved rounds per\nrepetition.",
         .reps = 5,
         .extra = extra,
     };

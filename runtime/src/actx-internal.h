@@ -210,6 +210,8 @@ struct actx__loop {
     actx_ctx *ctx_free;
     struct req_slab *req_slabs; /* req.c */
     struct req_slab *req_cur;   /* req.c: allocation cursor */
+    /* req.c: the chunk slabs are carved from, its next slab and its end. */
+    struct req_slab *req_chunk, *req_carve, *req_carve_end;
     unsigned req_word;
     long req_cap;
     actx_req *req_hint;  /* req.c: first line freed since the cursor moved */
