@@ -399,6 +399,20 @@ void actx__fd_waited(actx__loop *loop)
     }
 }
 
+/*
+ * Did the latest wait stash events that no actx__fd_poll has dispatched?
+ * (poll.c's polling window waits with a zero timeout and asks this: the
+ * run_pass that follows dispatches them.)  They may all be for parked fds
+ * or other contexts' fds: that actx__fd_poll then parks or skips them and
+ * consumes the stash all the same, so this turns false.
+ */
+bool actx__fd_stashed(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    return loop->nfds != 0 && tab && tab->stash_fresh && tab->nstash != 0;
+}
+
 static void unpark_all(actx__loop *loop, fdtab *tab, actx_ctx *c);
 
 /* Take f out of the epoll set until its context c is current again. */

@@ -136,7 +136,8 @@ static bool work_now(actx__loop *loop, actx_ctx *c)
     /* seq_cst load: O3 of the wake-up protocol (mailbox.c). */
     return c->q_head || (uintptr_t)atomic_load(&loop->mb->head) > 1 ||
            actx__io_ready(loop) || (c->bh_head && actx__bh_has_nonidle(c)) ||
-           (c->timers && actx__timers_next_ns(loop, c) == 0);
+           (c->timers && actx__timers_next_ns(loop, c) == 0) ||
+           (ACTX__UNLIKELY(loop->nfds != 0) && actx__fd_stashed(loop));
 }
 
 /* Sleep timeout for c, in ns; -1 for none. */
@@ -189,6 +190,7 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 #define POLL_START_NS 4000
 #define POLL_MIN_NS 500
 #define POLL_IDLE_FACTOR 16
+#define POLL_FD_NS 1000
 #define POLL_LIMIT_NS (10 * 1000 * 1000 * 1000LL)
 
 static inline void cpu_relax(void)
@@ -218,7 +220,7 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
                         uint64_t *start)
 {
     int64_t w = loop->poll_ns;
-    uint64_t end;
+    uint64_t end, fd_next = 0;
     unsigned i;
 
     if (timeout >= 0 && timeout < w) {
@@ -240,8 +242,18 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
             }
             return true;
         }
-        if ((i & 7) == 0 && actx_now_ns() >= end) {
-            return false;
+        if ((i & 7) == 0) {
+            uint64_t now = actx_now_ns();
+
+            if (now >= end) {
+                return false;
+            }
+            if (ACTX__UNLIKELY(loop->nfds != 0) && now >= fd_next) {
+                /* Ready fds are stashed for run_pass; work_now sees them. */
+                fd_next = now + POLL_FD_NS;
+                actx__backend_wait(loop, 0);
+                continue;
+            }
         }
         /*
          * Now and then give the CPU away: on a machine with more runnable
