@@ -330,6 +330,19 @@ ACTX_EXTERN int actx_pool_set_size(int n);
 ACTX_EXTERN int actx_poll(bool blocking);
 
 /**
+ * Owner thread only.  actx_poll(true) for a caller that must get control
+ * back now and then (a host's signal handlers, its own deadline): the same
+ * iteration, adaptive polling included (actx_set_poll_max_ns), but it
+ * waits at most about timeout_ns in all (negative: no limit) and returns
+ * when a signal interrupts its sleep.  Returns 1 if anything but an idle
+ * BH ran; 0 where actx_poll(true) returns 0 (only idle BHs ran, or nothing
+ * can ever make progress in the current context); -ETIMEDOUT when
+ * timeout_ns passed, or -EINTR when a signal interrupted the sleep, with
+ * nothing run (call again); -ENOMEM/-EMFILE if the loop cannot be created.
+ */
+ACTX_EXTERN int actx_poll_timeout(int64_t timeout_ns);
+
+/**
  * Move arrived mailbox messages into their contexts' queues, then run the
  * queued completions and calls of the current context; 1 if any ran.
  */

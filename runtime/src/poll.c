@@ -317,8 +317,16 @@ static inline void disarm_embedding(actx__loop *loop)
     }
 }
 
-/* A blocking poll (the non-blocking one is inline in actx_poll). */
-static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
+/*
+ * A blocking poll (the non-blocking one is inline in actx_poll).  With a
+ * deadline (actx_poll_timeout; NO_DEADLINE: none, but still interruptible)
+ * the waiting, window included, ends by it (-ETIMEDOUT) and a signal that
+ * interrupts the sleep ends the call (-EINTR), nothing run either way.
+ */
+#define NO_DEADLINE UINT64_MAX
+
+static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
+                                                   uint64_t deadline)
 {
     bool ran_idle = false;
     uint64_t poll_start = 0;
@@ -330,6 +338,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
     for (;;) {
         int64_t timeout;
         uint64_t slept;
+        int waited = 0;
 
         if (work_now(loop, c)) {
             actx__drain_if_any(loop);
@@ -345,6 +354,16 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
         }
         actx__io_flush(loop); /* the ring's batch, before sleeping */
         timeout = sleep_timeout(loop, c);
+        if (ACTX__UNLIKELY(deadline != 0) && deadline != NO_DEADLINE) {
+            uint64_t now = actx_now_ns();
+
+            if (now >= deadline) {
+                return -ETIMEDOUT;
+            }
+            if (timeout < 0 || (uint64_t)timeout > deadline - now) {
+                timeout = (int64_t)(deadline - now);
+            }
+        }
         if (ACTX__UNLIKELY(loop->poll_max_ns != 0) &&
             poll_window(loop, c, timeout, &poll_start)) {
             continue; /* found work: run it as usual */
@@ -367,7 +386,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
             slept = !loop->poll_max_ns ? 0
                     : poll_start       ? poll_start
                                        : actx_now_ns();
-            actx__backend_wait(loop, timeout);
+            waited = actx__backend_wait(loop, timeout);
             if (ACTX__UNLIKELY(slept != 0)) {
                 poll_adapt(loop, actx_now_ns() - slept);
             }
@@ -377,6 +396,15 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
             loop->sleep_hook(loop, false);
         }
         actx__drain_if_any(loop);
+        if (ACTX__UNLIKELY(deadline != 0) && !work_now(loop, c)) {
+            /* Nothing to run: a signal or the deadline ends the call. */
+            if (waited == -EINTR) {
+                return -EINTR;
+            }
+            if (deadline != NO_DEADLINE && actx_now_ns() >= deadline) {
+                return -ETIMEDOUT;
+            }
+        }
         if (run_pass(loop, c, &ran_idle)) {
             return 1;
         }
@@ -403,9 +431,31 @@ int actx_poll(bool blocking)
         actx__drain_if_any(loop);
         r = run_pass(loop, loop->cur, &ran_idle);
     } else {
-        r = poll_blocking(loop);
+        r = poll_blocking(loop, 0);
     }
     /* What this iteration submitted to the ring goes in with one syscall. */
+    actx__io_flush(loop);
+    actx__leave(loop, outer);
+    return r;
+}
+
+int actx_poll_timeout(int64_t timeout_ns)
+{
+    actx__loop *loop = actx__loop_get();
+    uint64_t deadline = NO_DEADLINE;
+    int r;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    if (timeout_ns >= 0) {
+        deadline = actx_now_ns() + (uint64_t)timeout_ns;
+        if (deadline == NO_DEADLINE) {
+            deadline--; /* that means "none" */
+        }
+    }
+    bool outer = actx__enter(loop);
+    r = poll_blocking(loop, deadline);
     actx__io_flush(loop);
     actx__leave(loop, outer);
     return r;
