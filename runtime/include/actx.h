@@ -337,8 +337,9 @@ ACTX_EXTERN int actx_poll(bool blocking);
  * when a signal interrupts its sleep.  Returns 1 if anything but an idle
  * BH ran; 0 where actx_poll(true) returns 0 (only idle BHs ran, or nothing
  * can ever make progress in the current context); -ETIMEDOUT when
- * timeout_ns passed, or -EINTR when a signal interrupted the sleep, with
- * nothing run (call again); -ENOMEM/-EMFILE if the loop cannot be created.
+ * timeout_ns passed, or -EINTR when a signal interrupted the sleep (the
+ * kernel may also interrupt it without one), with nothing run either way:
+ * call again.  -ENOMEM/-EMFILE if the loop cannot be created.
  */
 ACTX_EXTERN int actx_poll_timeout(int64_t timeout_ns);
 
