@@ -158,22 +158,34 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
  *
  * Before a blocking poll arms the wake-up protocol and sleeps, it looks for
  * work (work_now: the mailbox head, the queue, non-idle BHs, due timers of
- * the current context) in a loop for up to a window of loop->poll_ns.  The
- * protocol is not armed meanwhile: notify_me stays 0, so posters write no
- * eventfd while the owner polls (they see an owner that is not about to
- * sleep).  When the window ends empty-handed the owner proceeds exactly as
- * without polling: O1/O2, the O3 re-check, sleep - so a post that lands
- * after the window is either seen by O3 or wakes the sleep (the spin model
- * tests/model/mailbox.pml -DPOLL checks both).  Polling only decides when
- * the owner looks, never what runs: what it finds is run by the same
- * drain and run_pass as without it.
+ * the current context, ring completions) in a loop for up to a window of
+ * loop->poll_ns.  The protocol is not armed meanwhile: notify_me stays 0,
+ * so posters write no eventfd while the owner polls (they see an owner
+ * that is not about to sleep).  When the window ends empty-handed the
+ * owner proceeds exactly as without polling: O1/O2, the O3 re-check, sleep
+ * - so a post that lands after the window is either seen by O3 or wakes
+ * the sleep (the spin model tests/model/mailbox.pml -DPOLL checks both).
+ * Polling only decides when the owner looks, never what runs: what it
+ * finds is run by the same drain and run_pass as without it.
+ *
+ * Fd handlers are polled too: while the loop has any, the window waits on
+ * the epoll set with a zero timeout at most once per POLL_FD_NS (a system
+ * call costs about 1.5 us on a VM, so not at every look; the window is
+ * not shortened by it).  That wait stashes the ready fds as any wait does
+ * (fd.c) and work_now sees a fresh stash, so the window ends as for any
+ * other work and the run_pass after it dispatches each event once; fds of
+ * other contexts are parked there as always (one epoll_ctl each, so they
+ * cannot keep the window busy), and a stash of only such events is
+ * consumed all the same.  The wait may also report the eventfd (a write
+ * left from an earlier sleep) and read it, before O1: the spin model
+ * (tests/model/mailbox.pml -DPOLL) covers that read.
  *
  * The window adapts (the idea of QEMU's poll-grow/poll-shrink, with its own
  * rule).  The figure that tells whether polling pays is how long the wait
  * (the empty window and the sleep after it) lasted:
- *   - work found while polling: the window was long enough.  If it was
- *     found in the second half, the window is doubled (the next wait may be
- *     a little longer); else it stays;
+ *   - work found while polling (a ready fd included): the window was
+ *     long enough.  If it was found in the second half, the window is
+ *     doubled (the next wait may be a little longer); else it stays;
  *   - empty window, then a sleep, ending within poll_max_ns: a longer
  *     window would have caught it, so the window doubles (from 0 it starts
  *     at POLL_START_NS, or poll_max_ns if that is smaller);
@@ -190,7 +202,7 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 #define POLL_START_NS 4000
 #define POLL_MIN_NS 500
 #define POLL_IDLE_FACTOR 16
-#define POLL_FD_NS 1000
+#define POLL_FD_NS 1000 /* the least time between two fd checks */
 #define POLL_LIMIT_NS (10 * 1000 * 1000 * 1000LL)
 
 static inline void cpu_relax(void)
