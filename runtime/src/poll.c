@@ -136,8 +136,17 @@ static bool work_now(actx__loop *loop, actx_ctx *c)
     /* seq_cst load: O3 of the wake-up protocol (mailbox.c). */
     return c->q_head || (uintptr_t)atomic_load(&loop->mb->head) > 1 ||
            actx__io_ready(loop) || (c->bh_head && actx__bh_has_nonidle(c)) ||
-           (c->timers && actx__timers_next_ns(loop, c) == 0) ||
-           (ACTX__UNLIKELY(loop->nfds != 0) && actx__fd_stashed(loop));
+           (c->timers && actx__timers_next_ns(loop, c) == 0);
+}
+
+/*
+ * Ready fds that a wait stashed and no run_pass has dispatched yet (the
+ * polling window's zero-timeout waits, or a sleep): run_pass must follow.
+ * Not part of work_now, which the window calls at every look.
+ */
+static inline bool fds_stashed(actx__loop *loop)
+{
+    return ACTX__UNLIKELY(loop->nfds != 0) && actx__fd_stashed(loop);
 }
 
 /* Sleep timeout for c, in ns; -1 for none. */
@@ -170,10 +179,11 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
  *
  * Fd handlers are polled too: while the loop has any, the window waits on
  * the epoll set with a zero timeout at most once per POLL_FD_NS (a system
- * call costs about 1.5 us on a VM, so not at every look; the window is
- * not shortened by it).  That wait stashes the ready fds as any wait does
- * (fd.c) and work_now sees a fresh stash, so the window ends as for any
- * other work and the run_pass after it dispatches each event once; fds of
+ * call costs about 1.5 us on a VM, so not at every look; its time counts
+ * in the window).  That wait stashes the ready fds as any wait does
+ * (fd.c); a fresh stash ends the window as any other work does (work_now
+ * itself, called at every look, leaves fds out) and the run_pass after it
+ * dispatches each event once; fds of
  * other contexts are parked there as always (one epoll_ctl each, so they
  * cannot keep the window busy), and a stash of only such events is
  * consumed all the same.  The wait may also report the eventfd (a write
@@ -226,7 +236,8 @@ static void poll_grow(actx__loop *loop)
 /*
  * Poll for work for up to the window (measured from *start, which the
  * first call of one actx_poll sets: messages for other contexts do not
- * restart it).  True when work_now() found something.
+ * restart it).  True when work_now() or a zero-timeout wait for fd
+ * handlers found something.
  */
 static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
                         uint64_t *start)
@@ -247,12 +258,7 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
     end = *start + (uint64_t)w;
     for (i = 1;; i++) {
         if (work_now(loop, c)) {
-            /* Found late in the window: let it grow (see above). */
-            if (i > 1 && loop->poll_ns == w &&
-                actx_now_ns() - *start > (uint64_t)w / 2) {
-                poll_grow(loop);
-            }
-            return true;
+            break;
         }
         if ((i & 7) == 0) {
             uint64_t now = actx_now_ns();
@@ -261,9 +267,12 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
                 return false;
             }
             if (ACTX__UNLIKELY(loop->nfds != 0) && now >= fd_next) {
-                /* Ready fds are stashed for run_pass; work_now sees them. */
+                /* Ready fds are stashed for the run_pass that follows. */
                 fd_next = now + POLL_FD_NS;
                 actx__backend_wait(loop, 0);
+                if (actx__fd_stashed(loop)) {
+                    break;
+                }
                 continue;
             }
         }
@@ -280,6 +289,12 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
             cpu_relax();
         }
     }
+    /* Found late in the window: let it grow (see above). */
+    if (i > 1 && loop->poll_ns == w &&
+        actx_now_ns() - *start > (uint64_t)w / 2) {
+        poll_grow(loop);
+    }
+    return true;
 }
 
 /*
@@ -352,7 +367,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
         uint64_t slept;
         int waited = 0;
 
-        if (work_now(loop, c)) {
+        if (work_now(loop, c) || fds_stashed(loop)) {
             actx__drain_if_any(loop);
             if (run_pass(loop, c, &ran_idle)) {
                 return 1;
@@ -408,7 +423,8 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
             loop->sleep_hook(loop, false);
         }
         actx__drain_if_any(loop);
-        if (ACTX__UNLIKELY(deadline != 0) && !work_now(loop, c)) {
+        if (ACTX__UNLIKELY(deadline != 0) && !work_now(loop, c) &&
+            !fds_stashed(loop)) {
             /* Nothing to run: a signal or the deadline ends the call. */
             if (waited == -EINTR) {
                 return -EINTR;
