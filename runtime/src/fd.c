@@ -28,7 +28,9 @@
  * wait's events are current), then actx__fd_waited marks it fresh; the
  * actx__fd_poll that follows dispatches it without another syscall.
  * Without a fresh stash (non-blocking poll) actx__fd_poll asks the backend
- * with a zero timeout.  Dispatch works on a local copy, so a handler may
+ * with a zero timeout.  Adaptive polling (poll.c) waits with a zero
+ * timeout too and, when that stashed events (actx__fd_stashed), leaves
+ * them fresh for the run_pass that follows.  Dispatch works on a local copy, so a handler may
  * poll recursively.
  *
  * Closed fds.  Closing an fd removes it from epoll only when no dup keeps
