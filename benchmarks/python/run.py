@@ -204,15 +204,17 @@ def bench_call_later_asyncio(new_loop, n=100000):
 #
 # What polling can save here is the loop's own wake-up, not the pinger's:
 # the pinger blocks in os.read, so every trip still wakes one sleeping
-# thread, whatever the loop does (on a VM an idle vCPU halts and waking it
-# costs ~10 us).  Measured on the 2-vCPU VM this was tuned on: a C loop
-# that never sleeps takes ~0.6x the time of one that sleeps, and this
-# figure with the pinger in a separate C process (no GIL) gives actx with
-# polling ~0.62x asyncio's time; with this Python pinger, GIL hand-offs
-# between the two threads (the loop now catches the ping while the pinger
-# still holds or wants the GIL) cost the pinger more sleeps.  So the
-# <= 0.5x target is out of reach of any loop in this design.
+# thread, whatever the loop does (on a VM an idle vCPU halts, and waking
+# it goes through the hypervisor).  Measured on a quiet 2-vCPU VM: with
+# the pinger in a separate C process (no GIL) actx with polling took
+# 0.60-0.67x asyncio's time (~12 us a trip, most of it that wake-up);
+# with this Python pinger 0.6-0.9x, because the polling loop catches the
+# ping while the pinger still holds or wants the GIL, and the GIL
+# hand-offs cost the pinger extra sleeps (~1.5 a trip instead of 1).  So
+# <= 0.5x is out of reach of any loop in this design.
 FD_POLL_MAX_NS = 50000
+
+
 def _pinger(n, out_w, in_r, start):
     start.wait()
     for _ in range(n):
