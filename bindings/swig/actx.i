@@ -17,7 +17,8 @@
  *   - after actx's atexit hook ran, no trampoline enters Python.
  *
  * Threads: the module is built with threads="1" so blocking wrappers
- * (actx_flush, actx_thread_shutdown, actx_py_poll_block) release the GIL; every call that
+ * (actx_flush, actx_thread_shutdown, actx_py_poll_block, actx_poll_timeout,
+ * actx_py_flush_slice) release the GIL; every call that
  * cannot block is %nothread (keeps the GIL: ~60% cheaper, and callbacks run
  * inside a non-blocking poll do not have to take it again).
  */
@@ -425,12 +426,13 @@ static PyObject *actx_py_stats(void)
 
 %include <stdint.i>
 
-/* Everything below keeps the GIL except the two calls that may block. */
+/* Everything below keeps the GIL except the calls that may block. */
 %nothread;
 %thread actx_flush;
 %thread actx_thread_shutdown;
 %thread actx_py_poll_block;
 %thread actx_py_flush_slice;
+%thread actx_poll_timeout;
 
 /* Calls that take callbacks or object pointers go through the helpers. */
 %ignore actx_bh_new;

@@ -165,6 +165,7 @@ context_id = lib.actx_context_id
 process_queue = lib.actx_process_queue
 flush = lib.actx_flush
 flush_slice = lib.actx_py_flush_slice
+poll_timeout = lib.actx_poll_timeout
 can_progress = lib.actx_can_progress
 backend_fd = lib.actx_backend_fd
 backend_timeout_ms = lib.actx_backend_timeout_ms

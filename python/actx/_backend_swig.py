@@ -34,6 +34,7 @@ context_id = _m.actx_context_id
 process_queue = _m.actx_process_queue
 flush = _m.actx_flush
 flush_slice = _m.actx_py_flush_slice
+poll_timeout = _m.actx_poll_timeout
 can_progress = _m.actx_can_progress
 backend_fd = _m.actx_backend_fd
 backend_timeout_ms = _m.actx_backend_timeout_ms

@@ -55,6 +55,7 @@ _poll_block = B.poll_block
 _main_ident = threading.main_thread().ident
 _can_progress = B.can_progress
 _flush_slice = B.flush_slice
+_poll_timeout = B.poll_timeout
 _timeout_ms = B.backend_timeout_ms
 _backend_fd = B.backend_fd
 _ctx_call = B.ctx_call
@@ -64,6 +65,7 @@ _bh_schedule_idle = B.bh_schedule_idle
 # Longest single sleep in a blocking call: bounds the latency of Ctrl-C
 # (a signal that lands just before the sleep starts) and of timeouts.
 _SLICE_MS = 50
+_SLICE_NS = _SLICE_MS * 1000000
 
 
 def _kick():
@@ -301,35 +303,31 @@ def poll(block: bool = False) -> bool:
         if _pending:
             _raise_pending()
         return bool(r)
-    st = None
+    # The main thread: the runtime's blocking poll (adaptive polling
+    # included, see set_poll_max_ns), without the GIL, in slices of at most
+    # _SLICE_MS; between slices, and when a signal interrupts the sleep,
+    # Python runs its signal handlers (Ctrl-C raises here).
     while True:
-        # Arms the wake-up first, so nothing posted from here on is missed.
-        t = _timeout_ms()
-        natural = False
-        if t != 0:
-            if not _can_progress():
-                _poll_nb()  # disarm
-                if _pending:
-                    _raise_pending()
-                return False
-            if st is None:
-                st = _states.get(_get_ident()) or _state()
-            natural = _wait_fd(st, t, _SLICE_MS)
-        r = _poll_nb()
+        r = _poll_timeout(_SLICE_NS)
         if _pending:
             _raise_pending()
-        if r:
-            return True
-        if natural:
-            return False
+        if r >= 0:
+            return bool(r)
+        if r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
+            raise _oserror(r)
 
 
 def set_poll_max_ns(ns: int) -> None:
     """Adaptive polling for the calling thread's loop: before the runtime's
-    own blocking waits sleep (flush(), run(), poll(block=True) off the main
-    thread), poll for work for up to an adaptive window of at most ns
-    nanoseconds.  0 (the default) turns it off.  Never changes what runs.
-    Raises OSError(EINVAL) for a negative ns.
+    own blocking waits sleep (run() and poll(block=True) on any thread;
+    flush() and Request.result() off the main thread), poll for work -
+    arrived completions and calls, BHs, due timers and ready fd handlers
+    (add_reader/add_writer) of the current context - for up to an adaptive
+    window of at most ns nanoseconds (e.g. 50_000 to 100_000 for a loop
+    that answers requests or fds quickly).  The window grows while waits
+    are short and drops to nothing while the loop is idle.  0 (the
+    default) turns it off.  Never changes what runs.  Raises
+    OSError(EINVAL) for a negative ns.
     """
     r = B.set_poll_max_ns(ns)
     if r < 0:

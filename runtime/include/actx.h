@@ -330,6 +330,20 @@ ACTX_EXTERN int actx_pool_set_size(int n);
 ACTX_EXTERN int actx_poll(bool blocking);
 
 /**
+ * Owner thread only.  actx_poll(true) for a caller that must get control
+ * back now and then (a host's signal handlers, its own deadline): the same
+ * iteration, adaptive polling included (actx_set_poll_max_ns), but it
+ * waits at most about timeout_ns in all (negative: no limit) and returns
+ * when a signal interrupts its sleep.  Returns 1 if anything but an idle
+ * BH ran; 0 where actx_poll(true) returns 0 (only idle BHs ran, or nothing
+ * can ever make progress in the current context); -ETIMEDOUT when
+ * timeout_ns passed, or -EINTR when a signal interrupted the sleep (the
+ * kernel may also interrupt it without one), with nothing run either way:
+ * call again.  -ENOMEM/-EMFILE if the loop cannot be created.
+ */
+ACTX_EXTERN int actx_poll_timeout(int64_t timeout_ns);
+
+/**
  * Move arrived mailbox messages into their contexts' queues, then run the
  * queued completions and calls of the current context; 1 if any ran.
  */
@@ -481,17 +495,20 @@ ACTX_EXTERN uint64_t actx_now_ns(void);
 
 /**
  * Calling thread (its loop).  Adaptive polling: before a blocking
- * actx_poll() sleeps, it first polls the mailbox, the current context's
- * queue, its scheduled BHs and its due timers for up to an adaptive window
- * of at most ns nanoseconds, so that a completion arriving soon is run
- * without the cost of sleeping and being woken (eventfd write, epoll
- * wake-up).  The window grows while sleeps turn out short and shrinks to
- * nothing while they are long, so an idle loop does not spin (poll.c
- * explains the rule).  Polling never changes what runs: the same
- * callbacks, in the same contexts, in the same order; ready fds are still
- * only seen when the poll looks at them (after the window).  0 (the
- * default) never polls; values above 10 s act as 10 s.  Returns 0,
- * -EINVAL for ns < 0, or -ENOMEM/-EMFILE if the loop cannot be created.
+ * actx_poll() (or actx_poll_timeout(), actx_run(), actx_flush()) sleeps,
+ * it first polls the mailbox, the current context's queue, its scheduled
+ * BHs, its due timers and, while the loop has fd handlers, the ready fds
+ * (a zero-timeout epoll wait at most about every microsecond) for up to
+ * an adaptive window of at most ns nanoseconds, so that a completion
+ * arriving or an fd turning ready soon is run without the cost of
+ * sleeping and being woken (eventfd write, epoll wake-up).  The window
+ * grows while sleeps turn out short and shrinks to nothing while they are
+ * long, so an idle loop does not spin (poll.c explains the rule).  Polling
+ * never changes what runs: the same callbacks, in the same contexts, in
+ * the same order (an fd of another context found ready waits for its
+ * context as always).  0 (the default) never polls; values above 10 s act
+ * as 10 s.  Returns 0, -EINVAL for ns < 0, or -ENOMEM/-EMFILE if the loop
+ * cannot be created.
  */
 ACTX_EXTERN int actx_set_poll_max_ns(int64_t ns);
 

@@ -539,6 +539,7 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c);
 void actx__fd_wait_begin(actx__loop *loop);
 void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
 void actx__fd_waited(actx__loop *loop);
+bool actx__fd_stashed(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
 void actx__fd_loop_shutdown(actx__loop *loop);
 int actx__timers_run(actx__loop *loop, actx_ctx *c);

@@ -94,6 +94,7 @@ int actx__backend_rebuild(actx__loop *loop)
 
 /*
  * Wait up to timeout_ns (-1: forever, 0: poll) and hand ready fds to fd.c.
+ * Returns how many events there were, or -errno (-EINTR for a signal).
  * epoll_pwait2 takes nanoseconds; a kernel without it gets milliseconds,
  * rounded up so that a timer is never run early.
  */
@@ -126,7 +127,7 @@ int actx__backend_wait(actx__loop *loop, int64_t timeout_ns)
         n = epoll_wait(loop->epfd, evs, MAX_EVENTS, ms);
     }
     if (n < 0) {
-        return errno == EINTR ? 0 : -errno;
+        return -errno; /* -EINTR: a signal (poll.c may return on it) */
     }
     for (i = 0; i < n; i++) {
         if (evs[i].data.u64 == 0) {

@@ -28,7 +28,9 @@
  * wait's events are current), then actx__fd_waited marks it fresh; the
  * actx__fd_poll that follows dispatches it without another syscall.
  * Without a fresh stash (non-blocking poll) actx__fd_poll asks the backend
- * with a zero timeout.  Dispatch works on a local copy, so a handler may
+ * with a zero timeout.  Adaptive polling (poll.c) waits with a zero
+ * timeout too and, when that stashed events (actx__fd_stashed), leaves
+ * them fresh for the run_pass that follows.  Dispatch works on a local copy, so a handler may
  * poll recursively.
  *
  * Closed fds.  Closing an fd removes it from epoll only when no dup keeps
@@ -397,6 +399,20 @@ void actx__fd_waited(actx__loop *loop)
     if (tab) {
         tab->stash_fresh = true;
     }
+}
+
+/*
+ * Did the latest wait stash events that no actx__fd_poll has dispatched?
+ * (poll.c's polling window waits with a zero timeout and asks this: the
+ * run_pass that follows dispatches them.)  They may all be for parked fds
+ * or other contexts' fds: that actx__fd_poll then parks or skips them and
+ * consumes the stash all the same, so this turns false.
+ */
+bool actx__fd_stashed(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    return loop->nfds != 0 && tab && tab->stash_fresh && tab->nstash != 0;
 }
 
 static void unpark_all(actx__loop *loop, fdtab *tab, actx_ctx *c);

@@ -49,7 +49,11 @@
  * A post while the owner is not about to sleep writes nothing.  An owner
  * that polls before sleeping (actx_set_poll_max_ns, poll.c) polls before
  * O1: notify_me is still 0, so posts during the window write nothing
- * either, and the sleep after it follows O1-O4 unchanged.
+ * either, and the sleep after it follows O1-O4 unchanged.  With fd
+ * handlers the window's zero-timeout epoll waits may report and read an
+ * eventfd write left from an earlier sleep (as a non-blocking poll with fd
+ * handlers always could): that read is before O1, notified stays set
+ * until O1 clears it, and the model covers it.
  */
 #include "actx-internal.h"
 

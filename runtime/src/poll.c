@@ -139,6 +139,16 @@ static bool work_now(actx__loop *loop, actx_ctx *c)
            (c->timers && actx__timers_next_ns(loop, c) == 0);
 }
 
+/*
+ * Ready fds that a wait stashed and no run_pass has dispatched yet (the
+ * polling window's zero-timeout waits, or a sleep): run_pass must follow.
+ * Not part of work_now, which the window calls at every look.
+ */
+static inline bool fds_stashed(actx__loop *loop)
+{
+    return ACTX__UNLIKELY(loop->nfds != 0) && actx__fd_stashed(loop);
+}
+
 /* Sleep timeout for c, in ns; -1 for none. */
 static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 {
@@ -157,22 +167,35 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
  *
  * Before a blocking poll arms the wake-up protocol and sleeps, it looks for
  * work (work_now: the mailbox head, the queue, non-idle BHs, due timers of
- * the current context) in a loop for up to a window of loop->poll_ns.  The
- * protocol is not armed meanwhile: notify_me stays 0, so posters write no
- * eventfd while the owner polls (they see an owner that is not about to
- * sleep).  When the window ends empty-handed the owner proceeds exactly as
- * without polling: O1/O2, the O3 re-check, sleep - so a post that lands
- * after the window is either seen by O3 or wakes the sleep (the spin model
- * tests/model/mailbox.pml -DPOLL checks both).  Polling only decides when
- * the owner looks, never what runs: what it finds is run by the same
- * drain and run_pass as without it.
+ * the current context, ring completions) in a loop for up to a window of
+ * loop->poll_ns.  The protocol is not armed meanwhile: notify_me stays 0,
+ * so posters write no eventfd while the owner polls (they see an owner
+ * that is not about to sleep).  When the window ends empty-handed the
+ * owner proceeds exactly as without polling: O1/O2, the O3 re-check, sleep
+ * - so a post that lands after the window is either seen by O3 or wakes
+ * the sleep (the spin model tests/model/mailbox.pml -DPOLL checks both).
+ * Polling only decides when the owner looks, never what runs: what it
+ * finds is run by the same drain and run_pass as without it.
+ *
+ * Fd handlers are polled too: while the loop has any, the window waits on
+ * the epoll set with a zero timeout at most once per POLL_FD_NS (a system
+ * call costs about 1.5 us on a VM, so not at every look; its time counts
+ * in the window).  That wait stashes the ready fds as any wait does
+ * (fd.c); a fresh stash ends the window as any other work does (work_now
+ * itself, called at every look, leaves fds out) and the run_pass after it
+ * dispatches each event once; fds of
+ * other contexts are parked there as always (one epoll_ctl each, so they
+ * cannot keep the window busy), and a stash of only such events is
+ * consumed all the same.  The wait may also report the eventfd (a write
+ * left from an earlier sleep) and read it, before O1: the spin model
+ * (tests/model/mailbox.pml -DPOLL) covers that read.
  *
  * The window adapts (the idea of QEMU's poll-grow/poll-shrink, with its own
  * rule).  The figure that tells whether polling pays is how long the wait
  * (the empty window and the sleep after it) lasted:
- *   - work found while polling: the window was long enough.  If it was
- *     found in the second half, the window is doubled (the next wait may be
- *     a little longer); else it stays;
+ *   - work found while polling (a ready fd included): the window was
+ *     long enough.  If it was found in the second half, the window is
+ *     doubled (the next wait may be a little longer); else it stays;
  *   - empty window, then a sleep, ending within poll_max_ns: a longer
  *     window would have caught it, so the window doubles (from 0 it starts
  *     at POLL_START_NS, or poll_max_ns if that is smaller);
@@ -189,6 +212,7 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 #define POLL_START_NS 4000
 #define POLL_MIN_NS 500
 #define POLL_IDLE_FACTOR 16
+#define POLL_FD_NS 1000 /* the least time between two fd checks */
 #define POLL_LIMIT_NS (10 * 1000 * 1000 * 1000LL)
 
 static inline void cpu_relax(void)
@@ -212,13 +236,14 @@ static void poll_grow(actx__loop *loop)
 /*
  * Poll for work for up to the window (measured from *start, which the
  * first call of one actx_poll sets: messages for other contexts do not
- * restart it).  True when work_now() found something.
+ * restart it).  True when work_now() or a zero-timeout wait for fd
+ * handlers found something.
  */
 static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
                         uint64_t *start)
 {
     int64_t w = loop->poll_ns;
-    uint64_t end;
+    uint64_t end, fd_next = 0;
     unsigned i;
 
     if (timeout >= 0 && timeout < w) {
@@ -233,15 +258,23 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
     end = *start + (uint64_t)w;
     for (i = 1;; i++) {
         if (work_now(loop, c)) {
-            /* Found late in the window: let it grow (see above). */
-            if (i > 1 && loop->poll_ns == w &&
-                actx_now_ns() - *start > (uint64_t)w / 2) {
-                poll_grow(loop);
-            }
-            return true;
+            break;
         }
-        if ((i & 7) == 0 && actx_now_ns() >= end) {
-            return false;
+        if ((i & 7) == 0) {
+            uint64_t now = actx_now_ns();
+
+            if (now >= end) {
+                return false;
+            }
+            if (ACTX__UNLIKELY(loop->nfds != 0) && now >= fd_next) {
+                /* Ready fds are stashed for the run_pass that follows. */
+                fd_next = now + POLL_FD_NS;
+                actx__backend_wait(loop, 0);
+                if (actx__fd_stashed(loop)) {
+                    break;
+                }
+                continue;
+            }
         }
         /*
          * Now and then give the CPU away: on a machine with more runnable
@@ -256,6 +289,12 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
             cpu_relax();
         }
     }
+    /* Found late in the window: let it grow (see above). */
+    if (i > 1 && loop->poll_ns == w &&
+        actx_now_ns() - *start > (uint64_t)w / 2) {
+        poll_grow(loop);
+    }
+    return true;
 }
 
 /*
@@ -305,8 +344,16 @@ static inline void disarm_embedding(actx__loop *loop)
     }
 }
 
-/* A blocking poll (the non-blocking one is inline in actx_poll). */
-static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
+/*
+ * A blocking poll (the non-blocking one is inline in actx_poll).  With a
+ * deadline (actx_poll_timeout; NO_DEADLINE: none, but still interruptible)
+ * the waiting, window included, ends by it (-ETIMEDOUT) and a signal that
+ * interrupts the sleep ends the call (-EINTR), nothing run either way.
+ */
+#define NO_DEADLINE UINT64_MAX
+
+static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
+                                                   uint64_t deadline)
 {
     bool ran_idle = false;
     uint64_t poll_start = 0;
@@ -318,8 +365,9 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
     for (;;) {
         int64_t timeout;
         uint64_t slept;
+        int waited = 0;
 
-        if (work_now(loop, c)) {
+        if (work_now(loop, c) || fds_stashed(loop)) {
             actx__drain_if_any(loop);
             if (run_pass(loop, c, &ran_idle)) {
                 return 1;
@@ -333,6 +381,16 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
         }
         actx__io_flush(loop); /* the ring's batch, before sleeping */
         timeout = sleep_timeout(loop, c);
+        if (ACTX__UNLIKELY(deadline != 0) && deadline != NO_DEADLINE) {
+            uint64_t now = actx_now_ns();
+
+            if (now >= deadline) {
+                return -ETIMEDOUT;
+            }
+            if (timeout < 0 || (uint64_t)timeout > deadline - now) {
+                timeout = (int64_t)(deadline - now);
+            }
+        }
         if (ACTX__UNLIKELY(loop->poll_max_ns != 0) &&
             poll_window(loop, c, timeout, &poll_start)) {
             continue; /* found work: run it as usual */
@@ -355,7 +413,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
             slept = !loop->poll_max_ns ? 0
                     : poll_start       ? poll_start
                                        : actx_now_ns();
-            actx__backend_wait(loop, timeout);
+            waited = actx__backend_wait(loop, timeout);
             if (ACTX__UNLIKELY(slept != 0)) {
                 poll_adapt(loop, actx_now_ns() - slept);
             }
@@ -365,6 +423,16 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop)
             loop->sleep_hook(loop, false);
         }
         actx__drain_if_any(loop);
+        if (ACTX__UNLIKELY(deadline != 0) && !work_now(loop, c) &&
+            !fds_stashed(loop)) {
+            /* Nothing to run: a signal or the deadline ends the call. */
+            if (waited == -EINTR) {
+                return -EINTR;
+            }
+            if (deadline != NO_DEADLINE && actx_now_ns() >= deadline) {
+                return -ETIMEDOUT;
+            }
+        }
         if (run_pass(loop, c, &ran_idle)) {
             return 1;
         }
@@ -391,9 +459,31 @@ int actx_poll(bool blocking)
         actx__drain_if_any(loop);
         r = run_pass(loop, loop->cur, &ran_idle);
     } else {
-        r = poll_blocking(loop);
+        r = poll_blocking(loop, 0);
     }
     /* What this iteration submitted to the ring goes in with one syscall. */
+    actx__io_flush(loop);
+    actx__leave(loop, outer);
+    return r;
+}
+
+int actx_poll_timeout(int64_t timeout_ns)
+{
+    actx__loop *loop = actx__loop_get();
+    uint64_t deadline = NO_DEADLINE;
+    int r;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    if (timeout_ns >= 0) {
+        deadline = actx_now_ns() + (uint64_t)timeout_ns;
+        if (deadline == NO_DEADLINE) {
+            deadline--; /* that means "none" */
+        }
+    }
+    bool outer = actx__enter(loop);
+    r = poll_blocking(loop, deadline);
     actx__io_flush(loop);
     actx__leave(loop, outer);
     return r;

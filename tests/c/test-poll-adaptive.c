@@ -14,6 +14,7 @@
 
 #include "actx-internal.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 
 ACTX_TEST("/poll/adaptive/bad-input")
@@ -325,4 +326,198 @@ ACTX_TEST("/poll/adaptive/same-callbacks-contexts-order")
     for (int i = NREQ / 2 + 2; i < off.n; i++) {
         ASSERT_EQ(off.ctx[i], 0);
     }
+}
+
+/*
+ * Fd handlers during the window: the window also looks for ready fds (a
+ * zero-timeout wait now and then), so an fd made readable by another
+ * thread while the owner polls is dispatched without a sleep - once, in
+ * its context.  A 5 s window and a write 2 ms in: the write lands inside
+ * the window (without fd polling the window would run out, then sleep).
+ */
+struct fd_probe {
+    int fd; /* read end */
+    int reads;
+    int ctx_id;
+    pthread_t thread;
+    int *remove_fd; /* if set and >= 0: remove that fd's handler, once */
+};
+
+static void probe_read(void *opaque)
+{
+    struct fd_probe *p = opaque;
+    char b;
+
+    p->reads++;
+    p->ctx_id = actx_context_id();
+    p->thread = pthread_self();
+    ASSERT_EQ(read(p->fd, &b, 1), 1);
+    if (p->remove_fd && *p->remove_fd >= 0) {
+        ASSERT_EQ(actx_set_fd_handler(*p->remove_fd, NULL, NULL, NULL), 0);
+        *p->remove_fd = -1;
+    }
+}
+
+struct late_writes {
+    int fds[2]; /* write ends; -1: none */
+    unsigned delay_us;
+    actx_req *req; /* completed after the writes, if set */
+    unsigned req_delay_us;
+};
+
+static void *write_later(void *arg)
+{
+    struct late_writes *w = arg;
+
+    usleep(w->delay_us);
+    for (int i = 0; i < 2; i++) {
+        if (w->fds[i] >= 0) {
+            ASSERT_EQ(write(w->fds[i], "x", 1), 1);
+        }
+    }
+    if (w->req) {
+        usleep(w->req_delay_us);
+        actx_req_complete(w->req, 5);
+    }
+    return NULL;
+}
+
+static void pipe_nb(int p[2])
+{
+    ASSERT_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+}
+
+static void window_of(int64_t ns)
+{
+    ASSERT_EQ(actx_set_poll_max_ns(10LL * 1000 * 1000 * 1000), 0);
+    actx__tls_loop->poll_ns = ns;
+}
+
+ACTX_TEST("/poll/adaptive/fd-ready-in-window")
+{
+    struct fd_probe pr = {0};
+    struct late_writes w = {{-1, -1}, 2000, NULL, 0};
+    struct actx_stats st0, st1;
+    pthread_t t;
+    int p[2];
+
+    pipe_nb(p);
+    pr.fd = p[0];
+    ASSERT_EQ(actx_set_fd_handler(p[0], probe_read, NULL, &pr), 0);
+    window_of(5LL * 1000 * 1000 * 1000);
+    w.fds[0] = p[1];
+    actx_stats(&st0);
+    t = thread_start(write_later, &w);
+    ASSERT_EQ(actx_poll(true), 1);
+    thread_join(t);
+    actx_stats(&st1);
+    ASSERT_EQ(pr.reads, 1);
+    ASSERT_EQ(pr.ctx_id, 0);
+    ASSERT_ON_SELF(pr.thread);
+    /* Seen while polling: the owner never slept, nobody woke it. */
+    ASSERT_EQ(st1.sleeps, st0.sleeps);
+    ASSERT_EQ(st1.wakeups, st0.wakeups);
+    /* Dispatched once: the stash was consumed, the pipe is drained. */
+    ASSERT_EQ(actx_poll(false), 0);
+    ASSERT_EQ(pr.reads, 1);
+    ASSERT_EQ(actx_set_fd_handler(p[0], NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_set_poll_max_ns(0), 0);
+    close(p[0]);
+    close(p[1]);
+}
+
+/*
+ * An outer context's fd turns ready while an inner context polls: the
+ * window sees it, but it is not run (it is parked, once: no busy loop);
+ * the window goes on and finds the inner request; the outer fd runs after
+ * the pop, in the outer context.
+ */
+ACTX_TEST("/poll/adaptive/fd-of-outer-context-waits")
+{
+    struct fd_probe pr = {0};
+    struct cb_rec done = {0};
+    struct late_writes w = {{-1, -1}, 2000, NULL, 20000};
+    struct actx_stats st0, st1;
+    pthread_t t;
+    int p[2];
+
+    pipe_nb(p);
+    pr.fd = p[0];
+    ASSERT_EQ(actx_set_fd_handler(p[0], probe_read, NULL, &pr), 0);
+    ASSERT_EQ(actx_push(), 1);
+    w.req = actx_req_new(rec_done, &done);
+    w.fds[0] = p[1];
+    window_of(5LL * 1000 * 1000 * 1000);
+    actx_stats(&st0);
+    t = thread_start(write_later, &w);
+    while (done.runs == 0) {
+        actx_poll(true);
+    }
+    thread_join(t);
+    actx_stats(&st1);
+    ASSERT_EQ(done.runs, 1);
+    ASSERT_EQ(done.ctx_id, 1);
+    ASSERT_EQ(pr.reads, 0);
+    ASSERT_EQ(st1.sleeps, st0.sleeps);
+    ASSERT_TRUE(actx__tls_loop->root->parked != NULL);
+    ASSERT_EQ(actx_poll(false), 0);
+    ASSERT_EQ(pr.reads, 0);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_poll(true), 1);
+    ASSERT_EQ(pr.reads, 1);
+    ASSERT_EQ(pr.ctx_id, 0);
+    ASSERT_EQ(actx_set_fd_handler(p[0], NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_set_poll_max_ns(0), 0);
+    close(p[0]);
+    close(p[1]);
+}
+
+/*
+ * Two fds turn ready during the window; whichever handler runs first
+ * removes the other's handler, which then never runs (its event may be in
+ * the same stash: no use of the freed registration, ASan checks).
+ */
+ACTX_TEST("/poll/adaptive/fd-handler-removes-other-in-window")
+{
+    struct fd_probe a = {0}, b = {0};
+    struct late_writes w = {{-1, -1}, 2000, NULL, 0};
+    struct actx_stats st0, st1;
+    pthread_t t;
+    int pa[2], pb[2], victim;
+
+    pipe_nb(pa);
+    pipe_nb(pb);
+    a.fd = pa[0];
+    b.fd = pb[0];
+    victim = pb[0];
+    a.remove_fd = &victim;
+    b.remove_fd = &victim; /* b first: removes itself */
+    ASSERT_EQ(actx_set_fd_handler(pa[0], probe_read, NULL, &a), 0);
+    ASSERT_EQ(actx_set_fd_handler(pb[0], probe_read, NULL, &b), 0);
+    window_of(5LL * 1000 * 1000 * 1000);
+    w.fds[0] = pa[1];
+    w.fds[1] = pb[1];
+    actx_stats(&st0);
+    t = thread_start(write_later, &w);
+    while (a.reads == 0) {
+        ASSERT_EQ(actx_poll(true), 1);
+    }
+    thread_join(t);
+    actx_stats(&st1);
+    ASSERT_EQ(st1.sleeps, st0.sleeps);
+    ASSERT_EQ(victim, -1);
+    ASSERT_LE(b.reads, 1);
+    ASSERT_EQ(a.reads, 1);
+    for (int i = 0; i < 3; i++) {
+        actx_poll(false);
+    }
+    ASSERT_LE(b.reads, 1);
+    ASSERT_EQ(a.reads, 1);
+    ASSERT_EQ(actx_set_fd_handler(pa[0], NULL, NULL, NULL), 0);
+    ASSERT_FALSE(actx_can_progress());
+    ASSERT_EQ(actx_set_poll_max_ns(0), 0);
+    close(pa[0]);
+    close(pa[1]);
+    close(pb[0]);
+    close(pb[1]);
 }

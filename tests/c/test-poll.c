@@ -4,9 +4,13 @@
  * the current context runs; ACTX_WAIT_WHILE reports -EDEADLK instead of
  * hanging; actx_flush waits for the current context only; actx_run and
  * actx_stop; wake-ups coalesce and no eventfd write happens for an owner
- * that is not about to sleep.
+ * that is not about to sleep; actx_poll_timeout gives up after its
+ * timeout or a signal and otherwise runs what actx_poll(true) runs.
  */
 #include "test.h"
+
+#include <fcntl.h>
+#include <signal.h>
 
 /* --- actx_poll ------------------------------------------------------------ */
 
@@ -621,4 +625,151 @@ ACTX_TEST("/poll/flush/pending-says-what-flush-waits-for")
     ASSERT_EQ(actx_flush_pending(), false);
     actx_bh_delete(c.bh);
     actx_bh_delete(idle.bh);
+}
+
+/* --- actx_poll_timeout ----------------------------------------------------- */
+
+/*
+ * actx_poll_timeout, called again after -EINTR: the kernel may interrupt a
+ * sleep without a signal (io_uring task work sets TIF_NOTIFY_SIGNAL, e.g.
+ * while a probed ring is torn down), as the API allows.
+ */
+static int poll_timeout(int64_t ns)
+{
+    int r;
+
+    while ((r = actx_poll_timeout(ns)) == -EINTR) {
+    }
+    return r;
+}
+
+ACTX_TEST("/poll/timeout/nothing-to-wait")
+{
+    ASSERT_EQ(poll_timeout(1000000000), 0);
+    ASSERT_EQ(poll_timeout(-1), 0);
+}
+
+ACTX_TEST("/poll/timeout/times-out-then-runs")
+{
+    struct cb_rec rec = {0};
+    actx_req *req = actx_req_new(rec_done, &rec);
+    atomic_int rc;
+    pthread_t t;
+
+    ASSERT_EQ(poll_timeout(0), -ETIMEDOUT);
+    ASSERT_EQ(poll_timeout(2000000), -ETIMEDOUT);
+    ASSERT_EQ(rec.runs, 0);
+    t = later_complete(req, 3, 0, test_gettid(), &rc);
+    ASSERT_EQ(poll_timeout(-1), 1);
+    thread_join(t);
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_EQ(rec.ret, 3);
+    ASSERT_EQ(poll_timeout(-1), 0);
+}
+
+/* Only an idle BH: it runs after its 10 ms as in actx_poll(true) (0), not
+ * when a shorter timeout ends the wait. */
+ACTX_TEST("/poll/timeout/idle-bh")
+{
+    struct cb_rec rec = {0};
+    actx_bh *bh = actx_bh_new(rec_fn, &rec);
+
+    actx_bh_schedule_idle(bh);
+    ASSERT_EQ(poll_timeout(1000000), -ETIMEDOUT);
+    ASSERT_EQ(rec.runs, 0);
+    ASSERT_EQ(poll_timeout(1000000000), 0);
+    ASSERT_EQ(rec.runs, 1);
+    actx_bh_delete(bh);
+}
+
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    got_usr1 = 1;
+}
+
+struct kicker {
+    pthread_t owner;
+    pid_t tid;
+};
+
+static void *kick_owner(void *arg)
+{
+    struct kicker *k = arg;
+
+    wait_until_sleeping(k->tid, 1000);
+    pthread_kill(k->owner, SIGUSR1);
+    return NULL;
+}
+
+/* A signal ends the sleep: -EINTR, nothing run; the request still runs
+ * later. */
+ACTX_TEST("/poll/timeout/signal-interrupts")
+{
+    struct sigaction sa = {0};
+    struct cb_rec rec = {0};
+    struct kicker k = {pthread_self(), test_gettid()};
+    actx_req *req = actx_req_new(rec_done, &rec);
+    pthread_t t;
+
+    sa.sa_handler = on_usr1; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    t = thread_start(kick_owner, &k);
+    while (!got_usr1) {
+        ASSERT_EQ(actx_poll_timeout(-1), -EINTR);
+    }
+    thread_join(t);
+    ASSERT_EQ(got_usr1, 1);
+    ASSERT_EQ(rec.runs, 0);
+    ASSERT_EQ(complete_from_thread(req, 4), 0);
+    ASSERT_EQ(poll_timeout(-1), 1);
+    ASSERT_EQ(rec.runs, 1);
+}
+
+static void read_byte(void *opaque)
+{
+    int *fd = opaque;
+    char b;
+
+    ASSERT_EQ(read(fd[0], &b, 1), 1);
+    fd[2]++;
+}
+
+static void *write_byte_later(void *arg)
+{
+    int *fd = arg;
+
+    wait_until_sleeping(fd[3], 1000);
+    ASSERT_EQ(write(fd[1], "x", 1), 1);
+    return NULL;
+}
+
+/* Fd handlers and timers run as in actx_poll(true). */
+ACTX_TEST("/poll/timeout/fd-and-timer")
+{
+    struct cb_rec rec = {0};
+    int fd[4]; /* read end, write end, reads, tid */
+    actx_timer *tm = actx_timer_new(rec_fn, &rec);
+    pthread_t t;
+
+    ASSERT_EQ(pipe2(fd, O_NONBLOCK | O_CLOEXEC), 0);
+    fd[2] = 0;
+    fd[3] = test_gettid();
+    ASSERT_EQ(actx_set_fd_handler(fd[0], read_byte, NULL, fd), 0);
+    t = thread_start(write_byte_later, fd);
+    ASSERT_EQ(poll_timeout(-1), 1);
+    thread_join(t);
+    ASSERT_EQ(fd[2], 1);
+    ASSERT_EQ(actx_set_fd_handler(fd[0], NULL, NULL, NULL), 0);
+    actx_timer_mod(tm, actx_now_ns() + 200000000);
+    ASSERT_EQ(poll_timeout(1000000), -ETIMEDOUT);
+    ASSERT_EQ(rec.runs, 0);
+    ASSERT_EQ(poll_timeout(1000000000), 1);
+    ASSERT_EQ(rec.runs, 1);
+    actx_timer_free(tm);
+    close(fd[0]);
+    close(fd[1]);
 }

@@ -116,6 +116,10 @@
  *      write the eventfd (`polling' is a ghost flag; the poster records it
  *      at P2).  Property 1 now also covers a post that lands after the
  *      window: it must still wake the sleeper.
+ * With fd handlers the window also waits on the epoll set with a zero
+ * timeout now and then; when that reports the eventfd (a write left from
+ * an earlier sleep) actx__mb_ack reads it, before O1, with `notified'
+ * left set: modelled as a look that may read a readable efd.
  * Mutants of the polling phase (run.sh requires each to FAIL):
  *   MUT_POLL_ARMED      notify_me = level stored before polling (arm, then
  *                       spin): a post during the window writes the
@@ -224,6 +228,11 @@ progress_drain:
             :: else ->
                 if
                 :: np < NPOLL - 1 -> np++    /* look again */
+                :: np < NPOLL - 1 && efd > 0 ->
+                    /* the window's zero-timeout wait for fd handlers
+                       reported the eventfd: actx__mb_ack reads it */
+                    np++;
+                    efd = 0
                 :: true -> break             /* the window is over */
                 fi
             od;

@@ -60,3 +60,64 @@ def test_polling_never_changes_what_runs(ax):
     on = _calls_in_order(ax, 1_000_000)
     assert off == [(i, True, 0) for i in range(30)]
     assert on == off
+
+
+def test_main_thread_fds_with_polling(ax):
+    """poll(block=True) and run() on the main thread wait in the runtime's
+    blocking poll, window included, which also polls fd handlers: each
+    ready fd is handled once, in its context, and an outer context's fd
+    waits for the exit of the inner one."""
+    import os
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    n = 200
+    seen = []
+
+    def on_read():
+        os.read(a_r, 1)
+        seen.append((ax.context_id(), threading.get_ident()))
+        os.write(b_w, b'q')
+        if len(seen) == n:
+            ax.remove_reader(a_r)
+
+    def pinger():
+        for _ in range(n):
+            os.write(a_w, b'p')
+            os.read(b_r, 1)
+
+    ax.set_poll_max_ns(1_000_000)
+    try:
+        ax.add_reader(a_r, on_read)
+        t = threading.Thread(target=pinger)
+        t.start()
+        ax.run()
+        t.join(60)
+        assert not t.is_alive()
+        assert seen == [(0, threading.get_ident())] * n
+
+        got, inner = [], []
+        ax.add_reader(a_r, lambda: got.append((os.read(a_r, 1),
+                                               ax.context_id())))
+        with ax.async_context():
+            h = ax.current_context()
+
+            def later():
+                os.write(a_w, b'x')  # the outer fd: ready while inner polls
+                time.sleep(0.01)
+                h.call_soon(lambda: inner.append(ax.context_id()))
+
+            t = threading.Thread(target=later)
+            t.start()
+            while not inner:
+                ax.poll(True)
+            t.join(60)
+            assert inner == [1]
+            assert got == []
+            del h
+        assert ax.poll(True)
+        assert got == [(b'x', 0)]
+    finally:
+        ax.remove_reader(a_r)
+        ax.set_poll_max_ns(0)
+        for fd in (a_r, a_w, b_r, b_w):
+            os.close(fd)

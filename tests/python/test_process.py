@@ -59,11 +59,15 @@ def test_exit_while_main_blocked_thread_runs(backend):
     assert r.returncode == 3, r.stderr
 
 
-@pytest.mark.parametrize('what', ['poll', 'result', 'run', 'flush'])
+@pytest.mark.parametrize('what', ['poll', 'result', 'run', 'flush',
+                                  'run+polling'])
 def test_ctrl_c_interrupts_blocking_call(backend, what):
     code = '''
         import actx, time, threading, sys, errno
         what = sys.argv[1]
+        if what.endswith('+polling'):
+            actx.set_poll_max_ns(100_000)  # adaptive polling before sleeps
+            what = what[:-len('+polling')]
         h = actx.current_context()
         ev = threading.Event()
         req = None
