@@ -43,8 +43,9 @@ Exceptions raised by callbacks
 
 Blocking and Ctrl-C
     On the main thread, poll(block=True), run(), flush() and
-    Request.result() sleep on the runtime's backend fd with select.poll in
-    slices of at most 50 ms and run the loop with non-blocking polls, so
+    Request.result() wait in the runtime's blocking poll in slices of at
+    most 50 ms (actx_poll_timeout, which also returns when a signal
+    interrupts its sleep), so
     Ctrl-C (KeyboardInterrupt) interrupts them at once and leaves the
     runtime usable (interrupted work goes on; a later flush() waits for
     it); result(timeout=) uses the same slices.  Request.result() raises

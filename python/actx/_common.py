@@ -195,16 +195,14 @@ def has_timers(st):
 
 
 class ThreadState:
-    __slots__ = ('ident', 'stack', 'top', 'stops', 'poller', 'pfd', 'bhs',
-                 'fds', 'shutdown', '__weakref__')
+    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'fds', 'shutdown',
+                 '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
         self.top = Token()
         self.stack = [self.top]
         self.stops = set()     # tokens of contexts that were stopped
-        self.poller = None     # select.poll on the backend fd
-        self.pfd = -1
         self.bhs = set()       # live BottomHalf objects of this thread
         self.fds = {}          # fd -> its reader/writer entry
         self.shutdown = shutdown

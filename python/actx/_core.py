@@ -11,7 +11,6 @@ import heapq
 import importlib
 import operator
 import os
-import select
 import sys as _sys
 import threading
 import time as _time
@@ -268,21 +267,6 @@ class async_context:
 # --------------------------------------------------------------------------
 # Running the loop
 
-def _wait_fd(st, t, cap_ms):
-    """One bounded sleep on the backend fd, without the GIL, after
-    backend_timeout_ms() returned t (!= 0).  True when the runtime's own
-    timeout (idle BHs, timers) elapsed."""
-    fd = _backend_fd()
-    if fd != st.pfd:
-        st.poller = select.poll()
-        st.poller.register(fd, select.POLLIN)
-        st.pfd = fd
-    if 0 < t <= cap_ms:
-        return not st.poller.poll(t)
-    st.poller.poll(cap_ms)
-    return False
-
-
 def poll(block: bool = False) -> bool:
     """Run one iteration of the current context: arrived completions and
     calls, scheduled bottom halves, ready fd handlers and due timers of the
@@ -319,8 +303,8 @@ def poll(block: bool = False) -> bool:
 
 def set_poll_max_ns(ns: int) -> None:
     """Adaptive polling for the calling thread's loop: before the runtime's
-    own blocking waits sleep (run() and poll(block=True) on any thread;
-    flush() and Request.result() off the main thread), poll for work -
+    own blocking waits sleep (run(), poll(block=True), flush() and
+    Request.result(), on any thread), poll for work -
     arrived completions and calls, BHs, due timers and ready fd handlers
     (add_reader/add_writer) of the current context - for up to an adaptive
     window of at most ns nanoseconds (e.g. 50_000 to 100_000 for a loop
@@ -1145,44 +1129,34 @@ class Request(_cf.Future):
                 'complete while context %d is current' % context_id())
 
     def _wait(self, timeout):
+        # The runtime's blocking poll: on the main thread or with a timeout
+        # in slices (actx_poll_timeout; between them Python runs its signal
+        # handlers and the deadline is checked), else in one call.
         self._check_owner('result')
         st = _states.get(self._owner) or _state()
         deadline = None
         if timeout is not None:
             deadline = B.now_ns() + int(timeout * 1e9)
-        elif st.ident != _main_ident:
-            return self._wait_c(st)
+        sliced = deadline is not None or st.ident == _main_ident
         while not self._done:
             self._check_current(st)
-            r = _poll_nb()
+            if sliced:
+                ns = _SLICE_NS
+                if deadline is not None:
+                    left = deadline - B.now_ns()
+                    if left <= 0:
+                        raise TimeoutError()
+                    ns = min(ns, left)
+                r = _poll_timeout(ns)
+            else:
+                r = _poll_block()
             if _pending:
                 _raise_pending()
-            if self._done or r:
-                continue
-            if not _can_progress():
+            if r == 0 and not self._done and not _can_progress():
                 raise DeadlockError('nothing in the current context can '
                                     'make progress')
-            t = _timeout_ms()
-            if t == 0:
-                continue
-            cap = _SLICE_MS
-            if deadline is not None:
-                left = (deadline - B.now_ns()) / 1e6
-                if left <= 0:
-                    raise TimeoutError()
-                cap = max(1, min(cap, int(left + 0.999)))
-            _wait_fd(st, t, cap)
-
-    def _wait_c(self, st):
-        # Not the main thread, no timeout: the runtime's blocking poll.
-        while not self._done:
-            self._check_current(st)
-            r = _poll_block()
-            if _pending:
-                _raise_pending()
-            if not r and not self._done and not _can_progress():
-                raise DeadlockError('nothing in the current context can '
-                                    'make progress')
+            if r < 0 and r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
+                raise _oserror(r)
 
     def result(self, timeout: float = None):
         """Poll this context until the request is done, then return its

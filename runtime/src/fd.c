@@ -30,8 +30,8 @@
  * Without a fresh stash (non-blocking poll) actx__fd_poll asks the backend
  * with a zero timeout.  Adaptive polling (poll.c) waits with a zero
  * timeout too and, when that stashed events (actx__fd_stashed), leaves
- * them fresh for the run_pass that follows.  Dispatch works on a local copy, so a handler may
- * poll recursively.
+ * them fresh for the run_pass that follows.  Dispatch works on a local
+ * copy, so a handler may poll recursively.
  *
  * Closed fds.  Closing an fd removes it from epoll only when no dup keeps
  * the open file alive; actx finds out when epoll_ctl fails (EBADF, or

@@ -183,10 +183,9 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
  * in the window).  That wait stashes the ready fds as any wait does
  * (fd.c); a fresh stash ends the window as any other work does (work_now
  * itself, called at every look, leaves fds out) and the run_pass after it
- * dispatches each event once; fds of
- * other contexts are parked there as always (one epoll_ctl each, so they
- * cannot keep the window busy), and a stash of only such events is
- * consumed all the same.  The wait may also report the eventfd (a write
+ * dispatches each event once; fds of other contexts are parked there as
+ * always (one epoll_ctl each, so they cannot keep the window busy), and a
+ * stash of only such events is consumed all the same.  The wait may also report the eventfd (a write
  * left from an earlier sleep) and read it, before O1: the spin model
  * (tests/model/mailbox.pml -DPOLL) covers that read.
  *
