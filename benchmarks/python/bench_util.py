@@ -132,6 +132,12 @@ class Figure:
                 return self.stat(m['samples'])[1]
         return None
 
+    def time_ratio(self, impl, peer):
+        """impl's median over peer's, as text ('-' if either is missing)."""
+        a, b = (self.stat(self.impls.get(k, {'samples': []})['samples'])[1]
+                for k in (impl, peer))
+        return '%.2fx' % (a / b) if a and b else '-'
+
     def x_faster(self, peer_median):
         a = self.actx_median()
         if not a or not peer_median:

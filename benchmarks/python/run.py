@@ -214,71 +214,94 @@ def bench_call_later_asyncio(new_loop, n=100000):
 #             loop does.  No target: shown so that the figure with one is
 #             not read alone.
 #
-# Why <= 0.5x is at the edge here, measured on a quiet 2-vCPU VM (AMD
-# EPYC, firecracker), 2026-12-01: a system call costs ~1.2 us (getppid),
-# and a trip needs at least six even when nothing sleeps (the ping's
-# write, the loop's epoll check, read and answer, the pinger's check and
-# read).  Two Python processes that both spin, echoing over the same
-# pipes with no event loop at all, take 10-12 us a trip; actx with
-# polling takes 11-12 us (0.53-0.55x asyncio's 21-23 us): the loop's own
-# part is near that floor.  Other pingers move asyncio rather than actx:
-# with a C pinger that spins, asyncio's loop sleeps so briefly that its
-# vCPU barely halts and its trip drops to ~12.5 us (actx 0.63x); with a
-# sleeping pinger thread every trip also wakes a halted vCPU (~10 us),
-# and the Python pinger's GIL hand-offs (the polling loop catches the ping
-# while the pinger still holds or wants the GIL) cost it ~1.5 sleeps a
-# trip (actx 0.6-0.9x).
+# Why <= 0.5x is at the edge here: the pinger's part of a trip is the same
+# for every loop, and the loop's own part cannot go below the three system
+# calls its reader needs (see whether the ping is there, read it, answer).
+# The figure's row 'no loop: C on epoll' (bench_fd_floor) measures exactly
+# that in C with no event loop at all, in the same run; its time over
+# asyncio's is the best ratio a readiness loop can reach with this pinger
+# on this host, and the note under the figure prints it. On the 2-vCPU AMD
+# EPYC VM of 2026-12-01 (a PVM guest with page-table isolation: a system
+# call costs ~1.2 us, getppid), in one run.py run: that floor 8.8 us a
+# trip (0.45x asyncio's 19.7 us); a Python echo spinning on select.epoll,
+# no loop either, ~9.4 us; actx's polling loop 9.6 (swig) and 10.0 (cffi,
+# whose callbacks cost ~0.3 us more than SWIG's) - 0.49-0.51x. Readiness
+# without a system call does not help here: io_uring poll completions
+# reach a spinning task as task work (an IPI: ~60 us a trip on that VM
+# against ~11 us for a C echo on epoll; with COOP_TASKRUN only at its next
+# system call, milliseconds), see docs/wakeup.md. Nor does a tighter fd
+# check in the polling window (every look instead of every eighth, no
+# sched_yield: within 1% in interleaved runs). Trips are timed by the
+# pinger, first ping to last answer: until 2026-12-01 the loop timed them
+# and counted the pinger interpreter's start-up (~20 ms, ~1 us a trip at
+# 20,000 trips). Other pingers move asyncio rather than actx: with a C
+# pinger that spins, asyncio's loop sleeps so briefly that its vCPU barely
+# halts and its trip drops to ~12.5 us (actx 0.63x); with a sleeping
+# pinger thread every trip also wakes a halted vCPU (~10 us), and the
+# Python pinger's GIL hand-offs (the polling loop catches the ping while
+# the pinger still holds or wants the GIL) cost it ~1.5 sleeps a trip
+# (actx 0.6-0.9x).
 FD_POLL_MAX_NS = 50000
 
 _SPIN_PINGER = r"""
-import os, select, sys
+import os, select, sys, time
 out_w, in_r, n = map(int, sys.argv[1:])
 p = select.poll()
 p.register(in_r, select.POLLIN)
 poll, read, write = p.poll, os.read, os.write
+write(out_w, b'r')  # started: the loop may install its reader now
 while not poll(0):  # the loop says "go" on the answer pipe
     pass
 read(in_r, 1)
+t0 = time.perf_counter()
 for _ in range(n):
     write(out_w, b'p')
     while not poll(0):
         pass
     read(in_r, 1)
+print(time.perf_counter() - t0)
 """
 
 
-def _pinger(n, out_w, in_r, start):
+def _pinger(n, out_w, in_r, start, took):
     start.wait()
+    t0 = time.perf_counter()
     for _ in range(n):
         os.write(out_w, b'p')
         os.read(in_r, 1)
+    took.append(time.perf_counter() - t0)
 
 
 def _round_trip(n, install, loop_run, pinger):
+    """us per trip, timed by the pinger from its first ping to its last
+    answer: nobody's start-up (an interpreter, a program) is counted."""
     a_r, a_w = os.pipe()
     b_r, b_w = os.pipe()
     left = [n]
     if pinger == 'spinning':
         proc = subprocess.Popen(
             [sys.executable, '-c', _SPIN_PINGER, str(a_w), str(b_r), str(n)],
-            pass_fds=(a_w, b_r))
+            pass_fds=(a_w, b_r), stdout=subprocess.PIPE)
+        if os.read(a_r, 1) != b'r':
+            raise RuntimeError('the pinger did not start')
         install(a_r, left, b_w)
-        t0 = time.perf_counter()
         os.write(b_w, b'g')
         loop_run()
-        dt = time.perf_counter() - t0
-        if proc.wait(timeout=60) != 0:
+        out = proc.communicate(timeout=60)[0]
+        if proc.returncode != 0:
             raise RuntimeError('the pinger failed')
+        dt = float(out)
     else:
         start = threading.Barrier(2)
-        th = threading.Thread(target=_pinger, args=(n, a_w, b_r, start))
+        took = []
+        th = threading.Thread(target=_pinger,
+                              args=(n, a_w, b_r, start, took))
         th.start()
         install(a_r, left, b_w)
         start.wait()
-        t0 = time.perf_counter()
         loop_run()
-        dt = time.perf_counter() - t0
         th.join()
+        dt = took[0]
     for fd in (a_r, a_w, b_r, b_w):
         os.close(fd)
     return dt / n * 1e6
@@ -316,6 +339,80 @@ def bench_fd_asyncio(new_loop, n=20000, pinger='spinning'):
         return _round_trip(n, install, loop.run_forever, pinger)
     finally:
         loop.close()
+
+_FLOOR_C = r"""
+#include <sys/epoll.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    int r, w, n, ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    char c;
+    if (argc != 5)
+        return 2;
+    r = atoi(argv[1]), w = atoi(argv[2]), n = atoi(argv[3]);
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, r, &ev) < 0 ||
+        write(atoi(argv[4]), "r", 1) != 1)  /* ready */
+        return 2;
+    for (int i = 0; i < n; i++) {
+        int k;
+        while ((k = epoll_wait(ep, &ev, 1, 0)) == 0)
+            ;
+        if (k < 0 || read(r, &c, 1) != 1 || write(w, "q", 1) != 1)
+            return 1;
+    }
+    return 0;
+}
+"""
+_floor_exe = []
+
+
+def _floor_program():
+    """The floor's echo program, compiled once into a temporary directory
+    (None, and the row shows '-', if there is no C compiler)."""
+    if not _floor_exe:
+        import atexit
+        import shutil
+        import tempfile
+        cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
+        d = tempfile.mkdtemp(prefix='actx-bench-')
+        atexit.register(shutil.rmtree, d, True)
+        src, exe = os.path.join(d, 'echo.c'), os.path.join(d, 'echo')
+        with open(src, 'w') as f:
+            f.write(_FLOOR_C)
+        ok = cc and subprocess.call([cc, '-O2', '-o', exe, src]) == 0
+        _floor_exe.append(exe if ok else None)
+    return _floor_exe[0]
+
+
+def bench_fd_floor(_, n=20000, pinger='spinning'):
+    """The same trips answered by no event loop at all: a C program that
+    spins on a zero-timeout epoll_wait of the ping pipe, reads the ping and
+    answers - the three system calls a readiness loop's reader cannot do
+    without.  No such loop takes less than this here, with this pinger;
+    measured in the same run so that the target is read against it."""
+    exe = _floor_program()
+    if exe is None:
+        return None
+    procs = []
+
+    def install(r, left, w):
+        ready_r, ready_w = os.pipe()
+        procs.append(subprocess.Popen(
+            [exe, str(r), str(w), str(left[0]), str(ready_w)],
+            pass_fds=(r, w, ready_w)))
+        os.close(ready_w)
+        ok = os.read(ready_r, 1) == b'r'
+        os.close(ready_r)
+        if not ok:
+            raise RuntimeError('the floor echo program did not start')
+
+    def wait():
+        if procs[0].wait(timeout=60) != 0:
+            raise RuntimeError('the floor echo program failed')
+    return _round_trip(n, install, wait, pinger)
+
 
 def build_of(module):
     """The build mode of the bindings: build/<mode>/python/actx/..."""
@@ -390,12 +487,18 @@ def main():
     f.target_ratio('asyncio', 2.0)
     f.note('schedule + fire')
     f.done()
+    floor = 'no loop: C on epoll'
     f = figure('fd reader wake-up round trip (vs add_reader)', 'us/trip',
-               'lower', bench_fd_actx, bench_fd_asyncio, loops,
-               {'n': n(20000)})
+               'lower', bench_fd_actx,
+               lambda p, **kw: (bench_fd_floor if p is None
+                                else bench_fd_asyncio)(p, **kw),
+               dict(loops, **{floor: None}), {'n': n(20000)})
     f.target_ratio('asyncio', 2.0)
     f.note("target: <= 0.5x asyncio's time; a spinning pinger process; "
            "actx with set_poll_max_ns(%d)" % FD_POLL_MAX_NS)
+    f.note("'%s' (see run.py): the least a readiness loop can take "
+           "here, %s asyncio's time" % (floor, f.time_ratio(floor,
+                                                          'asyncio')))
     f.done()
     f = figure('fd round trip, pinger thread sleeps (vs add_reader)',
                'us/trip', 'lower', bench_fd_actx, bench_fd_asyncio, loops,

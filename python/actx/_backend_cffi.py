@@ -63,8 +63,11 @@ def _actx_py_done(p, ret):
 
 @ffi.def_extern(onerror=_onerror)
 def _actx_py_fd_read(p):
+    # _FdEntry._read, inlined: a Python frame less per ready fd.
     try:
-        _from_handle(p)._read()
+        r = _from_handle(p).reader
+        if r is not None:
+            r[0](*r[1])
     except BaseException as e:
         _store(e)
 
@@ -72,7 +75,9 @@ def _actx_py_fd_read(p):
 @ffi.def_extern(onerror=_onerror)
 def _actx_py_fd_write(p):
     try:
-        _from_handle(p)._write()
+        w = _from_handle(p).writer
+        if w is not None:
+            w[0](*w[1])
     except BaseException as e:
         _store(e)
 
