@@ -301,13 +301,20 @@ def curve_chart(plt, path, name, figs):
     plt.close(fig)
 
 
+def impl_name(m):
+    """An implementation's name in the tables; a reference (a floor that
+    no implementation can beat, say) is marked as one."""
+    return m['name'] + (' [reference]' if m.get('ref') else '')
+
+
 def summary_chart(plt, path, groups):
     """Every plain figure's "x faster" against each peer, on one chart."""
     rows = []
     for _, _, prog, figs in groups:
         for f in figs:
             for m in f['impls']:
-                if not m['actx'] and m.get('x_faster'):
+                if not m['actx'] and not m.get('ref') and \
+                        m.get('x_faster'):
                     rows.append(('%s: %s' % (f['name'], m['name']),
                                  m['x_faster'], m['name']))
     if not rows:
@@ -395,7 +402,7 @@ def report_md(runs, groups, curves, charts):
                                    if x)
                 out.append('| %s | %s | %s | %s | %s | %s | %s |' % (
                     f['name'] if first else '', f['unit'] if first else '',
-                    m['name'], fmt(m['median']), spread(m),
+                    impl_name(m), fmt(m['median']), spread(m),
                     '' if m['actx'] else fmt_x(m.get('x_faster')), tc))
                 first = False
             if f.get('note'):
@@ -469,7 +476,8 @@ def readme_block(runs, groups, curves, img_rel):
             for f in figs:
                 actx = ', '.join('%s %s' % (m['name'], fmt(m['median']))
                                  for m in f['impls'] if m['actx'])
-                peers = ', '.join('%s %s (%s)' % (m['name'], fmt(m['median']),
+                peers = ', '.join('%s %s (%s)' % (impl_name(m),
+                                                  fmt(m['median']),
                                                   fmt_x(m.get('x_faster')))
                                   for m in f['impls'] if not m['actx'] and
                                   m['median'] is not None)

@@ -82,9 +82,12 @@ class Figure:
         self.check_what = ''
         self.curve = None
 
-    def add(self, impl, value, actx=False):
-        """One repetition's figure for impl (actx=True: an actx variant)."""
-        m = self.impls.setdefault(impl, {'actx': actx, 'samples': []})
+    def add(self, impl, value, actx=False, ref=False):
+        """One repetition's figure for impl (actx=True: an actx variant;
+        ref=True: a reference such as a floor, not a peer: shown, but out
+        of the summary of peers)."""
+        m = self.impls.setdefault(impl, {'actx': actx, 'ref': ref,
+                                         'samples': []})
         if value is not None and not math.isnan(value):
             m['samples'].append(float(value))
 
@@ -198,6 +201,7 @@ class Figure:
         for name, m in self.ordered():
             lo, med, hi = self.stat(m['samples'])
             impls.append({'name': name, 'actx': m['actx'],
+                          'ref': m.get('ref', False),
                           'n': len(m['samples']), 'median': med, 'min': lo,
                           'max': hi,
                           'x_faster': None if m['actx']

@@ -448,14 +448,17 @@ def main():
     def n(k):
         return max(1000, int(k * sc))
 
-    def figure(name, unit, better, actx_fn, peer_fn, peers, kw):
-        """Interleaved repetitions: each actx backend, then each peer."""
+    def figure(name, unit, better, actx_fn, peer_fn, peers, kw, refs={}):
+        """Interleaved repetitions: each actx backend, then each peer, then
+        each reference (name: fn(None, **kw))."""
         f = run.figure(name, unit, better)
         for _ in range(run.reps):
             for k, a in apis.items():
                 f.add(k, actx_fn(a, **kw), actx=True)
             for k, p in peers.items():
                 f.add(k, peer_fn(p, **kw))
+            for k, fn in refs.items():
+                f.add(k, fn(None, **kw), ref=True)
         return f
 
     run.group('py', 'Python bindings (one thread unless said)')
@@ -489,10 +492,8 @@ def main():
     f.done()
     floor = 'no loop: C on epoll'
     f = figure('fd reader wake-up round trip (vs add_reader)', 'us/trip',
-               'lower', bench_fd_actx,
-               lambda p, **kw: (bench_fd_floor if p is None
-                                else bench_fd_asyncio)(p, **kw),
-               dict(loops, **{floor: None}), {'n': n(20000)})
+               'lower', bench_fd_actx, bench_fd_asyncio, loops,
+               {'n': n(20000)}, refs={floor: bench_fd_floor})
     f.target_ratio('asyncio', 2.0)
     f.note("target: <= 0.5x asyncio's time; a spinning pinger process; "
            "actx with set_poll_max_ns(%d)" % FD_POLL_MAX_NS)
