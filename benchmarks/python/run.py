@@ -11,6 +11,7 @@ their min-max; "x faster" > 1 means actx is faster.
 import asyncio
 import concurrent.futures
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -217,30 +218,35 @@ def bench_call_later_asyncio(new_loop, n=100000):
 # Why <= 0.5x is at the edge here: the pinger's part of a trip is the same
 # for every loop, and the loop's own part cannot go below the three system
 # calls its reader needs (see whether the ping is there, read it, answer).
-# The figure's row 'no loop: C on epoll' (bench_fd_floor) measures exactly
-# that in C with no event loop at all, in the same run; its time over
-# asyncio's is the best ratio a readiness loop can reach with this pinger
-# on this host, and the note under the figure prints it. On the 2-vCPU AMD
-# EPYC VM of 2026-12-01 (a PVM guest with page-table isolation: a system
-# call costs ~1.2 us, getppid), in one run.py run: that floor 8.8 us a
-# trip (0.45x asyncio's 19.7 us); a Python echo spinning on select.epoll,
-# no loop either, ~9.4 us; actx's polling loop 9.6 (swig) and 10.0 (cffi,
-# whose callbacks cost ~0.3 us more than SWIG's) - 0.49-0.51x. Readiness
-# without a system call does not help here: io_uring poll completions
-# reach a spinning task as task work (an IPI: ~60 us a trip on that VM
-# against ~11 us for a C echo on epoll; with COOP_TASKRUN only at its next
-# system call, milliseconds), see docs/wakeup.md. Nor does a tighter fd
-# check in the polling window (every look instead of every eighth, no
-# sched_yield: within 1% in interleaved runs). Trips are timed by the
-# pinger, first ping to last answer: until 2026-12-01 the loop timed them
-# and counted the pinger interpreter's start-up (~20 ms, ~1 us a trip at
-# 20,000 trips). Other pingers move asyncio rather than actx: with a C
-# pinger that spins, asyncio's loop sleeps so briefly that its vCPU barely
-# halts and its trip drops to ~12.5 us (actx 0.63x); with a sleeping
-# pinger thread every trip also wakes a halted vCPU (~10 us), and the
-# Python pinger's GIL hand-offs (the polling loop catches the ping while
-# the pinger still holds or wants the GIL) cost it ~1.5 sleeps a trip
-# (actx 0.6-0.9x).
+# Two references in the figure measure that floor in the same run, with no
+# event loop at all: 'no loop: C on epoll' (bench_fd_floor, a C program)
+# and 'no loop: Python on epoll' (bench_fd_floor_py, this process spinning
+# on select.epoll and answering with os.read and os.write as every loop's
+# Python reader does); the note under the figure prints both over
+# asyncio's time, the best ratio a loop can reach with this pinger on this
+# host. On the 2-vCPU AMD EPYC VM of 2026-12-01 (a PVM guest with page-
+# table isolation: a system call costs ~1.2 us, getppid), one run.py run:
+# C floor 9.0 us a trip (0.44x asyncio's 20.6 us), Python floor 9.5 us
+# (0.46x), actx 10.3 us with either backend (0.50x); in other runs actx
+# was 0.48-0.53x. actx's extra ~0.3-0.7 us over the Python floor is what a
+# loop that releases the GIL while it waits pays per callback (taking the
+# GIL back, the binding's trampoline, a Python frame). Readiness without a
+# system call does not help here: io_uring poll completions reach a
+# spinning task as task work (an IPI: ~60 us a trip on that VM against ~11
+# us for a C echo on epoll; with COOP_TASKRUN only at its next system
+# call, milliseconds), see docs/wakeup.md. Nor does a tighter fd check in
+# the polling window (every look instead of every eighth, no sched_yield:
+# within 1% in interleaved runs), nor skipping run()'s non-blocking poll
+# between trips (the loop is back in its window long before the next
+# ping). Trips are timed by the pinger, first ping to last answer: until
+# 2026-12-01 the loop timed them and counted the pinger interpreter's
+# start-up (~20 ms, ~1 us a trip at 20,000 trips). Other pingers move
+# asyncio rather than actx: with a C pinger that spins, asyncio's loop
+# sleeps so briefly that its vCPU barely halts and its trip drops to ~12.5
+# us (actx 0.63x); with a sleeping pinger thread every trip also wakes a
+# halted vCPU (~10 us), and the Python pinger's GIL hand-offs (the polling
+# loop catches the ping while the pinger still holds or wants the GIL)
+# cost it ~1.5 sleeps a trip (actx 0.6-0.9x).
 FD_POLL_MAX_NS = 50000
 
 _SPIN_PINGER = r"""
@@ -414,6 +420,30 @@ def bench_fd_floor(_, n=20000, pinger='spinning'):
     return _round_trip(n, install, wait, pinger)
 
 
+def bench_fd_floor_py(_, n=20000, pinger='spinning'):
+    """The same trips answered by Python with no event loop: this process
+    spins on a zero-timeout select.epoll poll of the ping pipe and answers
+    with os.read and os.write, the calls every loop's Python reader makes.
+    No loop whose reader is Python takes less than this here."""
+    ep = select.epoll()
+
+    def install(r, left, w):
+        ep.register(r, select.EPOLLIN)
+
+        def echo():
+            poll, read, write = ep.poll, os.read, os.write
+            for _ in range(left[0]):
+                while not poll(0):
+                    pass
+                read(r, 1)
+                write(w, b'q')
+        install.echo = echo
+    try:
+        return _round_trip(n, install, lambda: install.echo(), pinger)
+    finally:
+        ep.close()
+
+
 def build_of(module):
     """The build mode of the bindings: build/<mode>/python/actx/..."""
     parts = os.path.abspath(module.__file__).split(os.sep)
@@ -490,16 +520,18 @@ def main():
     f.target_ratio('asyncio', 2.0)
     f.note('schedule + fire')
     f.done()
-    floor = 'no loop: C on epoll'
+    floor_c, floor_py = 'no loop: C on epoll', 'no loop: Python on epoll'
     f = figure('fd reader wake-up round trip (vs add_reader)', 'us/trip',
                'lower', bench_fd_actx, bench_fd_asyncio, loops,
-               {'n': n(20000)}, refs={floor: bench_fd_floor})
+               {'n': n(20000)}, refs={floor_c: bench_fd_floor,
+                                      floor_py: bench_fd_floor_py})
     f.target_ratio('asyncio', 2.0)
     f.note("target: <= 0.5x asyncio's time; a spinning pinger process; "
            "actx with set_poll_max_ns(%d)" % FD_POLL_MAX_NS)
-    f.note("'%s' (see run.py): the least a readiness loop can take "
-           "here, %s asyncio's time" % (floor, f.time_ratio(floor,
-                                                          'asyncio')))
+    f.note("floors (see run.py), the least a loop can take here: with a C "
+           "reader %s asyncio's time, with a Python reader %s"
+           % (f.time_ratio(floor_c, 'asyncio'),
+              f.time_ratio(floor_py, 'asyncio')))
     f.done()
     f = figure('fd round trip, pinger thread sleeps (vs add_reader)',
                'us/trip', 'lower', bench_fd_actx, bench_fd_asyncio, loops,
