@@ -229,10 +229,11 @@ def bench_call_later_asyncio(new_loop, n=100000):
 # C floor 9.0 us a trip (0.44x asyncio's 20.6 us), Python floor 9.5 us
 # (0.46x), actx 10.3 us with either backend (0.50x); of eight full runs
 # that day six met the target (cffi 0.46-0.50), one missed at 0.51 and one
-# that the host disturbed at 0.56. actx's extra ~0.3-0.7 us over the
-# Python floor is what a loop that releases the GIL while it waits pays
-# per callback (taking the GIL back, the binding's trampoline, a Python
-# frame). Readiness without a system call does not help here: io_uring
+# that the host disturbed at 0.56. actx's extra over the Python floor
+# (0.1-0.7 us, noisy) is its way from the C loop to the Python callback:
+# taking the GIL back and the binding's trampoline (about 0.1 us together
+# for a bare cffi callback), a Python frame, the window's cadence of
+# checks. Readiness without a system call does not help here: io_uring
 # poll completions reach a spinning task as task work (an IPI: ~60 us a
 # trip on that VM against ~11 us for a C echo on epoll; with COOP_TASKRUN
 # only at its next system call, milliseconds), see docs/wakeup.md. Nor
