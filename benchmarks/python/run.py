@@ -286,33 +286,43 @@ def _round_trip(n, install, loop_run, pinger):
     answer: nobody's start-up (an interpreter, a program) is counted."""
     a_r, a_w = os.pipe()
     b_r, b_w = os.pipe()
+    fds = [a_r, a_w, b_r, b_w]
     left = [n]
-    if pinger == 'spinning':
-        proc = subprocess.Popen(
-            [sys.executable, '-c', _SPIN_PINGER, str(a_w), str(b_r), str(n)],
-            pass_fds=(a_w, b_r), stdout=subprocess.PIPE)
-        if os.read(a_r, 1) != b'r':
-            raise RuntimeError('the pinger did not start')
-        install(a_r, left, b_w)
-        os.write(b_w, b'g')
-        loop_run()
-        out = proc.communicate(timeout=60)[0]
-        if proc.returncode != 0:
-            raise RuntimeError('the pinger failed')
-        dt = float(out)
-    else:
-        start = threading.Barrier(2)
-        took = []
-        th = threading.Thread(target=_pinger,
-                              args=(n, a_w, b_r, start, took))
-        th.start()
-        install(a_r, left, b_w)
-        start.wait()
-        loop_run()
-        th.join()
-        dt = took[0]
-    for fd in (a_r, a_w, b_r, b_w):
-        os.close(fd)
+    proc = None
+    try:
+        if pinger == 'spinning':
+            proc = subprocess.Popen(
+                [sys.executable, '-c', _SPIN_PINGER, str(a_w), str(b_r),
+                 str(n)], pass_fds=(a_w, b_r), stdout=subprocess.PIPE)
+            for fd in (a_w, b_r):  # the pinger's ends: EOF if it dies
+                os.close(fd)
+                fds.remove(fd)
+            if os.read(a_r, 1) != b'r':
+                raise RuntimeError('the pinger did not start')
+            install(a_r, left, b_w)
+            os.write(b_w, b'g')
+            loop_run()
+            out = proc.communicate(timeout=60)[0]
+            if proc.returncode != 0:
+                raise RuntimeError('the pinger failed')
+            dt = float(out)
+        else:
+            start = threading.Barrier(2)
+            took = []
+            th = threading.Thread(target=_pinger,
+                                  args=(n, a_w, b_r, start, took))
+            th.start()
+            install(a_r, left, b_w)
+            start.wait()
+            loop_run()
+            th.join()
+            dt = took[0]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # the loop failed: never leave a spinning pinger
+            proc.wait()
+        for fd in fds:
+            os.close(fd)
     return dt / n * 1e6
 
 
@@ -420,7 +430,12 @@ def bench_fd_floor(_, n=20000, pinger='spinning'):
     def wait():
         if procs[0].wait(timeout=60) != 0:
             raise RuntimeError('the floor echo program failed')
-    return _round_trip(n, install, wait, pinger)
+    try:
+        return _round_trip(n, install, wait, pinger)
+    finally:
+        if procs and procs[0].poll() is None:
+            procs[0].kill()
+            procs[0].wait()
 
 
 def bench_fd_floor_py(_, n=20000, pinger='spinning'):
