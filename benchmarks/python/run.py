@@ -227,29 +227,29 @@ def bench_call_later_asyncio(new_loop, n=100000):
 # host. On the 2-vCPU AMD EPYC VM of 2026-12-01 (a PVM guest with page-
 # table isolation: a system call costs ~1.2 us, getppid), one run.py run:
 # C floor 9.0 us a trip (0.44x asyncio's 20.6 us), Python floor 9.5 us
-# (0.46x), actx 10.3 us with either backend (0.50x); of eight full runs
-# that day six met the target (cffi 0.46-0.50), one missed at 0.51 and one
-# that the host disturbed at 0.56. actx's extra over the Python floor
-# (0.1-0.7 us, noisy) is its way from the C loop to the Python callback:
-# taking the GIL back and the binding's trampoline (about 0.1 us together
-# for a bare cffi callback), a Python frame, the window's cadence of
-# checks. Readiness without a system call does not help here: io_uring
-# poll completions reach a spinning task as task work (an IPI: ~60 us a
-# trip on that VM against ~11 us for a C echo on epoll; with COOP_TASKRUN
-# only at its next system call, milliseconds), see docs/wakeup.md. Nor
-# does a tighter fd check in the polling window (every look instead of
-# every eighth, no sched_yield: within 1% in interleaved runs), nor
-# skipping run()'s non-blocking poll between trips (the loop is back in
-# its window long before the next ping). Trips are timed by the pinger,
-# first ping to last answer: until 2026-12-01 the loop timed them and
-# counted the pinger interpreter's start-up (~20 ms, ~1 us a trip at
-# 20,000 trips). Other pingers move asyncio rather than actx: with a C
-# pinger that spins, asyncio's loop sleeps so briefly that its vCPU barely
-# halts and its trip drops to ~12.5 us (actx 0.63x); with a sleeping
-# pinger thread every trip also wakes a halted vCPU (~10 us), and the
-# Python pinger's GIL hand-offs (the polling loop catches the ping while
-# the pinger still holds or wants the GIL) cost it ~1.5 sleeps a trip
-# (actx 0.6-0.9x).
+# (0.46x), actx 10.3 us with either backend (0.50x); of eleven full runs
+# that day seven met the target (cffi 0.46-0.50) and four missed it
+# (0.51-0.57); in two of those even the Python floor took 0.50x and 0.53x
+# asyncio's time. actx's extra over the Python floor (0.1-0.7 us, noisy)
+# is its way from the C loop to the Python callback: taking the GIL back
+# and the binding's trampoline (about 0.1 us together for a bare cffi
+# callback), a Python frame, the window's cadence of checks. Readiness
+# without a system call does not help here: io_uring poll completions
+# reach a spinning task as task work (an IPI: ~60 us a trip on that VM
+# against ~11 us for a C echo on epoll; with COOP_TASKRUN only at its next
+# system call, milliseconds), see docs/wakeup.md. Nor does a tighter fd
+# check in the polling window (every look instead of every eighth, no
+# sched_yield: within 1% in interleaved runs), nor skipping run()'s non-
+# blocking poll between trips (the loop is back in its window long before
+# the next ping). Trips are timed by the pinger, first ping to last
+# answer: until 2026-12-01 the loop timed them and counted the pinger
+# interpreter's start-up (~20 ms, ~1 us a trip at 20,000 trips). Other
+# pingers move asyncio rather than actx: with a C pinger that spins,
+# asyncio's loop sleeps so briefly that its vCPU barely halts and its trip
+# drops to ~12.5 us (actx 0.63x); with a sleeping pinger thread every trip
+# also wakes a halted vCPU (~10 us), and the Python pinger's GIL hand-offs
+# (the polling loop catches the ping while the pinger still holds or wants
+# the GIL) cost it ~1.5 sleeps a trip (actx 0.6-0.9x).
 FD_POLL_MAX_NS = 50000
 
 _SPIN_PINGER = r"""
