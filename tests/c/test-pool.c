@@ -9,6 +9,7 @@
  */
 #include "test.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -428,6 +429,71 @@ ACTX_TEST_TIMEOUT("/pool/nested/every-worker-many-times-over", 60)
     nested_every_worker(2, 32);
 }
 
+/* --- idle workers time out and retire ------------------------------------ */
+
+/* Threads of this process, io_uring's kernel workers aside. */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[32] = "";
+        FILE *f;
+
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof(comm), f)) {
+                comm[0] = 0;
+            }
+            fclose(f);
+        }
+        n += strncmp(comm, "iou-", 4) != 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/*
+ * Nested waits grow the pool beyond its size; once idle, the workers time
+ * out of their idle wait and retire (those beyond the size after 200 ms)
+ * until no more than the size are left, and the pool still runs work
+ * after (a worker woken from its idle wait, or a new one).
+ */
+ACTX_TEST_TIMEOUT("/pool/idle/workers-time-out-and-retire", 60)
+{
+    int base = count_threads();
+    double end;
+    struct job j[16];
+
+    nested_every_worker(2, 2);
+    ASSERT_GT(count_threads(), base + 2); /* grown for the nested waits */
+    end = mono_s() + 20;
+    while (count_threads() > base + 2 && mono_s() < end) {
+        usleep(10000);
+    }
+    ASSERT_LE(count_threads(), base + 2);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 16; i++) {
+            job_init(&j[i], i + round);
+            ASSERT_NOT_NULL(actx_submit(job_work, job_done, &j[i]));
+        }
+        ASSERT_EQ(actx_flush(), 0);
+        for (int i = 0; i < 16; i++) {
+            ASSERT_EQ(atomic_load(&j[i].work_runs), 1);
+            ASSERT_EQ(j[i].done_runs, 1);
+            ASSERT_EQ(j[i].ret, i + round);
+        }
+        usleep(20000); /* the workers go back to their idle wait */
+    }
+}
+
 /* --- a thread exits with work in flight ---------------------------------- */
 
 static struct job *exiting_jobs;
@@ -603,8 +669,7 @@ ACTX_TEST("/pool/exit/stuck-work-does-not-hang-exit")
         ASSERT_EQ(actx_pool_set_size(1), 0);
         for (int i = 0; i < 8; i++) {
             job_init(&j[i], i);
-            if (!actx_submit(i == 0 ? stuck_work : job_work, job_done,
-                             &j[i])) {
+            if (!actx_submit(i == 0 ? stuck_work : job_work, job_done, &j[i])) {
                 _exit(3);
             }
         }
