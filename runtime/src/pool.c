@@ -64,9 +64,10 @@
  * time out and retire.  Not a condition variable: glibc's
  * pthread_cond_wait takes the mutex back marked contended, so a woken
  * worker's next unlock of the pool lock was one more system call (a
- * FUTEX_WAKE with nobody to wake) between its waker and its job.  Workers do not spin before sleeping: measured on 2
- * CPUs, a spinning worker takes the CPU the submitting loop needs and cut
- * pipelined throughput several times over while not helping round trips.
+ * FUTEX_WAKE with nobody to wake) between its waker and its job.  Workers
+ * do not spin before sleeping: measured on 2 CPUs, a spinning worker takes
+ * the CPU the submitting loop needs and cut pipelined throughput several
+ * times over while not helping round trips.
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
