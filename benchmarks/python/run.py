@@ -227,8 +227,8 @@ def bench_call_later_asyncio(new_loop, n=100000):
 # host. On the 2-vCPU AMD EPYC VM of 2026-12-01 (a PVM guest with page-
 # table isolation: a system call costs ~1.2 us, getppid), one run.py run:
 # C floor 9.0 us a trip (0.44x asyncio's 20.6 us), Python floor 9.5 us
-# (0.46x), actx 10.3 us with either backend (0.50x); of eleven full runs
-# that day seven met the target (cffi 0.46-0.50) and four missed it
+# (0.46x), actx 10.3 us with either backend (0.50x); of twelve full runs
+# that day eight met the target (cffi 0.46-0.50) and four missed it
 # (0.51-0.57); in two of those even the Python floor took 0.50x and 0.53x
 # asyncio's time. actx's extra over the Python floor (0.1-0.7 us, noisy)
 # is its way from the C loop to the Python callback: taking the GIL back
