@@ -453,6 +453,18 @@ def test_reader_exception_raised_by_poll(ax, pipe):
     ax.remove_reader(r)
 
 
+def test_writer_exception_raised_by_poll(ax, pipe):
+    _, w = pipe
+
+    def boom():
+        ax.remove_writer(w)
+        raise KeyError('writable')
+    ax.add_writer(w, boom)
+    with pytest.raises(KeyError):
+        wait_until(ax, lambda: False)
+    assert ax.remove_writer(w) is False
+
+
 def test_fd_errors(ax):
     with tempfile.TemporaryFile() as f:
         with pytest.raises(OSError) as ei:
