@@ -89,6 +89,10 @@ typedef struct actx__msg {
     struct actx__msg *next;
     uint16_t type;
     uint16_t flags;
+    /*
+     * A request's: the depth of the context it was made in (the wake-up
+     * filter, mailbox.c), or its fd while on the ring (aio-uring.c).
+     */
     uint32_t aux;
 } actx__msg;
 
@@ -150,6 +154,7 @@ struct actx_bh {
     actx_ctx *ctx;                    /* owner-only */
     actx__loop *loop;                 /* immutable */
     actx__mailbox *mb;                /* immutable */
+    int depth;                        /* immutable: of its first context */
     uint64_t seq;                     /* owner: stamp of the latest schedule */
     actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
     actx_bh *all_prev, *all_next;     /* the loop's live BHs */
@@ -169,8 +174,8 @@ struct actx_ctx {
     long q_len;
     actx_bh *bh_head, **bh_tail; /* scheduled BHs (bh.c) */
     long bh_len;
-    void *timers;     /* timer heap of this context (timer.c) */
-    actx__fd *parked; /* fds parked while another context is current */
+    void *timers; /* timer heap of this context (timer.c) */
+    void *fdset;  /* its epoll set, once it has fd handlers (fd.c) */
 
     /* Shared. */
     actx__mailbox *mb; /* immutable; the context holds a reference */
@@ -194,11 +199,20 @@ struct actx__mailbox {
 
 #define ACTX__MB_CLOSED ((actx__msg *)1)
 
-/* notify_me levels: a post wakes the owner when notify_me >= its level. */
+/*
+ * notify_me while the owner sleeps: level | depth << ACTX__WAKE_DEPTH_SHIFT,
+ * depth being that of the context it sleeps in.  A post wakes the owner
+ * when its level is at most the sleep's and the message is for a context
+ * of at least that depth (mailbox.c: "Posts for outer contexts").
+ */
 enum {
     ACTX__WAKE_ANY = 1,       /* owner sleeps (any timeout) */
     ACTX__WAKE_UNBOUNDED = 2, /* owner sleeps longer than an idle BH may wait */
+    ACTX__WAKE_LEVELS = 3,    /* the level bits of notify_me */
+    ACTX__WAKE_DEPTH_SHIFT = 2,
 };
+/* The depth of a post that must wake the owner in any context. */
+#define ACTX__DEPTH_ANY INT32_MAX
 
 struct actx__loop {
     actx_ctx *cur;
@@ -227,6 +241,7 @@ struct actx__loop {
      */
     bool in_cb, shutdown_deferred;
     long nfds;              /* registered fd handlers (fd.c) */
+    long fd_deferred;       /* handlers whose move failed (fd.c) */
     void *fdtab;            /* fd.c */
     long ntimers;           /* armed timers on this loop (timer.c) */
     long timers_live;       /* live timers: room reserved in each heap */
@@ -322,13 +337,14 @@ void actx__log(int level, const char *fmt, ...)
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);
 void actx__mb_unref(actx__mailbox *mb, long n);
-int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level);
-void actx__mb_notify(actx__mailbox *mb, int wake_level);
+int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level, int depth);
+void actx__mb_notify(actx__mailbox *mb, int wake_level, int depth);
 void actx__mb_refused(actx__mailbox *mb);
 void actx__mb_rearm(actx__loop *loop);
-void actx__mb_prepare_sleep(actx__loop *loop, int level);
+void actx__mb_prepare_sleep(actx__loop *loop, int level, int depth);
 void actx__mb_end_sleep(actx__loop *loop);
 void actx__mb_ack(actx__loop *loop);
+void actx__mb_on_event(void *loop);
 unsigned long actx__refused_all(void);
 
 /*
@@ -337,16 +353,20 @@ unsigned long actx__refused_all(void);
  */
 void actx__mb_wake(actx__mailbox *mb);
 
-static inline void actx__mb_notify_inline(actx__mailbox *mb, int wake_level)
+static inline void actx__mb_notify_inline(actx__mailbox *mb, int wake_level,
+                                          int depth)
 {
     /* P2: pairs with O2 in actx__mb_prepare_sleep (mailbox.c). */
-    if (ACTX__UNLIKELY(atomic_load(&mb->notify_me) >= wake_level)) {
+    int nm = atomic_load(&mb->notify_me);
+
+    if (ACTX__UNLIKELY((nm & ACTX__WAKE_LEVELS) >= wake_level) &&
+        depth >= nm >> ACTX__WAKE_DEPTH_SHIFT) {
         actx__mb_wake(mb); /* P3 */
     }
 }
 
 static inline int actx__mb_post_inline(actx__mailbox *mb, actx__msg *msg,
-                                       int wake_level)
+                                       int wake_level, int depth)
 {
     actx__msg *old = atomic_load_explicit(&mb->head, memory_order_relaxed);
 
@@ -362,7 +382,7 @@ static inline int actx__mb_post_inline(actx__mailbox *mb, actx__msg *msg,
     } while (!atomic_compare_exchange_weak_explicit(
         &mb->head, &old, msg, memory_order_seq_cst, memory_order_relaxed));
     if (wake_level) {
-        actx__mb_notify_inline(mb, wake_level);
+        actx__mb_notify_inline(mb, wake_level, depth);
     }
     return 0;
 }
@@ -407,7 +427,7 @@ void actx__dispatch(actx__loop *loop, actx__msg *m);
 static inline void actx__local_post(actx__loop *loop)
 {
     if (ACTX__UNLIKELY(loop->notify_armed)) {
-        actx__mb_notify(loop->mb, ACTX__WAKE_ANY);
+        actx__mb_notify(loop->mb, ACTX__WAKE_ANY, ACTX__DEPTH_ANY);
     }
 }
 
@@ -493,9 +513,6 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
  *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
  */
 enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
-/* The epoll key of the ring fd (fd.c's keys have a generation >= 1 in the
- * high half and an fd in the low half, so never all ones). */
-#define ACTX__IO_KEY UINT64_MAX
 void actx__io_loop_init(actx__loop *loop);
 int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
                     off_t off, actx_done_fn *done, void *opaque,
@@ -523,25 +540,36 @@ static inline bool actx__io_ready(actx__loop *loop)
            __atomic_load_n(loop->io_ktail, __ATOMIC_ACQUIRE) != *loop->io_khead;
 }
 
-/*
- * backend-epoll.c: the OS backend.  An epoll registration carries
- * data.u64 == 0 for the mailbox's eventfd, otherwise fd.c's key (never 0).
- */
-int actx__backend_init(actx__loop *loop);
-void actx__backend_close(actx__loop *loop);
-int actx__backend_wait(actx__loop *loop, int64_t timeout_ns);
-int actx__backend_ctl(actx__loop *loop, int op, int fd, uint32_t events,
-                      uint64_t key);
-int actx__backend_rebuild(actx__loop *loop);
+/* backend-epoll.c: the OS backend (epoll sets; fd.c decides which). */
+struct epoll_event;
+int actx__backend_new(void);
+int actx__backend_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key);
+int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
+                       int64_t timeout_ns);
 
-/* fd.c and timer.c: io of the current context. */
+/*
+ * fd.c: fd handlers and the epoll sets the loop waits on.
+ *   actx__fd_loop_init/close     the loop's sets (loop creation/free);
+ *   actx__fd_loopwide_add/del    an fd in every set, its callback run as
+ *                                its events arrive (the eventfd, the ring);
+ *   actx__fd_wait                the loop's wait, on the current context's
+ *                                set; ready handlers are stashed for
+ *                                actx__fd_poll;
+ *   actx__fd_embed_fd/sync       actx_backend_fd() and its member.
+ */
+int actx__fd_loop_init(actx__loop *loop);
+void actx__fd_loop_close(actx__loop *loop);
+int actx__fd_loopwide_add(actx__loop *loop, int fd, actx_fn *on_event,
+                          void *opaque);
+void actx__fd_loopwide_del(actx__loop *loop, int fd);
+int actx__fd_wait(actx__loop *loop, int64_t timeout_ns);
+int actx__fd_embed_fd(actx__loop *loop);
+void actx__fd_embed_sync(actx__loop *loop);
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
-void actx__fd_wait_begin(actx__loop *loop);
-void actx__fd_event(actx__loop *loop, uint64_t key, uint32_t events);
-void actx__fd_waited(actx__loop *loop);
 bool actx__fd_stashed(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
 void actx__fd_loop_shutdown(actx__loop *loop);
+/* timer.c: timers of the current context. */
 int actx__timers_run(actx__loop *loop, actx_ctx *c);
 int64_t actx__timers_next_ns(actx__loop *loop, actx_ctx *c);
 void actx__timers_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);

@@ -18,7 +18,7 @@
  * callbacks refilling a pipeline, say) cost one system call.  Page-cached
  * buffered reads complete inside that call.
  *
- * Completion: the ring fd sits in the loop's epoll set (key ACTX__IO_KEY), so
+ * Completion: the ring fd sits in every epoll set of the loop (fd.c), so
  * a sleeping loop wakes when a CQE is posted; actx__drain_if_any() reaps the
  * CQ (two loads when nothing is there) and hands each completion to
  * actx__dispatch(), exactly as a completion from the mailbox: it is queued
@@ -216,8 +216,8 @@ static struct actx__uring *ring_setup(actx__loop *loop)
         loop->st.io_backend = 0;
         return NULL;
     }
-    err = actx__backend_ctl(loop, EPOLL_CTL_ADD, u->ring.ring_fd, EPOLLIN,
-                            ACTX__IO_KEY);
+    /* In every epoll set; the CQEs are reaped by actx__drain_if_any. */
+    err = actx__fd_loopwide_add(loop, u->ring.ring_fd, NULL, NULL);
     if (err < 0) {
         io_uring_queue_exit(&u->ring);
         free(u);
@@ -569,7 +569,7 @@ void actx__io_loop_shutdown(actx__loop *loop)
                 break; /* the ring is gone: nothing will complete */
             }
         }
-        actx__backend_ctl(loop, EPOLL_CTL_DEL, u->ring.ring_fd, 0, 0);
+        actx__fd_loopwide_del(loop, u->ring.ring_fd);
     }
     io_uring_queue_exit(&u->ring);
     free(u->kind);

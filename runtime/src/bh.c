@@ -106,6 +106,7 @@ actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
     bh->cb = cb;
     bh->opaque = opaque;
     bh->ctx = loop->cur;
+    bh->depth = loop->cur->depth;
     bh->loop = loop;
     bh->mb = loop->mb;
     bh->all_next = loop->bhs;
@@ -168,12 +169,13 @@ static void schedule_remote(actx_bh *bh, bool idle)
     if (old & ACTX__BH_R_MAILED) {
         /* Still in the mailbox from an earlier, cancelled schedule. */
         if (!idle) {
-            actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
+            actx__mb_notify(bh->mb, ACTX__WAKE_ANY, bh->depth);
         }
         return;
     }
     if (actx__mb_post(bh->mb, &bh->msg,
-                      idle ? ACTX__WAKE_UNBOUNDED : ACTX__WAKE_ANY) ||
+                      idle ? ACTX__WAKE_UNBOUNDED : ACTX__WAKE_ANY,
+                      bh->depth) ||
         !idle) {
         return; /* posted (or the loop is gone: scheduling is misuse) */
     }
@@ -183,7 +185,7 @@ static void schedule_remote(actx_bh *bh, bool idle)
      */
     new = atomic_load(&bh->rflags);
     if ((new &ACTX__BH_R_SCHED) && !(new &ACTX__BH_R_IDLE)) {
-        actx__mb_notify(bh->mb, ACTX__WAKE_ANY);
+        actx__mb_notify(bh->mb, ACTX__WAKE_ANY, bh->depth);
     }
 }
 

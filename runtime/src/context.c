@@ -46,7 +46,7 @@ static actx_ctx *ctx_alloc(actx__loop *loop)
     c->bh_head = NULL;
     c->bh_tail = &c->bh_head;
     c->bh_len = 0;
-    actx__assert(c->timers == NULL && c->parked == NULL);
+    actx__assert(c->timers == NULL && c->fdset == NULL);
     /* Relaxed: nobody else can see a context before it is pushed. */
     atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&c->handles, 0, memory_order_relaxed);
@@ -254,8 +254,8 @@ int actx_pop(void)
     if (ACTX__UNLIKELY(c->timers != NULL)) {
         actx__timers_pop(loop, c, p);
     }
-    if (ACTX__UNLIKELY(loop->nfds != 0)) {
-        actx__fd_pop(loop, c, p);
+    if (ACTX__UNLIKELY(c->fdset != NULL)) {
+        actx__fd_pop(loop, c, p); /* only the child's own fd handlers */
     }
 
     /* 4: the parent is current; its queue runs at its next poll. */
@@ -391,7 +391,8 @@ void actx_ctx_unref(actx_ctx *c)
             return;
         }
         c->release_msg.type = ACTX__MSG_RELEASE;
-        if (actx__mb_post(c->mb, &c->release_msg, ACTX__WAKE_ANY) == 0) {
+        if (actx__mb_post(c->mb, &c->release_msg, ACTX__WAKE_ANY, c->depth) ==
+            0) {
             return;
         }
     }
@@ -426,7 +427,8 @@ static int post_call(actx_ctx *c, uint16_t type, actx_fn *fn, void *opaque)
             actx__local_post(loop);
             return 0;
         }
-    } else if (actx__mb_post(c->mb, &call->msg, ACTX__WAKE_ANY) == 0) {
+    } else if (actx__mb_post(c->mb, &call->msg, ACTX__WAKE_ANY, c->depth) ==
+               0) {
         return 0;
     }
     actx__mb_refused(c->mb);

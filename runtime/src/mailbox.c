@@ -43,7 +43,27 @@
  *
  * Posts that may be slow to be noticed use a lower wake level: an idle BH
  * scheduled from another thread wakes the owner only when it sleeps longer
- * than an idle BH may wait (notify_me == ACTX__WAKE_UNBOUNDED).
+ * than an idle BH may wait (notify_me's level ACTX__WAKE_UNBOUNDED).
+ *
+ * Posts for outer contexts.  A message can run only in the context it
+ * resolves to.  While the owner sleeps in a context C of depth d, a
+ * message for a context X can be for C only if X is C or was pushed after
+ * C (and popped since, forwarding into C): either way X's depth is >= d.
+ * A context of depth < d is an ancestor of C, or was popped into one, and
+ * a context of depth d other than C was popped into C's parent: none can
+ * run before C is popped.  So the owner publishes d with the level (O2)
+ * and a poster whose message was made at a depth below d does not write
+ * the eventfd (P3 is skipped): a nested wait is not woken by outer
+ * completions, calls or BHs, and the owner queues them at its next drain,
+ * which every poll does.  A message records the depth of the context it
+ * was made for (a request's msg.aux, a BH's depth, a handle's context):
+ * re-homing only ever moves things to shallower contexts, so that depth
+ * never understates.  The argument above (O2 < P2 in the total order) is
+ * unchanged: a poster that sees this sleep's notify_me sees its depth, and
+ * skips only messages that cannot run in this sleep; a skipped one is
+ * found by the O3 of any later sleep or by its drain.  Embedding
+ * (actx_backend_timeout_ms) and the owner's own posts use depth 0 and
+ * ACTX__DEPTH_ANY: they always wake.
  *
  * Wake-ups coalesce (one eventfd write per sleep at most); posts never do.
  * A post while the owner is not about to sleep writes nothing.  An owner
@@ -135,14 +155,14 @@ void actx__mb_wake(actx__mailbox *mb)
     }
 }
 
-void actx__mb_notify(actx__mailbox *mb, int wake_level)
+void actx__mb_notify(actx__mailbox *mb, int wake_level, int depth)
 {
-    actx__mb_notify_inline(mb, wake_level);
+    actx__mb_notify_inline(mb, wake_level, depth);
 }
 
-int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level)
+int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level, int depth)
 {
-    return actx__mb_post_inline(mb, msg, wake_level);
+    return actx__mb_post_inline(mb, msg, wake_level, depth);
 }
 
 void actx__mb_refused(actx__mailbox *mb)
@@ -172,6 +192,12 @@ void actx__mb_ack(actx__loop *loop)
     }
 }
 
+/* fd.c's callback for the eventfd (a loop-wide registration). */
+void actx__mb_on_event(void *loop)
+{
+    actx__mb_ack(loop);
+}
+
 /* O1: consume a pending wake-up, then let posters write again. */
 void actx__mb_rearm(actx__loop *loop)
 {
@@ -184,11 +210,18 @@ void actx__mb_rearm(actx__loop *loop)
     }
 }
 
-/* O1 + O2.  The caller then looks for work (O3) before it sleeps. */
-void actx__mb_prepare_sleep(actx__loop *loop, int level)
+/*
+ * O1 + O2 for a sleep in a context of this depth (0: wake for anything).
+ * The caller then looks for work (O3) before it sleeps.
+ */
+void actx__mb_prepare_sleep(actx__loop *loop, int level, int depth)
 {
+    int max = INT32_MAX >> ACTX__WAKE_DEPTH_SHIFT;
+
     actx__mb_rearm(loop);
-    atomic_store(&loop->mb->notify_me, level);
+    /* Deeper than max: as max, so it wakes more often, never less. */
+    atomic_store(&loop->mb->notify_me, level | (depth < max ? depth : max)
+                                                   << ACTX__WAKE_DEPTH_SHIFT);
 }
 
 /* O4. */

@@ -154,7 +154,7 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 {
     int64_t t = c->timers ? actx__timers_next_ns(loop, c) : -1;
 
-    if ((c->bh_head || ACTX__UNLIKELY(c->parked != NULL)) &&
+    if ((c->bh_head || ACTX__UNLIKELY(loop->fd_deferred != 0)) &&
         (t < 0 || t > (int64_t)ACTX__IDLE_NS)) {
         /* Idle BHs wait at most 10 ms; so does an fd re-arm retry (fd.c). */
         t = ACTX__IDLE_NS;
@@ -269,7 +269,7 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
             if (ACTX__UNLIKELY(loop->nfds != 0) && now >= fd_next) {
                 /* Ready fds are stashed for the run_pass that follows. */
                 fd_next = now + POLL_FD_NS;
-                actx__backend_wait(loop, 0);
+                actx__fd_wait(loop, 0);
                 if (actx__fd_stashed(loop)) {
                     break;
                 }
@@ -406,14 +406,15 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
         actx__mb_prepare_sleep(loop,
                                (timeout < 0 || timeout > (int64_t)ACTX__IDLE_NS)
                                    ? ACTX__WAKE_UNBOUNDED
-                                   : ACTX__WAKE_ANY);
+                                   : ACTX__WAKE_ANY,
+                               c->depth);
         if (!work_now(loop, c)) {
             loop->st.sleeps++;
             /* The wait counts from the start of the window, if any. */
             slept = !loop->poll_max_ns ? 0
                     : poll_start       ? poll_start
                                        : actx_now_ns();
-            waited = actx__backend_wait(loop, timeout);
+            waited = actx__fd_wait(loop, timeout);
             if (ACTX__UNLIKELY(slept != 0)) {
                 poll_adapt(loop, actx_now_ns() - slept);
             }
@@ -591,7 +592,7 @@ int actx_backend_fd(void)
 {
     actx__loop *loop = actx__loop_get();
 
-    return loop ? loop->epfd : -errno;
+    return loop ? actx__fd_embed_fd(loop) : -errno;
 }
 
 int actx_backend_timeout_ms(void)
@@ -605,7 +606,8 @@ int actx_backend_timeout_ms(void)
     }
     c = loop->cur;
     actx__io_flush(loop); /* the embedder is about to wait */
-    actx__mb_prepare_sleep(loop, ACTX__WAKE_UNBOUNDED);
+    actx__fd_embed_sync(loop);
+    actx__mb_prepare_sleep(loop, ACTX__WAKE_UNBOUNDED, 0);
     loop->notify_armed = true;
     if (work_now(loop, c)) {
         return 0;

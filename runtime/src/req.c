@@ -227,6 +227,7 @@ static inline actx_req *req_take(actx__loop *loop, uint64_t bits,
     req->ret = 0;
     req->ctx = c;
     req->job = NULL;
+    req->msg.aux = (uint32_t)c->depth; /* the wake-up filter (mailbox.c) */
     __atomic_store_n(&req->msg.flags, 0, __ATOMIC_RELAXED); /* not completed */
     c->objs++;
     c->nreq++;
@@ -390,8 +391,8 @@ static inline int req_post(actx_req *req, long ret)
     if (ACTX__UNLIKELY(loop && loop->mb == req->mb)) {
         return req_post_owner(loop, req, ret);
     }
-    if (ACTX__UNLIKELY(
-            actx__mb_post_inline(req->mb, &req->msg, ACTX__WAKE_ANY))) {
+    if (ACTX__UNLIKELY(actx__mb_post_inline(req->mb, &req->msg, ACTX__WAKE_ANY,
+                                            (int)req->msg.aux))) {
         return req_post_refused(req);
     }
     return 0;

@@ -71,7 +71,14 @@ actx__loop *actx__loop_create(void)
     actx__req_loop_init(loop);
     loop->id =
         atomic_fetch_add_explicit(&next_loop_id, 1, memory_order_relaxed);
-    err = actx__backend_init(loop);
+    err = actx__fd_loop_init(loop);
+    if (err == 0) {
+        err =
+            actx__fd_loopwide_add(loop, loop->mb->efd, actx__mb_on_event, loop);
+        if (err < 0) {
+            actx__fd_loop_close(loop);
+        }
+    }
     if (err < 0) {
         goto fail;
     }
@@ -80,7 +87,7 @@ actx__loop *actx__loop_create(void)
     root = actx__ctx_new_root(loop);
     if (!root) {
         actx__tls_loop = NULL;
-        actx__backend_close(loop);
+        actx__fd_loop_close(loop);
         err = -ENOMEM;
         goto fail;
     }
@@ -89,7 +96,7 @@ actx__loop *actx__loop_create(void)
         actx__tls_loop = NULL;
         free(root);
         loop->mb_budget++;
-        actx__backend_close(loop);
+        actx__fd_loop_close(loop);
         err = -ENOMEM;
         goto fail;
     }
@@ -198,7 +205,7 @@ void actx__shutdown_now(actx__loop *loop)
     actx__pool_loop_shutdown(loop);
     quarantine_flush(loop);
     actx__ctx_loop_shutdown(loop);
-    actx__backend_close(loop);
+    actx__fd_loop_close(loop);
 
     /* Keep one reference so actx_stats can report later refusals. */
     tls_dead_mb = loop->mb;

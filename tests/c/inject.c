@@ -16,6 +16,7 @@ atomic_int inject_epoll_ctl_errno = ENOMEM;
 atomic_int inject_pthread_create_hits;
 atomic_int inject_alloc_hits;
 atomic_int inject_epoll_ctl_hits;
+atomic_long inject_epoll_ctl_calls;
 
 /* Take one failure from a knob; true if this call must fail. */
 static bool take(atomic_int *knob, atomic_int *hits)
@@ -107,6 +108,7 @@ int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
+    atomic_fetch_add(&inject_epoll_ctl_calls, 1);
     if (op == atomic_load(&inject_epoll_ctl_op) &&
         take(&inject_epoll_ctl, &inject_epoll_ctl_hits)) {
         errno = atomic_load(&inject_epoll_ctl_errno);

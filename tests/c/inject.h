@@ -37,6 +37,8 @@ extern atomic_int inject_epoll_ctl_errno;
 extern atomic_int inject_pthread_create_hits;
 extern atomic_int inject_alloc_hits;
 extern atomic_int inject_epoll_ctl_hits;
+/* Every epoll_ctl call made through the wrapper, failed or not. */
+extern atomic_long inject_epoll_ctl_calls;
 
 static inline void inject_fail(atomic_int *knob, int n)
 {

@@ -302,12 +302,15 @@ ACTX_TEST("/embed/backend/fd-readable-for-ready-fd-handler")
     ASSERT_TRUE(readable(fd));
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(rec.runs, 1);
-    /* In a child the parent's ready fd is parked: the backend fd goes
-     * quiet, so a foreign loop does not spin. */
+    /* In a child the parent's ready fd is not in the set the backend fd
+     * follows (from the embedder's actx_backend_timeout_ms() on): the
+     * backend fd goes quiet, so a foreign loop does not spin. */
     ASSERT_EQ(actx_push(), 1);
     ASSERT_EQ(actx_poll(false), 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
     ASSERT_FALSE(readable(fd));
     ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
     ASSERT_TRUE(readable(fd));
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(rec.runs, 2);

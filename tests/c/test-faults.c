@@ -383,10 +383,11 @@ ACTX_TEST("/timer/heap/fires-in-deadline-order-under-churn")
     }
 }
 
-/* --- fd handlers: a failed re-arm at pop keeps the handler ----------------- */
+/* --- fd handlers: a failed move at pop keeps the handler ----------------- */
 
 static int fdf_fd;
 static int fdf_runs;
+static int fdf_depth;
 
 static void fdf_read(void *opaque)
 {
@@ -394,24 +395,34 @@ static void fdf_read(void *opaque)
 
     (void)opaque;
     ASSERT_EQ(read(fdf_fd, &c, 1), 1);
+    fdf_depth = actx_context_id();
     fdf_runs++;
 }
 
-static void parked_rearm_fails(int err)
+static void nop_read(void *opaque)
+{
+    (void)opaque;
+}
+
+/*
+ * A handler registered in a nested context moves to its parent's epoll set
+ * at the pop; when the parent has a set of its own, that is an epoll_ctl
+ * ADD, which fails here (err, once): the handler is kept, counted, and
+ * moved at the parent's next poll.
+ */
+static void move_at_pop_fails(int err)
 {
     struct actx_stats st;
-    int sv[2];
+    int sv[2], other[2];
 
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(actx_set_fd_handler(other[0], nop_read, NULL, NULL), 0);
+    ASSERT_EQ(actx_push(), 2);
     fdf_fd = sv[0];
     ASSERT_EQ(actx_set_fd_handler(sv[0], fdf_read, NULL, NULL), 0);
-    ASSERT_EQ(actx_push(), 1);
     ASSERT_EQ(write(sv[1], "x", 1), 1);
-    /* Ready while the child is current: parked (out of the epoll set). */
-    for (int i = 0; i < 3; i++) {
-        ASSERT_EQ(actx_poll(false), 0);
-    }
-    ASSERT_EQ(fdf_runs, 0);
     inject_epoll_ctl_errno = err;
     inject_fail(&inject_epoll_ctl, 1);
     ASSERT_EQ(actx_pop(), 0);
@@ -421,22 +432,77 @@ static void parked_rearm_fails(int err)
     /* Kept, retried: it runs, and a blocking poll does not hang. */
     ASSERT_EQ(actx_poll(true), 1);
     ASSERT_EQ(fdf_runs, 1);
+    ASSERT_EQ(fdf_depth, 1);
     ASSERT_EQ(write(sv[1], "y", 1), 1);
     ASSERT_EQ(actx_poll(true), 1);
     ASSERT_EQ(fdf_runs, 2);
     ASSERT_EQ(actx_set_fd_handler(sv[0], NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_set_fd_handler(other[0], NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_pop(), 0);
     close(sv[0]);
     close(sv[1]);
+    close(other[0]);
+    close(other[1]);
 }
 
-ACTX_TEST("/fd/fault/parked-rearm-enomem-keeps-handler")
+ACTX_TEST("/fd/fault/move-at-pop-enomem-keeps-handler")
 {
-    parked_rearm_fails(ENOMEM);
+    move_at_pop_fails(ENOMEM);
 }
 
-ACTX_TEST("/fd/fault/parked-rearm-enospc-keeps-handler")
+ACTX_TEST("/fd/fault/move-at-pop-enospc-keeps-handler")
 {
-    parked_rearm_fails(ENOSPC);
+    move_at_pop_fails(ENOSPC);
+}
+
+static char fdf_log[256];
+static int fdf_log_errors;
+
+static void fdf_log_fn(int level, const char *msg, void *opaque)
+{
+    (void)opaque;
+    if (level == ACTX_LOG_ERROR && strstr(msg, "handler removed")) {
+        snprintf(fdf_log, sizeof(fdf_log), "%s", msg);
+        fdf_log_errors++;
+    }
+}
+
+/*
+ * The move keeps failing: after a bounded number of tries the handler is
+ * removed with an error through the log handler, and the loop does not
+ * poll for ever (the wait that counted on it reports -EDEADLK).
+ */
+ACTX_TEST_TIMEOUT("/fd/fault/move-fails-for-ever-reports-error", 60)
+{
+    struct actx_stats st;
+    int sv[2], other[2];
+
+    actx_set_log_handler(fdf_log_fn, NULL);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, other), 0);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(actx_set_fd_handler(other[0], nop_read, NULL, NULL), 0);
+    ASSERT_EQ(actx_push(), 2);
+    fdf_fd = sv[0];
+    ASSERT_EQ(actx_set_fd_handler(sv[0], fdf_read, NULL, NULL), 0);
+    inject_epoll_ctl_errno = ENOMEM;
+    inject_fail(&inject_epoll_ctl, INJECT_ALWAYS);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_set_fd_handler(other[0], NULL, NULL, NULL), 0);
+    /* Only the deferred handler is left to wait for: it never comes. */
+    ASSERT_EQ(ACTX_WAIT_WHILE(fdf_runs == 0), -EDEADLK);
+    inject_fail(&inject_epoll_ctl, 0);
+    ASSERT_EQ(fdf_log_errors, 1);
+    ASSERT_TRUE(strstr(fdf_log, "fd ") != NULL);
+    actx_stats(&st);
+    ASSERT_TRUE(st.fd_errors >= 2);
+    ASSERT_FALSE(actx_can_progress());
+    ASSERT_EQ(actx_pop(), 0);
+    actx_set_log_handler(NULL, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    close(other[0]);
+    close(other[1]);
 }
 
 /* Re-registering fails (ENOMEM): the old registration stays. */
