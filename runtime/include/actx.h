@@ -101,6 +101,14 @@ typedef struct actx_timer actx_timer;
  * loop-creation error on a thread's first call, see Conventions).
  * No syscall and no malloc in steady state (contexts are recycled per
  * thread).
+ *
+ * What a nested wait costs (push, wait, pop) does not grow with what the
+ * outer contexts hold: an outer fd that turns ready meanwhile costs no
+ * system call, then or at the pop (each context with fd handlers has an
+ * epoll set of its own and a wait looks only at the current one's);
+ * completions, calls and BHs posted for outer contexts from other threads
+ * do not wake it; outer timers and idle BHs do not shorten its sleeps.
+ * They are kept and run after the pop (docs/nested-waits.md).
  */
 ACTX_EXTERN int actx_push(void);
 
@@ -113,6 +121,8 @@ ACTX_EXTERN int actx_push(void);
  * calls, fd handlers, timers, context handles) to the parent; make the
  * parent current.  The parent's queued completions run at its next
  * actx_poll() or actx_process_queue().  Returns 0.
+ * Re-homing is O(1) but for the child's own fd handlers when the parent
+ * has some too (each moves into the parent's epoll set: two epoll_ctl).
  * A callback running inside the flush must leave the context stack as it
  * found it: if a BH leaves it changed, actx_pop returns -EBUSY (with a
  * diagnostic) and pops nothing.  It never allocates and never fails
@@ -453,14 +463,22 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * -EBADF for a negative or closed fd, -EPERM for an fd epoll cannot poll
  * (a regular file), -EINVAL for the loop's own fd, -ENOMEM, -ENOSPC (the
  * kernel's limit of epoll watches).
+ * -EBADF is also what a number that is not open gets, before anything is
+ * allocated (memory follows registered fds, not fd numbers); -EMFILE when
+ * the first handler of a nested context finds no fd for its epoll set.
  * Remove a handler before closing its fd.  An fd found closed while
- * registered (epoll_ctl reports EBADF) has its handler removed and is
- * counted in actx_stats().fd_errors; the loop never spins on it.  When
- * changing an existing registration fails with -ENOMEM (or -ENOSPC), the
- * registration stays as it was.  If putting a parked handler back into
- * the epoll set at actx_pop() fails for lack of kernel memory, the handler
- * is kept (counted in fd_errors, with a diagnostic) and retried at each
- * poll of its context, whose sleeps are then bounded to 10 ms.
+ * registered (epoll_ctl reports EBADF when the handler is changed, moved
+ * or removed) has its handler removed and is counted in
+ * actx_stats().fd_errors; the loop never spins on it.  Registering the
+ * same number again re-arms it, so a number closed and reopened works
+ * once registered again.  When changing an existing registration fails
+ * with -ENOMEM (or -ENOSPC, -EMFILE), the registration stays as it was.
+ * If moving a nested context's handler into its parent's epoll set at
+ * actx_pop() fails for lack of kernel memory, the handler is kept
+ * (counted in fd_errors, with a diagnostic) and the move retried at most
+ * every 10 ms at the polls of its context, whose sleeps are bounded to
+ * 10 ms meanwhile; after 100 failed tries it is removed with an error
+ * through the log handler (the loop never polls for ever).
  */
 ACTX_EXTERN int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
                                     void *opaque);
@@ -519,7 +537,9 @@ ACTX_EXTERN int actx_set_poll_max_ns(int64_t ns);
  * declares that the caller is about to wait on the fd: until the next
  * actx_poll(), every post to this loop writes its eventfd.
  * The fd (an epoll fd, stable for the life of the loop) becomes readable
- * for arrived posts and ready fds of the current context; the timeout is
+ * for arrived posts and ready fds of the context that was current at the
+ * latest actx_backend_timeout_ms() (never for an outer context's fds, so
+ * a host loop does not spin during a nested wait); the timeout is
  * until the current context's next timer, at most 10 ms with idle BHs
  * scheduled, 0 when something can run now, rounded up to whole ms.  An
  * actx_poll(false) that ran something may leave more to do: ask for the
