@@ -1098,6 +1098,7 @@ static void service_figs(const bench_opts *o, const char *only, long nreq,
     char what[64], name[96];
     figset fs = {.ok = true};
 
+    (void)do_uv; /* without libuv */
     if (lookup_pct) {
         snprintf(what, sizeof(what), "%d%% nested lookups", lookup_pct);
     } else {
