@@ -232,7 +232,7 @@ static struct {
 
 typedef struct conn conn;
 
-/* A connection's input: the unparsed tail of what was read. */
+/* A server connection: its unparsed input, its one request in flight. */
 struct conn {
     int fd;
     int inlen;
