@@ -36,7 +36,7 @@ END = '<!-- bench-report:end -->'
 
 # Programs in the order a reader meets them; others follow by name.
 ORDER = ['bench-bh', 'bench-xthread', 'bench-pool', 'bench-io',
-         'bench-scale', 'run.py']
+         'bench-scale', 'bench-service', 'run.py']
 
 
 def load(paths):
