@@ -63,7 +63,8 @@
  * skips only messages that cannot run in this sleep; a skipped one is
  * found by the O3 of any later sleep or by its drain.  Embedding
  * (actx_backend_timeout_ms) and the owner's own posts use depth 0 and
- * ACTX__DEPTH_ANY: they always wake.
+ * ACTX__DEPTH_ANY: they always wake.  tests/model/mailbox.pml -DDEPTH
+ * checks it (a nested sleep, then the root sleep after the pop).
  *
  * Wake-ups coalesce (one eventfd write per sleep at most); posts never do.
  * A post while the owner is not about to sleep writes nothing.  An owner

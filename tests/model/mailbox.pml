@@ -120,6 +120,21 @@
  * timeout now and then; when that reports the eventfd (a write left from
  * an earlier sleep) actx__mb_ack reads it, before O1, with `notified'
  * left set: modelled as a look that may read a readable efd.
+ * Nested waits (-DDEPTH; "Posts for outer contexts" in mailbox.c).  The
+ * owner first waits nested, at depth 1, until it has taken every message
+ * of depth 1, then pops and waits at the root for the rest.  O2 publishes
+ * the depth with the level (one int in the C code, one step here); P3
+ * writes the eventfd only for a message of at least that depth.  Even
+ * posters post messages of depth 1, odd ones outer messages (depth 0).
+ * Property 1 then says: a nested sleep is never left waiting for a
+ * message of its depth, and the sleep at the root after the pop is never
+ * left waiting for the outer messages that were not allowed to wake the
+ * nested one.  Mutant:
+ *   MUT_DEPTH_STALE     the owner publishes the depth only at its first
+ *                       sleep (a stale, deeper depth at the root): the
+ *                       root sleep misses the outer posts.
+ *   MUT_DEPTH_STRICT    a post wakes only for a depth greater than the
+ *                       sleep's: the nested sleep misses its own posts.
  * Mutants of the polling phase (run.sh requires each to FAIL):
  *   MUT_POLL_ARMED      notify_me = level stored before polling (arm, then
  *                       spin): a post during the window writes the
@@ -148,9 +163,15 @@
 #endif
 #define TOTAL (NPOST * NMSG)
 #define LEVEL 1         /* ACTX__WAKE_ANY */
+/* Messages of depth 1: posters 2, 4, ... (poster i posts depth i % 2). */
+#define NDEEP ((NPOST / 2) * NMSG)
 
 byte head = 0;          /* messages in the mailbox */
-byte notify_me = 0;     /* mb->notify_me */
+byte head_deep = 0;     /* of which of depth 1 (-DDEPTH) */
+byte notify_me = 0;     /* mb->notify_me: the level ... */
+byte notify_depth = 0;  /* ... and the depth (one int in the C code) */
+byte cur_depth = 0;     /* the depth the owner waits at (-DDEPTH) */
+byte consumed_deep = 0; /* depth-1 messages the owner has taken */
 bool notified = 0;      /* mb->notified */
 bool efd = 0;           /* eventfd counter != 0 (a read resets it) */
 byte consumed = 0;      /* messages the owner has taken */
@@ -162,30 +183,63 @@ inline take()
 {
     d_step {
         consumed = consumed + head;
+        consumed_deep = consumed_deep + head_deep;
         head = 0;
+        head_deep = 0;
         assert(consumed <= posted)
     }
 }
 
-proctype poster()
+/* The owner's O2: the level, with the depth it sleeps at. */
+inline arm()
+{
+#ifdef DEPTH
+#ifdef MUT_DEPTH_STALE
+    d_step {
+        notify_me = LEVEL;
+        if
+        :: notify_depth == 0 -> notify_depth = cur_depth
+        :: else
+        fi
+    }
+#else
+    d_step { notify_me = LEVEL; notify_depth = cur_depth }
+#endif
+#else
+    notify_me = LEVEL
+#endif
+}
+
+proctype poster(byte mydepth)
 {
     byte i = 0;
-    byte nm;
+    byte nm, nd;
     bool old;
     bool pl = 0;                              /* owner polled at our P2 */
 
     do
     :: i < NMSG ->
 #ifdef MUT_P2_BEFORE_P1
-        nm = notify_me;
+        d_step { nm = notify_me; nd = notify_depth };
         d_step { head++; posted++ };
 #else
-        d_step { head++; posted++ };          /* P1 (progress, see below) */
+        d_step {                              /* P1 */
+            head++;
+            posted++;
+            if
+            :: mydepth -> head_deep++
+            :: else
+            fi
+        };
 progress_post:
-        d_step { nm = notify_me; pl = polling }   /* P2 */
+        d_step { nm = notify_me; nd = notify_depth; pl = polling }   /* P2 */
 #endif
         if
-        :: nm >= LEVEL ->
+#ifdef MUT_DEPTH_STRICT
+        :: nm >= LEVEL && mydepth > nd ->
+#else
+        :: nm >= LEVEL && mydepth >= nd ->
+#endif
             atomic { old = notified; notified = 1 };   /* P3 xchg */
             if
             :: !old ->
@@ -196,7 +250,7 @@ progress_post:
             old = 0
         :: else
         fi;
-        d_step { nm = 0; pl = 0; i++ }
+        d_step { nm = 0; nd = 0; pl = 0; i++ }
     :: else -> break
     od
 }
@@ -208,8 +262,15 @@ active proctype owner()
     bool found = 0;
     byte np = 0;
 
+#ifdef DEPTH
+    cur_depth = 1;                            /* actx_push */
+#endif
     do
     :: consumed == TOTAL -> break
+#ifdef DEPTH
+    :: cur_depth == 1 && consumed_deep == NDEEP ->
+        cur_depth = 0                         /* actx_pop */
+#endif
     :: else ->
         if
         :: head > 0 ->                        /* work_now: drain, run */
@@ -277,12 +338,12 @@ progress_drain3:
 #endif
 #ifdef MUT_SWAP_O2_O3
             t = (head > 0);                   /* O3 first ... */
-            notify_me = LEVEL;                /* ... then O2 */
+            arm();                            /* ... then O2 */
 #elif defined(MUT_POLL_TRUST)
-            notify_me = LEVEL;                /* O2, then no O3: the */
+            arm();                            /* O2, then no O3: the */
             t = 0;                            /* window saw nothing */
 #else
-            notify_me = LEVEL;                /* O2 */
+            arm();                            /* O2 */
             t = (head > 0);                   /* O3: work_now's load of head */
 #endif
 #ifdef MUT_O4_BEFORE_WAKE
@@ -320,7 +381,11 @@ init
 
     atomic {
         for (i : 1 .. NPOST) {
-            run poster()
+#ifdef DEPTH
+            run poster(i % 2 == 0)
+#else
+            run poster(0)
+#endif
         }
     }
 }

@@ -47,6 +47,10 @@ add pass safety bh-idle.pml "-DO1=$CODE_O1 -DNTHR=2 -DNOPS=2"
 # adaptive polling before the sleep (actx_set_poll_max_ns)
 add pass safety mailbox.pml "-DO1=$CODE_O1 -DPOLL -DNPOST=2 -DNMSG=2"
 add pass np     mailbox.pml "-DO1=$CODE_O1 -DPOLL -DNPOST=2 -DNMSG=2"
+# nested waits: posts for outer contexts do not wake a nested sleep
+add pass safety mailbox.pml "-DO1=$CODE_O1 -DDEPTH -DNPOST=2 -DNMSG=2"
+add pass safety mailbox.pml "-DO1=$CODE_O1 -DDEPTH -DNPOST=3 -DNMSG=2"
+add pass np     mailbox.pml "-DO1=$CODE_O1 -DDEPTH -DNPOST=2 -DNMSG=2"
 # --- the proposed O1 (until the code has it) ----------------------------
 if [ "$CODE_O1" != 1 ]; then
     add pass safety mailbox.pml "-DO1=1 -DNPOST=2 -DNMSG=2"
@@ -58,6 +62,8 @@ fi
 add fail safety mailbox.pml "-DO1=0 -DNPOST=2 -DNMSG=2"
 add fail safety mailbox.pml "-DO1=1 -DMUT_NO_O1_CLEAR"
 add fail safety mailbox.pml "-DO1=1 -DMUT_SWAP_O2_O3"
+add fail safety mailbox.pml "-DO1=1 -DDEPTH -DMUT_DEPTH_STALE"
+add fail safety mailbox.pml "-DO1=1 -DDEPTH -DMUT_DEPTH_STRICT"
 add fail safety mailbox.pml "-DO1=1 -DMUT_P2_BEFORE_P1"
 add fail safety mailbox.pml "-DO1=1 -DMUT_O4_BEFORE_WAKE"
 add fail np     mailbox.pml "-DO1=1 -DMUT_NO_WAKE_READ"
