@@ -233,7 +233,6 @@ struct actx__loop {
     actx_req *req_base;  /* req.c: the line of its bit 0 */
     actx_ctx *zombies;
     actx_bh *bhs;
-    int epfd;
     bool closing, closed, notify_armed;
     /*
      * in_cb: inside a call that may run callbacks (actx__enter);

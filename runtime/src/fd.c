@@ -12,7 +12,7 @@
  * the io_uring's fd: see actx__fd_loopwide_add), so a wait in any context
  * wakes for cross-thread posts and ring completions.
  *
- *   root         the base set (loop->epfd): root's handlers + loop-wide
+ *   root         the loop's base set: root's handlers + loop-wide
  *   nested ctx   its own set, taken at its first registration from the
  *                loop's spare sets (or created: the only epoll_create),
  *                given back empty at its pop
@@ -501,9 +501,6 @@ static void rebuild(actx__loop *loop, fdtab *tab, fdset *s)
     }
     close(s->epfd);
     s->epfd = epfd;
-    if (s == &tab->base) {
-        loop->epfd = epfd;
-    }
     for (f = tab->loopwide; f; f = f->lwnext) {
         if (set_add(s, f) < 0) {
             actx__misuse("actx_poll", "epoll_ctl failed re-adding the "
@@ -565,6 +562,11 @@ static int fd_new(actx__loop *loop, fdtab *tab, int fd, uint32_t ev)
     fdset *s;
     int err = 0;
 
+    if ((!tab->empty || (cur->depth != 0 && !cur->fdset)) &&
+        fcntl(fd, F_GETFD) < 0) {
+        /* Before a new set could take this number for its own. */
+        return -EBADF;
+    }
     if (!tab->empty) {
         /* Nested contexts without handlers of their own wait there. */
         tab->empty = set_new(tab, &err);
@@ -674,10 +676,6 @@ int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
     tab = loop->fdtab;
     if (own_fd(tab, fd)) {
         return -EINVAL; /* the loop's own fds */
-    }
-    if ((on_read || on_write) && !lookup_fd(tab, fd) &&
-        fcntl(fd, F_GETFD) < 0) {
-        return -EBADF; /* before anything grows */
     }
     err = set_handler(loop, tab, fd, on_read, on_write, opaque);
     settle(loop, tab);
@@ -994,7 +992,6 @@ int actx__fd_loop_init(actx__loop *loop)
         return err;
     }
     loop->fdtab = tab;
-    loop->epfd = tab->base.epfd;
     return 0;
 }
 
@@ -1041,5 +1038,4 @@ void actx__fd_loop_close(actx__loop *loop)
     free(tab->slot);
     free(tab);
     loop->fdtab = NULL;
-    loop->epfd = -1;
 }
