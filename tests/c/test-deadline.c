@@ -58,6 +58,43 @@ static void *open_gate_later(void *arg)
     return NULL;
 }
 
+/* rec_done, counted where another thread can see it. */
+static atomic_int dones;
+
+static void counted_done(void *opaque, long ret)
+{
+    rec_done(opaque, ret);
+    atomic_fetch_add(&dones, 1);
+}
+
+/* A thread that opens the gate once that many counted dones ran. */
+static void *open_gate_after_dones(void *arg)
+{
+    while (atomic_load(&dones) < (int)(uintptr_t)arg) {
+        usleep(1000);
+    }
+    atomic_store(&gate_open, 1);
+    return NULL;
+}
+
+/* A thread that completes a request once the owner's wait gave up. */
+struct complete_after {
+    actx_req *req;
+    atomic_int gave_up;
+    int rc;
+};
+
+static void *complete_after_give_up(void *arg)
+{
+    struct complete_after *ca = arg;
+
+    while (!atomic_load(&ca->gave_up)) {
+        usleep(1000);
+    }
+    ca->rc = actx_req_complete(ca->req, 7);
+    return NULL;
+}
+
 static void wait_started(int n)
 {
     while (atomic_load(&started) < n) {
@@ -160,19 +197,19 @@ ACTX_TEST("/deadline/wait/never-completed-times-out-then-runs-in-parent")
 ACTX_TEST("/deadline/wait/completed-much-later-runs-in-its-context")
 {
     struct cb_rec rec = {0};
-    atomic_int rc = 1;
-    actx_req *req;
+    struct complete_after ca = {.rc = 1};
     pthread_t t;
 
     ASSERT_EQ(actx_push(), 1);
     ASSERT_EQ(actx_push_deadline(soon()), 2);
-    req = actx_req_new(rec_done, &rec);
-    ASSERT_NOT_NULL(req);
-    t = later_complete(req, 7, 300 * 1000, 0, &rc);
+    ca.req = actx_req_new(rec_done, &rec);
+    ASSERT_NOT_NULL(ca.req);
+    t = thread_start(complete_after_give_up, &ca);
     ASSERT_EQ(ACTX_WAIT_WHILE(rec.runs == 0), -ETIMEDOUT);
     ASSERT_EQ(rec.runs, 0);
+    atomic_store(&ca.gave_up, 1);
     thread_join(t);
-    ASSERT_EQ(atomic_load(&rc), 0);
+    ASSERT_EQ(ca.rc, 0);
     /* Arrived: what is runnable still runs after the deadline. */
     ASSERT_EQ(ACTX_WAIT_WHILE(rec.runs == 0), 0);
     ASSERT_EQ(rec.runs, 1);
@@ -584,11 +621,12 @@ ACTX_TEST("/cancel/after-timeout-cancel-then-pop")
     ASSERT_EQ(actx_push_deadline(soon()), 1);
     ASSERT_NOT_NULL(actx_submit(gated_work, rec_done, &running));
     for (int i = 0; i < N; i++) {
-        ASSERT_NOT_NULL(actx_submit(counted_work, rec_done, &rec[i]));
+        ASSERT_NOT_NULL(actx_submit(counted_work, counted_done, &rec[i]));
     }
     ASSERT_EQ(ACTX_WAIT_WHILE(running.runs == 0), -ETIMEDOUT);
     wait_started(1);
-    t = thread_start(open_gate_later, (void *)(uintptr_t)(20 * 1000));
+    /* The running one finishes only after the cancelled ones were done. */
+    t = thread_start(open_gate_after_dones, (void *)(uintptr_t)N);
     cancelled = actx_cancel_context();
     ASSERT_EQ(cancelled, N);
     ASSERT_EQ(running.runs, 1);
