@@ -145,6 +145,25 @@ ACTX_TEST("/deadline/value/earlier-of-own-and-parent")
     ASSERT_EQ(actx_context_id(), 0);
 }
 
+/* actx_dump shows the effective deadline of the contexts that have one. */
+ACTX_TEST("/deadline/value/dump-shows-it")
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    ASSERT_NOT_NULL(f);
+    ASSERT_EQ(actx_push_deadline(actx_now_ns() + HOUR), 1);
+    ASSERT_EQ(actx_push_deadline(1), 2);
+    actx_dump(f);
+    fclose(f);
+    ASSERT_NOT_NULL(strstr(text, "effective deadline in "));
+    ASSERT_NOT_NULL(strstr(text, "effective deadline passed "));
+    free(text);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_pop(), 0);
+}
+
 ACTX_TEST("/deadline/value/none-pushed-inside-none")
 {
     ASSERT_EQ(actx_push(), 1);
