@@ -424,7 +424,10 @@ static void a_handle(conn *c, const request *rq)
         /* The synchronous lookup: only its completion runs meanwhile. */
         a_lookup st = {.key = rq->key};
 
-        actx_push();
+        if (actx_push() < 0) {
+            srv_error("actx_push"); /* unanswered: the client fails */
+            return;
+        }
         if (!actx_submit(a_lookup_work, a_lookup_done, &st)) {
             srv_error("actx_submit");
             st.done = true;
