@@ -1,7 +1,7 @@
 /*
  * actx-uv.h - run a thread's actx loop inside a libuv loop: the recipe of
- * docs/embedding.md for libuv, header-only (not installed: include it or
- * copy it into your program; it needs only actx.h and uv.h).
+ * docs/embedding.md for libuv, header-only (`scons install` puts it beside
+ * actx.h; build with pkg-config's actx and libuv flags).
  *
  *     actx_uv glue;
  *     actx_uv_start(&glue, loop);   on the thread that runs the uv loop
