@@ -646,8 +646,8 @@ ACTX_EXTERN size_t actx_stats_size(struct actx_stats *st, size_t size);
  * loop; all zero without one).  In a program, actx_stats(st) is a macro
  * for actx_stats_size(st, sizeof(struct actx_stats)), so it fills exactly
  * the struct the program was compiled with; the exported function (what
- * `(actx_stats)(st)` and binaries built against version 1.1 call) fills
- * the fields of version 1.1, up to timers_fired, and never more.
+ * `(actx_stats)(st)` and binaries built against version 1.0 call) fills
+ * the fields of version 1.0, up to timers_fired, and never more.
  */
 ACTX_EXTERN void(actx_stats)(struct actx_stats *st);
 /** See actx_stats(). */

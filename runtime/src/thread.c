@@ -210,9 +210,9 @@ void actx__shutdown_now(actx__loop *loop)
     free(loop);
 }
 
-/* The size of struct actx_stats in version 1.1, which the exported
- * actx_stats() fills forever (binaries built against 1.1 call it). */
-#define STATS_V1_1_SIZE                                                        \
+/* The size of struct actx_stats in version 1.0, which the exported
+ * actx_stats() fills forever (binaries built against 1.0 call it). */
+#define STATS_V1_0_SIZE                                                        \
     (offsetof(struct actx_stats, timers_fired) +                               \
      sizeof(((struct actx_stats *)0)->timers_fired))
 
@@ -255,7 +255,7 @@ size_t actx_stats_size(struct actx_stats *st, size_t size)
 
 void(actx_stats)(struct actx_stats *st)
 {
-    actx_stats_size(st, STATS_V1_1_SIZE);
+    actx_stats_size(st, STATS_V1_0_SIZE);
 }
 
 /*
