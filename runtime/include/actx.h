@@ -535,16 +535,17 @@ ACTX_EXTERN int actx_backend_timeout_ms(void);
 /* Threads, errors, introspection.                                           */
 
 /**
- * Create the calling thread's loop explicitly (it is otherwise created on
- * the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
+ * Calling thread.  Create the calling thread's loop explicitly (it is
+ * otherwise created on the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
  * eventfd), -ENOMEM.
  */
 ACTX_EXTERN int actx_thread_init(void);
 
 /**
- * Pop any contexts still pushed, run everything already accepted that can
- * run, close the mailbox (later posts get -EPIPE), free the loop and any
- * BHs still alive.  Runs automatically at thread exit.  A later call on
+ * Calling thread (its own loop).  Pop any contexts still pushed, run
+ * everything already accepted that can run, close the mailbox (later posts
+ * get -EPIPE), free the loop and any BHs still alive.  Runs automatically
+ * at thread exit.  A later call on
  * this thread creates a new loop.
  * Called from inside a callback (a BH, done, call, timer or fd handler,
  * also a work function run on a pool thread's loop), it is deferred: the
@@ -712,7 +713,7 @@ ACTX_EXTERN size_t actx_pool_stats_size(struct actx_pool_stats *st,
 #define actx_pool_stats(st)                                                    \
     ((void)actx_pool_stats_size((st), sizeof(struct actx_pool_stats)))
 
-/** Human-readable state of the calling thread's context stack. */
+/** Calling thread.  Human-readable state of its context stack. */
 ACTX_EXTERN void actx_dump(FILE *out);
 
 #ifdef __cplusplus
