@@ -3,7 +3,8 @@
 # of the tree, and checks each (part of `scons test` in debug, see
 # bindings/SConscript):
 #   1. pip: `pip install --no-build-isolation .` in a fresh
-#      `venv --system-site-packages` builds a wheel that carries libactx.so.1;
+#      `venv --system-site-packages` builds a wheel that carries libactx.so.1
+#      (liburing linked in; every library stripped, no build path);
 #      the build writes nothing outside build/; `import actx` works with no
 #      environment variables on both backends, from the venv's own copy;
 #      then the whole pytest suite runs against that installed copy.
@@ -49,6 +50,24 @@ stray=$(comm -13 "$work/before" "$work/after" | grep -v '^\./build/' || true)
 [ -z "$stray" ] || fail "pip's build left files outside build/: $stray"
 platlib='import sysconfig; print(sysconfig.get_path("platlib"))'
 site=$("$venv/bin/python" -c "$platlib")
+# What the wheel ships: liburing linked into libactx.so.1 (no liburing.so.2
+# needed where it is installed), and every library stripped, naming no
+# path of the tree it was built in.
+if readelf -d "$site/actx/libactx.so.1" | grep -q 'NEEDED.*liburing'; then
+    fail "the wheel's libactx.so.1 needs liburing.so (not in the wheel)"
+fi
+for so in "$site"/actx/*.so*; do
+    if readelf -S "$so" | grep -q -e '\.symtab' -e '\.debug_'; then
+        fail "$so is not stripped"
+    fi
+    if grep -a -q -F -e "$src" -e "$top" "$so"; then
+        fail "$so names a build path"
+    fi
+done
+if nm -D --defined-only "$site/actx/libactx.so.1" | awk '{ print $3 }' |
+        grep -v '^actx_' | grep -q .; then
+    fail "the wheel's libactx.so.1 exports more than actx_* (liburing's?)"
+fi
 
 # The import check, run as `python check.py SITE LIBACTX`: actx from SITE,
 # the one libactx mapped is LIBACTX, the backend asked for (or cffi).
