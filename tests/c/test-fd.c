@@ -16,8 +16,8 @@ struct fdrec {
     int reads, writes;
     int ctx_id;
     long seq;
-    bool drain;        /* read one byte per call */
-    bool remove_self;  /* remove the handler from inside it */
+    bool drain;       /* read one byte per call */
+    bool remove_self; /* remove the handler from inside it */
     pthread_t thread;
 };
 
@@ -275,7 +275,7 @@ ACTX_TEST("/fd/ctx/parent-handler-not-ready-after-pop")
     ASSERT_EQ(actx_set_fd_handler(p[0], on_read, NULL, &r), 0);
     ASSERT_EQ(actx_push(), 1);
     put_byte(p[1]);
-    ASSERT_EQ(actx_poll(false), 0); /* parks the parent's fd */
+    ASSERT_EQ(actx_poll(false), 0);  /* parks the parent's fd */
     ASSERT_EQ(read(p[0], &b, 1), 1); /* no longer ready */
     ASSERT_EQ(actx_pop(), 0);
     ASSERT_EQ(actx_poll(false), 0);
