@@ -670,7 +670,9 @@ ACTX_EXTERN void(actx_stats)(struct actx_stats *st);
  * (actx_ctx_current() before anything is pushed): any iteration outside a
  * nested wait answers it.  depth is the depth of the context that was
  * current when the owner answered.  A loop nobody asks pays nothing.  The
- * calling thread needs no loop and none is created for it.
+ * calling thread needs no loop and none is created for it; while it waits
+ * its own loop (if any) runs nothing, so two loops asking each other
+ * without a limit would wait forever.
  *
  * -ETIMEDOUT when no answer came in time (the owner is inside a long
  * callback, blocked, or waiting in a nested context: what a watchdog wants
