@@ -254,7 +254,8 @@ def summary(item):
     doc = re.sub(r'^%s(\(.*?\))?: ' % item.name, '', doc)
     for sentence in re.split(r'(?<=\.)\s+', doc):
         s = re.sub(r'^(Owner thread only|Any thread|Owner thread|Calling '
-                   r'thread)( \(.*?\))?[.:;]?\s*', '', sentence)
+                   r'thread)(; process-wide)?( \(.*?\))?[.:;]?\s*', '',
+                   sentence)
         if s and not s.startswith('See '):
             s = re.split(r'[:;]\s', s)[0].rstrip('.')
             return s[0].lower() + s[1:] if s[:2] != s[:2].upper() else s
@@ -314,8 +315,11 @@ def render(name, items, version, names):
     items = sorted(items, key=lambda it: (it.name != name, rank[it.kind]))
     main = items[0]
     header = main.header
+    about = main  # "See actx_backend_fd().": that one's summary
+    if re.match(r'(Any thread\.\s+)?See ', main.doc):
+        about = next((it for it in items if it.name == pointer(main)), main)
     out = [th(name, version), '.SH NAME\n%s \\- %s' %
-           (esc(name).replace('_', '_'), esc(summary(main)))]
+           (esc(name), esc(summary(about)))]
     out.append('.SH SYNOPSIS\n.nf\n.B #include <%s>\n.PP' % header)
     for it in items:
         out += ['\\&' + esc(line) for line in format_decl(it)]
@@ -324,9 +328,11 @@ def render(name, items, version, names):
     out.append('.SH DESCRIPTION')
     seen = set()
     on_page = {it.name for it in items}
+    # A comment that only points at another one on this page says nothing.
     shown = [it for it in items
              if not (pointer(it) in on_page and len(it.doc) < 80 and
-                     it.kind == 'macro')]
+                     (it.kind == 'macro' or
+                      re.match(r'(Any thread\.\s+)?See ', it.doc)))]
     for it in shown:
         if it.doc in seen:
             continue
