@@ -8,9 +8,11 @@
 #      the build writes nothing outside build/; `import actx` works with no
 #      environment variables on both backends, from the venv's own copy;
 #      then the whole pytest suite runs against that installed copy.
-#   2. scons: `scons install PREFIX=<a venv>` puts the package where that
-#      prefix's Python looks (it imports with no PYTHONPATH) and its
-#      extensions load PREFIX/lib/libactx.so.1 (RUNPATH).
+#   2. scons: `scons install PREFIX=<a venv>` (no mode=) builds and
+#      installs the release build and puts the package where that prefix's
+#      Python looks (it imports with no PYTHONPATH) and its extensions load
+#      PREFIX/lib/libactx.so.1 (RUNPATH); a debug build's abort on one
+#      actx_ctx_unref too many is not in what it installed.
 #   3. one runtime per process: a C library linked against the installed
 #      libactx.so.1, loaded after `import actx` (ctypes), and a C program
 #      linked against it that embeds Python and imports the pip-installed
@@ -109,8 +111,11 @@ say "the pytest suite against the pip-installed package"
 # --- 2. scons install into a venv's prefix --------------------------------
 prefix=$work/prefix
 $py -m venv --system-site-packages "$prefix"
-(cd "$src" && scons -Q mode=release install PREFIX="$prefix" >/dev/null) ||
+# No mode=: `scons install` must install the release build.
+(cd "$src" && scons -Q install PREFIX="$prefix" >/dev/null) ||
     fail "scons install"
+[ -e "$src/build/release/runtime/libactx.a" ] && [ ! -e "$src/build/debug" ] ||
+    fail "scons install did not build (only) the release build"
 psite=$("$prefix/bin/python" -c "$platlib")
 [ ! -e "$psite/actx/libactx.so.1" ] ||
     fail "scons install bundled a libactx.so.1 with the package"
@@ -126,6 +131,22 @@ done
 # --- 3. one runtime per process -------------------------------------------
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 actx_flags=$(pkg-config --cflags --libs actx)
+
+# The installed library is the release build: one unref too many is
+# reported and the program goes on (a debug build aborts).
+cat >"$work/unref.c" <<'C'
+#include <actx.h>
+int main(void)
+{
+    actx_ctx *h = actx_ctx_current();
+    actx_ctx_unref(h);
+    actx_ctx_unref(h);
+    return 0;
+}
+C
+# shellcheck disable=SC2086  # the flags must split into words
+(cd "$work" && cc -std=gnu11 unref.c -o unref $actx_flags)
+"$work/unref" 2>/dev/null || fail "the installed libactx is a debug build"
 
 # (a) Python first: actx (the pip copy) loads its libactx.so.1, then a C
 # library linked against the prefix's libactx.so.1 is loaded.
