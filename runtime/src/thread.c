@@ -1,7 +1,8 @@
 /*
  * thread.c - the life of a thread's loop: creation on first use,
  * actx_thread_shutdown (also at thread exit, through a pthread key
- * destructor), statistics, dump, errors and misuse reports.
+ * destructor), statistics (the thread's own, and another loop's through a
+ * handle), dump, errors and misuse reports.
  *
  * Shutdown order matters: pop everything, run what already arrived, close
  * the mailbox (from then on posts fail with -EPIPE), run what the close
