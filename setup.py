@@ -6,7 +6,9 @@
 The wheel carries its own runtime: SCons (the project's one build
 description) compiles libactx.so.1 and both extensions in release mode into
 build/release/wheel/actx (see bindings/SConscript), the extensions with
-RPATH $ORIGIN, and build_ext copies that tree into the wheel.  SCons runs
+RPATH $ORIGIN, libactx.so.1 with liburing linked in (the wheel needs no
+liburing.so.2), all stripped (no build paths), and build_ext copies that
+tree into the wheel.  SCons runs
 under the interpreter pip runs this file with, so the extensions are built
 for that Python.  The version is the one in runtime/include/actx.h.
 

@@ -1,6 +1,7 @@
 #!/bin/bash
-# The project's test command: C tests (and, once present, Python tests) in
-# debug, then under ASan+UBSan, then under TSan.  Every mode runs even if an
+# The project's test command: `scons test` (C and Python suites and every
+# other check of the mode, see `scons -h`) in debug, then under
+# ASan+UBSan, then under TSan.  Every mode runs even if an
 # earlier one fails, so one run shows all failures; the exit status is
 # non-zero if any mode failed.
 set -uo pipefail

@@ -221,7 +221,7 @@ static double burst_raw(long rounds)
 
     rq_init(&q);
     for (int i = 0; i < BURST; i++) {
-        nodes[i] = (rq_node){ NULL, 0, count_cb, NULL };
+        nodes[i] = (rq_node){NULL, 0, count_cb, NULL};
     }
     counter = 0;
     t0 = bench_now_ns();
@@ -233,8 +233,7 @@ static double burst_raw(long rounds)
     }
     t0 = bench_now_ns() - t0;
     if (counter != (unsigned long)rounds * BURST) {
-        fprintf(stderr, "burst_raw: ran %lu of %ld\n", counter,
-                rounds * BURST);
+        fprintf(stderr, "burst_raw: ran %lu of %ld\n", counter, rounds * BURST);
     }
     return (double)t0 / ((double)rounds * BURST);
 }
@@ -309,8 +308,7 @@ static double burst_uv(long rounds)
     }
     t0 = bench_now_ns() - t0;
     if (counter != (unsigned long)rounds * BURST) {
-        fprintf(stderr, "burst_uv: ran %lu of %ld\n", counter,
-                rounds * BURST);
+        fprintf(stderr, "burst_uv: ran %lu of %ld\n", counter, rounds * BURST);
     }
     return (double)t0 / ((double)rounds * BURST);
 }
@@ -342,8 +340,7 @@ static double burst_ev(long rounds)
     }
     t0 = bench_now_ns() - t0;
     if (counter != (unsigned long)rounds * BURST) {
-        fprintf(stderr, "burst_ev: ran %lu of %ld\n", counter,
-                rounds * BURST);
+        fprintf(stderr, "burst_ev: ran %lu of %ld\n", counter, rounds * BURST);
     }
     return (double)t0 / ((double)rounds * BURST);
 }
@@ -368,7 +365,7 @@ static double chain_raw(long n)
     uint64_t t0;
 
     rq_init(&chain_q);
-    chain_node = (rq_node){ NULL, 0, raw_chain_cb, NULL };
+    chain_node = (rq_node){NULL, 0, raw_chain_cb, NULL};
     chain_left = n;
     t0 = bench_now_ns();
     rq_schedule(&chain_q, &chain_node);
@@ -544,7 +541,8 @@ static int syscall_check(void)
     syscall(SYS_getppid); /* marker: steady state ends */
     a0 = allocs_now() - a0;
     printf("syscall-check: 1e6 push+pop pairs and 1e6 BH schedule+poll "
-           "between the two markers; mallocs: %lu\n", a0);
+           "between the two markers; mallocs: %lu\n",
+           a0);
     actx_bh_delete(bh);
     return 0;
 }
@@ -554,11 +552,11 @@ int main(int argc, char **argv)
 {
     static bool syscall_check_flag;
     static const bench_option extra[] = {
-        { "--syscall-check", NULL,
-          "only do 1e6 push+pop and 1e6 BH schedule+poll between two "
-          "getppid() markers (run it under strace -f)",
-          NULL, &syscall_check_flag },
-        { NULL, NULL, NULL, NULL, NULL },
+        {"--syscall-check", NULL,
+         "only do 1e6 push+pop and 1e6 BH schedule+poll between two "
+         "getppid() markers (run it under strace -f)",
+         NULL, &syscall_check_flag},
+        {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
         .prog = "bench-bh",
@@ -603,8 +601,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < BURST; i++) {
         ev_burst[i] = event_new(evb, -1, 0, ev_count_cb, NULL);
     }
-    ev_chain = event_new(evb, -1, 0, ev_chain_cb,
-                         NULL);
+    ev_chain = event_new(evb, -1, 0, ev_chain_cb, NULL);
 #endif
 #ifdef HAVE_GLIB
     gctx = g_main_context_new();

@@ -74,7 +74,7 @@ static void die(const char *what)
 /* Timers.                                                                   */
 
 static uint64_t *deadlines; /* [TIMERS_MAX], random, all in the past */
-static unsigned char *hits;  /* [TIMERS_MAX]: times timer i fired */
+static unsigned char *hits; /* [TIMERS_MAX]: times timer i fired */
 static long fired;
 
 static void count_cb(void *opaque)
@@ -484,9 +484,9 @@ int main(int argc, char **argv)
 {
     static bool no_curve;
     static const bench_option extra[] = {
-        { "--no-curve", NULL, "skip the timers scaling curve (10 to 1e6)",
-          NULL, &no_curve },
-        { NULL, NULL, NULL, NULL, NULL },
+        {"--no-curve", NULL, "skip the timers scaling curve (10 to 1e6)", NULL,
+         &no_curve},
+        {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
         .prog = "bench-io",
@@ -560,8 +560,9 @@ int main(int argc, char **argv)
             snprintf(name, sizeof(name), "timers arm+fire, %d armed", n);
             /* Fewer repetitions where one run is long (1e6: ~1 s). */
             f = timers_fig(name, n,
-                           n >= 1000000 ? 1 : n >= 100000 ? 2
-                                                          : (o.reps + 1) / 2);
+                           n >= 1000000  ? 1
+                           : n >= 100000 ? 2
+                                         : (o.reps + 1) / 2);
             bench_fig_x(f, "timers armed", "timers armed at once", n);
             /* Per-timer cost measured in time also grows with cache
              * misses; the raw binary heap, O(log n) by construction and

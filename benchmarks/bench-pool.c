@@ -479,13 +479,13 @@ int main(int argc, char **argv)
 {
     static const char *threads_arg;
     static const bench_option extra[] = {
-        { "-p", "THREADS", "threads in both pools (default 4)", &threads_arg,
-          NULL },
-        { "-only", "LIST",
-          "comma-separated subset of actx,uv,raw and pp,pipe,io,uring,direct "
-          "(profiling; uring-io alone: only the io_uring preads, for strace)",
-          &only, NULL },
-        { NULL, NULL, NULL, NULL, NULL },
+        {"-p", "THREADS", "threads in both pools (default 4)", &threads_arg,
+         NULL},
+        {"-only", "LIST",
+         "comma-separated subset of actx,uv,raw and pp,pipe,io,uring,direct "
+         "(profiling; uring-io alone: only the io_uring preads, for strace)",
+         &only, NULL},
+        {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
         .prog = "bench-pool",
@@ -602,8 +602,7 @@ int main(int argc, char **argv)
 #ifdef HAVE_LIBUV
         if (want("uv")) {
             bench_add(f_pp, "libuv uv_queue_work", uv_null(1, n_pp) / 1e6);
-            bench_add(f_pipe, "libuv uv_queue_work",
-                      uv_null(64, n_pipe) / 1e6);
+            bench_add(f_pipe, "libuv uv_queue_work", uv_null(64, n_pipe) / 1e6);
         }
 #endif
 #ifndef BENCH_NO_ACTX
@@ -616,8 +615,7 @@ int main(int argc, char **argv)
                       x_on(false, file_fd, INFLIGHT_IO, n_io) / 1e6);
         }
         if (want("uring")) {
-            bench_add(f_x, "actx",
-                      x_on(true, file_fd, INFLIGHT_IO, n_x) / 1e6);
+            bench_add(f_x, "actx", x_on(true, file_fd, INFLIGHT_IO, n_x) / 1e6);
             bench_add(f_x, "today's path (NOWAIT+pool)",
                       x_on(false, file_fd, INFLIGHT_IO, n_x) / 1e6);
             bench_add(f_p, "today's path (NOWAIT+pool)",
@@ -632,8 +630,7 @@ int main(int argc, char **argv)
             bench_add(f_d, "actx",
                       x_on(true, direct_fd, INFLIGHT_IO, n_d) / 1e6);
             bench_add(f_dp, "actx", x_on(true, direct_fd, 1, n_dp) / 1e6);
-            bench_add(f_dp, "pool path",
-                      x_on(false, direct_fd, 1, n_dp) / 1e6);
+            bench_add(f_dp, "pool path", x_on(false, direct_fd, 1, n_dp) / 1e6);
             bench_add(f_dp, "sync pread, 1 thread",
                       raw_single(direct_fd, DIRECT_BLOCKS, rep_s) / 1e6);
         }
@@ -667,8 +664,9 @@ int main(int argc, char **argv)
         struct actx_stats st;
 
         actx_stats(&st);
-        bench_note(f_io, "actx loop over the whole run: %lu sleeps, %lu "
-                         "wake-ups for %lu completions",
+        bench_note(f_io,
+                   "actx loop over the whole run: %lu sleeps, %lu "
+                   "wake-ups for %lu completions",
                    st.sleeps, st.wakeups, st.completions_run);
     }
 #endif
@@ -680,8 +678,8 @@ int main(int argc, char **argv)
         /* The other peers' samples are those of the figure above, measured
          * in the same repetitions. */
         for (int i = 0; f_io && i < 2; i++) {
-            const char *peer = i ? "libuv uv_fs_read"
-                                 : "sync pread, pool-size thr";
+            const char *peer =
+                i ? "libuv uv_fs_read" : "sync pread, pool-size thr";
             bench_impl *m = bench_impl_of(f_io, peer);
 
             for (int k = 0; m && k < m->n; k++) {

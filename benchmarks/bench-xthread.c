@@ -118,8 +118,7 @@ static void nodes_reset(void)
 
 static void nodes_init(size_t n)
 {
-    if (posix_memalign((void **)&node_mem, BENCH_CACHELINE,
-                       n * sizeof(node))) {
+    if (posix_memalign((void **)&node_mem, BENCH_CACHELINE, n * sizeof(node))) {
         perror("posix_memalign");
         exit(1);
     }
@@ -159,7 +158,7 @@ static raw_mailbox rawmb;
 
 static void raw_mb_init(raw_mailbox *mb)
 {
-    struct epoll_event ev = { .events = EPOLLIN };
+    struct epoll_event ev = {.events = EPOLLIN};
 
     atomic_init(&mb->head, NULL);
     atomic_init(&mb->notify_me, 0);
@@ -354,8 +353,7 @@ static void *producer_main(void *arg)
             t++;
             if ((t & 63) == 0) {
                 /* Pairs with the owner's acquire load of tail. */
-                atomic_store_explicit(&pr->ring.tail, t,
-                                      memory_order_release);
+                atomic_store_explicit(&pr->ring.tail, t, memory_order_release);
             }
         }
         atomic_store_explicit(&pr->ring.tail, t, memory_order_release);
@@ -452,7 +450,7 @@ static xresult run_completions(enum variant v, int nprod, double seconds)
     unsigned long issued = 0;
     unsigned long cap = (unsigned long)nprod * OUTSTANDING_PER_PRODUCER;
     uint64_t t0, deadline, t1;
-    xresult res = { 0 };
+    xresult res = {0};
 #ifndef BENCH_NO_ACTX
     struct actx_stats st0, st1;
 #endif
@@ -472,11 +470,9 @@ static xresult run_completions(enum variant v, int nprod, double seconds)
         if (!stopping) {
             for (int p = 0; p < nprod; p++) {
                 spsc_ring *r = &prods[p]->ring;
-                size_t h = atomic_load_explicit(&r->head,
-                                                memory_order_relaxed);
+                size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
                 /* Pairs with the producer's release store of tail. */
-                size_t t = atomic_load_explicit(&r->tail,
-                                                memory_order_acquire);
+                size_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
                 size_t room = RING - (h - t);
                 unsigned long out = issued - done_count;
                 size_t n = cap - out < room ? cap - out : room;
@@ -565,12 +561,11 @@ static double pp_clock_us(const pp_clock *c)
 
 static void raw_ep_pair(int *efd, int *ep)
 {
-    struct epoll_event ev = { .events = EPOLLIN };
+    struct epoll_event ev = {.events = EPOLLIN};
 
     *efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     *ep = epoll_create1(EPOLL_CLOEXEC);
-    if (*efd < 0 || *ep < 0 ||
-        epoll_ctl(*ep, EPOLL_CTL_ADD, *efd, &ev) < 0) {
+    if (*efd < 0 || *ep < 0 || epoll_ctl(*ep, EPOLL_CTL_ADD, *efd, &ev) < 0) {
         perror("eventfd/epoll");
         exit(1);
     }
@@ -773,10 +768,9 @@ static const char *only;
  */
 static bool want(const char *name, const char *group)
 {
-    static const char *const figures[] = { "c1", "c2",   "pp",  "b1",
-                                            "b2", "p1",   "p2",  "ppp",
-                                            "idle", NULL };
-    static const char *const impls[] = { "actx", "uv", "raw", NULL };
+    static const char *const figures[] = {"c1", "c2", "pp",  "b1",   "b2",
+                                          "p1", "p2", "ppp", "idle", NULL};
+    static const char *const impls[] = {"actx", "uv", "raw", NULL};
     const char *const *g = !strcmp(group, "fig") ? figures : impls;
 
     if (!only) {
@@ -951,8 +945,10 @@ static void row_completions_polling(int nprod, const bench_opts *o)
      * code here (their medians differ by up to ~2%), not a real loss.
      */
     bench_target_ratio(f, "actx, polling off", 0.97);
-    bench_note(f, "actx = poll_max_ns %d on the owner; target: not slower, "
-                  "within 3%% noise", POLL_NS);
+    bench_note(f,
+               "actx = poll_max_ns %d on the owner; target: not slower, "
+               "within 3%% noise",
+               POLL_NS);
     bench_fig_done(f);
 }
 
@@ -1011,8 +1007,7 @@ static double pingpong_spin(double seconds)
 /* Ping-pong with both loops polling, against sleeping raw eventfd+epoll. */
 static void row_pingpong_polling(const bench_opts *o)
 {
-    bench_fig *f = bench_fig_new("ping-pong, polling on", "us/rt",
-                                 BENCH_LOWER);
+    bench_fig *f = bench_fig_new("ping-pong, polling on", "us/rt", BENCH_LOWER);
 
     for (int r = 0; r < 10 * o->reps; r++) {
         double secs = o->rep_seconds / 10;
@@ -1050,8 +1045,8 @@ static double thread_cpu_s(void)
  */
 static void row_idle_polling(void)
 {
-    bench_fig *f = bench_fig_new("idle 1 s, polling on", "% of a CPU",
-                                 BENCH_LOWER);
+    bench_fig *f =
+        bench_fig_new("idle 1 s, polling on", "% of a CPU", BENCH_LOWER);
     actx_timer *t;
     int fired = 0;
     double c0, c1;
@@ -1078,8 +1073,10 @@ static void row_idle_polling(void)
     actx_set_poll_max_ns(0);
     bench_add(f, "actx", 100.0 * (c1 - c0) / ((double)(w1 - w0) / 1e9));
     bench_target_abs(f, 2.0);
-    bench_note(f, "getrusage of the owner thread; window first grown to "
-                  "poll_max_ns %d", POLL_NS);
+    bench_note(f,
+               "getrusage of the owner thread; window first grown to "
+               "poll_max_ns %d",
+               POLL_NS);
     bench_fig_done(f);
 }
 #endif
@@ -1087,12 +1084,12 @@ static void row_idle_polling(void)
 int main(int argc, char **argv)
 {
     static const bench_option extra[] = {
-        { "-only", "LIST",
-          "comma-separated subset of the figures c1,c2,pp,b1,b2,p1,p2,ppp,"
-          "idle and the "
-          "implementations actx,uv,raw (e.g. -only c1,raw)",
-          &only, NULL },
-        { NULL, NULL, NULL, NULL, NULL },
+        {"-only", "LIST",
+         "comma-separated subset of the figures c1,c2,pp,b1,b2,p1,p2,ppp,"
+         "idle and the "
+         "implementations actx,uv,raw (e.g. -only c1,raw)",
+         &only, NULL},
+        {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
         .prog = "bench-xthread",
@@ -1133,8 +1130,8 @@ int main(int argc, char **argv)
     printf("bench-xthread: %d interleaved repetitions of %.2f s "
            "(ping-pong: %d of %.3f s); ring %d slots, at most %d "
            "outstanding per producer\n",
-           3 * o.reps, o.rep_seconds / 3, 10 * o.reps, o.rep_seconds / 10,
-           RING, OUTSTANDING_PER_PRODUCER);
+           3 * o.reps, o.rep_seconds / 3, 10 * o.reps, o.rep_seconds / 10, RING,
+           OUTSTANDING_PER_PRODUCER);
     bench_group("xthread", "cross-thread completions and round trips");
 
     for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
@@ -1203,8 +1200,8 @@ int main(int argc, char **argv)
 #endif
 
     if (want("pp", "fig")) {
-        bench_fig *f = bench_fig_new("ping-pong round trip", "us/rt",
-                                     BENCH_LOWER);
+        bench_fig *f =
+            bench_fig_new("ping-pong round trip", "us/rt", BENCH_LOWER);
 
         /*
          * Round trips are wake-up latencies, the noisiest figure on a

@@ -64,8 +64,8 @@ static void *driver(void *arg)
 
 struct run {
     bool use_context;
-    int in_handler;       /* > 0 while a handler is running */
-    long reentered;       /* completions that ran inside another handler */
+    int in_handler; /* > 0 while a handler is running */
+    long reentered; /* completions that ran inside another handler */
     long handled;
     long sync_reads;
     long order_errors;
@@ -133,7 +133,8 @@ static void run(struct run *r)
     }
     actx_stats(&after);
     printf("%-26s %8ld %10ld %12ld %10lu\n",
-           r->use_context ? "with actx_push/actx_pop" : "same context (no push)",
+           r->use_context ? "with actx_push/actx_pop"
+                          : "same context (no push)",
            r->handled, r->sync_reads, r->reentered,
            after.completions_deferred - before.completions_deferred);
 }
@@ -165,8 +166,7 @@ int main(void)
     printf("deferred:   completions that arrived while the handler's "
            "private context was current and\n"
            "            were held for the parent, then run after the pop.\n");
-    if (ctx.reentered != 0 || ctx.order_errors != 0 ||
-        ctx.handled != NREQ) {
+    if (ctx.reentered != 0 || ctx.order_errors != 0 || ctx.handled != NREQ) {
         printf("\nFAIL: with a context, a foreign callback ran during a "
                "synchronous read.\n");
         return 1;

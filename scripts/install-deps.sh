@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(gcc scons swig python3-dev python3-cffi python3-pytest pkg-config
       libuv1-dev libglib2.0-dev libevent-dev python3-uvloop spin
       liburing-dev doxygen valgrind python3-venv python3-setuptools
-      python3-wheel python3-mypy python3-matplotlib)
+      python3-wheel python3-mypy python3-matplotlib clang-format)
 
 missing=()
 for p in "${PKGS[@]}"; do

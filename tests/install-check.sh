@@ -1,7 +1,9 @@
 #!/bin/bash
 # Proves the installed library is usable from outside the tree, as a user
-# gets it: header, pkg-config files, soname, exported symbols, and programs
-# that run with no environment variables (the .pc file's rpath).  The C
+# gets it: header, pkg-config files, soname, exported symbols, programs
+# that run with no environment variables (the .pc file's rpath), static
+# linking, actx-uv.h, and the man pages (one per exported function, each
+# read by `man -l`, found by `man` through MANPATH).  The C
 # program of README.md ("A minimal C program") is extracted from README.md
 # and built and run as the README says, so the README cannot drift.
 #
@@ -117,10 +119,81 @@ C
     "$work/glib"
 fi
 
+# Static linking as docs/building.md gives it: libactx.a named, the
+# private libraries from pkg-config --static; the program needs no
+# libactx at run time.
+# shellcheck disable=SC2046
+(cd "$work" && ${CC:-cc} check.c -o check-static $(PKG_CONFIG_PATH=$pcdir \
+    pkg-config --cflags actx) $(PKG_CONFIG_PATH=$pcdir pkg-config --static \
+    --libs actx | sed 's/-lactx\b/-l:libactx.a/'))
+if readelf -d "$work/check-static" | grep -q 'NEEDED.*libactx'; then
+    fail "the statically linked program still needs libactx.so"
+fi
+"$work/check-static"
+
+# actx-uv.h, installed beside actx.h: a libuv program drives an actx timer.
+if pkg-config --exists libuv; then
+    cat >"$work/uv.c" <<'C'
+#include <actx-uv.h>
+
+static void fire(void *opaque)
+{
+    actx_uv_close(opaque);
+}
+
+int main(void)
+{
+    uv_loop_t *loop = uv_default_loop();
+    actx_uv glue;
+    actx_timer *t = actx_timer_new(fire, &glue);
+
+    if (actx_uv_start(&glue, loop) < 0) {
+        return 1;
+    }
+    actx_timer_mod(t, actx_now_ns() + 1000000);
+    uv_run(loop, UV_RUN_DEFAULT); /* returns once the glue is closed */
+    actx_timer_free(t);
+    return uv_loop_close(loop) != 0;
+}
+C
+    # shellcheck disable=SC2046
+    (cd "$work" && ${CC:-cc} -Wall -Wextra -Werror uv.c -o uv \
+        $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs actx libuv))
+    "$work/uv"
+fi
+
+# Man pages: one per exported function, each readable by `man -l` without
+# a warning, and found by name through MANPATH.
+mandir=$prefix/share/man
+[ -f "$mandir/man3/actx.3" ] || fail "no man page actx.3 in $mandir/man3"
+for sym in $(nm -D --defined-only "$prefix/lib/libactx.so.1" |
+             awk '$2 == "T" { print $3 }'); do
+    [ -f "$mandir/man3/$sym.3" ] || fail "no man page for $sym"
+done
+for page in "$mandir"/man3/*.3; do
+    case $(basename "$page") in
+    actx*.3 | ACTX_*.3) ;;
+    *) fail "man page not named after actx: $page" ;;
+    esac
+    err=$(MANWIDTH=80 man -l "$page" 2>&1 >/dev/null) ||
+        fail "man -l $page failed: $err"
+    [ -z "$err" ] || fail "man -l $page: $err"
+done
+# man-db's lookup by name (no database needed for a MANPATH directory).
+found=$(MANPATH=$mandir man -w actx_push)
+[ "$found" = "$mandir/man3/actx_push.3" ] ||
+    fail "MANPATH=$mandir man -w actx_push found '$found'"
+page=$(MANPATH=$mandir MANWIDTH=80 man actx_push 2>/dev/null)
+case $page in
+*'Owner thread'*) ;;
+*) fail "man actx_push does not state its thread rule" ;;
+esac
+
 # DESTDIR staging: files under DESTDIR/usr, and the files name /usr (no
 # staging path, and no rpath for a system library directory).
 if [ -n "$destdir" ]; then
     for f in usr/lib/libactx.so.1 usr/lib/libactx.a usr/include/actx.h \
+        usr/include/actx-uv.h usr/share/man/man3/actx_push.3 \
         usr/lib/pkgconfig/actx.pc; do
         [ -e "$destdir/$f" ] || fail "DESTDIR install lacks $f"
     done

@@ -3,13 +3,16 @@
 # of the tree, and checks each (part of `scons test` in debug, see
 # bindings/SConscript):
 #   1. pip: `pip install --no-build-isolation .` in a fresh
-#      `venv --system-site-packages` builds a wheel that carries libactx.so.1;
+#      `venv --system-site-packages` builds a wheel that carries libactx.so.1
+#      (liburing linked in; every library stripped, no build path);
 #      the build writes nothing outside build/; `import actx` works with no
 #      environment variables on both backends, from the venv's own copy;
 #      then the whole pytest suite runs against that installed copy.
-#   2. scons: `scons install PREFIX=<a venv>` puts the package where that
-#      prefix's Python looks (it imports with no PYTHONPATH) and its
-#      extensions load PREFIX/lib/libactx.so.1 (RUNPATH).
+#   2. scons: `scons install PREFIX=<a venv>` (no mode=) builds and
+#      installs the release build and puts the package where that prefix's
+#      Python looks (it imports with no PYTHONPATH) and its extensions load
+#      PREFIX/lib/libactx.so.1 (RUNPATH); a debug build's abort on one
+#      actx_ctx_unref too many is not in what it installed.
 #   3. one runtime per process: a C library linked against the installed
 #      libactx.so.1, loaded after `import actx` (ctypes), and a C program
 #      linked against it that embeds Python and imports the pip-installed
@@ -49,6 +52,24 @@ stray=$(comm -13 "$work/before" "$work/after" | grep -v '^\./build/' || true)
 [ -z "$stray" ] || fail "pip's build left files outside build/: $stray"
 platlib='import sysconfig; print(sysconfig.get_path("platlib"))'
 site=$("$venv/bin/python" -c "$platlib")
+# What the wheel ships: liburing linked into libactx.so.1 (no liburing.so.2
+# needed where it is installed), and every library stripped, naming no
+# path of the tree it was built in.
+if readelf -d "$site/actx/libactx.so.1" | grep -q 'NEEDED.*liburing'; then
+    fail "the wheel's libactx.so.1 needs liburing.so (not in the wheel)"
+fi
+for so in "$site"/actx/*.so*; do
+    if readelf -S "$so" | grep -q -e '\.symtab' -e '\.debug_'; then
+        fail "$so is not stripped"
+    fi
+    if grep -a -q -F -e "$src" -e "$top" "$so"; then
+        fail "$so names a build path"
+    fi
+done
+if nm -D --defined-only "$site/actx/libactx.so.1" | awk '{ print $3 }' |
+        grep -v '^actx_' | grep -q .; then
+    fail "the wheel's libactx.so.1 exports more than actx_* (liburing's?)"
+fi
 
 # The import check, run as `python check.py SITE LIBACTX`: actx from SITE,
 # the one libactx mapped is LIBACTX, the backend asked for (or cffi).
@@ -90,8 +111,11 @@ say "the pytest suite against the pip-installed package"
 # --- 2. scons install into a venv's prefix --------------------------------
 prefix=$work/prefix
 $py -m venv --system-site-packages "$prefix"
-(cd "$src" && scons -Q mode=release install PREFIX="$prefix" >/dev/null) ||
+# No mode=: `scons install` must install the release build.
+(cd "$src" && scons -Q install PREFIX="$prefix" >/dev/null) ||
     fail "scons install"
+[ -e "$src/build/release/runtime/libactx.a" ] && [ ! -e "$src/build/debug" ] ||
+    fail "scons install did not build (only) the release build"
 psite=$("$prefix/bin/python" -c "$platlib")
 [ ! -e "$psite/actx/libactx.so.1" ] ||
     fail "scons install bundled a libactx.so.1 with the package"
@@ -107,6 +131,22 @@ done
 # --- 3. one runtime per process -------------------------------------------
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 actx_flags=$(pkg-config --cflags --libs actx)
+
+# The installed library is the release build: one unref too many is
+# reported and the program goes on (a debug build aborts).
+cat >"$work/unref.c" <<'C'
+#include <actx.h>
+int main(void)
+{
+    actx_ctx *h = actx_ctx_current();
+    actx_ctx_unref(h);
+    actx_ctx_unref(h);
+    return 0;
+}
+C
+# shellcheck disable=SC2086  # the flags must split into words
+(cd "$work" && cc -std=gnu11 unref.c -o unref $actx_flags)
+"$work/unref" 2>/dev/null || fail "the installed libactx is a debug build"
 
 # (a) Python first: actx (the pip copy) loads its libactx.so.1, then a C
 # library linked against the prefix's libactx.so.1 is loaded.

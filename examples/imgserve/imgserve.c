@@ -345,10 +345,9 @@ static void svc_handle(void *opaque)
     }
 
     /* The data I/O, asynchronously: data_done runs in the root context. */
-    req = r->write ? actx_aio_pwrite(img.fd, r->buf, BLK, (off_t)entry,
-                                     data_done, r)
-                   : actx_aio_pread(img.fd, r->buf, BLK, (off_t)entry,
-                                    data_done, r);
+    req = r->write
+              ? actx_aio_pwrite(img.fd, r->buf, BLK, (off_t)entry, data_done, r)
+              : actx_aio_pread(img.fd, r->buf, BLK, (off_t)entry, data_done, r);
     if (!req) {
         s->errors++;
         data_done(r, -errno);
@@ -517,10 +516,20 @@ static uint64_t parse_size(const char *s)
     uint64_t mul = 1;
 
     switch (*end) {
-    case 'k': case 'K': mul = 1ull << 10; break;
-    case 'm': case 'M': mul = 1ull << 20; break;
-    case 'g': case 'G': mul = 1ull << 30; break;
-    case '\0': break;
+    case 'k':
+    case 'K':
+        mul = 1ull << 10;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1ull << 20;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1ull << 30;
+        break;
+    case '\0':
+        break;
     default:
         fprintf(stderr, "imgserve: bad size %s\n", s);
         exit(2);
@@ -575,14 +584,29 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "t:c:r:s:w:T:S:h", opts, NULL)) !=
            -1) {
         switch (opt) {
-        case 't': nsvc = atoi(optarg); break;
-        case 'c': ncl = atoi(optarg); break;
-        case 'r': requests = atol(optarg); break;
-        case 's': size = parse_size(optarg); break;
-        case 'w': window = atoi(optarg); break;
-        case 'T': timeout_ms = atol(optarg); break;
-        case 'S': slow_every = atol(optarg); break;
-        default: usage();
+        case 't':
+            nsvc = atoi(optarg);
+            break;
+        case 'c':
+            ncl = atoi(optarg);
+            break;
+        case 'r':
+            requests = atol(optarg);
+            break;
+        case 's':
+            size = parse_size(optarg);
+            break;
+        case 'w':
+            window = atoi(optarg);
+            break;
+        case 'T':
+            timeout_ms = atol(optarg);
+            break;
+        case 'S':
+            slow_every = atol(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (nsvc < 1 || ncl < 1 || requests < 1 || window < 1 ||
@@ -594,8 +618,7 @@ int main(int argc, char **argv)
 
     image_create(size);
     printf("imgserve: %" PRIu64 " MiB image, %" PRIu64
-           " blocks of 4 KiB, two-level table (%" PRIu64
-           " L2 tables), in %s\n",
+           " blocks of 4 KiB, two-level table (%" PRIu64 " L2 tables), in %s\n",
            size >> 20, img.nblocks, img.l1_entries, img.dir);
     printf("imgserve: %d service threads, %d client threads, %ld requests "
            "(half writes), %d in flight per client\n",
@@ -691,8 +714,7 @@ int main(int argc, char **argv)
     printf("synchronous metadata lookups: %lu (one per request, %lu "
            "handled incl. read-back)\n",
            lookups, handled);
-    printf("completions deferred during synchronous lookups: %lu\n",
-           deferred);
+    printf("completions deferred during synchronous lookups: %lu\n", deferred);
     printf("foreign callbacks run during a synchronous lookup: %lu "
            "(checked on every callback)\n",
            violations);

@@ -1,7 +1,7 @@
 /*
  * actx-uv.h - run a thread's actx loop inside a libuv loop: the recipe of
- * docs/embedding.md for libuv, header-only (not installed: include it or
- * copy it into your program; it needs only actx.h and uv.h).
+ * docs/embedding.md for libuv, header-only (`scons install` puts it beside
+ * actx.h; build with pkg-config's actx and libuv flags).
  *
  *     actx_uv glue;
  *     actx_uv_start(&glue, loop);   on the thread that runs the uv loop
@@ -59,8 +59,11 @@ static inline void actx_uv_on_prepare(uv_prepare_t *p)
     uv_timer_start(&a->timer, actx_uv_on_timer, (uint64_t)ms, 0);
 }
 
-/* Start driving the calling thread's actx loop from loop (which this
- * thread must run).  0 or a negative errno (actx's or libuv's). */
+/**
+ * Owner thread only.  Start driving the calling thread's actx loop from
+ * loop (which this thread must run), with the three handles in *a.  0 or
+ * a negative errno (actx's or libuv's).
+ */
 static inline int actx_uv_start(actx_uv *a, uv_loop_t *loop)
 {
     int fd = actx_backend_fd();
@@ -80,8 +83,11 @@ static inline int actx_uv_start(actx_uv *a, uv_loop_t *loop)
     return uv_poll_start(&a->poll, UV_READABLE, actx_uv_on_poll);
 }
 
-/* Stop driving actx; the handles are closed at the loop's next turn (run
- * it, e.g. uv_run(loop, UV_RUN_DEFAULT), before freeing *a). */
+/**
+ * Owner thread only.  Stop driving actx; the handles are closed at the
+ * loop's next turn (run it, e.g. uv_run(loop, UV_RUN_DEFAULT), before
+ * freeing *a).
+ */
 static inline void actx_uv_close(actx_uv *a)
 {
     uv_close((uv_handle_t *)&a->poll, NULL);

@@ -620,16 +620,17 @@ ACTX_EXTERN int actx_backend_timeout_ms(void);
 /* Threads, errors, introspection.                                           */
 
 /**
- * Create the calling thread's loop explicitly (it is otherwise created on
- * the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
+ * Calling thread.  Create the calling thread's loop explicitly (it is
+ * otherwise created on the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
  * eventfd), -ENOMEM.
  */
 ACTX_EXTERN int actx_thread_init(void);
 
 /**
- * Pop any contexts still pushed, run everything already accepted that can
- * run, close the mailbox (later posts get -EPIPE), free the loop and any
- * BHs still alive.  Runs automatically at thread exit.  A later call on
+ * Calling thread (its own loop).  Pop any contexts still pushed, run
+ * everything already accepted that can run, close the mailbox (later posts
+ * get -EPIPE), free the loop and any BHs still alive.  Runs automatically
+ * at thread exit.  A later call on
  * this thread creates a new loop.
  * Called from inside a callback (a BH, done, call, timer or fd handler,
  * also a work function run on a pool thread's loop), it is deferred: the
@@ -731,14 +732,75 @@ ACTX_EXTERN size_t actx_stats_size(struct actx_stats *st, size_t size);
  * loop; all zero without one).  In a program, actx_stats(st) is a macro
  * for actx_stats_size(st, sizeof(struct actx_stats)), so it fills exactly
  * the struct the program was compiled with; the exported function (what
- * `(actx_stats)(st)` and binaries built against version 1.1 call) fills
- * the fields of version 1.1, up to timers_fired, and never more.
+ * `(actx_stats)(st)` and binaries built against version 1.0 call) fills
+ * the fields of version 1.0, up to timers_fired, and never more.
  */
 ACTX_EXTERN void(actx_stats)(struct actx_stats *st);
 /** See actx_stats(). */
 #define actx_stats(st) ((void)actx_stats_size((st), sizeof(struct actx_stats)))
 
-/** Human-readable state of the calling thread's context stack. */
+/**
+ * Any thread.  The counters of the loop that owns ctx's context - what
+ * actx_stats() returns on that loop's thread - for a metrics endpoint or a
+ * watchdog on another thread.  Fills the first size bytes of *st by the
+ * rule of actx_stats_size() (so struct actx_stats can grow) and returns
+ * how many bytes it filled.
+ *
+ * On the owner thread the counters are read at once.  From another thread
+ * the question travels as an actx_ctx_call() does: the owner answers it
+ * with one consistent snapshot, taken on its own thread, the next time it
+ * iterates while ctx's context (or the one that context was re-homed to)
+ * is current, and the caller waits for the answer at most timeout_ns
+ * (negative: no limit).  Take the handle on the loop's root context
+ * (actx_ctx_current() before anything is pushed): any iteration outside a
+ * nested wait answers it.  depth is the depth of the context that was
+ * current when the owner answered.  A loop nobody asks pays nothing.  The
+ * calling thread needs no loop and none is created for it; while it waits
+ * its own loop (if any) runs nothing, so two loops asking each other
+ * without a limit would wait forever.
+ *
+ * -ETIMEDOUT when no answer came in time (the owner is inside a long
+ * callback, blocked, or waiting in a nested context: what a watchdog wants
+ * to know), -EPIPE after the owner thread's runtime shut down (counted as
+ * a refused post, as any), -EINVAL for a NULL ctx or st, -ENOMEM.
+ */
+ACTX_EXTERN long actx_ctx_stats_size(actx_ctx *ctx, struct actx_stats *st,
+                                     size_t size, int64_t timeout_ns);
+/** actx_ctx_stats_size() for the struct the program was compiled with. */
+#define actx_ctx_stats(ctx, st, timeout_ns)                                    \
+    actx_ctx_stats_size((ctx), (st), sizeof(struct actx_stats), (timeout_ns))
+
+/** The process-wide worker pool's state, filled in by actx_pool_stats(). */
+struct actx_pool_stats {
+    int size;    /**< the pool's size (see actx_pool_set_size()); 0 until
+                    the pool's first use */
+    int threads; /**< pool threads alive (created, not retired) */
+    int idle;    /**< threads waiting for work */
+    int busy;    /**< threads running a work function, those inside a
+                    nested wait included */
+    int blocked; /**< threads sleeping in a nested wait (counted in busy) */
+    long queued; /**< work submitted and not started yet (cancelled work
+                    still in the queue included) */
+    unsigned long threads_created; /**< threads the pool ever created */
+    unsigned long threads_retired; /**< threads that retired when idle */
+    unsigned long create_failed;   /**< thread creations that failed */
+};
+
+/**
+ * Any thread.  The worker pool's state, for a metrics endpoint: fills the
+ * first size bytes of *st by the rule of actx_stats_size() (the struct can
+ * grow) and returns how many bytes it filled, 0 for a NULL st.  The
+ * numbers are read together under the pool's lock, so they agree with one
+ * another, and may have changed by the time the call returns.  It costs
+ * the pool nothing between calls (no counter on the submission path).
+ */
+ACTX_EXTERN size_t actx_pool_stats_size(struct actx_pool_stats *st,
+                                        size_t size);
+/** actx_pool_stats_size() for the struct the program was compiled with. */
+#define actx_pool_stats(st)                                                    \
+    ((void)actx_pool_stats_size((st), sizeof(struct actx_pool_stats)))
+
+/** Calling thread.  Human-readable state of its context stack. */
 ACTX_EXTERN void actx_dump(FILE *out);
 
 #ifdef __cplusplus

@@ -109,6 +109,8 @@ struct actx__job {
 
 typedef struct worker {
     pthread_t tid;
+    int number;                /* its name is actx-pool-<number> */
+    _Atomic bool busy;         /* in a work function (actx_pool_stats) */
     _Atomic uint32_t wake_seq; /* futex word: bumped by every wake-up */
     bool woken;                /* popped from the idle stack by a waker */
     _Atomic int wake_refs;     /* wakers about to bump wake_seq */
@@ -263,6 +265,30 @@ static void registry_remove_locked(worker *w)
 }
 
 /*
+ * The smallest number no live worker has: threads keep short, stable names
+ * (actx-pool-0 ... in top and gdb) however often workers retire and come
+ * back, and the name fits the kernel's 15 characters.
+ */
+static int free_number_locked(void)
+{
+    unsigned char used[POOL_THREADS_CAP / 8] = {0};
+    worker *w;
+    int n;
+
+    for (w = pool.all; w; w = w->all_next) {
+        if (w->number < POOL_THREADS_CAP) {
+            used[w->number / 8] |= (unsigned char)(1u << (w->number % 8));
+        }
+    }
+    for (n = 0; n < POOL_THREADS_CAP; n++) {
+        if (!(used[n / 8] & (1u << (n % 8)))) {
+            break;
+        }
+    }
+    return n;
+}
+
+/*
  * Create a worker.  Under the lock, so that its pthread_t is written before
  * anyone (process exit) can look at the registry; creation is rare (the
  * pool's first use, nested waits).
@@ -282,6 +308,7 @@ static bool spawn_locked(void)
         pool.spawn_failed++;
         return false;
     }
+    w->number = free_number_locked();
     /* Pool threads take no signals: they belong to the application. */
     sigfillset(&all);
     pthread_attr_init(&attr);
@@ -444,7 +471,7 @@ static void worker_tidy(void)
 }
 
 /* Run one dequeued job, unless its owner cancelled it (then free it). */
-static void run_job(actx__job *job)
+static void run_job(worker *self, actx__job *job)
 {
     int queued = JOB_QUEUED;
     actx_req *req;
@@ -457,7 +484,10 @@ static void run_job(actx__job *job)
         return;
     }
     req = job->req;
+    /* Relaxed: only actx_pool_stats reads it, as a snapshot. */
+    atomic_store_explicit(&self->busy, true, memory_order_relaxed);
     ret = job->work(job->arg);
+    atomic_store_explicit(&self->busy, false, memory_order_relaxed);
     /*
      * This worker looks at the queue again right after the post; count it
      * as on its way there (worker_main uncounts it under the lock before it
@@ -516,7 +546,11 @@ static void *worker_main(void *arg)
 {
     worker *self = arg;
     bool retire = false;
+    char name[16];
 
+    /* A failure only leaves the program's name: nothing to report. */
+    snprintf(name, sizeof(name), "actx-pool-%d", self->number);
+    pthread_setname_np(pthread_self(), name);
     worker_loop_setup();
     pthread_mutex_lock(&pool.lock);
     atomic_fetch_sub(&pool.nwaking, 1); /* counted by spawn_locked */
@@ -531,7 +565,7 @@ static void *worker_main(void *arg)
             }
             pthread_mutex_unlock(&pool.lock);
             wake_worker(next);
-            run_job(job);
+            run_job(self, job);
             pthread_mutex_lock(&pool.lock);
             atomic_fetch_sub(&pool.nwaking, 1); /* counted by run_job */
             continue;
@@ -994,4 +1028,45 @@ int actx_pool_set_size(int n)
     }
     pthread_mutex_unlock(&pool.lock);
     return rc;
+}
+
+size_t actx_pool_stats_size(struct actx_pool_stats *st, size_t size)
+{
+    struct actx_pool_stats full;
+    size_t n = size < sizeof(full) ? size : sizeof(full);
+    actx__job *job;
+    worker *w;
+
+    if (!st) {
+        return 0;
+    }
+    memset(&full, 0, sizeof(full));
+    pthread_mutex_lock(&pool.lock);
+    full.size = pool.started ? atomic_load(&pool.size) : 0;
+    full.threads = atomic_load(&pool.nthreads);
+    full.idle = atomic_load(&pool.nidle);
+    full.blocked = atomic_load(&pool.nblocked);
+    for (w = pool.all; w; w = w->all_next) {
+        full.busy += atomic_load_explicit(&w->busy, memory_order_relaxed);
+    }
+    /*
+     * Submissions not grabbed yet count too.  Only grab_locked (under the
+     * lock we hold) unlinks from incoming, so its nodes stay put while we
+     * walk; seq_cst pairs with the submitter's push (S1).
+     */
+    full.queued = pool.qlen;
+    for (job = atomic_load(&pool.incoming); job; job = job->next) {
+        full.queued++;
+    }
+    full.threads_created = pool.spawned;
+    full.threads_retired = pool.retired;
+    full.create_failed = pool.spawn_failed;
+    pthread_mutex_unlock(&pool.lock);
+
+    memcpy(st, &full, n);
+    if (size > n) {
+        /* A caller built against a newer header (as actx_stats_size). */
+        memset((char *)st + n, 0, size - n);
+    }
+    return n;
 }

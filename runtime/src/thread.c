@@ -1,7 +1,8 @@
 /*
  * thread.c - the life of a thread's loop: creation on first use,
  * actx_thread_shutdown (also at thread exit, through a pthread key
- * destructor), statistics, dump, errors and misuse reports.
+ * destructor), statistics (the thread's own, and another loop's through a
+ * handle), dump, errors and misuse reports.
  *
  * Shutdown order matters: pop everything, run what already arrived, close
  * the mailbox (from then on posts fail with -EPIPE), run what the close
@@ -16,6 +17,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 __thread actx__loop *actx__tls_loop __attribute__((tls_model("initial-exec")));
@@ -216,9 +218,9 @@ void actx__shutdown_now(actx__loop *loop)
     free(loop);
 }
 
-/* The size of struct actx_stats in version 1.1, which the exported
- * actx_stats() fills forever (binaries built against 1.1 call it). */
-#define STATS_V1_1_SIZE                                                        \
+/* The size of struct actx_stats in version 1.0, which the exported
+ * actx_stats() fills forever (binaries built against 1.0 call it). */
+#define STATS_V1_0_SIZE                                                        \
     (offsetof(struct actx_stats, timers_fired) +                               \
      sizeof(((struct actx_stats *)0)->timers_fired))
 
@@ -261,7 +263,118 @@ size_t actx_stats_size(struct actx_stats *st, size_t size)
 
 void(actx_stats)(struct actx_stats *st)
 {
-    actx_stats_size(st, STATS_V1_1_SIZE);
+    actx_stats_size(st, STATS_V1_0_SIZE);
+}
+
+/*
+ * actx_ctx_stats from another thread: the question is an actx_ctx_call
+ * that the owner answers with stats_fill.  The asker may time out and
+ * leave before the answer comes, so the question is shared by both sides
+ * and freed by whichever lets go of it last (refs, under its lock).
+ */
+typedef struct stats_question {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC, like timeout_ns */
+    int refs;
+    bool answered;
+    struct actx_stats st;
+} stats_question;
+
+static void stats_question_put_locked(stats_question *q)
+{
+    bool last = --q->refs == 0;
+
+    pthread_mutex_unlock(&q->lock);
+    if (last) {
+        pthread_cond_destroy(&q->cond);
+        pthread_mutex_destroy(&q->lock);
+        free(q);
+    }
+}
+
+/* On the owner thread, through actx_ctx_call. */
+static void stats_answer(void *opaque)
+{
+    stats_question *q = opaque;
+    struct actx_stats st;
+
+    stats_fill(&st);
+    pthread_mutex_lock(&q->lock);
+    q->st = st;
+    q->answered = true;
+    pthread_cond_signal(&q->cond);
+    stats_question_put_locked(q);
+}
+
+static stats_question *stats_question_new(void)
+{
+    stats_question *q = calloc(1, sizeof(*q));
+    pthread_condattr_t attr;
+
+    if (!q) {
+        return NULL;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    q->refs = 2; /* the asker and the call */
+    return q;
+}
+
+long actx_ctx_stats_size(actx_ctx *ctx, struct actx_stats *st, size_t size,
+                         int64_t timeout_ns)
+{
+    stats_question *q;
+    struct timespec dl;
+    long ret;
+    int rc = 0;
+
+    if (!ctx || !st) {
+        return -EINVAL;
+    }
+    if (actx__ctx_is_local(actx__tls_loop, ctx)) {
+        return (long)actx_stats_size(st, size);
+    }
+    q = stats_question_new();
+    if (!q) {
+        return -ENOMEM;
+    }
+    ret = actx_ctx_call(ctx, stats_answer, q);
+    if (ret < 0) {
+        pthread_mutex_lock(&q->lock);
+        q->refs--; /* the call's: it never runs */
+        stats_question_put_locked(q);
+        return ret;
+    }
+    if (timeout_ns >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += timeout_ns / 1000000000;
+        dl.tv_nsec += timeout_ns % 1000000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock(&q->lock);
+    while (!q->answered && rc != ETIMEDOUT) {
+        rc = timeout_ns >= 0 ? pthread_cond_timedwait(&q->cond, &q->lock, &dl)
+                             : pthread_cond_wait(&q->cond, &q->lock);
+    }
+    if (q->answered) {
+        size_t n = size < sizeof(q->st) ? size : sizeof(q->st);
+
+        memcpy(st, &q->st, n);
+        if (size > n) {
+            memset((char *)st + n, 0, size - n); /* as actx_stats_size */
+        }
+        ret = (long)n;
+    } else {
+        ret = -ETIMEDOUT;
+    }
+    stats_question_put_locked(q);
+    return ret;
 }
 
 void actx_dump(FILE *out)

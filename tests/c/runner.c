@@ -87,8 +87,7 @@ pthread_t thread_start(void *(*fn)(void *), void *arg)
     int rc = pthread_create(&t, NULL, fn, arg);
 
     if (rc != 0) {
-        actx_test_fail(__FILE__, __LINE__, "pthread_create: %s",
-                       strerror(rc));
+        actx_test_fail(__FILE__, __LINE__, "pthread_create: %s", strerror(rc));
     }
     return t;
 }
@@ -191,9 +190,9 @@ static void *later_main(void *arg)
     return NULL;
 }
 
-static pthread_t later_start(enum later_op op, void *obj, long ret,
-                             actx_fn *fn, void *opaque, unsigned delay_us,
-                             pid_t sleeper, atomic_int *rc)
+static pthread_t later_start(enum later_op op, void *obj, long ret, actx_fn *fn,
+                             void *opaque, unsigned delay_us, pid_t sleeper,
+                             atomic_int *rc)
 {
     struct later *l = calloc(1, sizeof(*l));
 
@@ -221,8 +220,8 @@ pthread_t later_complete(actx_req *req, long ret, unsigned delay_us,
                        rc);
 }
 
-pthread_t later_call(actx_ctx *h, actx_fn *fn, void *opaque,
-                     unsigned delay_us, pid_t sleeper, atomic_int *rc)
+pthread_t later_call(actx_ctx *h, actx_fn *fn, void *opaque, unsigned delay_us,
+                     pid_t sleeper, atomic_int *rc)
 {
     return later_start(OP_CALL, h, 0, fn, opaque, delay_us, sleeper, rc);
 }
@@ -235,8 +234,7 @@ pthread_t later_stop(actx_ctx *h, unsigned delay_us, pid_t sleeper,
 
 pthread_t later_schedule(actx_bh *bh, unsigned delay_us, pid_t sleeper)
 {
-    return later_start(OP_SCHEDULE, bh, 0, NULL, NULL, delay_us, sleeper,
-                       NULL);
+    return later_start(OP_SCHEDULE, bh, 0, NULL, NULL, delay_us, sleeper, NULL);
 }
 
 int complete_from_thread(actx_req *req, long ret)
@@ -426,8 +424,8 @@ int main(int argc, char **argv)
             printf("PASS %s (%.2f s)\n", t->name, dt);
             passed++;
         } else {
-            printf("FAIL %s (%.2f s): %s [%s:%d]\n", t->name, dt, why,
-                   t->file, t->line);
+            printf("FAIL %s (%.2f s): %s [%s:%d]\n", t->name, dt, why, t->file,
+                   t->line);
             failed++;
         }
         fflush(stdout);

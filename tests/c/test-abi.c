@@ -78,11 +78,11 @@ ACTX_TEST("/abi/stats/smaller-struct-caller")
     ASSERT_EQ(actx_pop(), 0);
 }
 
-/* The exported function, which binaries built against 1.1 call, writes the
- * 1.1 struct and not one byte more, however the struct grows. */
-ACTX_TEST("/abi/stats/exported-function-writes-1.1-fields")
+/* The exported function, which binaries built against 1.0 call, writes the
+ * 1.0 struct and not one byte more, however the struct grows. */
+ACTX_TEST("/abi/stats/exported-function-writes-1.0-fields")
 {
-    size_t v11 = offsetof(struct actx_stats, timers_fired) +
+    size_t v10 = offsetof(struct actx_stats, timers_fired) +
                  sizeof(((struct actx_stats *)0)->timers_fired);
     unsigned char buf[sizeof(struct actx_stats) + 64];
     struct actx_stats full;
@@ -90,7 +90,7 @@ ACTX_TEST("/abi/stats/exported-function-writes-1.1-fields")
     make_activity();
     memset(buf, 0xa5, sizeof(buf));
     (actx_stats)((struct actx_stats *)buf);
-    for (size_t i = v11; i < sizeof(buf); i++) {
+    for (size_t i = v10; i < sizeof(buf); i++) {
         ASSERT_EQ(buf[i], 0xa5);
     }
     actx_stats(&full);

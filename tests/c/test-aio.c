@@ -213,8 +213,8 @@ ACTX_TEST("/aio/pread/cached-done-at-next-poll")
     ASSERT_EQ(r.ret, 4096);
     ASSERT_EQ(r.ctx_id, 1);
     ASSERT_EQ(memcmp(in, out + 4096, 4096), 0);
-    ASSERT_NOT_NULL(actx_aio_pread(fd, tail, sizeof(tail), sizeof(out) - 40,
-                                   io_done, &t));
+    ASSERT_NOT_NULL(
+        actx_aio_pread(fd, tail, sizeof(tail), sizeof(out) - 40, io_done, &t));
     ASSERT_EQ(ACTX_WAIT_WHILE(t.runs == 0), 0);
     ASSERT_EQ(t.ret, 40);
     ASSERT_EQ(memcmp(tail, out + sizeof(out) - 40, 40), 0);

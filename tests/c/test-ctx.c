@@ -140,7 +140,7 @@ ACTX_TEST("/ctx/sibling/no-leftover-request")
     ASSERT_NOT_NULL(req);
     ASSERT_EQ(actx_pop(), 0);
 
-    ASSERT_EQ(actx_push(), 1); /* the sibling */
+    ASSERT_EQ(actx_push(), 1);     /* the sibling */
     ASSERT_EQ(actx_poll(true), 0); /* nothing of its own: returns at once */
     ASSERT_FALSE(actx_can_progress());
     ASSERT_EQ(ACTX_WAIT_WHILE(rec.runs == 0), -EDEADLK);

@@ -408,8 +408,8 @@ ACTX_TEST("/req/rehome/all-levels-to-root")
     for (int i = 0; i < 4; i++) {
         ASSERT_EQ(complete_from_thread(req[i], i), 0);
     }
-    ASSERT_EQ(ACTX_WAIT_WHILE(rec[0].runs + rec[1].runs + rec[2].runs +
-                                  rec[3].runs < 4),
+    ASSERT_EQ(ACTX_WAIT_WHILE(
+                  rec[0].runs + rec[1].runs + rec[2].runs + rec[3].runs < 4),
               0);
     for (int i = 0; i < 4; i++) {
         ASSERT_EQ(rec[i].runs, 1);

@@ -60,18 +60,18 @@ void actx_test_register(struct actx_test *t);
 #define ACTX_TEST_CAT2_(a, b) a##b
 #define ACTX_TEST_CAT_(a, b) ACTX_TEST_CAT2_(a, b)
 
-#define ACTX_TEST_DEFINE_(id, name_, secs_)                                   \
-    static void id(void);                                                     \
-    static struct actx_test ACTX_TEST_CAT_(id, _desc) = {                     \
-        name_, id, secs_, __FILE__, __LINE__, NULL};                          \
-    __attribute__((constructor)) static void ACTX_TEST_CAT_(id, _reg)(void)   \
-    {                                                                         \
-        actx_test_register(&ACTX_TEST_CAT_(id, _desc));                       \
-    }                                                                         \
+#define ACTX_TEST_DEFINE_(id, name_, secs_)                                    \
+    static void id(void);                                                      \
+    static struct actx_test ACTX_TEST_CAT_(id, _desc) = {                      \
+        name_, id, secs_, __FILE__, __LINE__, NULL};                           \
+    __attribute__((constructor)) static void ACTX_TEST_CAT_(id, _reg)(void)    \
+    {                                                                          \
+        actx_test_register(&ACTX_TEST_CAT_(id, _desc));                        \
+    }                                                                          \
     static void id(void)
 
 /* A test with its own timeout in seconds (scaled by the environment). */
-#define ACTX_TEST_TIMEOUT(name_, secs_)                                       \
+#define ACTX_TEST_TIMEOUT(name_, secs_)                                        \
     ACTX_TEST_DEFINE_(ACTX_TEST_CAT_(actx_test_, __COUNTER__), name_, secs_)
 
 /* A test with the default 30 s timeout. */
@@ -83,15 +83,15 @@ void actx_test_register(struct actx_test *t);
 __attribute__((noreturn, format(printf, 3, 4))) void
 actx_test_fail(const char *file, int line, const char *fmt, ...);
 
-#define ASSERT_CMP_(a, op, b, name)                                           \
-    do {                                                                      \
-        long assert_a_ = (long)(a);                                           \
-        long assert_b_ = (long)(b);                                           \
-        if (!(assert_a_ op assert_b_)) {                                      \
-            actx_test_fail(__FILE__, __LINE__,                                \
-                           name "(%s, %s): %ld vs %ld (need %s " #op " %s)",  \
-                           #a, #b, assert_a_, assert_b_, #a, #b);             \
-        }                                                                     \
+#define ASSERT_CMP_(a, op, b, name)                                            \
+    do {                                                                       \
+        long assert_a_ = (long)(a);                                            \
+        long assert_b_ = (long)(b);                                            \
+        if (!(assert_a_ op assert_b_)) {                                       \
+            actx_test_fail(__FILE__, __LINE__,                                 \
+                           name "(%s, %s): %ld vs %ld (need %s " #op " %s)",   \
+                           #a, #b, assert_a_, assert_b_, #a, #b);              \
+        }                                                                      \
     } while (0)
 
 #define ASSERT_EQ(a, b) ASSERT_CMP_(a, ==, b, "ASSERT_EQ")
@@ -101,53 +101,53 @@ actx_test_fail(const char *file, int line, const char *fmt, ...);
 #define ASSERT_GT(a, b) ASSERT_CMP_(a, >, b, "ASSERT_GT")
 #define ASSERT_GE(a, b) ASSERT_CMP_(a, >=, b, "ASSERT_GE")
 
-#define ASSERT_TRUE(x)                                                        \
-    do {                                                                      \
-        if (!(x)) {                                                           \
-            actx_test_fail(__FILE__, __LINE__, "ASSERT_TRUE(%s): false", #x); \
-        }                                                                     \
+#define ASSERT_TRUE(x)                                                         \
+    do {                                                                       \
+        if (!(x)) {                                                            \
+            actx_test_fail(__FILE__, __LINE__, "ASSERT_TRUE(%s): false", #x);  \
+        }                                                                      \
     } while (0)
 
-#define ASSERT_FALSE(x)                                                       \
-    do {                                                                      \
-        if (x) {                                                              \
-            actx_test_fail(__FILE__, __LINE__, "ASSERT_FALSE(%s): true", #x); \
-        }                                                                     \
+#define ASSERT_FALSE(x)                                                        \
+    do {                                                                       \
+        if (x) {                                                               \
+            actx_test_fail(__FILE__, __LINE__, "ASSERT_FALSE(%s): true", #x);  \
+        }                                                                      \
     } while (0)
 
-#define ASSERT_PTR_EQ(a, b)                                                   \
-    do {                                                                      \
-        const void *assert_a_ = (const void *)(a);                            \
-        const void *assert_b_ = (const void *)(b);                            \
-        if (assert_a_ != assert_b_) {                                         \
-            actx_test_fail(__FILE__, __LINE__,                                \
-                           "ASSERT_PTR_EQ(%s, %s): %p vs %p", #a, #b,         \
-                           assert_a_, assert_b_);                             \
-        }                                                                     \
+#define ASSERT_PTR_EQ(a, b)                                                    \
+    do {                                                                       \
+        const void *assert_a_ = (const void *)(a);                             \
+        const void *assert_b_ = (const void *)(b);                             \
+        if (assert_a_ != assert_b_) {                                          \
+            actx_test_fail(__FILE__, __LINE__,                                 \
+                           "ASSERT_PTR_EQ(%s, %s): %p vs %p", #a, #b,          \
+                           assert_a_, assert_b_);                              \
+        }                                                                      \
     } while (0)
 
-#define ASSERT_PTR_NE(a, b)                                                   \
-    do {                                                                      \
-        const void *assert_a_ = (const void *)(a);                            \
-        const void *assert_b_ = (const void *)(b);                            \
-        if (assert_a_ == assert_b_) {                                         \
-            actx_test_fail(__FILE__, __LINE__,                                \
-                           "ASSERT_PTR_NE(%s, %s): both %p", #a, #b,          \
-                           assert_a_);                                        \
-        }                                                                     \
+#define ASSERT_PTR_NE(a, b)                                                    \
+    do {                                                                       \
+        const void *assert_a_ = (const void *)(a);                             \
+        const void *assert_b_ = (const void *)(b);                             \
+        if (assert_a_ == assert_b_) {                                          \
+            actx_test_fail(__FILE__, __LINE__,                                 \
+                           "ASSERT_PTR_NE(%s, %s): both %p", #a, #b,           \
+                           assert_a_);                                         \
+        }                                                                      \
     } while (0)
 
 #define ASSERT_NULL(a) ASSERT_PTR_EQ(a, NULL)
 #define ASSERT_NOT_NULL(a) ASSERT_PTR_NE(a, NULL)
 
 /* Two pthread_t are the same thread. */
-#define ASSERT_THREAD_EQ(a, b)                                                \
-    do {                                                                      \
-        if (!pthread_equal((a), (b))) {                                       \
-            actx_test_fail(__FILE__, __LINE__,                                \
-                           "ASSERT_THREAD_EQ(%s, %s): %#lx vs %#lx", #a, #b,  \
-                           (unsigned long)(a), (unsigned long)(b));           \
-        }                                                                     \
+#define ASSERT_THREAD_EQ(a, b)                                                 \
+    do {                                                                       \
+        if (!pthread_equal((a), (b))) {                                        \
+            actx_test_fail(__FILE__, __LINE__,                                 \
+                           "ASSERT_THREAD_EQ(%s, %s): %#lx vs %#lx", #a, #b,   \
+                           (unsigned long)(a), (unsigned long)(b));            \
+        }                                                                      \
     } while (0)
 
 /* The callback ran on the calling (owner) thread. */
@@ -177,11 +177,11 @@ void rec_done(void *opaque, long ret);
 long test_next_seq(void);
 
 /* Repeat actx_poll(false) up to n times or until cond holds. */
-#define POLL_UNTIL(cond, n)                                                   \
-    do {                                                                      \
-        for (int poll_i_ = 0; poll_i_ < (n) && !(cond); poll_i_++) {          \
-            actx_poll(false);                                                 \
-        }                                                                     \
+#define POLL_UNTIL(cond, n)                                                    \
+    do {                                                                       \
+        for (int poll_i_ = 0; poll_i_ < (n) && !(cond); poll_i_++) {           \
+            actx_poll(false);                                                  \
+        }                                                                      \
     } while (0)
 
 pthread_t thread_start(void *(*fn)(void *), void *arg);
@@ -204,8 +204,8 @@ void wait_until_sleeping(pid_t tid, unsigned delay_us);
  */
 pthread_t later_complete(actx_req *req, long ret, unsigned delay_us,
                          pid_t sleeper, atomic_int *rc);
-pthread_t later_call(actx_ctx *h, actx_fn *fn, void *opaque,
-                     unsigned delay_us, pid_t sleeper, atomic_int *rc);
+pthread_t later_call(actx_ctx *h, actx_fn *fn, void *opaque, unsigned delay_us,
+                     pid_t sleeper, atomic_int *rc);
 pthread_t later_stop(actx_ctx *h, unsigned delay_us, pid_t sleeper,
                      atomic_int *rc);
 pthread_t later_schedule(actx_bh *bh, unsigned delay_us, pid_t sleeper);

@@ -16,18 +16,15 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 void *__real_aligned_alloc(size_t align, size_t n);
-int __real_posix_memalign(void **p, size_t align, size_t n);
 int __real_pthread_setspecific(pthread_key_t key, const void *value);
 int __real_eventfd(unsigned int initval, int flags);
 int __real_epoll_create1(int flags);
 int __real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
-int __real_timerfd_create(int clockid, int flags);
 
 static _Atomic long calls;
 static _Atomic long fail_at;
@@ -105,14 +102,6 @@ void *__wrap_aligned_alloc(size_t align, size_t n)
     return __real_aligned_alloc(align, n);
 }
 
-int __wrap_posix_memalign(void **p, size_t align, size_t n)
-{
-    if (hit("posix_memalign")) {
-        return ENOMEM;
-    }
-    return __real_posix_memalign(p, align, n);
-}
-
 int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr,
                           void *(*fn)(void *), void *arg)
 {
@@ -159,13 +148,4 @@ int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         return -1;
     }
     return __real_epoll_ctl(epfd, op, fd, ev);
-}
-
-int __wrap_timerfd_create(int clockid, int flags)
-{
-    if (hit("timerfd_create")) {
-        errno = EMFILE;
-        return -1;
-    }
-    return __real_timerfd_create(clockid, flags);
 }

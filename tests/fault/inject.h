@@ -3,9 +3,9 @@
  *
  * The fault programs are linked with -Wl,--wrap=NAME for every resource
  * call the runtime makes (see SConscript): the runtime's references to
- * malloc, calloc, realloc, aligned_alloc, posix_memalign, pthread_create,
- * pthread_setspecific, eventfd, epoll_create1, epoll_ctl and timerfd_create
- * go to inject.c, which counts them (process-wide, every thread) and makes
+ * malloc, calloc, realloc, aligned_alloc, pthread_create,
+ * pthread_setspecific, eventfd, epoll_create1 and epoll_ctl go to
+ * inject.c, which counts them (process-wide, every thread) and makes
  * the k-th one fail as the system would: NULL/ENOMEM for allocations,
  * EAGAIN for pthread_create, ENOMEM for pthread_setspecific and epoll_ctl,
  * EMFILE for the fd creators.  --wrap acts at link time on the objects

@@ -62,8 +62,8 @@ static struct report *rep;
 static bool verbose;
 static bool persist;
 
-__attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt,
-                                                                 ...)
+__attribute__((noreturn, format(printf, 1, 2))) static void
+fail(const char *fmt, ...)
 {
     va_list ap;
     char buf[sizeof(rep->why)];
@@ -131,8 +131,8 @@ static void flush(const char *where)
 {
     int rc = actx_flush();
 
-    CHECK(rc == 0 || allowed(-rc, loop_errs), "%s: actx_flush: %d (%s)",
-          where, rc, actx_strerror(rc));
+    CHECK(rc == 0 || allowed(-rc, loop_errs), "%s: actx_flush: %d (%s)", where,
+          rc, actx_strerror(rc));
 }
 
 static int push(void)
@@ -172,14 +172,14 @@ static void pop(void)
 struct item {
     const char *what;
     pthread_t owner;
-    int serial;      /* the model context it belongs to */
-    int expect;      /* runs it must have had at the end: 0 or 1 */
+    int serial; /* the model context it belongs to */
+    int expect; /* runs it must have had at the end: 0 or 1 */
     _Atomic int runs;
-    long want;       /* done's ret */
-    bool cancelled;  /* actx_req_cancel returned 0: done gets -ECANCELED */
+    long want;      /* done's ret */
+    bool cancelled; /* actx_req_cancel returned 0: done gets -ECANCELED */
     _Atomic long got;
     _Atomic int work_runs; /* pool work */
-    int fd;          /* fd handlers: the pipe's read end */
+    int fd;                /* fd handlers: the pipe's read end */
 };
 
 static struct item items[MAX_ITEMS];
@@ -255,7 +255,8 @@ static bool pending_here(void)
         while (parent_of[s]) {
             s = parent_of[s];
         }
-        pending = s == tm.stack[tm.depth] && it->expect > atomic_load(&it->runs);
+        pending =
+            s == tm.stack[tm.depth] && it->expect > atomic_load(&it->runs);
     }
     pthread_mutex_unlock(&items_lock);
     return pending;
@@ -271,8 +272,8 @@ static void wait_pending(const char *where)
     rc = ACTX_WAIT_WHILE(pending_here());
     atomic_store(&waiting_at, NULL);
 
-    CHECK(rc == 0, "%s: ACTX_WAIT_WHILE on accepted work: %d (%s)", where,
-          rc, actx_strerror(rc));
+    CHECK(rc == 0, "%s: ACTX_WAIT_WHILE on accepted work: %d (%s)", where, rc,
+          actx_strerror(rc));
 }
 
 static void check_items(void)
@@ -287,11 +288,11 @@ static void check_items(void)
         if (runs && it->cancelled) {
             CHECK(got == -ECANCELED, "%s: cancelled, done got %ld", it->what,
                   got);
-            CHECK(atomic_load(&it->work_runs) == 0,
-                  "%s: cancelled work ran", it->what);
+            CHECK(atomic_load(&it->work_runs) == 0, "%s: cancelled work ran",
+                  it->what);
         } else if (runs) {
-            CHECK(got == it->want, "%s: done got %ld, expected %ld",
-                  it->what, got, it->want);
+            CHECK(got == it->want, "%s: done got %ld, expected %ld", it->what,
+                  got, it->want);
         }
     }
 }
@@ -371,8 +372,8 @@ static void *complete_main(void *p)
     struct complete_arg *a = p;
     int rc = actx_req_complete(a->req, a->ret);
 
-    CHECK(rc == a->want_rc, "actx_req_complete from a helper: %d, want %d",
-          rc, a->want_rc);
+    CHECK(rc == a->want_rc, "actx_req_complete from a helper: %d, want %d", rc,
+          a->want_rc);
     return NULL;
 }
 
@@ -773,8 +774,8 @@ static void scenario(void)
         helper_start(&t, complete_main, &ca);
         helper_join(t);
     }
-    for (int *p = (int[]){proot[0], proot[1], pparked[0], pparked[1],
-                          pchild[0], pchild[1], -2};
+    for (int *p = (int[]){proot[0], proot[1], pparked[0], pparked[1], pchild[0],
+                          pchild[1], -2};
          *p != -2; p++) {
         if (*p >= 0) {
             close(*p);

@@ -86,8 +86,8 @@ static __thread bool is_owner;
 static void trace(const char *op);
 static void trace_print(void);
 
-__attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt,
-                                                                 ...)
+__attribute__((noreturn, format(printf, 1, 2))) static void
+fail(const char *fmt, ...)
 {
     va_list ap;
 
@@ -109,8 +109,8 @@ __attribute__((noreturn, format(printf, 1, 2))) static void fail(const char *fmt
 
 static void random_ops(int n);
 static pthread_t owner_thread;
-static int cb_depth;   /* callbacks running (nested) on the owner */
-static bool draining;  /* the end of an iteration: no random ops */
+static int cb_depth;  /* callbacks running (nested) on the owner */
+static bool draining; /* the end of an iteration: no random ops */
 static bool verbose;
 static void maybe_ops(void);
 /* What an iteration did (-v). */
@@ -236,9 +236,9 @@ struct item {
     _Atomic int work_runs;
     long want;
     _Atomic bool cancelled;
-    int poster;         /* 1..NHELPERS, or 0: the owner; -1: not FIFO */
-    _Atomic long pseq;  /* order among that poster's posts */
-    actx_req *req;      /* owner: set until done ran (cancel) */
+    int poster;        /* 1..NHELPERS, or 0: the owner; -1: not FIFO */
+    _Atomic long pseq; /* order among that poster's posts */
+    actx_req *req;     /* owner: set until done ran (cancel) */
 };
 
 static struct item items[MAX_ITEMS];
@@ -305,7 +305,6 @@ static void item_done(void *opaque, long ret)
     }
     maybe_ops();
 }
-
 
 /* Callbacks of the owner thread do random operations too (bounded). */
 static void maybe_ops(void)
@@ -462,8 +461,7 @@ static struct fpipe {
     long written, read;
 } pipes[NPIPES];
 
-
-static int nest;       /* inside op_nested_wait: no push, pop or run */
+static int nest; /* inside op_nested_wait: no push, pop or run */
 
 static void bh_cb(void *opaque)
 {
@@ -583,8 +581,8 @@ static struct item *submit(int kind, long want)
     actx_req *req;
 
     it->want = want;
-    req = actx_submit(kind == K_NESTED_JOB ? nested_work : item_work,
-                      item_done, it);
+    req = actx_submit(kind == K_NESTED_JOB ? nested_work : item_work, item_done,
+                      it);
     CHECK(req, "actx_submit: %d", errno);
     it->req = req;
     atomic_store(&it->expect, 1);
@@ -1023,8 +1021,7 @@ static double now_s(void)
 }
 
 /* 0: passed.  Otherwise *why says how the child failed. */
-static int run_seed(uint64_t seed, int ops, double timeout, char *why,
-                    size_t n)
+static int run_seed(uint64_t seed, int ops, double timeout, char *why, size_t n)
 {
     double deadline;
     int status;

@@ -58,26 +58,26 @@ static void assert_has(const char *file, int line, const char *text,
                        const char *want)
 {
     if (!strstr(text, want)) {
-        actx_test_fail(file, line, "stderr lacks \"%s\"; it was: \"%s\"",
-                       want, text);
+        actx_test_fail(file, line, "stderr lacks \"%s\"; it was: \"%s\"", want,
+                       text);
     }
 }
 
 /* Run stmt; its stderr must contain msg (NULL: must be empty). */
-#define EXPECT_MSG(msg, stmt)                                                 \
-    do {                                                                      \
-        const char *expect_out_;                                              \
-        capture_begin();                                                      \
-        stmt;                                                                 \
-        expect_out_ = capture_end();                                          \
-        if ((msg) == NULL) {                                                  \
-            if (*expect_out_) {                                               \
-                actx_test_fail(__FILE__, __LINE__, "unexpected stderr: %s",   \
-                               expect_out_);                                  \
-            }                                                                 \
-        } else {                                                              \
-            assert_has(__FILE__, __LINE__, expect_out_, (msg));               \
-        }                                                                     \
+#define EXPECT_MSG(msg, stmt)                                                  \
+    do {                                                                       \
+        const char *expect_out_;                                               \
+        capture_begin();                                                       \
+        stmt;                                                                  \
+        expect_out_ = capture_end();                                           \
+        if ((msg) == NULL) {                                                   \
+            if (*expect_out_) {                                                \
+                actx_test_fail(__FILE__, __LINE__, "unexpected stderr: %s",    \
+                               expect_out_);                                   \
+            }                                                                  \
+        } else {                                                               \
+            assert_has(__FILE__, __LINE__, expect_out_, (msg));                \
+        }                                                                      \
     } while (0)
 
 /* Run fn in a child that must abort (SIGABRT) with msg on stderr. */
@@ -298,8 +298,8 @@ ACTX_TEST("/misuse/bad/pool-size")
 {
     ASSERT_EQ(actx_pool_set_size(0), -EINVAL);
     ASSERT_EQ(actx_pool_set_size(4097), -EINVAL);
-    ASSERT_NOT_NULL(actx_submit((actx_work_fn *)(void *)actx_now_ns, NULL,
-                                NULL));
+    ASSERT_NOT_NULL(
+        actx_submit((actx_work_fn *)(void *)actx_now_ns, NULL, NULL));
     ASSERT_EQ(actx_flush(), 0);
     ASSERT_EQ(actx_pool_set_size(2), -EBUSY);
 }
