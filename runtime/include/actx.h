@@ -75,7 +75,7 @@ extern "C" {
 /** Major version of this header; a new major changes the soname. */
 #define ACTX_VERSION_MAJOR 1
 /** Minor version of this header: additions, binary compatible. */
-#define ACTX_VERSION_MINOR 1
+#define ACTX_VERSION_MINOR 2
 /** Patch version of this header: fixes only. */
 #define ACTX_VERSION_PATCH 0
 
@@ -645,7 +645,7 @@ ACTX_EXTERN void actx_thread_shutdown(void);
 /**
  * Any thread.  The version of the library actually loaded (which may be
  * newer than the header a program was compiled with):
- * (major << 16) | (minor << 8) | patch, and the same as "1.1.0".
+ * (major << 16) | (minor << 8) | patch, and the same as "1.2.0".
  */
 ACTX_EXTERN unsigned actx_version(void);
 /** See actx_version(). */
