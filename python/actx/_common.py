@@ -153,6 +153,67 @@ def _forget_pool_state():
 
 
 # --------------------------------------------------------------------------
+# Coalesced cross-thread calls (ContextHandle.call_soon), the same on both
+# backends: the calls wait in a deque and one drain call posted to the
+# context (bindings/common/actx_py.h, actx_py_q_kick) runs every call
+# appended before it starts.  A backend's subclass gives the C queue (q)
+# and its calls: state(), _kick(q), _reset(q), _free().
+
+POSTED, IDLE, DEAD = 2, 0, 3
+posters = set()  # live posters (their queue's drain may be pending)
+
+
+class Poster:
+    __slots__ = ('q', 'dq', 'closing', '__weakref__')
+
+    def __init__(self, q):
+        self.q = q
+        self.dq = collections.deque()
+        self.closing = False
+        posters.add(self)
+
+    def post(self, fnargs):
+        """Queue fnargs: 0, or a negative errno (it was not queued)."""
+        self.dq.append(fnargs)
+        if self.state() == POSTED:  # the pending drain takes it
+            return 0
+        r = self._kick(self.q)
+        if r:
+            try:
+                self.dq.remove(fnargs)
+            except ValueError:
+                return 0  # a drain took it before the refusal: it runs
+        return r
+
+    def drain(self):
+        """The posted drain, on the owner thread."""
+        self._reset(self.q)
+        dq = self.dq
+        take = dq.popleft
+        for _ in range(len(dq)):
+            try:
+                fn, args = take()
+            except IndexError:  # a refused kick took its call back
+                break
+            try:
+                fn(*args)
+            except BaseException as e:
+                store_exception(e)
+        if self.closing and self.state() == IDLE:
+            self._release()
+
+    def close(self):
+        """The handle is gone; free once no drain is pending."""
+        self.closing = True
+        if self.q is not None and self.state() in (IDLE, DEAD):
+            self._release()
+
+    def _release(self):
+        posters.discard(self)
+        self._free()
+
+
+# --------------------------------------------------------------------------
 # Per-thread state.
 
 class Token:

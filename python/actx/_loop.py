@@ -1,0 +1,188 @@
+"""Running the loop: poll, flush, run, stop, thread_shutdown."""
+import errno as _errno
+
+from ._backend import B
+from . import _common
+from ._common import DeadlockError
+from ._thread import (_SLICE_MS, _SLICE_NS, _backend_fd, _bridges,
+    _can_progress, _flush_slice, _get_ident, _kick, _main_ident, _oserror,
+    _pending, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
+    _release_thread, _state, _timeout_ms)
+from ._handle import ContextHandle
+
+__all__ = [
+    'backend_fd',
+    'backend_timeout_ms',
+    'flush',
+    'poll',
+    'process_queue',
+    'run',
+    'set_poll_max_ns',
+    'stop',
+    'thread_shutdown',
+]
+
+# --------------------------------------------------------------------------
+# Running the loop
+
+def poll(block: bool = False) -> bool:
+    """Run one iteration of the current context: arrived completions and
+    calls, scheduled bottom halves, ready fd handlers and due timers of the
+    current context only.  True if anything but an idle BH ran.
+
+    With block=True and nothing to run, sleep (GIL released) until
+    something of the current context can run, and run it; with only idle
+    BHs scheduled, sleep at most 10 ms, run them and return False; return
+    False at once when nothing can ever make progress in the current
+    context.  Interruptible by Ctrl-C.  The first exception raised by a
+    callback propagates from here after the iteration finished.
+    """
+    if not block or _get_ident() != _main_ident:
+        # Off the main thread no signal handler ever runs: the runtime's
+        # own blocking poll (which also tells the pool that a worker
+        # waits, so nested pool work cannot deadlock it).
+        r = _poll_block() if block else _poll_nb()
+        if _pending:
+            _raise_pending()
+        return bool(r)
+    # The main thread: the runtime's blocking poll (adaptive polling
+    # included, see set_poll_max_ns), without the GIL, in slices of at most
+    # _SLICE_MS; between slices, and when a signal interrupts the sleep,
+    # Python runs its signal handlers (Ctrl-C raises here).
+    while True:
+        r = _poll_timeout(_SLICE_NS)
+        if _pending:
+            _raise_pending()
+        if r >= 0:
+            return bool(r)
+        if r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
+            raise _oserror(r)
+
+
+def set_poll_max_ns(ns: int) -> None:
+    """Adaptive polling for the calling thread's loop: before the runtime's
+    own blocking waits sleep (run(), poll(block=True), flush() and
+    Request.result(), on any thread), poll for work -
+    arrived completions and calls, BHs, due timers and ready fd handlers
+    (add_reader/add_writer) of the current context - for up to an adaptive
+    window of at most ns nanoseconds (e.g. 50_000 to 100_000 for a loop
+    that answers requests or fds quickly).  The window grows while waits
+    are short and drops to nothing while the loop is idle.  0 (the
+    default) turns it off.  Never changes what runs.  Raises
+    OSError(EINVAL) for a negative ns.
+    """
+    r = B.set_poll_max_ns(ns)
+    if r < 0:
+        raise _oserror(r)
+
+
+def process_queue() -> bool:
+    """Run the arrived completions and calls of the current context."""
+    r = B.process_queue()
+    if _pending:
+        _raise_pending()
+    return bool(r)
+
+
+def flush() -> None:
+    """Poll until the current context has no outstanding request and no
+    scheduled non-idle BH.  Requests of other contexts are not waited for.
+
+    Raises DeadlockError if that can never happen.  Sleeps with the GIL
+    released; interruptible by Ctrl-C (KeyboardInterrupt, the runtime stays
+    usable: the work goes on and a later flush() waits for it).
+    """
+    if _get_ident() != _main_ident:
+        # No signal handler runs off the main thread: the runtime's flush.
+        _flush_done(B.flush())
+        return
+    # The main thread: the flush runs in C in slices of at most _SLICE_MS
+    # of sleep; between slices (and when a signal interrupts the sleep)
+    # Python runs its signal handlers: Ctrl-C raises here.
+    ident = _get_ident()
+    while True:
+        r = _flush_slice(_SLICE_MS)
+        if r <= 0:
+            break
+        if _pending and not isinstance(_pending.get(ident), Exception):
+            _raise_pending()  # KeyboardInterrupt, SystemExit: at once
+    _flush_done(r)
+
+
+def _flush_done(r: int) -> None:
+    """What a flush that returned r raises: a pending callback exception
+    first, then DeadlockError or OSError for a negative r."""
+    if _pending:
+        _raise_pending()
+    if r < 0:
+        if r == -_errno.EDEADLK:
+            raise DeadlockError('flush: the current context can never be '
+                                'idle')
+        raise _oserror(r)
+
+
+def run() -> None:
+    """Poll, blocking, in the current context until stop() is called for it
+    or nothing can make progress any more.  Interruptible by Ctrl-C."""
+    st = _state()
+    me = st.top
+    stops = st.stops
+    while True:
+        # Busy: non-blocking iterations; idle: one blocking poll.
+        r = _poll_nb()
+        if _pending:
+            _raise_pending()
+        if not r:
+            r = poll(True)
+        if stops and me in stops:
+            stops.discard(me)
+            return
+        if not r and not _can_progress():
+            return
+
+
+def _stop_here():
+    st = _state()
+    st.stops.add(st.top)
+
+
+def stop(handle: 'ContextHandle') -> None:
+    """Make run() in the handle's context (or the one it was re-homed to)
+    return.  Any thread.  A stop that arrives while that context is not in
+    run() makes its next run() return after one iteration."""
+    if not isinstance(handle, ContextHandle):
+        raise TypeError('stop() takes a handle from current_context(), not '
+                        '%s' % type(handle).__name__)
+    handle._live()
+    r = handle._post((_stop_here, ()))
+    if r < 0:
+        raise _oserror(r)
+    if _bridges:
+        _kick()
+
+
+def backend_fd() -> int:
+    """The fd to wait on when embedding this thread's loop elsewhere."""
+    r = _backend_fd()
+    if r < 0:
+        raise _oserror(r)
+    return r
+
+
+def backend_timeout_ms() -> int:
+    """How long the embedding loop may sleep on backend_fd() (-1: no
+    limit).  Declares that the caller is about to wait on the fd."""
+    return _timeout_ms()
+
+
+def thread_shutdown() -> None:
+    """Shut this thread's runtime down now (it also happens when a Python
+    thread ends): delete this thread's live BottomHalf objects, cancel its
+    timers and remove its fd handlers, pop every context, run what was
+    already accepted, refuse later posts (EPIPE)."""
+    st = _state()
+    _release_thread(st)
+    B.thread_shutdown()
+    _common.reset_state(st.ident)
+    if _pending:
+        _raise_pending()

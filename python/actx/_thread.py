@@ -1,0 +1,88 @@
+"""Per-thread plumbing shared by the API modules: the backend's hot
+calls, the thread's state, errors."""
+import operator
+import os
+import threading
+
+from ._backend import B
+from . import _common
+from . import _asyncio
+
+_get_ident = _common.get_ident
+_states = _common.states
+_pending = _common.pending
+_raise_pending = _common.raise_pending
+_store = _common.store_exception
+_Token = _common.Token
+_current_task = _common.current_task
+# asyncio is loaded with the package (the bridge): the running loop of
+# this thread, cheaply (a C function), and its task.
+_get_running_loop = _asyncio.asyncio.events._get_running_loop
+_task_of = _asyncio.asyncio.current_task
+_bridges = _common.bridges
+
+_push = B.push
+_pop = B.pop
+_poll_nb = B.poll_nb
+_poll_block = B.poll_block
+_main_ident = threading.main_thread().ident
+_can_progress = B.can_progress
+_flush_slice = B.flush_slice
+_poll_timeout = B.poll_timeout
+_timeout_ms = B.backend_timeout_ms
+_backend_fd = B.backend_fd
+_bh_schedule = B.bh_schedule
+_bh_schedule_idle = B.bh_schedule_idle
+
+# Longest single sleep in a blocking call: bounds the latency of Ctrl-C
+# (a signal that lands just before the sleep starts) and of timeouts.
+_SLICE_MS = 50
+_SLICE_NS = _SLICE_MS * 1000000
+
+
+def _kick():
+    # The runtime wakes an embedding loop (backend fd) only for posts from
+    # other threads; work made on the owner thread itself must tell the
+    # asyncio bridge directly.
+    br = _bridges.get(_get_ident())
+    if br is not None:
+        br._kick()
+
+
+def _state():
+    st = _states.get(_get_ident())
+    if st is None:
+        st = _common.new_state(_shutdown_thread)
+    return st
+
+
+def _release_thread(st):
+    """Before the thread's runtime shuts down: delete its live BHs, cancel
+    its timers, remove its fd handlers (their Python objects go now)."""
+    for bh in list(st.bhs):
+        bh.delete()
+    _timers._timers_release(st)
+    for fd in list(st.fds):
+        _fds._remove_fd(st, fd, True, True)
+
+
+def _shutdown_thread():
+    st = _states.get(_get_ident())
+    if st is not None:
+        _release_thread(st)
+    B.thread_shutdown()
+
+
+def _oserror(r):
+    return OSError(-r, os.strerror(-r))
+
+def _fd(fd):
+    if not isinstance(fd, int):
+        if hasattr(fd, 'fileno'):
+            return fd.fileno()
+        return operator.index(fd)
+    return fd
+
+
+# Last: they import this module's names.
+from . import _timers, _fds  # noqa: E402
