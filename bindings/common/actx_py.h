@@ -73,11 +73,12 @@ ACTX_PY_API actx_timer *actx_py_timer_new(void *obj);
 ACTX_PY_API int actx_py_set_fd(int fd, void *obj, int rd, int wr);
 ACTX_PY_API int actx_py_ctx_call(actx_ctx *ctx, void *obj);
 ACTX_PY_API actx_req *actx_py_submit(void *obj);
-ACTX_PY_API actx_req *actx_py_pread(int fd, void *buf, size_t n,
-                                    long long off, void *obj);
+ACTX_PY_API actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
+                                    void *obj);
 ACTX_PY_API actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
                                      long long off, void *obj);
 ACTX_PY_API actx_req *actx_py_fsync(int fd, void *obj);
+ACTX_PY_API actx_req *actx_py_req_new(void *obj);
 ACTX_PY_API void actx_py_install_refused(void);
 ACTX_PY_API int actx_py_flush_slice(int slice_ms);
 ACTX_PY_API int actx_py_poll_block(void);
@@ -91,11 +92,20 @@ ACTX_PY_API uintptr_t actx_py_key(void *p);
 
 static volatile int actx_py_exiting_flag;
 
-static void actx_py_set_exiting(void) { actx_py_exiting_flag = 1; }
+static void actx_py_set_exiting(void)
+{
+    actx_py_exiting_flag = 1;
+}
 
-static int actx_py_exiting(void) { return actx_py_exiting_flag; }
+static int actx_py_exiting(void)
+{
+    return actx_py_exiting_flag;
+}
 
-static inline uintptr_t actx_py_key(void *p) { return (uintptr_t)p; }
+static inline uintptr_t actx_py_key(void *p)
+{
+    return (uintptr_t)p;
+}
 
 static void actx_py_call_c(void *opaque)
 {
@@ -160,7 +170,10 @@ static struct actx_py_q *actx_py_q_new(actx_ctx *ctx, void *py)
     return q;
 }
 
-static void actx_py_q_free(struct actx_py_q *q) { free(q); }
+static void actx_py_q_free(struct actx_py_q *q)
+{
+    free(q);
+}
 
 static int actx_py_q_state(struct actx_py_q *q)
 {
@@ -258,8 +271,8 @@ static actx_req *actx_py_req_made(actx_req *req, void *obj)
 static actx_req *actx_py_submit(void *obj)
 {
     ACTX_PY_KEEP(obj);
-    return actx_py_req_made(
-        actx_submit(actx_py_work_c, actx_py_done_c, obj), obj);
+    return actx_py_req_made(actx_submit(actx_py_work_c, actx_py_done_c, obj),
+                            obj);
 }
 
 static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
@@ -282,6 +295,13 @@ static actx_req *actx_py_fsync(int fd, void *obj)
 {
     ACTX_PY_KEEP(obj);
     return actx_py_req_made(actx_aio_fsync(fd, actx_py_done_c, obj), obj);
+}
+
+/* actx.new_request(): completed by actx_req_complete from any thread. */
+static actx_req *actx_py_req_new(void *obj)
+{
+    ACTX_PY_KEEP(obj);
+    return actx_py_req_made(actx_req_new(actx_py_done_c, obj), obj);
 }
 
 /*
@@ -312,7 +332,10 @@ static void actx_py_install_refused(void)
 }
 
 /* actx_poll(true), for a binding whose plain actx_poll keeps the GIL. */
-static int actx_py_poll_block(void) { return actx_poll(true); }
+static int actx_py_poll_block(void)
+{
+    return actx_poll(true);
+}
 
 /*
  * actx_flush() for the main thread, where Python must get control back to

@@ -251,7 +251,6 @@ ACTX_PY_PTR(struct actx_py_q *)
 /* Calls that take C callbacks go through the shared helpers. */
 %ignore actx_bh_new;
 %ignore actx_req_new;
-%ignore actx_req_complete;
 %ignore actx_set_refused_hook;
 %ignore actx_set_log_handler;
 %ignore actx_submit;

@@ -68,6 +68,9 @@ INTERFACE = {
     'pwrite': ('actx_req *actx_py_pwrite(fd, bytes, off, request)', False),
     'fsync': ('actx_req *actx_py_fsync(fd, request)', False),
     'req_cancel': ('int actx_req_cancel(actx_req *req)', True),
+    'req_new': ('actx_req *actx_py_req_new(request)', False),
+    'req_complete': ('int actx_req_complete(actx_req *req, long ret)',
+                     True),
     # contexts across threads
     'ctx_current': ('actx_ctx *actx_ctx_current(void)', True),
     'ctx_unref': ('void actx_ctx_unref(actx_ctx *ctx)', True),

@@ -207,6 +207,12 @@ def fsync(fd, req):
     return _req(lib.actx_py_fsync(fd, h), h)
 
 
+def req_new(req):
+    h = _new_handle(req)
+    _keep.add(h)
+    return _req(lib.actx_py_req_new(h), h)
+
+
 def ctx_current():
     return _ptr(lib.actx_ctx_current())
 

@@ -37,18 +37,11 @@ def fd_opaque(entry):
     return (entry._read, entry._write)
 
 
-_pread = _m.actx_py_pread
-_pwrite = _m.actx_py_pwrite
+pread = _m.actx_py_pread
+pwrite = _m.actx_py_pwrite
 submit = _m.actx_py_submit
 fsync = _m.actx_py_fsync
-
-
-def pread(fd, buf, off, req):
-    return _pread(fd, buf, off, req)
-
-
-def pwrite(fd, data, off, req):
-    return _pwrite(fd, data, off, req)
+req_new = _m.actx_py_req_new
 
 
 def ctx_key(p):

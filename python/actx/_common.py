@@ -130,7 +130,11 @@ def run_work(req):
     (the exception is delivered by result())."""
     running_work[0] += 1  # under the GIL
     try:
-        req._value = req._fn(*req._args)
+        cx = req._cx
+        if cx is None:
+            req._value = req._fn(*req._args)
+        else:
+            req._value = cx.run(req._fn, *req._args)
         return 0
     except BaseException as e:
         req._exc = e

@@ -1,5 +1,6 @@
 """Requests: submit, pread, pwrite, fsync."""
 import concurrent.futures
+import contextvars
 import errno as _errno
 import operator
 import os
@@ -13,173 +14,171 @@ from ._thread import (_SLICE_NS, _bridges, _can_progress, _fd, _get_ident,
     _raise_pending, _state, _states)
 from ._context import context_id
 
-__all__ = ['Request', 'fsync', 'pread', 'pwrite', 'submit']
+__all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']
 
 # --------------------------------------------------------------------------
 # Requests
 
-_SUBMIT, _PREAD, _PWRITE, _FSYNC = range(4)
+_SUBMIT, _PREAD, _PWRITE, _FSYNC, _NEW = range(5)
+_KINDS = ('submit', 'pread', 'pwrite', 'fsync', 'new_request')
 _ECANCELED = _errno.ECANCELED
 
 
-_cf = concurrent.futures
-_FINISHED = _cf._base.FINISHED
-_CANCELLED = _cf._base.CANCELLED_AND_NOTIFIED
-_RUNNING = _cf._base.RUNNING
-_lock_lock = threading.Lock()
-_RLock = threading.RLock
+_Future = concurrent.futures.Future
+_f_init = _Future.__init__
+_f_set_result = _Future.set_result
+_f_set_exception = _Future.set_exception
+_f_cancel = _Future.cancel
+_f_add_done_callback = _Future.add_done_callback
+_InvalidStateError = concurrent.futures.InvalidStateError
+_copy_context = contextvars.copy_context
+_claim_lock = threading.Lock()
 
 
-class _Waiters(list):
-    """A Request's concurrent.futures waiters.  Only the owner thread can
-    complete a request, so the owner blocking in concurrent.futures.wait()
-    or as_completed() on a pending one would never wake: refused."""
-    __slots__ = ('req',)
-
-    def append(self, waiter):
-        req = self.req
-        if not req._done and _get_ident() == req._owner:
-            raise DeadlockError(
-                'concurrent.futures.wait()/as_completed() on the owner '
-                'thread of a pending actx Request would never return (it '
-                'completes only while this thread polls): use result(), '
-                'flush() or asyncio here, those functions on other threads')
-        list.append(self, waiter)
-
-
-class Request(_cf.Future):
+class Request(_Future):
     """An asynchronous request of the context that was current when it was
-    made (submit, pread, pwrite, fsync): a concurrent.futures.Future.
+    made (submit, pread, pwrite, fsync, new_request): a
+    concurrent.futures.Future.
 
     It completes only on its owner thread (the one that made it), while its
     context (or the one that context was re-homed to) is current: inside
     poll / flush / run / result there, or the asyncio bridge's poll.
-    result(), exception() and cancel() are owner-thread only; done
-    callbacks run on the owner thread, in the request's context.  Other
-    threads may wait for it with concurrent.futures.wait() /
-    as_completed() or asyncio.wrap_future() (the owner must keep polling);
-    on the owner thread those raise DeadlockError while it is pending.
-    set_result() and set_exception() are refused: actx completes it."""
+    result(), exception() and cancel() of a request made by submit, pread,
+    pwrite or fsync are owner-thread only; done callbacks run on the owner
+    thread, in the request's context, each in a copy of the contextvars
+    context current when it was added.  Other threads may wait for it with
+    concurrent.futures.wait() / as_completed() or ``await`` (the owner
+    must keep polling; on the owner thread those would wait for ever).
+    set_result() and set_exception() complete a new_request() request
+    (any thread, once); actx completes the others."""
     __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
-                 '_exc', '_done', '_cancelled', '_callbacks', '_tok',
-                 '_owner', '_lock', '_wl')
+                 '_exc', '_fin', '_claimed', '_tok', '_owner', '_cx')
 
     def __init__(self):
         raise TypeError('actx.Request is made by submit(), pread(), '
-                        'pwrite() and fsync()')
+                        'pwrite(), fsync() and new_request()')
 
     def _init(self, kind, st):
+        _f_init(self)
         self._p = None
         self._kind = kind
-        self._fn = self._args = self._buf = self._cbuf = None
+        self._fn = self._args = self._buf = self._cbuf = self._cx = None
         self._value = self._exc = None
-        self._done = self._cancelled = False
-        self._callbacks = None
+        self._fin = self._claimed = False
         self._tok = st.top
         self._owner = st.ident
-        self._lock = self._wl = None
 
     def __repr__(self):
-        state = ('cancelled' if self._cancelled else
-                 'done' if self._done else 'pending')
-        return '<actx.Request %s %s>' % (
-            ('submit', 'pread', 'pwrite', 'fsync')[self._kind], state)
+        state = ('cancelled' if self.cancelled() else
+                 'done' if self._fin else 'pending')
+        return '<actx.Request %s %s>' % (_KINDS[self._kind], state)
 
-    # concurrent.futures.wait() and as_completed() use these three.  The
-    # lock exists once another thread (or a done callback) is involved;
-    # _complete sets _done before it looks for the lock, and a waiter reads
-    # the state after making the lock and under it, so no completion is
-    # missed.
-    @property
-    def _condition(self):
-        c = self._lock
-        if c is None:
-            with _lock_lock:
-                c = self._lock
-                if c is None:
-                    c = self._lock = _RLock()
-        return c
+    def __reduce__(self):
+        raise TypeError('an actx Request belongs to its thread\'s loop: it '
+                        'cannot be pickled or copied')
 
-    @property
-    def _state(self):
-        if self._done:
-            return _CANCELLED if self._cancelled else _FINISHED
-        return _RUNNING
+    def __copy__(self):
+        self.__reduce__()
 
-    @property
-    def _waiters(self):
-        w = self._wl  # read and made under _condition
-        if w is None:
-            w = self._wl = _Waiters()
-            w.req = self
-        return w
+    def __deepcopy__(self, memo):
+        self.__reduce__()
 
     # Owner thread, from the done trampoline.
     def _complete(self, ret):
         self._p = None
+        buf, self._buf = self._buf, None
+        self._fn = self._args = self._cbuf = self._cx = None
+        if self._fin:
+            return  # cancelled already (cancel() returned True)
         kind = self._kind
+        value = exc = None
         if ret == -_ECANCELED:
-            # Work functions report through _value/_exc (ret 0 or -1), so
-            # -ECANCELED is always actx_req_cancel's.
-            self._cancelled = True
-        elif kind == _SUBMIT:
-            pass  # _value / _exc were set by the work function
-        elif ret < 0:
-            self._exc = OSError(-ret, os.strerror(-ret))
-        elif kind == _PREAD:
-            self._value = memoryview(self._buf)[:ret].tobytes()
-        elif kind == _PWRITE:
-            self._value = ret
-        self._fn = self._args = self._buf = self._cbuf = None
-        self._done = True
-        lock = self._lock
-        if lock is None:
+            # Work functions and new_request() report through
+            # _value/_exc (ret 0), so -ECANCELED is always a cancel.
+            self._fin = True
+            _f_cancel(self)
             return
-        with lock:
-            cbs = self._callbacks
-            self._callbacks = None
-            for w in self._wl or ():
-                if self._cancelled:
-                    w.add_cancelled(self)
-                elif self._exc is not None:
-                    w.add_exception(self)
-                else:
-                    w.add_result(self)
-        if cbs:
-            for cb in cbs:
-                try:
-                    cb(self)
-                except BaseException as e:
-                    _common.store_exception(e)
-
-    def done(self) -> bool:
-        """True once its done callback ran (completed, failed or
-        cancelled).  Any thread."""
-        return self._done
-
-    def cancelled(self) -> bool:
-        return self._cancelled
+        if kind == _SUBMIT or kind == _NEW:
+            value, exc = self._value, self._exc
+        elif ret < 0:
+            exc = OSError(-ret, os.strerror(-ret))
+        elif kind == _PREAD:
+            value = memoryview(buf)[:ret].tobytes()
+        elif kind == _PWRITE:
+            value = ret
+        self._value = self._exc = None
+        self._fin = True
+        if exc is not None:
+            _f_set_exception(self, exc)
+        else:
+            _f_set_result(self, value)
 
     def running(self) -> bool:
-        return not self._done
+        return False
 
     def cancel(self) -> bool:
-        """Cancel work that has not started: True if cancelled (the request
-        then completes with CancelledError at the next poll of its
-        context); False if it started, finished or has no pool work.
-        Owner thread only."""
+        """Cancel a request whose work has not started: True if cancelled
+        (cancelled() and done() are then True at once, its done callbacks
+        ran, result() raises CancelledError); False if it started,
+        finished or has no pool work.  Owner thread only, except for a
+        new_request() request (any thread)."""
+        if self._fin:
+            return self.cancelled()
+        if self._kind == _NEW:
+            if not self._claim():
+                return self.cancelled()
+            self._complete_c(-_ECANCELED)
+            self._fin = True
+            return _f_cancel(self)
         p = self._p
         if p is None:
-            return self._cancelled
+            return False
         self._check_owner('cancel')
-        r = B.req_cancel(p)
-        return r == 0
+        if B.req_cancel(p) != 0:
+            return False
+        # The done (-ECANCELED) still comes at a later poll; it only
+        # releases the request then.
+        self._fin = True
+        return _f_cancel(self)
 
-    def set_result(self, result):
-        raise RuntimeError('an actx Request is completed by actx only')
+    def _claim(self):
+        with _claim_lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
 
-    def set_exception(self, exception):
-        raise RuntimeError('an actx Request is completed by actx only')
+    def _complete_c(self, ret):
+        r = B.req_complete(self._p, ret)
+        if r < 0:
+            raise _oserror(r)
+
+    def set_result(self, result) -> None:
+        """Complete a new_request() request with result (any thread, at
+        most once: InvalidStateError after that)."""
+        self._check_new('set_result')
+        self._value = result
+        self._complete_c(0)
+
+    def set_exception(self, exception) -> None:
+        """Complete a new_request() request with exception (any thread,
+        at most once: InvalidStateError after that)."""
+        self._check_new('set_exception')
+        if isinstance(exception, type):
+            exception = exception()
+        if not isinstance(exception, BaseException):
+            raise TypeError('set_exception: %r is not an exception'
+                            % (exception,))
+        self._exc = exception
+        self._complete_c(0)
+
+    def _check_new(self, what):
+        if self._kind != _NEW:
+            raise RuntimeError('an actx Request of %s() is completed by '
+                               'actx only' % _KINDS[self._kind])
+        if not self._claim():
+            raise _InvalidStateError('%s: the request is already complete'
+                                     % what)
 
     def set_running_or_notify_cancel(self):
         raise RuntimeError('an actx Request is completed by actx only')
@@ -209,9 +208,9 @@ class Request(_cf.Future):
         st = _states.get(self._owner) or _state()
         deadline = None
         if timeout is not None:
-            deadline = B.now_ns() + int(timeout * 1e9)
+            deadline = B.now_ns() + _timeout_ns(timeout)
         sliced = deadline is not None or st.ident == _main_ident
-        while not self._done:
+        while not self._fin:
             self._check_current(st)
             if sliced:
                 ns = _SLICE_NS
@@ -225,11 +224,16 @@ class Request(_cf.Future):
                 r = _poll_block()
             if _pending:
                 _raise_pending()
-            if r == 0 and not self._done and not _can_progress():
+            if r == 0 and not self._fin and not _can_progress():
                 raise DeadlockError('nothing in the current context can '
                                     'make progress')
             if r < 0 and r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
                 raise _oserror(r)
+
+    def _outcome(self):
+        if self.cancelled():
+            raise CancelledError()
+        return _Future.exception(self, 0)
 
     def result(self, timeout: float = None):
         """Poll this context until the request is done, then return its
@@ -238,54 +242,105 @@ class Request(_cf.Future):
         function's exception, OSError for an I/O error, CancelledError if
         cancelled, DeadlockError at once if it belongs to an outer context
         or can never complete, TimeoutError after timeout seconds."""
-        if not self._done:
+        if not self._fin:
             self._wait(timeout)
-        if self._cancelled:
-            raise CancelledError()
-        if self._exc is not None:
-            raise self._exc
-        return self._value
+        exc = self._outcome()
+        if exc is not None:
+            raise exc
+        return _Future.result(self, 0)
 
     def exception(self, timeout: float = None):
         """Like result() but returns the exception (None on success)."""
-        if not self._done:
+        if not self._fin:
             self._wait(timeout)
-        if self._cancelled:
-            raise CancelledError()
-        return self._exc
+        return self._outcome()
 
     def add_done_callback(self, fn) -> None:
         """Call fn(request) when it is done: on the owner thread, in the
-        request's context; at once (on the calling thread) if it already
-        is.  Any thread."""
+        request's context, in a copy of the contextvars context current
+        now; at once (on the calling thread) if it already is.  Any
+        thread.  Its exception is raised by the call that ran it."""
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
-        if not self._done:
-            with self._condition:
-                if not self._done:
-                    if self._callbacks is None:
-                        self._callbacks = [fn]
-                    else:
-                        self._callbacks.append(fn)
-                    return
-        fn(self)
+        if self._fin:
+            fn(self)
+            return
+        _f_add_done_callback(self, _DoneCallback(fn, _copy_context()))
 
     def __await__(self):
-        if not self._done:
+        if not self._fin:
             import asyncio
             loop = asyncio.get_running_loop()
-            br = _bridges.get(_get_ident())
-            if br is None or br._loop is not loop:
-                raise RuntimeError('await on an actx Request needs '
-                                   'actx.asyncio_bridge() on this loop')
+            me = _get_ident()
+            if me == self._owner:
+                br = _bridges.get(me)
+                if br is None or br._loop is not loop:
+                    raise RuntimeError('await on an actx Request on its '
+                                       'owner thread needs '
+                                       'actx.asyncio_bridge() on this loop')
+                self._check_current(_states.get(me) or _state())
             fut = loop.create_future()
-
-            def wake(_req, fut=fut):
-                if not fut.done():
-                    fut.set_result(None)
-            self.add_done_callback(wake)
-            yield from fut.__await__()
+            _f_add_done_callback(self, _Waker(fut, loop, me))
+            try:
+                yield from fut.__await__()
+            except BaseException:
+                # wait_for() timing out, the task cancelled: the request
+                # is cancelled too (where its owner can do it now).
+                if fut.cancelled() and not self._fin and \
+                        (me == self._owner or self._kind == _NEW):
+                    self.cancel()
+                raise
         return self.result()
+
+
+class _DoneCallback:
+    """A done callback in the copy of the contextvars context current when
+    it was added; its exception is raised by the API call that ran it."""
+    __slots__ = ('fn', 'cx')
+
+    def __init__(self, fn, cx):
+        self.fn = fn
+        self.cx = cx
+
+    def __call__(self, req):
+        try:
+            self.cx.run(self.fn, req)
+        except BaseException as e:
+            _common.store_exception(e)
+
+
+class _Waker:
+    """Wakes an awaiting coroutine: directly on the loop's thread, else
+    through call_soon_threadsafe (as asyncio.wrap_future)."""
+    __slots__ = ('fut', 'loop', 'ident')
+
+    def __init__(self, fut, loop, ident):
+        self.fut = fut
+        self.loop = loop
+        self.ident = ident
+
+    def __call__(self, req):
+        if _get_ident() == self.ident:
+            _wake(self.fut)
+        else:
+            try:
+                self.loop.call_soon_threadsafe(_wake, self.fut)
+            except RuntimeError:
+                pass  # the loop closed: nobody awaits any more
+
+
+def _wake(fut):
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _timeout_ns(timeout):
+    ns = timeout * 1e9  # TypeError for what is not a number
+    if ns != ns:
+        raise ValueError('timeout: NaN')
+    if ns >= 1 << 63:
+        return 1 << 63
+    return int(max(ns, 0))
 
 
 def _new_request(kind):
@@ -295,14 +350,25 @@ def _new_request(kind):
     return req
 
 
+def new_request() -> Request:
+    """A request of the current context that any thread completes, once,
+    with set_result(value) or set_exception(exc); it completes (its done
+    callbacks run, result() returns) on this thread like any other."""
+    req = _new_request(_NEW)
+    req._p = B.req_new(req)
+    return req
+
+
 def submit(fn, *args) -> Request:
-    """Run fn(*args) on a pool thread (it takes the GIL there); the
-    returned Request completes in the current context."""
+    """Run fn(*args) on a pool thread (it takes the GIL there), in a copy
+    of the caller's contextvars context; the returned Request completes in
+    the current context."""
     if not callable(fn):
         raise TypeError('submit: %r is not callable' % (fn,))
     req = _new_request(_SUBMIT)
     req._fn = fn
     req._args = args
+    req._cx = _copy_context()
     req._p = B.submit(req)
     return req
 
