@@ -74,6 +74,7 @@ extern "Python+C" void _actx_py_drain(void *opaque);
 extern "Python+C" void _actx_py_refused(void *opaque);
 extern "Python+C" void _actx_py_fd_read(void *opaque);
 extern "Python+C" void _actx_py_fd_write(void *opaque);
+extern "Python+C" void _actx_py_log(int level, const char *msg);
 '''
 
 TRAMPOLINES_C = r'''
@@ -87,6 +88,7 @@ static void _actx_py_drain(void *opaque);
 static void _actx_py_refused(void *opaque);
 static void _actx_py_fd_read(void *opaque);
 static void _actx_py_fd_write(void *opaque);
+static void _actx_py_log(int level, const char *msg);
 
 #define actx_py_enter_call _actx_py_call
 #define actx_py_enter_bh _actx_py_bh
@@ -94,6 +96,7 @@ static void _actx_py_fd_write(void *opaque);
 #define actx_py_enter_work _actx_py_work
 #define actx_py_enter_drain _actx_py_drain
 #define actx_py_enter_refused _actx_py_refused
+#define actx_py_enter_log _actx_py_log
 #define actx_py_enter_fd(o, wr) \
     ((wr) ? _actx_py_fd_write(o) : _actx_py_fd_read(o))
 #define ACTX_PY_KEEP(o) ((void)(o))

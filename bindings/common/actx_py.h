@@ -14,6 +14,7 @@
  *   actx_py_enter_drain(o)      a coalesced queue's drain;
  *   actx_py_enter_fd(o, wr)     an fd entry's reader (0) or writer (1);
  *   actx_py_enter_refused(o)    release o: its done will never run;
+ *   actx_py_enter_log(lv, msg)  a runtime diagnostic (any thread);
  * and ACTX_PY_KEEP(o) / ACTX_PY_DROP(o), the reference a one-shot opaque
  * holds while C may call back with it (SWIG: the object's refcount, GIL
  * held; cffi: nothing, Python keeps the handle in a set).
@@ -32,9 +33,11 @@
 #include "actx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #endif
 
@@ -80,6 +83,7 @@ ACTX_PY_API actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
 ACTX_PY_API actx_req *actx_py_fsync(int fd, void *obj);
 ACTX_PY_API actx_req *actx_py_req_new(void *obj);
 ACTX_PY_API void actx_py_install_refused(void);
+ACTX_PY_API void actx_py_install_log(void);
 ACTX_PY_API int actx_py_flush_slice(int slice_ms);
 ACTX_PY_API int actx_py_poll_block(void);
 ACTX_PY_API uintptr_t actx_py_key(void *p);
@@ -256,6 +260,21 @@ static int actx_py_ctx_call(actx_ctx *ctx, void *obj)
     return r;
 }
 
+/*
+ * The caller's fd must be open now: a closed number may since belong to
+ * one of the runtime's own fds (an io_uring made lazily by this very
+ * request takes the lowest free number), and I/O on that must be EBADF,
+ * never a read from the runtime's ring.
+ */
+static bool actx_py_fd_open(int fd)
+{
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+        errno = EBADF;
+        return false;
+    }
+    return true;
+}
+
 /* A request made (non-NULL) holds obj until its done ran or was refused. */
 static actx_req *actx_py_req_made(actx_req *req, void *obj)
 {
@@ -278,6 +297,9 @@ static actx_req *actx_py_submit(void *obj)
 static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
                                void *obj)
 {
+    if (!actx_py_fd_open(fd)) {
+        return NULL;
+    }
     ACTX_PY_KEEP(obj);
     return actx_py_req_made(
         actx_aio_pread(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
@@ -286,6 +308,9 @@ static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
 static actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
                                 long long off, void *obj)
 {
+    if (!actx_py_fd_open(fd)) {
+        return NULL;
+    }
     ACTX_PY_KEEP(obj);
     return actx_py_req_made(
         actx_aio_pwrite(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
@@ -293,6 +318,9 @@ static actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
 
 static actx_req *actx_py_fsync(int fd, void *obj)
 {
+    if (!actx_py_fd_open(fd)) {
+        return NULL;
+    }
     ACTX_PY_KEEP(obj);
     return actx_py_req_made(actx_aio_fsync(fd, actx_py_done_c, obj), obj);
 }
@@ -329,6 +357,28 @@ static void actx_py_install_refused(void)
     if (!actx_py_prev_refused) {
         actx_py_prev_refused = actx_set_refused_hook(actx_py_refused_c);
     }
+}
+
+/*
+ * Runtime diagnostics go to Python's logging (logger "actx"), on the
+ * thread that reports them; once Python is finalizing, to stderr as the
+ * default handler would.
+ */
+static void actx_py_log_c(int level, const char *msg, void *opaque)
+{
+    (void)opaque;
+    if (actx_py_exiting_flag) {
+        if (level != ACTX_LOG_DEBUG) {
+            fprintf(stderr, "actx: %s\n", msg);
+        }
+        return;
+    }
+    actx_py_enter_log(level, msg);
+}
+
+static void actx_py_install_log(void)
+{
+    actx_set_log_handler(actx_py_log_c, NULL);
 }
 
 /* actx_poll(true), for a binding whose plain actx_poll keeps the GIL. */

@@ -158,14 +158,35 @@ static void actx_py_enter_refused(void *opaque)
     PyGILState_Release(g);
 }
 
+static PyObject *actx_py_log_hook; /* log(level, msg) */
+
+static void actx_py_enter_log(int level, const char *msg)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+
+    if (actx_py_log_hook) {
+        PyObject *r = PyObject_CallFunction(actx_py_log_hook, "is", level,
+                                            msg);
+        if (r) {
+            Py_DECREF(r);
+        } else {
+            PyErr_WriteUnraisable(actx_py_log_hook);
+        }
+    }
+    PyGILState_Release(g);
+}
+
 #define ACTX_PY_KEEP(o) Py_INCREF((PyObject *)(o))
 #define ACTX_PY_DROP(o) Py_DECREF((PyObject *)(o))
 
 #include "actx_py.h"
 
 static void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
-                              PyObject *drain)
+                              PyObject *drain, PyObject *log)
 {
+    Py_XINCREF(log);
+    actx_py_log_hook = log;
+    actx_py_install_log();
     Py_XINCREF(store);
     Py_XINCREF(done);
     Py_XINCREF(work);
@@ -271,5 +292,5 @@ ACTX_PY_PTR(struct actx_py_q *)
 %include "actx_py.h"
 
 void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
-                       PyObject *drain);
+                       PyObject *drain, PyObject *log);
 PyObject *actx_py_stats(void);

@@ -92,6 +92,11 @@ def _actx_py_refused(p):
     _keep.discard(p)
 
 
+@ffi.def_extern()
+def _actx_py_log(level, msg):
+    _common.log(level, ffi.string(msg))
+
+
 @ffi.def_extern(onerror=_onerror)
 def _actx_py_drain(p):
     _from_handle(p).drain()
@@ -240,3 +245,4 @@ def version_string():
 
 _common.exit_hooks.append(lib.actx_py_set_exiting)
 lib.actx_py_install_refused()
+lib.actx_py_install_log()

@@ -9,9 +9,11 @@ state.
 import atexit
 import collections
 import concurrent.futures
+import logging
 import sys
 import threading
 import traceback
+import weakref
 
 get_ident = threading.get_ident
 
@@ -151,9 +153,43 @@ def _forget_pool_state():
     drop the state a work function made here once it holds nothing."""
     st = states.get(get_ident())
     if st is not None and len(st.stack) == 1 and not st.bhs and \
+            not st.orphans and \
             not has_timers(st) and not st.fds and not st.stops:
         del states[st.ident]
         pool_states.discard(st.ident)
+
+
+# --------------------------------------------------------------------------
+# Runtime diagnostics (actx_set_log_handler) go to logging.getLogger("actx"),
+# from the thread that reports them.
+
+logger = logging.getLogger('actx')
+# ACTX_LOG_ERROR, ACTX_LOG_WARNING, ACTX_LOG_DEBUG
+_LEVELS = {3: logging.ERROR, 4: logging.WARNING, 7: logging.DEBUG}
+
+
+def log(level, msg):
+    if isinstance(msg, bytes):
+        msg = msg.decode('utf-8', 'replace')
+    logger.log(_LEVELS.get(level, logging.WARNING), '%s', msg)
+
+
+# --------------------------------------------------------------------------
+# Loop-bound objects (handles, contexts, requests, timers, bottom halves,
+# bridges) hold C pointers and references of one process's runtime:
+# pickle, copy.copy and copy.deepcopy refuse them (a copy would share one
+# C reference; an unpickled pointer is garbage in another process).
+
+def _refuse(self, *args):
+    raise TypeError('%s belongs to one thread\'s actx loop: it cannot be '
+                    'pickled or copied' % type(self).__name__)
+
+
+def loop_bound(cls):
+    """Class decorator: cls refuses pickle, copy and deepcopy."""
+    cls.__reduce__ = cls.__reduce_ex__ = _refuse
+    cls.__copy__ = cls.__deepcopy__ = _refuse
+    return cls
 
 
 # --------------------------------------------------------------------------
@@ -260,15 +296,16 @@ def has_timers(st):
 
 
 class ThreadState:
-    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'fds', 'shutdown',
-                 '__weakref__')
+    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'orphans', 'fds',
+                 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
         self.top = Token()
         self.stack = [self.top]
         self.stops = set()     # tokens of contexts that were stopped
-        self.bhs = set()       # live BottomHalf objects of this thread
+        self.bhs = weakref.WeakSet()  # live BottomHalf objects
+        self.orphans = []      # (bh, keep, token) of BHs Python dropped
         self.fds = {}          # fd -> its reader/writer entry
         self.shutdown = shutdown
 
@@ -343,11 +380,17 @@ def reset_state(ident):
 
 EXIT_WAIT = 2.0
 exit_hooks = []
+exit_checks = []  # run first, while callbacks may still enter Python
 
 
 def _at_exit():
     global exiting
     import time
+    for check in exit_checks:
+        try:
+            check()
+        except Exception as e:  # a warning made an error (-W error)
+            _unraisable(e, 'exit check')
     exiting = True
     for hook in exit_hooks:
         hook()

@@ -1,6 +1,7 @@
 """The context stack: push, pop, async_context."""
 
 from ._backend import B
+from . import _common
 from ._thread import (_Token, _bridges, _current_task, _get_ident,
     _get_running_loop, _kick, _oserror, _pending, _pop, _push, _raise_pending,
     _state, _states, _task_of)
@@ -64,6 +65,7 @@ def context_id() -> int:
     return B.context_id()
 
 
+@_common.loop_bound
 class async_context:
     """``with async_context() as ctx:`` pushes a context on entry and pops
     it on exit, also when the block raises.  ``ctx.id`` is its depth.

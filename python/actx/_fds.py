@@ -1,5 +1,7 @@
 """fd handlers: add_reader and the like (asyncio-like)."""
 
+import contextvars
+
 from ._backend import B
 from ._thread import _fd, _get_ident, _oserror, _state, _states
 
@@ -35,10 +37,11 @@ def _add_fd(fd, fn, args, reader):
     if new:
         e = _FdEntry(fd)
     old = e.reader, e.writer
+    run = (contextvars.copy_context().run, (fn,) + args)
     if reader:
-        e.reader = (fn, args)
+        e.reader = run
     else:
-        e.writer = (fn, args)
+        e.writer = run
     r = B.set_fd(fd, e.opaque, e.reader is not None, e.writer is not None)
     if r < 0:
         e.reader, e.writer = old

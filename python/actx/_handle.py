@@ -1,13 +1,19 @@
 """Cross-thread handles."""
 
+import contextvars
+
 from ._backend import B
+from . import _common
 from ._thread import _bridges, _kick, _oserror, _state
+
+_copy_context = contextvars.copy_context
 
 __all__ = ['ContextHandle', 'current_context', 'stats']
 
 # --------------------------------------------------------------------------
 # Cross-thread handles
 
+@_common.loop_bound
 class ContextHandle:
     """A counted reference to one context (current_context()), usable from
     any thread.  call_soon(fn, *args) runs fn(*args) once on the owner
@@ -38,7 +44,7 @@ class ContextHandle:
             raise TypeError('call_soon: %r is not callable' % (fn,))
         if self._p is None:
             raise RuntimeError('ContextHandle is closed')
-        r = self._post((fn, args))
+        r = self._post((_copy_context().run, (fn,) + args))
         if r:
             raise _oserror(r)
         if _bridges:

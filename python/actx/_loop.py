@@ -1,16 +1,19 @@
 """Running the loop: poll, flush, run, stop, thread_shutdown."""
 import errno as _errno
+import operator
+import threading
 
 from ._backend import B
 from . import _common
 from ._common import DeadlockError
-from ._thread import (_SLICE_MS, _SLICE_NS, _backend_fd, _bridges,
+from ._thread import (_SLICE_MS, _SLICE_NS, _backend_fd, _bridges, _timeout_ns,
     _can_progress, _flush_slice, _get_ident, _kick, _main_ident, _oserror,
     _pending, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
-    _release_thread, _state, _timeout_ms)
+    _release_thread, _state, _timeout_ms, reap_orphans)
 from ._handle import ContextHandle
 
 __all__ = [
+    'LoopThread',
     'backend_fd',
     'backend_timeout_ms',
     'flush',
@@ -18,6 +21,7 @@ __all__ = [
     'process_queue',
     'run',
     'set_poll_max_ns',
+    'set_pool_size',
     'stop',
     'thread_shutdown',
 ]
@@ -25,7 +29,7 @@ __all__ = [
 # --------------------------------------------------------------------------
 # Running the loop
 
-def poll(block: bool = False) -> bool:
+def poll(block: bool = False, timeout: float = None) -> bool:
     """Run one iteration of the current context: arrived completions and
     calls, scheduled bottom halves, ready fd handlers and due timers of the
     current context only.  True if anything but an idle BH ran.
@@ -34,9 +38,14 @@ def poll(block: bool = False) -> bool:
     something of the current context can run, and run it; with only idle
     BHs scheduled, sleep at most 10 ms, run them and return False; return
     False at once when nothing can ever make progress in the current
-    context.  Interruptible by Ctrl-C.  The first exception raised by a
-    callback propagates from here after the iteration finished.
+    context.  With a timeout (seconds), a blocking poll returns False
+    after at most that long.  Interruptible by Ctrl-C.  The first
+    exception raised by a callback propagates from here after the
+    iteration finished.
     """
+    if timeout is not None:
+        return _poll_until(B.now_ns() + _timeout_ns(timeout)) if block \
+            else poll(False)
     if not block or _get_ident() != _main_ident:
         # Off the main thread no signal handler ever runs: the runtime's
         # own blocking poll (which also tells the pool that a worker
@@ -45,18 +54,40 @@ def poll(block: bool = False) -> bool:
         if _pending:
             _raise_pending()
         return bool(r)
-    # The main thread: the runtime's blocking poll (adaptive polling
-    # included, see set_poll_max_ns), without the GIL, in slices of at most
-    # _SLICE_MS; between slices, and when a signal interrupts the sleep,
-    # Python runs its signal handlers (Ctrl-C raises here).
+    return _poll_until(None)
+
+
+def _poll_until(deadline):
+    """A blocking poll in slices of at most _SLICE_MS (adaptive polling
+    included, see set_poll_max_ns), without the GIL; between slices, and
+    when a signal interrupts the sleep, Python runs its signal handlers
+    (Ctrl-C raises here).  False once deadline (ns, or None) passed."""
     while True:
-        r = _poll_timeout(_SLICE_NS)
+        ns = _SLICE_NS
+        if deadline is not None:
+            left = deadline - B.now_ns()
+            if left <= 0:
+                r = _poll_nb()
+                if _pending:
+                    _raise_pending()
+                return bool(r)
+            ns = min(ns, left)
+        r = _poll_timeout(ns)
         if _pending:
             _raise_pending()
         if r >= 0:
             return bool(r)
         if r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
             raise _oserror(r)
+
+
+def set_pool_size(n: int) -> None:
+    """Size the process-wide worker pool (how many work functions run at
+    once) before its first use.  Any thread.  OSError(EBUSY) once the
+    pool has started, OSError(EINVAL) for n < 1 or n > 4096."""
+    r = B.pool_set_size(operator.index(n))
+    if r < 0:
+        raise _oserror(r)
 
 
 def set_poll_max_ns(ns: int) -> None:
@@ -71,7 +102,7 @@ def set_poll_max_ns(ns: int) -> None:
     default) turns it off.  Never changes what runs.  Raises
     OSError(EINVAL) for a negative ns.
     """
-    r = B.set_poll_max_ns(ns)
+    r = B.set_poll_max_ns(operator.index(ns))
     if r < 0:
         raise _oserror(r)
 
@@ -121,19 +152,36 @@ def _flush_done(r: int) -> None:
         raise _oserror(r)
 
 
-def run() -> None:
+def run(exception_handler=None) -> None:
     """Poll, blocking, in the current context until stop() is called for it
-    or nothing can make progress any more.  Interruptible by Ctrl-C."""
+    or nothing can make progress any more.  Interruptible by Ctrl-C.
+
+    An exception raised by a callback ends run() (it propagates), unless
+    exception_handler is given: then it is called as
+    exception_handler(context), context a dict with 'message' and
+    'exception' (as asyncio's loop handler), and run() goes on.
+    KeyboardInterrupt and SystemExit always propagate."""
     st = _state()
     me = st.top
     stops = st.stops
     while True:
-        # Busy: non-blocking iterations; idle: one blocking poll.
-        r = _poll_nb()
-        if _pending:
-            _raise_pending()
-        if not r:
-            r = poll(True)
+        try:
+            # Busy: non-blocking iterations; idle: one blocking poll.
+            r = _poll_nb()
+            if _pending:
+                _raise_pending()
+            if not r:
+                if st.orphans:
+                    # Nothing ran: no dropped BH of this context is
+                    # scheduled.
+                    reap_orphans(st, st.top)
+                r = poll(True)
+        except Exception as e:
+            if exception_handler is None:
+                raise
+            exception_handler({'message': 'exception in an actx callback',
+                               'exception': e})
+            r = True
         if stops and me in stops:
             stops.discard(me)
             return
@@ -186,3 +234,81 @@ def thread_shutdown() -> None:
     _common.reset_state(st.ident)
     if _pending:
         _raise_pending()
+
+
+# --------------------------------------------------------------------------
+# A thread running a loop
+
+@_common.loop_bound
+class LoopThread:
+    """``LoopThread(name=None)``: a started thread that runs its own actx
+    loop (its root context) until stop().  ``.handle`` is that context's
+    handle (use it from any thread), ``.call_soon(fn, *args)`` runs
+    fn(*args) there, ``.stop()`` makes its loop return and the thread end,
+    ``.join(timeout=None)`` waits for that.  As a context manager it is
+    stopped and joined on exit.  An exception raised by a callback there
+    is logged to logging.getLogger("actx") and the loop goes on.  The
+    thread is a daemon: one never stopped does not hold up interpreter
+    exit (its pending work is then abandoned)."""
+
+    def __init__(self, name: str = None):
+        self._ready = threading.Event()
+        self._error = None
+        self.handle = None
+        self._thread = threading.Thread(target=self._main, name=name,
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _main(self):
+        try:
+            self.handle = ContextHandle()
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        run(exception_handler=_log_exception)
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    def call_soon(self, fn, *args) -> None:
+        """Run fn(*args) on the loop's thread; OSError(EPIPE) once it
+        ended."""
+        self.handle.call_soon(fn, *args)
+
+    def stop(self) -> None:
+        """Make the loop return (its thread then ends).  Idempotent; any
+        thread."""
+        try:
+            stop(self.handle)
+        except (OSError, RuntimeError):
+            pass  # already ended
+
+    def join(self, timeout: float = None) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        self.stop()
+        self.join()
+        return False
+
+    def __repr__(self):
+        return '<actx.LoopThread %r %s>' % (
+            self._thread.name, 'running' if self.is_alive() else 'stopped')
+
+
+def _log_exception(context):
+    e = context['exception']
+    _common.logger.error('%s', context['message'],
+                         exc_info=(type(e), e, e.__traceback__))

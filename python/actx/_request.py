@@ -9,7 +9,7 @@ import threading
 from ._backend import B
 from . import _common
 from ._common import CancelledError, DeadlockError
-from ._thread import (_SLICE_NS, _bridges, _can_progress, _fd, _get_ident,
+from ._thread import (_timeout_ns, _SLICE_NS, _bridges, _can_progress, _fd, _get_ident,
     _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
     _raise_pending, _state, _states)
 from ._context import context_id
@@ -35,6 +35,7 @@ _copy_context = contextvars.copy_context
 _claim_lock = threading.Lock()
 
 
+@_common.loop_bound
 class Request(_Future):
     """An asynchronous request of the context that was current when it was
     made (submit, pread, pwrite, fsync, new_request): a
@@ -72,16 +73,6 @@ class Request(_Future):
         state = ('cancelled' if self.cancelled() else
                  'done' if self._fin else 'pending')
         return '<actx.Request %s %s>' % (_KINDS[self._kind], state)
-
-    def __reduce__(self):
-        raise TypeError('an actx Request belongs to its thread\'s loop: it '
-                        'cannot be pickled or copied')
-
-    def __copy__(self):
-        self.__reduce__()
-
-    def __deepcopy__(self, memo):
-        self.__reduce__()
 
     # Owner thread, from the done trampoline.
     def _complete(self, ret):
@@ -332,15 +323,6 @@ class _Waker:
 def _wake(fut):
     if not fut.done():
         fut.set_result(None)
-
-
-def _timeout_ns(timeout):
-    ns = timeout * 1e9  # TypeError for what is not a number
-    if ns != ns:
-        raise ValueError('timeout: NaN')
-    if ns >= 1 << 63:
-        return 1 << 63
-    return int(max(ns, 0))
 
 
 def _new_request(kind):

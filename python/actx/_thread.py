@@ -3,6 +3,7 @@ calls, the thread's state, errors."""
 import operator
 import os
 import threading
+import warnings
 
 from ._backend import B
 from . import _common
@@ -61,16 +62,64 @@ def _release_thread(st):
     its timers, remove its fd handlers (their Python objects go now)."""
     for bh in list(st.bhs):
         bh.delete()
+    reap_orphans(st, None)
     _timers._timers_release(st)
     for fd in list(st.fds):
         _fds._remove_fd(st, fd, True, True)
 
 
+def reap_orphans(st, top):
+    """Delete the BHs Python dropped (BottomHalf.__del__) of context top
+    (None: all): the caller knows none of them is scheduled there."""
+    keep = []
+    for o in st.orphans:
+        t = o[2]
+        while t.fwd is not None:
+            t = t.fwd
+        if top is None or t is top:
+            B.bh_delete(o[0])
+        else:
+            keep.append((o[0], o[1], t))
+    st.orphans[:] = keep
+
+
 def _shutdown_thread():
     st = _states.get(_get_ident())
     if st is not None:
+        warn_unfinished(st, 'thread %r ends'
+                        % threading.current_thread().name)
         _release_thread(st)
     B.thread_shutdown()
+
+
+def warn_unfinished(st, who):
+    """A ResourceWarning (shown under -X dev) when the thread's loop ends
+    with work it never ran: requests outstanding, timers pending, contexts
+    left pushed (their work goes on or is dropped by the shutdown, never
+    silently)."""
+    what = []
+    if len(st.stack) > 1:
+        what.append('%d context(s) left pushed' % (len(st.stack) - 1))
+    n = B.stats()['outstanding']
+    if n > 0:
+        what.append('%d request(s) outstanding' % n)
+    if _common.has_timers(st):
+        what.append('timers pending')
+    if what:
+        warnings.warn('actx: %s with %s in its loop (poll, flush or run '
+                      'it before)' % (who, ', '.join(what)), ResourceWarning,
+                      stacklevel=2)
+
+
+def _main_exit():
+    """Interpreter exit: the main thread's loop is not shut down (work
+    in flight is abandoned), so say what it leaves."""
+    st = _states.get(_main_ident)
+    if st is not None and _get_ident() == _main_ident:
+        warn_unfinished(st, 'the interpreter exits')
+
+
+_common.exit_checks[:] = [_main_exit]
 
 
 def _oserror(r):
@@ -82,6 +131,15 @@ def _fd(fd):
             return fd.fileno()
         return operator.index(fd)
     return fd
+
+
+def _timeout_ns(timeout):
+    ns = timeout * 1e9  # TypeError for what is not a number
+    if ns != ns:
+        return 0  # as concurrent.futures: no time to wait
+    if ns >= 1 << 63:
+        return 1 << 63
+    return int(max(ns, 0))
 
 
 # Last: they import this module's names.

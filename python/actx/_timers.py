@@ -1,10 +1,12 @@
 """Timers: call_later, call_at (asyncio-like)."""
 import collections
+import contextvars
 import heapq
 import operator
 import time as _time
 
 from ._backend import B
+from . import _common
 from ._thread import (_bridges, _get_ident, _kick, _state, _states, _store)
 
 __all__ = ['Timer', 'call_at', 'call_later', 'time']
@@ -19,6 +21,7 @@ _ctimer_free = B.timer_free
 _monotonic_ns = _time.monotonic_ns  # CLOCK_MONOTONIC, as actx_now_ns()
 _NS_MAX = (1 << 64) - 1
 _new_timer = object.__new__
+_copy_context = contextvars.copy_context
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 
@@ -161,7 +164,7 @@ class _Timers:
                 self.armed = 0
                 _ctimer_mod(self.p, 0)
             try:
-                t._fn(*t._args)
+                t._cx.run(t._fn, *t._args)
             except BaseException as exc:
                 _store(exc)
         self._arm()
@@ -236,6 +239,7 @@ def _timers_release(st):
             tm._release(tok)
 
 
+@_common.loop_bound
 class Timer:
     """A pending call made by call_later() / call_at(): fn(*args) runs once,
     on this thread, in the context that was current when it was made (or
@@ -246,16 +250,16 @@ class Timer:
     thread only."""
     # _tok: the _Timers holding it while pending; None once run; False
     # once cancelled.
-    __slots__ = ('_fn', '_args', '_when', '_tok', '__weakref__')
+    __slots__ = ('_fn', '_args', '_when', '_tok', '_cx', '__weakref__')
 
     def when(self) -> float:
         """The deadline, on the clock of actx.time()."""
-        return self._when / 1e9
+        return getattr(self, '_when', 0) / 1e9
 
     def cancel(self) -> None:
         """Unless it has run: it never will.  Idempotent.  Owner thread
         only."""
-        tm = self._tok
+        tm = getattr(self, '_tok', None)
         if not tm:
             return
         if _get_ident() != tm.ident:
@@ -277,13 +281,16 @@ class Timer:
             tm._compact()
 
     def cancelled(self) -> bool:
-        return self._tok is False
+        return getattr(self, '_tok', None) is False
 
     def __repr__(self):
-        tok = self._tok
+        tok = getattr(self, '_tok', None)
+        when = getattr(self, '_when', None)
+        if when is None:
+            return '<actx.Timer unscheduled>'  # made by Timer(), not call_*
         state = ('cancelled' if tok is False else
                  'done' if tok is None else 'pending')
-        return '<actx.Timer when=%.6f %s>' % (self._when / 1e9, state)
+        return '<actx.Timer when=%.6f %s>' % (when / 1e9, state)
 
 
 def _timer(ns, fn, args):
@@ -294,6 +301,7 @@ def _timer(ns, fn, args):
     t = _new_timer(Timer)
     t._fn = fn
     t._args = args
+    t._cx = _copy_context()
     t._when = ns
     t._tok = tm
     tm._add(t, ns)
@@ -326,6 +334,7 @@ def call_later(delay: float, fn, *args) -> Timer:
     t = _new_timer(Timer)
     t._fn = fn
     t._args = args
+    t._cx = _copy_context()
     t._when = ns = _monotonic_ns() + int(ns)
     t._tok = tm
     lst = tm.bk.get(ns >> _SHIFT)  # tm._add(t, ns), inlined
