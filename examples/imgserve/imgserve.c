@@ -23,8 +23,22 @@
  * progress on its thread is a violation), counts the deferred completions,
  * and verifies the data by reading back every block that was written.
  *
+ * A lookup may be given a deadline (--lookup-timeout MS): it is pushed with
+ * actx_push_deadline(), and a wait that gives up (-ETIMEDOUT) cancels what
+ * the lookup context still has (actx_cancel_context(), which also waits
+ * for what cannot be cancelled, so the lookup's state may live on the
+ * stack), then pops.  A lookup that still completed is used; one that was
+ * cancelled is answered -ETIMEDOUT, which the client counts (and retries
+ * when verifying).  --slow-lookups N makes every Nth lookup of a service
+ * thread a pool job that sleeps twice the timeout first, so that timeouts
+ * happen: the run then checks that some were counted.  With
+ * --pool-threads 1 slow lookups of different service threads queue behind
+ * each other, and the queued ones are cancelled before they start.
+ *
  * Usage: imgserve [--threads N] [--clients N] [--requests N]
  *                 [--image-size SIZE[K|M|G]] [--window N]
+ *                 [--lookup-timeout MS] [--slow-lookups N]
+ *                 [--pool-threads N]
  * Exit status 0 only if every check passed.
  */
 #define _GNU_SOURCE
@@ -197,6 +211,7 @@ struct service {
     pthread_barrier_t *ready;
     /* Results, read by main after the join. */
     unsigned long handled, lookups, violations, deferred, errors;
+    unsigned long timeouts, cancelled, recovered;
 };
 
 struct client {
@@ -213,10 +228,14 @@ struct client {
     struct ioreq **free_slots;
     long nfree;
     bool verifying;
-    unsigned long reads_ok, bad_data, io_errors, verified;
+    unsigned long reads_ok, bad_data, io_errors, verified, timed_out;
 };
 
 static _Atomic long total_served;
+
+/* --lookup-timeout (0: none) and --slow-lookups (0: none). */
+static uint64_t lookup_timeout_ns;
+static long slow_every;
 
 /* Per service thread: a lookup is in progress (between push and pop). */
 static __thread bool tls_in_lookup;
@@ -233,7 +252,21 @@ static void check_not_in_lookup(void)
 struct lookup {
     bool done;
     long ret;
+    /* A slow lookup's work (--slow-lookups): sleep, then read. */
+    uint64_t *entry;
+    off_t off;
+    unsigned delay_us;
 };
+
+static long slow_lookup_work(void *opaque)
+{
+    struct lookup *lk = opaque;
+    ssize_t n;
+
+    usleep(lk->delay_us);
+    n = pread(img.fd, lk->entry, sizeof(*lk->entry), lk->off);
+    return n < 0 ? -errno : n;
+}
 
 static void lookup_done(void *opaque, long ret)
 {
@@ -263,23 +296,51 @@ static void svc_handle(void *opaque)
     struct ioreq *r = opaque;
     struct service *s = tls_svc;
     uint64_t l1i = r->vblock / L2_ENTRIES, entry = 0;
-    struct lookup lk = {false, 0};
+    off_t off = (off_t)(img.l1[l1i] + (r->vblock % L2_ENTRIES) * 8);
+    struct lookup lk = {false, 0, &entry, off, 0};
     actx_req *req;
     int rc;
 
     check_not_in_lookup();
     s->handled++;
 
-    /* The synchronous metadata lookup, in a context of its own. */
-    actx_push();
+    /*
+     * The synchronous metadata lookup, in a context of its own, with a
+     * deadline if asked.  lk and entry live on this stack: after a timeout
+     * the context's requests are cancelled and waited for before the pop,
+     * so no done callback can write to them once this function returns.
+     */
+    if (lookup_timeout_ns) {
+        actx_push_deadline(actx_now_ns() + lookup_timeout_ns);
+    } else {
+        actx_push();
+    }
     tls_in_lookup = true;
-    req = actx_aio_pread(img.fd, &entry, sizeof(entry),
-                         (off_t)(img.l1[l1i] + (r->vblock % L2_ENTRIES) * 8),
-                         lookup_done, &lk);
+    if (slow_every && (s->lookups + 1) % (unsigned long)slow_every == 0) {
+        lk.delay_us =
+            (unsigned)(2 * (lookup_timeout_ns ? lookup_timeout_ns : 10000000) /
+                       1000);
+        req = actx_submit(slow_lookup_work, lookup_done, &lk);
+    } else {
+        req = actx_aio_pread(img.fd, &entry, sizeof(entry), off, lookup_done,
+                             &lk);
+    }
     rc = req ? ACTX_WAIT_WHILE(!lk.done) : -errno;
+    if (rc == -ETIMEDOUT) {
+        s->timeouts++;
+        s->cancelled += (unsigned long)actx_cancel_context();
+        if (lk.done && lk.ret != -ECANCELED) {
+            s->recovered++; /* it finished while we waited: use it */
+            rc = 0;
+        }
+    }
     tls_in_lookup = false;
     actx_pop();
     s->lookups++;
+    if (rc == -ETIMEDOUT) {
+        data_done(r, -ETIMEDOUT); /* answered, not an error */
+        return;
+    }
     if (rc < 0 || lk.ret != (long)sizeof(entry) || entry == 0) {
         s->errors++;
         data_done(r, rc < 0 ? rc : -EIO);
@@ -373,7 +434,17 @@ static void client_reply(void *opaque)
     struct client *c = r->cl;
     unsigned char want[BLK];
 
-    if (r->ret != BLK) {
+    if (r->ret == -ETIMEDOUT) {
+        c->timed_out++; /* the lookup gave up: nothing was read or written */
+        if (c->verifying) {
+            /* The read-back must see every block: ask again. */
+            if (actx_ctx_call(c->svc[r->vblock % (uint64_t)c->nsvc].ctx,
+                              svc_handle, r) < 0) {
+                die("actx_ctx_call");
+            }
+            return;
+        }
+    } else if (r->ret != BLK) {
         c->io_errors++;
     } else if (r->write) {
         c->version[r->vblock] = r->version;
@@ -472,7 +543,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: imgserve [--threads N] [--clients N] "
                     "[--requests N] [--image-size SIZE[K|M|G]] "
-                    "[--window N]\n");
+                    "[--window N] [--lookup-timeout MS] "
+                    "[--slow-lookups N] [--pool-threads N]\n");
     exit(2);
 }
 
@@ -484,6 +556,9 @@ int main(int argc, char **argv)
         {"requests", required_argument, NULL, 'r'},
         {"image-size", required_argument, NULL, 's'},
         {"window", required_argument, NULL, 'w'},
+        {"lookup-timeout", required_argument, NULL, 'T'},
+        {"slow-lookups", required_argument, NULL, 'S'},
+        {"pool-threads", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -495,22 +570,34 @@ int main(int argc, char **argv)
     pthread_barrier_t ready;
     unsigned long handled = 0, lookups = 0, violations = 0, deferred = 0;
     unsigned long errors = 0, bad = 0, ioerr = 0, reads_ok = 0;
-    unsigned long verified = 0, written = 0;
+    unsigned long verified = 0, written = 0, timeouts = 0, cancelled = 0;
+    unsigned long recovered = 0, timed_out = 0;
+    long timeout_ms = 0;
+    int pool_threads = 0;
     double t0, t1;
     bool ok;
 
-    while ((opt = getopt_long(argc, argv, "t:c:r:s:w:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t:c:r:s:w:T:S:P:h", opts, NULL)) !=
+           -1) {
         switch (opt) {
         case 't': nsvc = atoi(optarg); break;
         case 'c': ncl = atoi(optarg); break;
         case 'r': requests = atol(optarg); break;
         case 's': size = parse_size(optarg); break;
         case 'w': window = atoi(optarg); break;
+        case 'T': timeout_ms = atol(optarg); break;
+        case 'S': slow_every = atol(optarg); break;
+        case 'P': pool_threads = atoi(optarg); break;
         default: usage();
         }
     }
     if (nsvc < 1 || ncl < 1 || requests < 1 || window < 1 ||
-        size < (uint64_t)BLK * 64 * (uint64_t)ncl) {
+        size < (uint64_t)BLK * 64 * (uint64_t)ncl || timeout_ms < 0 ||
+        slow_every < 0) {
+        usage();
+    }
+    lookup_timeout_ns = (uint64_t)timeout_ms * 1000000;
+    if (pool_threads && actx_pool_set_size(pool_threads) < 0) {
         usage();
     }
 
@@ -592,12 +679,16 @@ int main(int argc, char **argv)
         violations += svc[i].violations;
         deferred += svc[i].deferred;
         errors += svc[i].errors;
+        timeouts += svc[i].timeouts;
+        cancelled += svc[i].cancelled;
+        recovered += svc[i].recovered;
     }
     for (int i = 0; i < ncl; i++) {
         bad += cl[i].bad_data;
         ioerr += cl[i].io_errors;
         reads_ok += cl[i].reads_ok;
         verified += cl[i].verified;
+        timed_out += cl[i].timed_out;
         for (uint64_t v = 0; v < img.nblocks; v++) {
             written += cl[i].version[v] != 0;
         }
@@ -618,13 +709,24 @@ int main(int argc, char **argv)
            "written blocks verified\n",
            reads_ok, verified, written);
 
+    if (lookup_timeout_ns) {
+        printf("lookups that timed out (%ld ms): %lu; requests cancelled: "
+               "%lu; lookups that finished during the cancel: %lu; "
+               "requests answered -ETIMEDOUT: %lu\n",
+               timeout_ms, timeouts, cancelled, recovered, timed_out);
+    }
+
     ok = violations == 0 && bad == 0 && ioerr == 0 && errors == 0 &&
          verified == written && lookups == handled &&
-         atomic_load(&total_served) == requests;
+         atomic_load(&total_served) == requests &&
+         timeouts == recovered + timed_out &&
+         (lookup_timeout_ns != 0 || timeouts == 0) &&
+         (slow_every == 0 || lookup_timeout_ns == 0 || timeouts > 0);
     if (!ok) {
         printf("FAILED: %lu violations, %lu bad data, %lu I/O errors, "
-               "%lu service errors\n",
-               violations, bad, ioerr, errors);
+               "%lu service errors, %lu timeouts (%lu recovered, %lu "
+               "answered)\n",
+               violations, bad, ioerr, errors, timeouts, recovered, timed_out);
     } else {
         printf("OK: no callback ran inside a synchronous lookup; all data "
                "verified\n");

@@ -127,6 +127,51 @@ ACTX_EXTERN int actx_pop(void);
  */
 ACTX_EXTERN int actx_context_id(void);
 
+/**
+ * Since 1.2.  As actx_push(), and the new context has a deadline at
+ * deadline_ns on the actx_now_ns() clock (UINT64_MAX: none of its own; a
+ * time already past is allowed).  Its effective deadline is the earlier of
+ * that and its parent's effective deadline, fixed at the push: the root
+ * has none, and a context made by a plain actx_push() inherits its
+ * parent's, so a callee that pushes its own context gives up too.
+ * Returns the new context's id, or -ENOMEM.
+ *
+ * After the effective deadline, the current context's waits give up
+ * instead of sleeping: actx_poll(true) returns 0 and actx_poll_timeout()
+ * -ETIMEDOUT once they have run what was runnable; ACTX_WAIT_WHILE(),
+ * actx_flush() and actx_run() evaluate to / return -ETIMEDOUT.  The
+ * deadline itself cancels, loses and moves nothing: what the context
+ * still has outstanding completes in it later, or after the pop in its
+ * parent, as always.  To leave nothing behind, call actx_cancel_context()
+ * before the pop (see docs/deadlines.md).  Owner thread only.
+ */
+ACTX_EXTERN int actx_push_deadline(uint64_t deadline_ns);
+
+/**
+ * Since 1.2.  The current context's effective deadline (see
+ * actx_push_deadline()), UINT64_MAX if it has none.  Never fails (a thread
+ * without a loop is at its root: UINT64_MAX).  Owner thread only.
+ */
+ACTX_EXTERN uint64_t actx_deadline(void);
+
+/**
+ * Since 1.2.  Cancel every outstanding request of the current context
+ * that has not started (as actx_req_cancel(): pool work still queued, file
+ * AIO the kernel agrees to cancel), then wait, ignoring the deadline,
+ * until no request of the context is outstanding: when it returns, every
+ * done callback of the context's requests has run, the cancelled ones
+ * with -ECANCELED, so state on the caller's stack that they use may go.
+ * Work already running on a pool thread is waited for, never abandoned;
+ * a request made by actx_req_new() cannot be cancelled and is waited for
+ * (it must be completed by someone, or this never returns).  Requests of
+ * popped child contexts re-homed into this one count as its own; requests
+ * a done callback makes during the wait are waited for, not cancelled.
+ * BHs, calls, fd handlers and timers are left alone (only the current
+ * context's callbacks run meanwhile, as in any wait).  Returns the number
+ * of requests cancelled (>= 0).  Owner thread only.
+ */
+ACTX_EXTERN int actx_cancel_context(void);
+
 /* ------------------------------------------------------------------------ */
 /* Bottom halves.                                                            */
 
@@ -326,6 +371,9 @@ ACTX_EXTERN int actx_pool_set_size(int n);
  * sleep.  Returns 0 at once, without sleeping, when nothing can ever make
  * progress in the current context (no outstanding request, no live BH, no
  * fd handler, no armed timer and no context handle held on it).
+ * Since 1.2, a blocking poll never sleeps past the current context's
+ * effective deadline (actx_push_deadline()): after it, the call runs what
+ * is runnable (ready fds included) and returns, 0 if nothing ran.
  */
 ACTX_EXTERN int actx_poll(bool blocking);
 
@@ -340,6 +388,8 @@ ACTX_EXTERN int actx_poll(bool blocking);
  * timeout_ns passed, or -EINTR when a signal interrupted the sleep (the
  * kernel may also interrupt it without one), with nothing run either way:
  * call again.  -ENOMEM/-EMFILE if the loop cannot be created.
+ * Since 1.2, the current context's effective deadline (actx_push_deadline())
+ * ends the wait as timeout_ns does, whichever comes first (-ETIMEDOUT).
  */
 ACTX_EXTERN int actx_poll_timeout(int64_t timeout_ns);
 
@@ -353,7 +403,10 @@ ACTX_EXTERN int actx_process_queue(void);
  * Poll until the current context has no outstanding request and no
  * scheduled non-idle BH.  Requests of other contexts are not waited for.
  * Returns 0, or -EDEADLK if that state can never be reached (nothing can
- * make progress in the current context).
+ * make progress in the current context).  Since 1.2: -ETIMEDOUT when the
+ * current context's effective deadline (actx_push_deadline()) passed with
+ * that state still not reached (what was runnable ran first; nothing is
+ * cancelled).
  */
 ACTX_EXTERN int actx_flush(void);
 
@@ -369,7 +422,9 @@ ACTX_EXTERN bool actx_flush_pending(void);
 
 /**
  * Poll, blocking, in the current context until actx_stop() is called for
- * it or nothing can make progress.  Returns 0.
+ * it or nothing can make progress.  Returns 0; since 1.2, -ETIMEDOUT when
+ * the current context's effective deadline (actx_push_deadline()) passed
+ * first.
  */
 ACTX_EXTERN int actx_run(void);
 
@@ -385,14 +440,24 @@ ACTX_EXTERN int actx_stop(actx_ctx *ctx);
 /**
  * ACTX_WAIT_WHILE(cond): poll, blocking, in the current context while cond
  * holds.  Evaluates to 0, or to -EDEADLK when the current context can make
- * no more progress while cond still holds.  Owner thread only.
+ * no more progress while cond still holds.  Since 1.2, to -ETIMEDOUT when
+ * cond still holds after the current context's effective deadline
+ * (actx_push_deadline()): the poll that reaches it first runs what is
+ * runnable; nothing is cancelled (see actx_cancel_context()).  Owner
+ * thread only.
  */
 #define ACTX_WAIT_WHILE(cond)                                                  \
     __extension__({                                                            \
         int actx_wait_ret_ = 0;                                                \
+        uint64_t actx_wait_dl_ = actx_deadline();                              \
         while (cond) {                                                         \
             if (actx_poll(true) == 0 && !actx_can_progress() && (cond)) {      \
                 actx_wait_ret_ = -EDEADLK;                                     \
+                break;                                                         \
+            }                                                                  \
+            if (__builtin_expect(actx_wait_dl_ != UINT64_MAX, 0) &&            \
+                actx_now_ns() >= actx_wait_dl_ && (cond)) {                    \
+                actx_wait_ret_ = -ETIMEDOUT;                                   \
                 break;                                                         \
             }                                                                  \
         }                                                                      \

@@ -163,6 +163,9 @@ struct actx_ctx {
     actx_ctx *fwd;           /* where its things went at pop */
     actx_ctx *zprev, *znext; /* the loop's zombies */
     int depth;
+    /* Effective deadline (actx_now_ns clock, UINT64_MAX: none), set at push:
+     * the earlier of its own and its parent's (actx_push_deadline). */
+    uint64_t deadline;
     bool popped, hheld, stop, zombie;
     long objs, npending, nreq;
     actx__msg *q_head, **q_tail; /* completions, calls, stops */
@@ -463,6 +466,8 @@ void actx__req_loop_shutdown(actx__loop *loop);
 void actx__req_refused(actx_req *req);
 /* Owner: free a request that was never handed out (done never runs). */
 void actx__req_discard(actx__loop *loop, actx_req *req);
+/* Owner: actx_req_cancel every request that resolves to c; how many. */
+long actx__req_cancel_ctx(actx__loop *loop, actx_ctx *c);
 
 /* pool.c: the worker pool (job ownership and cancellation). */
 int actx__job_cancel(actx__job *job);

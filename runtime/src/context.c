@@ -172,6 +172,7 @@ actx_ctx *actx__ctx_new_root(actx__loop *loop)
     if (c) {
         c->parent = NULL;
         c->depth = 0;
+        c->deadline = UINT64_MAX;
         loop->cur = c;
     }
     return c;
@@ -191,8 +192,31 @@ int actx_push(void)
     }
     c->parent = loop->cur;
     c->depth = loop->cur->depth + 1;
+    c->deadline = loop->cur->deadline; /* inherited: one load, one store */
     loop->cur = c;
     return c->depth;
+}
+
+/*
+ * The effective deadline is computed once here, so that nothing on the
+ * wait paths walks the stack, and actx_push() pays only for the copy.
+ */
+int actx_push_deadline(uint64_t deadline_ns)
+{
+    int r = actx_push();
+
+    if (r > 0 && deadline_ns < actx__tls_loop->cur->deadline) {
+        actx__tls_loop->cur->deadline = deadline_ns;
+    }
+    return r;
+}
+
+uint64_t actx_deadline(void)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    /* A thread without a loop is at its root, which has none. */
+    return loop ? loop->cur->deadline : UINT64_MAX;
 }
 
 int actx_pop(void)

@@ -13,6 +13,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 
 void actx__dispatch(actx__loop *loop, actx__msg *m)
@@ -355,7 +356,7 @@ static inline void disarm_embedding(actx__loop *loop)
 static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
                                                    uint64_t deadline)
 {
-    bool ran_idle = false;
+    bool ran_idle = false, looked = false;
     uint64_t poll_start = 0;
     actx_ctx *c;
 
@@ -385,7 +386,15 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
             uint64_t now = actx_now_ns();
 
             if (now >= deadline) {
-                return -ETIMEDOUT;
+                /*
+                 * Past it: ready fds are runnable too, but only a wait
+                 * finds them, so look once without sleeping (timeout 0).
+                 */
+                if (looked || loop->nfds == 0) {
+                    return -ETIMEDOUT;
+                }
+                looked = true;
+                now = deadline;
             }
             if (timeout < 0 || (uint64_t)timeout > deadline - now) {
                 timeout = (int64_t)(deadline - now);
@@ -442,6 +451,32 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
     }
 }
 
+/*
+ * The effective deadline of the current context (actx_push_deadline) as a
+ * poll_blocking deadline: 0 and NO_DEADLINE mean something else there.
+ */
+static inline uint64_t ctx_deadline(actx__loop *loop)
+{
+    uint64_t d = loop->cur->deadline;
+
+    return d == 0 ? 1 : d == NO_DEADLINE ? NO_DEADLINE - 1 : d;
+}
+
+/*
+ * actx_poll(true) in a context with a deadline: the sleep ends at the
+ * deadline, and the call then returns 0 (nothing ran), having run what was
+ * runnable.  A signal does not end it, as it does not without a deadline.
+ */
+static int poll_ctx_deadline(actx__loop *loop)
+{
+    int r;
+
+    do {
+        r = poll_blocking(loop, ctx_deadline(loop));
+    } while (r == -EINTR);
+    return r < 0 ? 0 : r;
+}
+
 int actx_poll(bool blocking)
 {
     actx__loop *loop = actx__loop_get();
@@ -458,8 +493,10 @@ int actx_poll(bool blocking)
         disarm_embedding(loop);
         actx__drain_if_any(loop);
         r = run_pass(loop, loop->cur, &ran_idle);
-    } else {
+    } else if (ACTX__LIKELY(loop->cur->deadline == NO_DEADLINE)) {
         r = poll_blocking(loop, 0);
+    } else {
+        r = poll_ctx_deadline(loop);
     }
     /* What this iteration submitted to the ring goes in with one syscall. */
     actx__io_flush(loop);
@@ -481,6 +518,10 @@ int actx_poll_timeout(int64_t timeout_ns)
         if (deadline == NO_DEADLINE) {
             deadline--; /* that means "none" */
         }
+    }
+    if (ACTX__UNLIKELY(loop->cur->deadline != NO_DEADLINE) &&
+        ctx_deadline(loop) < deadline) {
+        deadline = ctx_deadline(loop); /* the context's comes first */
     }
     bool outer = actx__enter(loop);
     r = poll_blocking(loop, deadline);
@@ -515,17 +556,29 @@ static bool flush_pending(actx__loop *loop, actx_ctx *c)
     return c->nreq != 0 || c->q_head || (c->bh_head && actx__bh_has_nonidle(c));
 }
 
+/* After the current context's deadline (what ran before it looked)? */
+static inline bool ctx_expired(actx_ctx *c)
+{
+    return ACTX__UNLIKELY(c->deadline != NO_DEADLINE) &&
+           actx_now_ns() >= c->deadline;
+}
+
 static int loop_flush(actx__loop *loop)
 {
     actx_ctx *c = loop->cur;
+    bool expired = false;
 
     for (;;) {
         if (!flush_pending(loop, c)) {
             return 0;
         }
+        if (ACTX__UNLIKELY(expired)) {
+            return -ETIMEDOUT;
+        }
         if (actx_poll(true) == 0 && !can_progress(c)) {
             return -EDEADLK;
         }
+        expired = ctx_expired(c);
     }
 }
 
@@ -550,6 +603,34 @@ int actx_flush(void)
     return r;
 }
 
+/*
+ * actx_cancel_context: cancel what has not started, then wait for every
+ * request of the context, ignoring its deadline (poll_blocking with none):
+ * their done callbacks may touch state on the caller's stack.
+ */
+int actx_cancel_context(void)
+{
+    actx__loop *loop = actx__loop_get();
+    actx_ctx *c;
+    long n;
+
+    if (ACTX__UNLIKELY(!loop)) {
+        return -errno;
+    }
+    bool outer = actx__enter(loop);
+    c = loop->cur;
+    n = actx__req_cancel_ctx(loop, c);
+    actx__drain_if_any(loop);
+    while (c->nreq != 0 && actx__tls_loop == loop) {
+        poll_blocking(loop, 0);
+    }
+    if (actx__tls_loop == loop) {
+        actx__io_flush(loop);
+    }
+    actx__leave(loop, outer);
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 static int loop_run(actx__loop *loop)
 {
     actx_ctx *c = loop->cur;
@@ -569,6 +650,9 @@ static int loop_run(actx__loop *loop)
         }
         if (r == 0 && !can_progress(c)) {
             return 0;
+        }
+        if (ctx_expired(c)) {
+            return -ETIMEDOUT;
         }
     }
 }

@@ -309,6 +309,45 @@ void actx__req_discard(actx__loop *loop, actx_req *req)
     req_put(loop, req);
 }
 
+/*
+ * actx_cancel_context: actx_req_cancel each request of the loop that
+ * resolves to c (re-homed children's included).  There is no list of
+ * outstanding requests (see the top of this file), so this walks the
+ * slabs' bitmaps: a line in use is a request not yet put.  Cost O(slab
+ * lines), paid only by a cancel, which is rare and waits anyway; nothing
+ * on the submit or completion paths pays for it.  Cancelling neither frees
+ * requests nor runs callbacks (completions are queued), so the bitmaps do
+ * not change under the walk.
+ */
+long actx__req_cancel_ctx(actx__loop *loop, actx_ctx *c)
+{
+    req_slab *slab;
+    long n = 0;
+
+    for (slab = loop->req_slabs; slab; slab = slab->next) {
+        actx_req *reqs = (actx_req *)slab;
+        unsigned w;
+
+        for (w = 0; w < SLAB_WORDS; w++) {
+            uint64_t used = ~slab->free_bits[w];
+
+            if (w == 0) {
+                used &= ~(((uint64_t)1 << SLAB_HDR_LINES) - 1); /* header */
+            }
+            while (used) {
+                actx_req *req = reqs + w * 64 + __builtin_ctzll(used);
+
+                used &= used - 1;
+                if (actx__ctx_resolve(req->ctx) == c &&
+                    actx_req_cancel(req) == 0) {
+                    n++;
+                }
+            }
+        }
+    }
+    return n;
+}
+
 /* Not the owner thread, owner gone: the request dies here. */
 static _Atomic(actx_refused_fn *) refused_hook;
 

@@ -286,6 +286,17 @@ void actx_dump(FILE *out)
                 c->bh_len, c->nreq, c->npending + c->nreq,
                 atomic_load_explicit(&c->handles, memory_order_relaxed),
                 c->stop ? ", stop requested" : "");
+        if (c->deadline != UINT64_MAX) {
+            uint64_t now = actx_now_ns();
+
+            if (now < c->deadline) {
+                fprintf(out, "    effective deadline in %.3f ms\n",
+                        (double)(c->deadline - now) / 1e6);
+            } else {
+                fprintf(out, "    effective deadline passed %.3f ms ago\n",
+                        (double)(now - c->deadline) / 1e6);
+            }
+        }
     }
     actx__io_dump(loop, out);
 }
