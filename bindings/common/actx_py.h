@@ -392,7 +392,8 @@ static int actx_py_poll_block(void)
  * run its signal handlers (Ctrl-C).  It waits inside actx_poll_timeout()
  * (adaptive polling included) and returns 1 after at most slice_ms or when
  * a signal interrupted the sleep; the caller then calls again.  0 once the
- * current context has nothing left to flush, -EDEADLK when it never can.
+ * current context has nothing left to flush, -EDEADLK when it never can,
+ * -ETIMEDOUT once its effective deadline passed (actx_push_deadline).
  * Owner thread only.
  */
 static int actx_py_flush_slice(int slice_ms)
@@ -411,6 +412,9 @@ static int actx_py_flush_slice(int slice_ms)
             return 1;
         }
         r = actx_poll_timeout((int64_t)(end - now));
+        if (r == -ETIMEDOUT && actx_now_ns() >= actx_deadline()) {
+            return -ETIMEDOUT; /* the context's deadline, not the slice */
+        }
         if (r == -ETIMEDOUT || r == -EINTR) {
             return 1;
         }

@@ -19,7 +19,7 @@
  *
  * Threads: the module is built with threads="1" so blocking wrappers
  * (actx_flush, actx_thread_shutdown, actx_py_poll_block, actx_poll_timeout,
- * actx_py_flush_slice) release the GIL; every call that cannot block is
+ * actx_py_flush_slice, actx_cancel_context) release the GIL; every call that cannot block is
  * %nothread (keeps the GIL: ~60% cheaper, and callbacks run inside a
  * non-blocking poll do not have to take it again).
  */
@@ -268,6 +268,7 @@ ACTX_PY_PTR(struct actx_py_q *)
 %thread actx_py_poll_block;
 %thread actx_py_flush_slice;
 %thread actx_poll_timeout;
+%thread actx_cancel_context;
 
 /* Calls that take C callbacks go through the shared helpers. */
 %ignore actx_bh_new;

@@ -114,7 +114,7 @@ import sys
 import threading
 import warnings
 
-from ._common import CancelledError, DeadlockError
+from ._common import CancelledError, ContextTimeout, DeadlockError
 
 # help(actx) lists what pkgutil finds on the package's __path__ (PACKAGE
 # CONTENTS) and its submodule attributes (SUBMODULES): here only internal
@@ -172,7 +172,7 @@ def _import_api(again=False):
     """Import the API modules over _backend.B (again: re-execute them over
     a backend selected after import) and re-export their names."""
     g = globals()
-    names = ['DeadlockError', 'CancelledError']
+    names = ['DeadlockError', 'CancelledError', 'ContextTimeout']
     for n in _MODULES:
         mod = importlib.import_module(__name__ + '.' + n)
         if again:

@@ -25,6 +25,10 @@ INTERFACE = {
     'push': ('int actx_push(void)', True),
     'pop': ('int actx_pop(void)', True),
     'context_id': ('int actx_context_id(void)', True),
+    'push_deadline': ('int actx_push_deadline(uint64_t deadline_ns)', True),
+    'deadline': ('uint64_t actx_deadline(void)', True),
+    'cancel_context': ('int actx_cancel_context(void), GIL released',
+                       True),
     # running the loop
     'poll_nb': ('int actx_poll(false)', False),
     'poll_block': ('int actx_py_poll_block(void), GIL released', True),

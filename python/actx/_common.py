@@ -3,7 +3,7 @@ callback dispatchers and the exit hook.
 
 Everything here is backend-independent; the backend modules
 (_backend_cffi, _backend_swig) call the dispatchers from their C
-trampolines, and the API module (_core) reads and updates the per-thread
+trampolines, and the API modules read and update the per-thread
 state.
 """
 import atexit
@@ -22,6 +22,15 @@ class DeadlockError(RuntimeError):
     """A wait can never end: the awaited request or work belongs to a
     context that is not current (an outer one), or nothing in the current
     context can make progress any more."""
+    __module__ = 'actx'
+
+
+class ContextTimeout(TimeoutError):
+    """The current context's effective deadline (async_context(timeout=,
+    deadline=), or an enclosing one's) passed while a blocking call
+    (Request.result(), flush(), poll(True), run()) waited in it.  Leaving
+    an async_context block by this exception cancels the context's
+    requests (its cancel()) before the pop."""
     __module__ = 'actx'
 
 
@@ -213,7 +222,8 @@ class Poster:
         posters.add(self)
 
     def post(self, fnargs):
-        """Queue fnargs: 0, or a negative errno (it was not queued)."""
+        """Queue fnargs, (fn, args, contextvars context): 0, or a negative
+        errno (it was not queued)."""
         self.dq.append(fnargs)
         if self.state() == POSTED:  # the pending drain takes it
             return 0
@@ -232,11 +242,11 @@ class Poster:
         take = dq.popleft
         for _ in range(len(dq)):
             try:
-                fn, args = take()
+                fn, args, cx = take()
             except IndexError:  # a refused kick took its call back
                 break
             try:
-                fn(*args)
+                cx.run(fn, *args)
             except BaseException as e:
                 store_exception(e)
         if self.closing and self.state() == IDLE:
@@ -256,17 +266,21 @@ class Poster:
 # --------------------------------------------------------------------------
 # Per-thread state.
 
+NO_DEADLINE = (1 << 64) - 1  # UINT64_MAX: actx_deadline()'s "none"
+
+
 class Token:
     """Python's view of one context on a thread's stack.  A popped
     context's token forwards to the parent it was re-homed to (fwd).
     async_context records the asyncio task that entered it (task; None
     outside a running loop)."""
-    __slots__ = ('fwd', 'task', 'timers', '__weakref__')
+    __slots__ = ('fwd', 'task', 'timers', 'dl', '__weakref__')
 
-    def __init__(self, task=None):
+    def __init__(self, task=None, dl=NO_DEADLINE):
         self.fwd = None
         self.task = task
-        self.timers = None  # its call_later/call_at heap (_core._Timers)
+        self.timers = None  # its call_later/call_at heap (_timers._Timers)
+        self.dl = dl  # its effective deadline (actx_deadline()), ns
 
 
 _running_loop = None  # asyncio's _get_running_loop, once asyncio is loaded

@@ -1,6 +1,7 @@
 """The context stack: push, pop, async_context."""
 
 from ._backend import B
+from ._common import ContextTimeout
 from . import _common
 from ._thread import (_Token, _bridges, _current_task, _get_ident,
     _get_running_loop, _kick, _oserror, _pending, _pop, _push, _raise_pending,
@@ -22,7 +23,7 @@ def push() -> int:
     if r < 0:
         raise _oserror(r)
     st = _state()
-    t = _Token(_current_task())
+    t = _Token(_current_task(), st.top.dl)
     st.stack.append(t)
     st.top = t
     return r
@@ -81,20 +82,42 @@ class async_context:
     correct exit later works).  In asyncio, the context stack belongs to
     the thread, not to the task: a context held across an ``await`` is
     current for every task that runs meanwhile (see the package help).
-    """
-    __slots__ = ('_toks', '_ids')
 
-    def __init__(self):
+    ``async_context(timeout=None, deadline=None)`` gives the context a
+    deadline: timeout seconds after the entry, or deadline on the clock of
+    actx.time() (the earlier if both).  Its effective deadline
+    (``ctx.deadline``, None if none) is the earlier of its own and the
+    enclosing context's.  Once it passed, blocking calls inside
+    (Request.result(), flush(), poll(True), run()) raise ContextTimeout
+    (a TimeoutError); leaving the block by a ContextTimeout cancels the
+    context (``ctx.cancel()``) before it is popped.
+    """
+    __slots__ = ('_toks', '_ids', '_timeout', '_deadline')
+
+    def __init__(self, timeout: float = None, deadline: float = None):
         self._toks = []
         self._ids = []
+        self._timeout = self._deadline = None
+        if timeout is not None:
+            self._timeout = _seconds(timeout, 'timeout')
+        if deadline is not None:
+            self._deadline = _seconds(deadline, 'deadline')
 
     def __enter__(self):
-        r = _push()
+        if self._timeout is None and self._deadline is None:
+            r = _push()
+            dl = None
+        else:
+            dl = self._own_deadline()
+            r = _push_deadline(dl)
         if r < 0:
             raise _oserror(r)
         st = _states.get(_get_ident()) or _state()
         loop = _get_running_loop()
-        t = _Token(None if loop is None else _task_of(loop))
+        # The effective deadline, as the runtime fixed it at the push.
+        pdl = st.top.dl
+        t = _Token(None if loop is None else _task_of(loop),
+                   pdl if dl is None or pdl < dl else dl)
         st.stack.append(t)
         st.top = t
         self._toks.append(t)
@@ -109,6 +132,10 @@ class async_context:
         if i < 0 or st is None or toks[i] is not st.top or \
                 toks[i].task is not None or _get_running_loop() is not None:
             i = self._which(st)
+        if et is not None and issubclass(et, ContextTimeout):
+            # Leave nothing of the context behind (its requests' done
+            # callbacks have run when this returns).
+            B.cancel_context()
         r = _pop()
         if r < 0:  # Python's and C's stacks disagree: say so, change nothing
             if _pending:
@@ -159,6 +186,40 @@ class async_context:
                 'across tasks (see help(actx))' % (len(stack) - 1))
         return i
 
+    def _own_deadline(self):
+        ns = _NO_DEADLINE
+        if self._timeout is not None:
+            ns = min(ns, B.now_ns() + self._timeout)
+        if self._deadline is not None:
+            ns = min(ns, self._deadline)
+        return ns
+
+    @property
+    def deadline(self):
+        """The effective deadline of the context this object pushed last,
+        on the clock of actx.time(); None if it has none."""
+        if not self._toks:
+            raise RuntimeError('async_context is not active')
+        d = self._toks[-1].dl
+        return None if d == _NO_DEADLINE else d / 1e9
+
+    def cancel(self) -> int:
+        """Cancel every request of the context that has not started, then
+        wait (ignoring the deadline) until none of its requests is
+        outstanding: their done callbacks have all run when it returns.
+        Work already running is waited for.  The number cancelled.  Only
+        while the context is the current one, on its thread."""
+        st = _states.get(_get_ident())
+        if not self._toks or st is None or self._toks[-1] is not st.top:
+            raise RuntimeError('async_context.cancel(): the context is not '
+                               'the current one on this thread')
+        r = B.cancel_context()
+        if _pending:
+            _raise_pending()
+        if r < 0:
+            raise _oserror(r)
+        return r
+
     @property
     def id(self) -> int:
         """Depth of the context this object pushed last."""
@@ -168,3 +229,17 @@ class async_context:
 
     def __repr__(self):
         return '<actx.async_context ids=%r>' % (self._ids,)
+
+
+_NO_DEADLINE = (1 << 64) - 1
+_push_deadline = B.push_deadline
+
+
+def _seconds(x, what):
+    """x seconds (a real number) in ns on actx_now_ns()'s clock."""
+    ns = x * 1e9  # TypeError for what is not a number
+    if ns != ns:
+        raise ValueError('async_context: %s is NaN' % what)
+    if ns <= 0:
+        return 0
+    return min(int(ns), _NO_DEADLINE - 1)

@@ -44,7 +44,7 @@ class ContextHandle:
             raise TypeError('call_soon: %r is not callable' % (fn,))
         if self._p is None:
             raise RuntimeError('ContextHandle is closed')
-        r = self._post((_copy_context().run, (fn,) + args))
+        r = self._post((fn, args, _copy_context()))
         if r:
             raise _oserror(r)
         if _bridges:

@@ -1,15 +1,17 @@
 """Running the loop: poll, flush, run, stop, thread_shutdown."""
+import contextvars
 import errno as _errno
 import operator
 import threading
 
 from ._backend import B
 from . import _common
-from ._common import DeadlockError
+from ._common import ContextTimeout, DeadlockError
 from ._thread import (_SLICE_MS, _SLICE_NS, _backend_fd, _bridges, _timeout_ns,
     _can_progress, _flush_slice, _get_ident, _kick, _main_ident, _oserror,
     _pending, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
-    _release_thread, _state, _timeout_ms, reap_orphans)
+    _release_thread, _state, _timeout_ms, context_timeout, reap_orphans,
+    timed_out)
 from ._handle import ContextHandle
 
 __all__ = [
@@ -39,7 +41,9 @@ def poll(block: bool = False, timeout: float = None) -> bool:
     BHs scheduled, sleep at most 10 ms, run them and return False; return
     False at once when nothing can ever make progress in the current
     context.  With a timeout (seconds), a blocking poll returns False
-    after at most that long.  Interruptible by Ctrl-C.  The first
+    after at most that long.  A blocking poll that finds the current
+    context's deadline passed (async_context(timeout=)) with nothing run
+    raises ContextTimeout.  Interruptible by Ctrl-C.  The first
     exception raised by a callback propagates from here after the
     iteration finished.
     """
@@ -53,6 +57,8 @@ def poll(block: bool = False, timeout: float = None) -> bool:
         r = _poll_block() if block else _poll_nb()
         if _pending:
             _raise_pending()
+        if not r and block and timed_out():
+            raise context_timeout()
         return bool(r)
     return _poll_until(None)
 
@@ -75,8 +81,12 @@ def _poll_until(deadline):
         r = _poll_timeout(ns)
         if _pending:
             _raise_pending()
-        if r >= 0:
-            return bool(r)
+        if r > 0:
+            return True
+        if (r == 0 or r == -_errno.ETIMEDOUT) and timed_out():
+            raise context_timeout()
+        if r == 0:
+            return False
         if r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
             raise _oserror(r)
 
@@ -119,7 +129,8 @@ def flush() -> None:
     """Poll until the current context has no outstanding request and no
     scheduled non-idle BH.  Requests of other contexts are not waited for.
 
-    Raises DeadlockError if that can never happen.  Sleeps with the GIL
+    Raises DeadlockError if that can never happen, ContextTimeout once
+    the current context's deadline passed first.  Sleeps with the GIL
     released; interruptible by Ctrl-C (KeyboardInterrupt, the runtime stays
     usable: the work goes on and a later flush() waits for it).
     """
@@ -149,6 +160,8 @@ def _flush_done(r: int) -> None:
         if r == -_errno.EDEADLK:
             raise DeadlockError('flush: the current context can never be '
                                 'idle')
+        if r == -_errno.ETIMEDOUT:
+            raise context_timeout()
         raise _oserror(r)
 
 
@@ -160,7 +173,8 @@ def run(exception_handler=None) -> None:
     exception_handler is given: then it is called as
     exception_handler(context), context a dict with 'message' and
     'exception' (as asyncio's loop handler), and run() goes on.
-    KeyboardInterrupt and SystemExit always propagate."""
+    KeyboardInterrupt, SystemExit and ContextTimeout (the current
+    context's deadline passed) always propagate."""
     st = _state()
     me = st.top
     stops = st.stops
@@ -177,7 +191,7 @@ def run(exception_handler=None) -> None:
                     reap_orphans(st, st.top)
                 r = poll(True)
         except Exception as e:
-            if exception_handler is None:
+            if exception_handler is None or isinstance(e, ContextTimeout):
                 raise
             exception_handler({'message': 'exception in an actx callback',
                                'exception': e})
@@ -187,6 +201,9 @@ def run(exception_handler=None) -> None:
             return
         if not r and not _can_progress():
             return
+
+
+_EMPTY = contextvars.Context()  # stop() runs in no caller's context
 
 
 def _stop_here():
@@ -202,7 +219,7 @@ def stop(handle: 'ContextHandle') -> None:
         raise TypeError('stop() takes a handle from current_context(), not '
                         '%s' % type(handle).__name__)
     handle._live()
-    r = handle._post((_stop_here, ()))
+    r = handle._post((_stop_here, (), _EMPTY))
     if r < 0:
         raise _oserror(r)
     if _bridges:

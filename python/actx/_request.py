@@ -11,7 +11,7 @@ from . import _common
 from ._common import CancelledError, DeadlockError
 from ._thread import (_timeout_ns, _SLICE_NS, _bridges, _can_progress, _fd, _get_ident,
     _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
-    _raise_pending, _state, _states)
+    _raise_pending, _state, _states, context_timeout, timed_out)
 from ._context import context_id
 
 __all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']
@@ -33,6 +33,9 @@ _f_add_done_callback = _Future.add_done_callback
 _InvalidStateError = concurrent.futures.InvalidStateError
 _copy_context = contextvars.copy_context
 _claim_lock = threading.Lock()
+_init_lock = threading.Lock()
+# What Future.__init__ makes (Request._future).
+_FUTURE_STATE = frozenset(vars(_Future()))
 
 
 @_common.loop_bound
@@ -53,24 +56,62 @@ class Request(_Future):
     set_result() and set_exception() complete a new_request() request
     (any thread, once); actx completes the others."""
     __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
-                 '_exc', '_fin', '_claimed', '_tok', '_owner', '_cx')
+                 '_exc', '_fin', '_cancelled', '_claimed', '_tok', '_owner',
+                 '_cx', '_inited', '_published')
 
     def __init__(self):
         raise TypeError('actx.Request is made by submit(), pread(), '
                         'pwrite(), fsync() and new_request()')
 
     def _init(self, kind, st):
-        _f_init(self)
+        # Future.__init__ (a Condition) waits for the first use of the
+        # Future machinery (_future): most requests are only ever polled
+        # for by their owner.
         self._p = None
         self._kind = kind
         self._fn = self._args = self._buf = self._cbuf = self._cx = None
         self._value = self._exc = None
-        self._fin = self._claimed = False
+        self._fin = self._cancelled = self._claimed = False
+        self._inited = self._published = False
         self._tok = st.top
         self._owner = st.ident
 
+    def __getattr__(self, name):
+        # Only for what Future.__init__ makes (concurrent.futures.wait()
+        # and as_completed() read it directly): made on first use.
+        if name in _FUTURE_STATE and not self._inited:
+            self._future()
+            return object.__getattribute__(self, name)
+        raise AttributeError('%r object has no attribute %r'
+                             % (type(self).__name__, name))
+
+    def _future(self):
+        """Initialise the Future part (once, any thread); a request that
+        is already complete is published to it at once."""
+        with _init_lock:
+            if self._inited:
+                return
+            _f_init(self)
+            self._inited = True
+        if self._fin:
+            self._publish()
+
+    def _publish(self):
+        """The request is complete (_fin): complete its Future part, once
+        (its done callbacks run now, on this thread)."""
+        with _init_lock:
+            if self._published:
+                return
+            self._published = True
+        if self._cancelled:
+            _f_cancel(self)
+        elif self._exc is not None:
+            _f_set_exception(self, self._exc)
+        else:
+            _f_set_result(self, self._value)
+
     def __repr__(self):
-        state = ('cancelled' if self.cancelled() else
+        state = ('cancelled' if self._cancelled else
                  'done' if self._fin else 'pending')
         return '<actx.Request %s %s>' % (_KINDS[self._kind], state)
 
@@ -82,27 +123,29 @@ class Request(_Future):
         if self._fin:
             return  # cancelled already (cancel() returned True)
         kind = self._kind
-        value = exc = None
         if ret == -_ECANCELED:
             # Work functions and new_request() report through
             # _value/_exc (ret 0), so -ECANCELED is always a cancel.
-            self._fin = True
-            _f_cancel(self)
-            return
-        if kind == _SUBMIT or kind == _NEW:
-            value, exc = self._value, self._exc
+            self._value = self._exc = None
+            self._cancelled = True
+        elif kind == _SUBMIT or kind == _NEW:
+            pass  # _value / _exc were set by the work function or setter
         elif ret < 0:
-            exc = OSError(-ret, os.strerror(-ret))
+            self._exc = OSError(-ret, os.strerror(-ret))
         elif kind == _PREAD:
-            value = memoryview(buf)[:ret].tobytes()
+            self._value = memoryview(buf)[:ret].tobytes()
         elif kind == _PWRITE:
-            value = ret
-        self._value = self._exc = None
+            self._value = ret
         self._fin = True
-        if exc is not None:
-            _f_set_exception(self, exc)
-        else:
-            _f_set_result(self, value)
+        if self._inited:
+            self._publish()
+
+    def done(self) -> bool:
+        """True once it completed (or was cancelled).  Any thread."""
+        return self._fin
+
+    def cancelled(self) -> bool:
+        return self._cancelled
 
     def running(self) -> bool:
         return False
@@ -114,23 +157,25 @@ class Request(_Future):
         finished or has no pool work.  Owner thread only, except for a
         new_request() request (any thread)."""
         if self._fin:
-            return self.cancelled()
+            return self._cancelled
         if self._kind == _NEW:
             if not self._claim():
-                return self.cancelled()
+                return self._cancelled
             self._complete_c(-_ECANCELED)
-            self._fin = True
-            return _f_cancel(self)
-        p = self._p
-        if p is None:
-            return False
-        self._check_owner('cancel')
-        if B.req_cancel(p) != 0:
-            return False
+        else:
+            p = self._p
+            if p is None:
+                return False
+            self._check_owner('cancel')
+            if B.req_cancel(p) != 0:
+                return False
         # The done (-ECANCELED) still comes at a later poll; it only
         # releases the request then.
+        self._cancelled = True
         self._fin = True
-        return _f_cancel(self)
+        if self._inited:
+            self._publish()
+        return True
 
     def _claim(self):
         with _claim_lock:
@@ -218,13 +263,11 @@ class Request(_Future):
             if r == 0 and not self._fin and not _can_progress():
                 raise DeadlockError('nothing in the current context can '
                                     'make progress')
+            if (r == 0 or r == -_errno.ETIMEDOUT) and not self._fin and \
+                    timed_out():
+                raise context_timeout()
             if r < 0 and r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
                 raise _oserror(r)
-
-    def _outcome(self):
-        if self.cancelled():
-            raise CancelledError()
-        return _Future.exception(self, 0)
 
     def result(self, timeout: float = None):
         """Poll this context until the request is done, then return its
@@ -232,19 +275,23 @@ class Request(_Future):
         byte count written (pwrite), None (fsync).  Re-raises the work
         function's exception, OSError for an I/O error, CancelledError if
         cancelled, DeadlockError at once if it belongs to an outer context
-        or can never complete, TimeoutError after timeout seconds."""
+        or can never complete, TimeoutError after timeout seconds,
+        ContextTimeout once the current context's deadline passed."""
         if not self._fin:
             self._wait(timeout)
-        exc = self._outcome()
-        if exc is not None:
-            raise exc
-        return _Future.result(self, 0)
+        if self._cancelled:
+            raise CancelledError()
+        if self._exc is not None:
+            raise self._exc
+        return self._value
 
     def exception(self, timeout: float = None):
         """Like result() but returns the exception (None on success)."""
         if not self._fin:
             self._wait(timeout)
-        return self._outcome()
+        if self._cancelled:
+            raise CancelledError()
+        return self._exc
 
     def add_done_callback(self, fn) -> None:
         """Call fn(request) when it is done: on the owner thread, in the
@@ -253,10 +300,11 @@ class Request(_Future):
         thread.  Its exception is raised by the call that ran it."""
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
-        if self._fin:
-            fn(self)
+        if not self._fin:
+            self._inited or self._future()
+            _f_add_done_callback(self, _DoneCallback(fn, _copy_context()))
             return
-        _f_add_done_callback(self, _DoneCallback(fn, _copy_context()))
+        fn(self)
 
     def __await__(self):
         if not self._fin:
@@ -271,6 +319,7 @@ class Request(_Future):
                                        'actx.asyncio_bridge() on this loop')
                 self._check_current(_states.get(me) or _state())
             fut = loop.create_future()
+            self._inited or self._future()
             _f_add_done_callback(self, _Waker(fut, loop, me))
             try:
                 yield from fut.__await__()

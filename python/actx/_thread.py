@@ -142,5 +142,21 @@ def _timeout_ns(timeout):
     return int(max(ns, 0))
 
 
+
+_NO_DEADLINE = (1 << 64) - 1
+_deadline = B.deadline
+
+
+def timed_out():
+    """Has the current context's effective deadline passed?"""
+    d = _deadline()
+    return d != _NO_DEADLINE and B.now_ns() >= d
+
+
+def context_timeout():
+    return _common.ContextTimeout(
+        'the deadline of context %d passed' % B.context_id())
+
+
 # Last: they import this module's names.
 from . import _timers, _fds  # noqa: E402

@@ -48,7 +48,8 @@ def test_await_request_of_another_thread(ax):
     async def main():
         loop = asyncio.get_running_loop()
         loop.call_later(0.01, go.set)
-        return await asyncio.wait_for(_aw(req), HUNG)
+        with ax.asyncio_bridge():
+            return await asyncio.wait_for(_aw(req), HUNG)
     try:
         assert asyncio.run(main(), debug=True) == 'value'
     finally:
