@@ -111,10 +111,10 @@ import importlib
 import importlib.machinery
 import os
 import sys
-import threading
 import warnings
 
-from ._common import CancelledError, ContextTimeout, DeadlockError
+from ._common import (  # noqa: F401  (re-exported)
+    CancelledError, ContextTimeout, DeadlockError)
 
 # help(actx) lists what pkgutil finds on the package's __path__ (PACKAGE
 # CONTENTS) and its submodule attributes (SUBMODULES): here only internal

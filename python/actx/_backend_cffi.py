@@ -7,7 +7,6 @@ A one-shot handle (a call, a request) sits in _keep until its callback ran
 Python object.  cffi releases the GIL around every C call and takes it
 again in each callback.
 """
-import collections
 import os
 
 from ._actx_cffi import ffi, lib

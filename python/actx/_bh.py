@@ -3,8 +3,9 @@ import contextvars
 
 from ._backend import B
 from . import _common
-from ._thread import (_bh_schedule, _bh_schedule_idle, _bridges, _get_ident,
-    _kick, _state, _states)
+from ._thread import (
+    _bh_schedule, _bh_schedule_idle, _bridges, _get_ident, _kick, _state,
+    _states)
 
 __all__ = ['BottomHalf']
 

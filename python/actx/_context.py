@@ -3,9 +3,9 @@
 from ._backend import B
 from ._common import ContextTimeout
 from . import _common
-from ._thread import (_Token, _bridges, _current_task, _get_ident,
-    _get_running_loop, _kick, _oserror, _pending, _pop, _push, _raise_pending,
-    _state, _states, _task_of)
+from ._thread import (
+    _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
+    _pending, _pop, _push, _raise_pending, _state, _states, _task_of, _Token)
 from ._timers import _timers_popped
 
 __all__ = ['async_context', 'context_id', 'pop', 'push']

@@ -7,11 +7,11 @@ import threading
 from ._backend import B
 from . import _common
 from ._common import ContextTimeout, DeadlockError
-from ._thread import (_SLICE_MS, _SLICE_NS, _backend_fd, _bridges, _timeout_ns,
-    _can_progress, _flush_slice, _get_ident, _kick, _main_ident, _oserror,
-    _pending, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
-    _release_thread, _state, _timeout_ms, context_timeout, reap_orphans,
-    timed_out)
+from ._thread import (
+    _backend_fd, _bridges, _can_progress, context_timeout, _flush_slice,
+    _get_ident, _kick, _main_ident, _oserror, _pending, _poll_block, _poll_nb,
+    _poll_timeout, _raise_pending, reap_orphans, _release_thread, _SLICE_MS,
+    _SLICE_NS, _state, timed_out, _timeout_ms, _timeout_ns)
 from ._handle import ContextHandle
 
 __all__ = [

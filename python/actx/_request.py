@@ -9,9 +9,10 @@ import threading
 from ._backend import B
 from . import _common
 from ._common import CancelledError, DeadlockError
-from ._thread import (_timeout_ns, _SLICE_NS, _bridges, _can_progress, _fd, _get_ident,
-    _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
-    _raise_pending, _state, _states, context_timeout, timed_out)
+from ._thread import (
+    _bridges, _can_progress, context_timeout, _fd, _get_ident, _main_ident,
+    _oserror, _pending, _poll_block, _poll_timeout, _raise_pending, _SLICE_NS,
+    _state, _states, timed_out, _timeout_ns)
 from ._context import context_id
 
 __all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']

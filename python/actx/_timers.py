@@ -7,7 +7,7 @@ import time as _time
 
 from ._backend import B
 from . import _common
-from ._thread import (_bridges, _get_ident, _kick, _state, _states, _store)
+from ._thread import _bridges, _get_ident, _kick, _state, _states, _store
 
 __all__ = ['Timer', 'call_at', 'call_later', 'time']
 

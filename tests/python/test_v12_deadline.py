@@ -31,7 +31,7 @@ def test_result_gives_up_at_the_deadline(ax):
     _release_later(ev)
     try:
         with pytest.raises(ax.ContextTimeout):
-            with ax.async_context(timeout=0.01) as ctx:
+            with ax.async_context(timeout=0.01):
                 req = ax.submit(ev.wait, HUNG)
                 req.result()
     finally:
