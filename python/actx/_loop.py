@@ -1,7 +1,6 @@
 """Running the loop: poll, flush, run, stop, thread_shutdown."""
 import contextvars
 import errno as _errno
-import operator
 import threading
 
 from ._backend import B
@@ -9,9 +8,9 @@ from . import _common
 from ._common import ContextTimeout, DeadlockError
 from ._thread import (
     _backend_fd, _bridges, _can_progress, context_timeout, _flush_slice,
-    _get_ident, _kick, _main_ident, _oserror, _pending, _poll_block, _poll_nb,
-    _poll_timeout, _raise_pending, reap_orphans, _release_thread, _SLICE_MS,
-    _SLICE_NS, _state, timed_out, _timeout_ms, _timeout_ns)
+    _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _poll_block,
+    _poll_nb, _poll_timeout, _raise_pending, reap_orphans, _release_thread,
+    _SLICE_MS, _SLICE_NS, _state, timed_out, _timeout_ms, _timeout_ns)
 from ._handle import ContextHandle
 
 __all__ = [
@@ -95,7 +94,7 @@ def set_pool_size(n: int) -> None:
     """Size the process-wide worker pool (how many work functions run at
     once) before its first use.  Any thread.  OSError(EBUSY) once the
     pool has started, OSError(EINVAL) for n < 1 or n > 4096."""
-    r = B.pool_set_size(operator.index(n))
+    r = B.pool_set_size(int_arg(n, -0x80000000, 0x7fffffff, 'size'))
     if r < 0:
         raise _oserror(r)
 
@@ -112,7 +111,7 @@ def set_poll_max_ns(ns: int) -> None:
     default) turns it off.  Never changes what runs.  Raises
     OSError(EINVAL) for a negative ns.
     """
-    r = B.set_poll_max_ns(operator.index(ns))
+    r = B.set_poll_max_ns(int_arg(ns, -(1 << 63), (1 << 63) - 1, 'ns'))
     if r < 0:
         raise _oserror(r)
 

@@ -10,9 +10,9 @@ from ._backend import B
 from . import _common
 from ._common import CancelledError, DeadlockError
 from ._thread import (
-    _bridges, _can_progress, context_timeout, _fd, _get_ident, _main_ident,
-    _oserror, _pending, _poll_block, _poll_timeout, _raise_pending, _SLICE_NS,
-    _state, _states, timed_out, _timeout_ns)
+    _bridges, _can_progress, context_timeout, _fd, _get_ident, int_arg,
+    _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
+    _raise_pending, _SLICE_NS, _state, _states, timed_out, _timeout_ns)
 from ._context import context_id
 
 __all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']
@@ -410,7 +410,7 @@ def pread(fd, n: int, offset: int = 0) -> Request:
     (short at end of file)."""
     fd = _fd(fd)
     n = operator.index(n)
-    offset = operator.index(offset)
+    offset = int_arg(offset, -(1 << 63), (1 << 63) - 1, 'offset')
     if n < 0:
         raise ValueError('pread: negative size')
     req = _new_request(_PREAD)
@@ -423,7 +423,7 @@ def pwrite(fd, data, offset: int = 0) -> Request:
     """Write data (any bytes-like object) at offset on the pool; result()
     is the byte count written."""
     fd = _fd(fd)
-    offset = operator.index(offset)
+    offset = int_arg(offset, -(1 << 63), (1 << 63) - 1, 'offset')
     if not isinstance(data, bytes):
         if isinstance(data, str):
             raise TypeError('pwrite: data must be bytes-like, not str')

@@ -128,9 +128,20 @@ def _oserror(r):
 def _fd(fd):
     if not isinstance(fd, int):
         if hasattr(fd, 'fileno'):
-            return fd.fileno()
-        return operator.index(fd)
+            fd = fd.fileno()
+        fd = operator.index(fd)
+    if not -0x80000000 <= fd <= 0x7fffffff:
+        raise OverflowError('fd %d is out of range' % fd)
     return fd
+
+
+def int_arg(x, lo, hi, what):
+    """x as an int in [lo, hi]: TypeError or OverflowError in the
+    caller's terms (never the binding's)."""
+    x = operator.index(x)
+    if not lo <= x <= hi:
+        raise OverflowError('%s %d is out of range' % (what, x))
+    return x
 
 
 def _timeout_ns(timeout):

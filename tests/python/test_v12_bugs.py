@@ -272,8 +272,13 @@ def test_result_timeout_nan_is_a_timeout(ax):
 
 def test_type_errors_name_no_binding_internals(ax):
     for call in (lambda: ax.set_poll_max_ns('x'),
-                 lambda: ax.set_poll_max_ns(1.5)):
-        with pytest.raises(TypeError) as e:
+                 lambda: ax.set_poll_max_ns(1.5),
+                 lambda: ax.set_poll_max_ns(1 << 70),
+                 lambda: ax.set_pool_size(1 << 40),
+                 lambda: ax.pread(0, 1, 1 << 70),
+                 lambda: ax.pwrite(1 << 40, b'x'),
+                 lambda: ax.fsync('0')):
+        with pytest.raises((TypeError, OverflowError)) as e:
             call()
         assert 'int64_t' not in str(e.value)
         assert 'in method' not in str(e.value)
