@@ -179,9 +179,15 @@ static void actx_py_q_free(struct actx_py_q *q)
     free(q);
 }
 
+/* The state word as IDLE, POSTED or DEAD; 1 while a kick is posting. */
 static int actx_py_q_state(struct actx_py_q *q)
 {
-    return (int)__atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+    intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+
+    if (s == ACTX_PY_Q_IDLE || s == ACTX_PY_Q_POSTED || s == ACTX_PY_Q_DEAD) {
+        return (int)s;
+    }
+    return 1;
 }
 
 static int actx_py_q_kick(struct actx_py_q *q)

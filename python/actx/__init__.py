@@ -52,11 +52,32 @@ Blocking and Ctrl-C
     DeadlockError at once when the request belongs to an outer context, or
     when nothing in the current context can make progress.
 
+Deadlines
+    async_context(timeout=, deadline=) gives a context a deadline
+    (ctx.deadline: the effective one, the earlier of its own and the
+    enclosing context's).  Once it passed, Request.result(), flush(),
+    poll(True) and run() inside raise ContextTimeout (a TimeoutError);
+    leaving the block by it cancels the context first (ctx.cancel():
+    requests whose work has not started are cancelled, and every done
+    callback of its requests has run when the pop happens).
+
 Requests are futures
     Request is a concurrent.futures.Future that completes only on its
     owner thread (see Request).  Other threads may wait for requests with
-    concurrent.futures.wait() / as_completed(); asyncio.wrap_future(req)
-    and ``await req`` work under the asyncio bridge.
+    concurrent.futures.wait() / as_completed(), asyncio.wrap_future(req)
+    or ``await req`` (any thread whose asyncio loop runs a bridge).
+    cancel() returning True makes cancelled() and done() True at once;
+    cancelling a task that awaits a request on its owner thread (or
+    wait_for timing out) cancels the request.  new_request() makes a
+    request that any thread completes with set_result()/set_exception().
+
+contextvars, logging, LoopThread
+    Callbacks run in a copy of the contextvars context current when they
+    were scheduled or registered (submit's fn in the submitter's).
+    Runtime diagnostics go to logging.getLogger("actx").  LoopThread()
+    starts a thread running its own loop (.handle, .call_soon, .stop,
+    .join, a context manager).  run(exception_handler=) logs-and-goes-on
+    instead of ending at a callback's exception.
 
 Timers and fds
     call_later(delay, fn, *args) / call_at(when, fn, *args) (when on the
@@ -91,7 +112,9 @@ Lifetimes
     An object given to C stays alive exactly as long as C can call back
     with it: a call_soon call until it ran, a request until its done
     callback ran, a BottomHalf until delete() (or the end of its `with`
-    block, or its thread's runtime shut down).  ContextHandle drops its
+    block, or its thread's runtime shut down, or - with no Python
+    reference left - until it can no longer run).  Loop-bound objects
+    refuse pickle, copy and deepcopy (TypeError).  ContextHandle drops its
     reference on close() or garbage collection (from any thread).  A
     completion refused because its owner thread's runtime had shut down
     (EPIPE) never runs its done callback; its Request stays unfinished.
@@ -101,11 +124,14 @@ Threads ending, interpreter exit
     its runtime is shut down on that thread (accepted calls and arrived
     completions still run).  At interpreter exit (after non-daemon threads
     were joined) no C callback enters Python any more; work in flight is
-    abandoned by the runtime's own exit handling.
+    abandoned by the runtime's own exit handling.  Either end with
+    requests outstanding, timers pending or contexts pushed gives a
+    ResourceWarning (shown under -X dev).
 
 Errors
     A negative errno from C is OSError with that errno (pop() at the root:
-    EINVAL; I/O on a closed fd: EBADF); wrong argument types: TypeError.
+    EINVAL; I/O on a closed fd: EBADF); wrong argument types: TypeError;
+    integers out of the C range: OverflowError.
 """
 import importlib
 import importlib.machinery

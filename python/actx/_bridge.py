@@ -13,8 +13,10 @@ AsyncioBridge = _asyncio.bridge_class(_loop, """\
 current context) from the asyncio event loop ``loop`` (default: the
 running one) running on this thread, so that actx callbacks run and
 coroutines can ``await`` actx Requests (or
-``asyncio.wrap_future(request)``).  One bridge per thread; close() it or
-use it as a context manager.  Exceptions from actx callbacks go to the
+``asyncio.wrap_future(request)``).  One bridge per thread; close() it, or
+use it with ``with`` or ``async with``.  A bridge left open ends with its
+asyncio loop: the next bridge on the thread closes it (ResourceWarning).
+Exceptions from actx callbacks go to the
 asyncio loop's exception handler (KeyboardInterrupt and SystemExit
 propagate).""")
 

@@ -6,6 +6,7 @@ with ACTX_BACKEND set; it inherits PYTHONPATH (and LD_PRELOAD under ASan)
 from the environment `scons test:py` gives pytest.
 """
 import errno
+import importlib
 import os
 import subprocess
 import sys
@@ -29,8 +30,11 @@ def _check_installed():
     where = os.environ.get('ACTX_TEST_INSTALLED')
     if not where:
         return
-    import actx._actx_cffi  # noqa: F401  (both extensions, and so their
-    import actx._actx_swig  # noqa: F401  libactx)
+    # Both extensions (and so their libactx), not only the backend's; the
+    # package keeps no attribute for them (help(actx) lists none).
+    for ext in ('_actx_cffi', '_actx_swig'):
+        importlib.import_module('actx.' + ext)
+        vars(actx).pop(ext, None)
     where = os.path.realpath(where)
     got = os.path.realpath(actx.__file__)
     if not got.startswith(where + os.sep):
