@@ -107,11 +107,14 @@ class _Poster(_common.Poster):
     __slots__ = ('word', 'h')
 
     def __init__(self, ctx):
-        self.h = _new_handle(self)
-        _common.Poster.__init__(self, lib.actx_py_q_new(ctx, self.h))
-        if self.q == _NULL:
-            raise MemoryError()
-        self.word = ffi.cast('intptr_t *', self.q)
+        # The queue's memory belongs to this object: a thread still inside
+        # a kick holds the object (post's frame), so the memory outlives
+        # every kick, also one that ends after close().
+        q = ffi.new('struct actx_py_q *')
+        q.ctx = ctx
+        self.h = q.py = _new_handle(self)
+        _common.Poster.__init__(self, q)
+        self.word = ffi.cast('intptr_t *', q)
 
     def state(self):
         return self.word[0]
@@ -133,8 +136,7 @@ class _Poster(_common.Poster):
 
     def _free(self):
         self.q.py = _NULL
-        lib.actx_py_q_free(self.q)
-        self.q = self.word = self.h = None
+        self.h = None
 
 
 _kick = lib.actx_py_q_kick

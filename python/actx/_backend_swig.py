@@ -76,8 +76,15 @@ class _Poster(_common.Poster):
     _reset = staticmethod(_m.actx_py_q_reset)
 
     def _free(self):
-        q, self.q = self.q, None
-        _m.actx_py_q_free(q)
+        pass  # the memory goes with the object (see __del__)
+
+    def __del__(self, _q_free=_m.actx_py_q_free):
+        # Not at close(): a thread still inside a kick holds this object
+        # (post's frame), so the queue outlives every kick.
+        q = self.q
+        if q is not None:
+            self.q = None
+            _q_free(q)
 
 
 def make_poster(p):

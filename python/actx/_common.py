@@ -255,7 +255,7 @@ class Poster:
     def close(self):
         """The handle is gone; free once no drain is pending."""
         self.closing = True
-        if self.q is not None and self.state() in (IDLE, DEAD):
+        if self.state() in (IDLE, DEAD):
             self._release()
 
     def _release(self):

@@ -259,14 +259,12 @@ def test_thread_ending_with_work_warns(backend):
         warnings.simplefilter('always')
         got = []
         warnings.showwarning = lambda m, c, *a, **k: got.append((c, str(m)))
-        ev = threading.Event()
         def main():
             actx.push()                       # left pushed
-            actx.submit(ev.wait, 5)           # never waited for
+            actx.new_request()                # never completed
         t = threading.Thread(target=main)
         t.start()
         t.join()
-        ev.set()
         assert any(c is ResourceWarning and 'pushed' in m for c, m in got), got
         assert any('outstanding' in m for c, m in got), got
         print('ok')
@@ -277,10 +275,10 @@ def test_thread_ending_with_work_warns(backend):
 
 def test_interpreter_exit_with_unpolled_work_warns(backend):
     r = run_child(backend, '''
-        import threading, warnings, actx
+        import warnings, actx
         warnings.simplefilter('always')
-        ev = threading.Event()
-        actx.submit(ev.wait, 1)   # the main thread never polls
+        req = actx.new_request()
+        req.set_result(1)           # the main thread never polls
         ''')
     assert r.returncode == 0, r.stderr
     assert 'ResourceWarning' in r.stderr and 'outstanding' in r.stderr
