@@ -1,5 +1,8 @@
 """Python benchmarks: both actx backends side by side, against asyncio and
-uvloop (Debian's python3-uvloop) measured in the same run.
+uvloop (Debian's python3-uvloop) measured in the same run.  A process
+loads one actx backend, so each backend runs in a child interpreter of
+its own (Backend), called figure by figure: the repetitions of every
+implementation still interleave.
 
     PYTHONPATH=build/release/python /usr/bin/python3 benchmarks/python/run.py
 

@@ -34,10 +34,16 @@ class BridgeBase:
         st = api._state()
         old = self._bridges.get(st.ident)
         if old is not None and old._stale(loop):
-            warnings.warn('an actx asyncio bridge was not closed before its '
-                          'loop ended; closed now', ResourceWarning,
-                          stacklevel=3)
             old.close()
+            try:
+                warnings.warn('an actx asyncio bridge was not closed before '
+                              'its loop ended; closed now', ResourceWarning,
+                              stacklevel=3)
+            except Warning as w:
+                # -W error: reported as Python reports a ResourceWarning
+                # raised in __del__, not raised into the new bridge's caller.
+                _common._unraisable(w, 'AsyncioBridge')
+
         if st.ident in self._bridges:
             raise RuntimeError('this thread already has an asyncio bridge')
         self._bridges[st.ident] = self
