@@ -92,32 +92,37 @@ class async_context:
     (a TimeoutError); leaving the block by a ContextTimeout cancels the
     context (``ctx.cancel()``) before it is popped.
     """
-    __slots__ = ('_toks', '_ids', '_timeout', '_deadline')
+    # _dl: None (no deadline of its own: the fast path), or (timeout ns
+    # or None, deadline ns or None).
+    __slots__ = ('_toks', '_ids', '_dl')
 
     def __init__(self, timeout: float = None, deadline: float = None):
         self._toks = []
         self._ids = []
-        self._timeout = self._deadline = None
-        if timeout is not None:
-            self._timeout = _seconds(timeout, 'timeout')
-        if deadline is not None:
-            self._deadline = _seconds(deadline, 'deadline')
+        self._dl = None
+        if timeout is not None or deadline is not None:
+            self._dl = (None if timeout is None
+                        else _seconds(timeout, 'timeout'),
+                        None if deadline is None
+                        else _seconds(deadline, 'deadline'))
 
     def __enter__(self):
-        if self._timeout is None and self._deadline is None:
+        if self._dl is None:
             r = _push()
-            dl = None
+            if r < 0:
+                raise _oserror(r)
+            st = _states.get(_get_ident()) or _state()
+            dl = st.top.dl  # inherited, as the runtime does
         else:
-            dl = self._own_deadline()
-            r = _push_deadline(dl)
-        if r < 0:
-            raise _oserror(r)
-        st = _states.get(_get_ident()) or _state()
+            own = self._own_deadline()
+            r = _push_deadline(own)
+            if r < 0:
+                raise _oserror(r)
+            st = _states.get(_get_ident()) or _state()
+            # The effective deadline, as the runtime fixed it at the push.
+            dl = min(own, st.top.dl)
         loop = _get_running_loop()
-        # The effective deadline, as the runtime fixed it at the push.
-        pdl = st.top.dl
-        t = _Token(None if loop is None else _task_of(loop),
-                   pdl if dl is None or pdl < dl else dl)
+        t = _Token(None if loop is None else _task_of(loop), dl)
         st.stack.append(t)
         st.top = t
         self._toks.append(t)
@@ -187,11 +192,10 @@ class async_context:
         return i
 
     def _own_deadline(self):
-        ns = _NO_DEADLINE
-        if self._timeout is not None:
-            ns = min(ns, B.now_ns() + self._timeout)
-        if self._deadline is not None:
-            ns = min(ns, self._deadline)
+        timeout, deadline = self._dl
+        ns = _NO_DEADLINE - 1 if deadline is None else deadline
+        if timeout is not None:
+            ns = min(ns, B.now_ns() + timeout)
         return ns
 
     @property
