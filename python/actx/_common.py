@@ -327,6 +327,7 @@ class ThreadState:
 states = {}  # thread ident -> ThreadState
 pool_states = set()  # idents of states of threads Python did not start
 bridges = {}  # thread ident -> AsyncioBridge driving that thread's loop
+loop_handles = {}  # thread ident -> a LoopThread's root ContextHandle
 exiting = False
 used = False
 

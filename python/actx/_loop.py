@@ -286,7 +286,12 @@ class LoopThread:
             self._ready.set()
             return
         self._ready.set()
-        run(exception_handler=_log_exception)
+        ident = threading.get_ident()
+        _common.loop_handles[ident] = self.handle
+        try:
+            run(exception_handler=_log_exception)
+        finally:
+            _common.loop_handles.pop(ident, None)
 
     @property
     def name(self) -> str:

@@ -30,6 +30,7 @@ _f_init = _Future.__init__
 _f_set_result = _Future.set_result
 _f_set_exception = _Future.set_exception
 _f_cancel = _Future.cancel
+_f_notify_cancel = _Future.set_running_or_notify_cancel
 _f_add_done_callback = _Future.add_done_callback
 _InvalidStateError = concurrent.futures.InvalidStateError
 _copy_context = contextvars.copy_context
@@ -106,6 +107,9 @@ class Request(_Future):
             self._published = True
         if self._cancelled:
             _f_cancel(self)
+            # Wakes concurrent.futures.wait()/as_completed() waiters, as
+            # an executor does for a cancelled future (returns False).
+            _f_notify_cancel(self)
         elif self._exc is not None:
             _f_set_exception(self, self._exc)
         else:
@@ -177,6 +181,24 @@ class Request(_Future):
         if self._inited:
             self._publish()
         return True
+
+    def _cancel_at_owner(self):
+        h = _common.loop_handles.get(self._owner)
+        st = _states.get(self._owner)
+        if h is None or st is None:
+            return
+        t = self._tok
+        while t.fwd is not None:
+            t = t.fwd
+        if t is st.stack[0]:
+            try:
+                h.call_soon(self._cancel_if_pending)
+            except (OSError, RuntimeError):
+                pass  # the loop ended meanwhile
+
+    def _cancel_if_pending(self):
+        if not self._fin and self._p is not None:
+            self.cancel()
 
     def _claim(self):
         with _claim_lock:
@@ -326,10 +348,14 @@ class Request(_Future):
                 yield from fut.__await__()
             except BaseException:
                 # wait_for() timing out, the task cancelled: the request
-                # is cancelled too (where its owner can do it now).
-                if fut.cancelled() and not self._fin and \
-                        (me == self._owner or self._kind == _NEW):
-                    self.cancel()
+                # is cancelled too - here if this thread may, else by its
+                # owner when it is a LoopThread and the request belongs
+                # to its root context (its handle reaches it there).
+                if fut.cancelled() and not self._fin:
+                    if me == self._owner or self._kind == _NEW:
+                        self.cancel()
+                    else:
+                        self._cancel_at_owner()
                 raise
         return self.result()
 

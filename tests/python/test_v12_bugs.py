@@ -158,10 +158,17 @@ def test_cancel_is_done_at_once(ax):
     ran = []
     req, blocker, ev = _queued(ax, ran)
     try:
+        waiter = cf.Future()
+        th = threading.Thread(target=lambda: waiter.set_result(
+            cf.wait([req], timeout=HUNG)))
+        th.start()
         assert req.cancel() is True
         assert req.cancelled() and req.done()
         with pytest.raises(cf.CancelledError):
             req.result()
+        # Waiters in concurrent.futures.wait() are woken too.
+        assert waiter.result(HUNG).done == {req}
+        th.join()
     finally:
         _restore(ax, blocker, ev)
     assert ran == []
@@ -199,6 +206,34 @@ def test_cancelling_the_task_cancels_the_request(ax):
         assert req.cancelled()
     finally:
         _restore(ax, blocker, ev)
+    assert ran == []
+
+
+def test_wait_for_timeout_cancels_a_loop_threads_request(ax):
+    """The request belongs to a LoopThread's loop; the awaiting loop is
+    another thread's: the cancel reaches the owner through its handle."""
+    ran = []
+    ev = threading.Event()
+    with ax.LoopThread() as lt:
+        made = cf.Future()
+
+        def make():
+            blockers = [ax.submit(ev.wait, HUNG) for _ in range(64)]
+            made.set_result((blockers, ax.submit(ran.append, 'ran')))
+        lt.call_soon(make)
+        blockers, req = made.result(HUNG)
+
+        async def main():
+            with ax.asyncio_bridge():
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(_aw(req), 0.01)
+        try:
+            asyncio.run(main())
+            assert cf.wait([req], timeout=HUNG).done == {req}
+            assert req.cancelled()
+        finally:
+            ev.set()
+        cf.wait(blockers, timeout=HUNG)
     assert ran == []
 
 
