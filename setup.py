@@ -92,11 +92,25 @@ class EggInfoUnderBuild(egg_info):
         self.egg_base = base
 
 
+def long_description():
+    with open(os.path.join(TOP, 'README.md')) as f:
+        return f.read()
+
+
 setup(
     name='actx',
     version=version(),
     description='Per-thread event loops with nested contexts (QEMU-style '
                 'AsyncContext), C runtime with cffi and SWIG bindings',
+    long_description=long_description(),
+    long_description_content_type='text/markdown',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Programming Language :: C',
+        'License :: OSI Approved :: MIT License',
+        'Operating System :: POSIX :: Linux',
+        'Framework :: AsyncIO',
+    ],
     license='MIT',
     python_requires='>=3.9',
     # The default backend needs cffi's runtime module (_cffi_backend); the

@@ -102,11 +102,13 @@ done
 (cd "$work" && env -i "$venv/bin/python" check.py "$site" \
     "$site/actx/libactx.so.1") || fail "pip: import (default)"
 
-say "the pytest suite against the pip-installed package"
-(cd "$src" && ACTX_TEST_INSTALLED=$site \
-    ACTX_TEST_LIBACTX=$site/actx/libactx.so.1 \
-    "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/python) ||
-    fail "pytest against the pip-installed package"
+say "the pytest suite against the pip-installed package (each backend)"
+for b in cffi swig; do
+    (cd "$src" && ACTX_TEST_INSTALLED=$site ACTX_BACKEND=$b \
+        ACTX_TEST_LIBACTX=$site/actx/libactx.so.1 \
+        "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/python) ||
+        fail "pytest against the pip-installed package ($b)"
+done
 
 # --- 2. scons install into a venv's prefix --------------------------------
 prefix=$work/prefix

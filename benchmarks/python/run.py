@@ -1,5 +1,8 @@
 """Python benchmarks: both actx backends side by side, against asyncio and
-uvloop (Debian's python3-uvloop) measured in the same run.
+uvloop (Debian's python3-uvloop) measured in the same run.  A process
+loads one actx backend, so each backend runs in a child interpreter of
+its own (Backend), called figure by figure: the repetitions of every
+implementation still interleave.
 
     PYTHONPATH=build/release/python /usr/bin/python3 benchmarks/python/run.py
 
@@ -10,6 +13,7 @@ their min-max; "x faster" > 1 means actx is faster.
 """
 import asyncio
 import concurrent.futures
+import json
 import os
 import select
 import subprocess
@@ -470,8 +474,46 @@ def build_of(module):
     return 'installed'
 
 
+class Backend:
+    """One actx backend measured in a child interpreter of its own (a
+    process loads exactly one backend): call(fn, kw) runs fn(actx, **kw)
+    there, one figure at a time, so the repetitions still interleave with
+    the peers'."""
+
+    def __init__(self, name):
+        self.p = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), '--serve', name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, ACTX_BACKEND=name))
+
+    def call(self, fn, kw):
+        self.p.stdin.write(json.dumps([fn.__name__, kw]) + '\n')
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError('run.py: the %s backend\'s child died'
+                               % fn.__name__)
+        return json.loads(line)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def serve():
+    """The child of Backend: fn name and keywords in, its value out."""
+    global actx
+    import actx as actx_module
+    actx = actx_module
+    for line in sys.stdin:
+        name, kw = json.loads(line)
+        print(json.dumps(globals()[name](actx, **kw)), flush=True)
+
+
 def main():
     global actx, uvloop
+    if sys.argv[1:2] == ['--serve']:
+        return serve()
     run = bench_util.Run(
         'run.py', 'actx Python bindings (cffi and SWIG backends) beside '
         'asyncio and uvloop: context blocks, BHs vs call_soon, cross-thread '
@@ -487,7 +529,7 @@ def main():
     run.banner(build_of(actx))
     print('run.py: Python %s; the bindings: %s' % (
         sys.version.split()[0], os.path.dirname(actx.__file__)))
-    apis = {'actx ' + name: actx._api(name) for name in ('cffi', 'swig')}
+    apis = {'actx ' + name: Backend(name) for name in ('cffi', 'swig')}
     loops = {'asyncio': asyncio.new_event_loop}
     if uvloop is not None:
         loops['uvloop'] = uvloop.new_event_loop
@@ -496,13 +538,15 @@ def main():
     def n(k):
         return max(1000, int(k * sc))
 
-    def figure(name, unit, better, actx_fn, peer_fn, peers, kw, refs={}):
-        """Interleaved repetitions: each actx backend, then each peer, then
-        each reference (name: fn(None, **kw))."""
+    def figure(name, unit, better, actx_fn, peer_fn, peers, kw, refs={},
+               div=1):
+        """Interleaved repetitions: each actx backend (actx_fn(actx, **kw)
+        / div, in its child), then each peer, then each reference (name:
+        fn(None, **kw))."""
         f = run.figure(name, unit, better)
         for _ in range(run.reps):
             for k, a in apis.items():
-                f.add(k, actx_fn(a, **kw), actx=True)
+                f.add(k, a.call(actx_fn, kw) / div, actx=True)
             for k, p in peers.items():
                 f.add(k, peer_fn(p, **kw))
             for k, fn in refs.items():
@@ -519,16 +563,17 @@ def main():
     f.target_ratio('asyncio', 1.0)
     f.done()
     f = figure('cross-thread call_soon, 2 threads', 'k calls/s', 'higher',
-               lambda a, n: bench_xthread_actx(a, n) / 1e3,
+               bench_xthread_actx,
                lambda p, n: bench_xthread_asyncio(p, n) / 1e3, loops,
-               {'n': n(100000)})
+               {'n': n(100000)}, div=1e3)
     f.target_ratio('asyncio', 3.0)
     f.note('target also: > uvloop')
     f.done()
     f = figure('submit trivial + flush (vs executor+gather)', 'k jobs/s',
-               'higher', lambda a, n: bench_submit(a, n) / 1e3,
+               'higher', bench_submit,
                lambda p, n: bench_executor(p, n) / 1e3,
-               {'asyncio': asyncio.new_event_loop}, {'n': n(20000)})
+               {'asyncio': asyncio.new_event_loop}, {'n': n(20000)},
+               div=1e3)
     f.target_ratio('asyncio', 2.0)
     f.note('asyncio: run_in_executor + gather')
     f.done()
@@ -557,6 +602,8 @@ def main():
     f.note("no target: every trip also wakes the pinger (see run.py); "
            "actx with set_poll_max_ns(%d)" % FD_POLL_MAX_NS)
     f.done()
+    for a in apis.values():
+        a.close()
     return run.finish()
 
 

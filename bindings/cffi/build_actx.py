@@ -1,6 +1,6 @@
 """Generate the C source of actx's cffi backend (API mode, out-of-line).
 
-Usage: build_actx.py ACTX_H OUT_C
+Usage: build_actx.py ACTX_H ACTX_PY_H OUT_C
 
 The cdef is taken from the public header itself (every ACTX_EXTERN
 declaration that cffi can express, and struct actx_stats), so the one
@@ -11,11 +11,10 @@ The extension is compiled and linked by SCons against the shared
 libactx.so.1 (never the static library: one copy of the runtime's
 thread-local state per process).
 
-Callbacks: one C trampoline per callback kind.  Each checks the exit flag
-(set by actx's atexit hook) before it takes the GIL, so nothing enters
-Python once the interpreter has started to finalize; then it calls the
-`extern "Python+C"` function defined with @ffi.def_extern in
-actx/_backend_cffi.py.  cffi takes the GIL itself, also on pool threads.
+Callbacks: the C helpers and trampolines are bindings/common/actx_py.h,
+shared with the SWIG binding; here only how they enter Python (the
+`extern "Python+C"` functions defined with @ffi.def_extern in
+actx/_backend_cffi.py).
 """
 import re
 import sys
@@ -51,6 +50,21 @@ def header_cdef(text):
     return '\n'.join(out)
 
 
+def helpers_cdef(text):
+    '''The ACTX_PY_API declarations of bindings/common/actx_py.h (the C
+    helpers both bindings share) and its struct actx_py_q.'''
+    text = re.sub(r'/\*.*?\*/', '', text, flags=re.S)
+    out = [re.search(r'struct actx_py_q\s*\{.*?\};', text,
+                     flags=re.S).group(0)]
+    for m in re.finditer(r'^ACTX_PY_API\s+([^;]*;)', text, flags=re.S | re.M):
+        out.append(' '.join(m.group(1).split()))
+    return '\n'.join(out)
+
+
+# How the shared helpers enter Python: cffi's extern "Python" functions
+# (defined with @ffi.def_extern in actx/_backend_cffi.py; cffi takes the
+# GIL itself, also on pool threads).  A one-shot opaque is a handle that
+# Python keeps in a set, so C holds no reference of its own.
 TRAMPOLINES_CDEF = '''
 extern "Python+C" void _actx_py_call(void *opaque);
 extern "Python+C" void _actx_py_bh(void *opaque);
@@ -60,33 +74,11 @@ extern "Python+C" void _actx_py_drain(void *opaque);
 extern "Python+C" void _actx_py_refused(void *opaque);
 extern "Python+C" void _actx_py_fd_read(void *opaque);
 extern "Python+C" void _actx_py_fd_write(void *opaque);
-int actx_py_set_fd(int fd, void *opaque, int rd, int wr);
-void actx_py_install_refused(actx_done_fn *done);
-
-struct actx_py_q { intptr_t state; actx_ctx *ctx; void *py; };
-int actx_py_q_kick(struct actx_py_q *q);
-void actx_py_q_reset(struct actx_py_q *q);
-
-void actx_py_call_c(void *opaque);
-void actx_py_bh_c(void *opaque);
-void actx_py_done_c(void *opaque, long ret);
-long actx_py_work_c(void *opaque);
-void actx_py_set_exiting(void);
-int actx_py_exiting(void);
-int actx_py_flush_slice(int slice_ms);
-uintptr_t actx_py_key(void *p);
+extern "Python+C" void _actx_py_log(int level, const char *msg);
 '''
 
 TRAMPOLINES_C = r'''
 #include "actx.h"
-#include "actx_py_flush.h"
-#include <errno.h>
-#include <sched.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdlib.h>
-
-static volatile int actx_py_exiting_flag;
 
 static void _actx_py_call(void *opaque);
 static void _actx_py_bh(void *opaque);
@@ -96,179 +88,30 @@ static void _actx_py_drain(void *opaque);
 static void _actx_py_refused(void *opaque);
 static void _actx_py_fd_read(void *opaque);
 static void _actx_py_fd_write(void *opaque);
+static void _actx_py_log(int level, const char *msg);
 
-/*
- * Coalesced cross-thread calls (ContextHandle.call_soon).  Calling into C
- * from cffi always drops the GIL, which under contention costs a GIL
- * hand-off per call; so a handle keeps its calls in a Python deque and
- * posts one drain call (actx_ctx_call) for many of them.  The state word
- * says whether a drain is accepted and has not started yet:
- *   IDLE    nothing posted: the next call_soon must post (kick);
- *   POSTED  a drain is accepted by the runtime and will take every call
- *           appended before it starts: call_soon needs no C call at all
- *           (it reads the word through cffi, without dropping the GIL);
- *   DEAD    a post was refused (EPIPE): the owner's runtime shut down;
- *   other   the address of a kick in progress, which holds the right to
- *           post: others wait for its outcome, so nobody is told
- *           "accepted" before the runtime accepted.
- * The drain resets the word to IDLE *before* it takes calls, so a call
- * appended after that finds IDLE and posts again.  It does so in Python,
- * with the GIL: the handle's memory (owned by its Python object) is freed
- * only while the word is IDLE or DEAD, i.e. never while a drain is
- * accepted and has not reset it.
- */
-#define Q_IDLE 0
-#define Q_POSTED 2
-#define Q_DEAD 3
+#define actx_py_enter_call _actx_py_call
+#define actx_py_enter_bh _actx_py_bh
+#define actx_py_enter_done _actx_py_done
+#define actx_py_enter_work _actx_py_work
+#define actx_py_enter_drain _actx_py_drain
+#define actx_py_enter_refused _actx_py_refused
+#define actx_py_enter_log _actx_py_log
+#define actx_py_enter_fd(o, wr) \
+    ((wr) ? _actx_py_fd_write(o) : _actx_py_fd_read(o))
+#define ACTX_PY_KEEP(o) ((void)(o))
+#define ACTX_PY_DROP(o) ((void)(o))
 
-struct actx_py_q { intptr_t state; actx_ctx *ctx; void *py; };
-
-static void actx_py_drain_c(void *opaque);
-
-static int actx_py_q_kick(struct actx_py_q *q)
-{
-    for (;;) {
-        intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-        char me;
-
-        if (s == Q_POSTED) {
-            return 0;
-        }
-        if (s == Q_DEAD) {
-            return -EPIPE;
-        }
-        if (s != Q_IDLE) {
-            sched_yield(); /* another kick is posting: wait for it */
-            continue;
-        }
-        /* Acq-rel: pairs with the drain's reset and other kicks. */
-        if (!__atomic_compare_exchange_n(&q->state, &s, (intptr_t)&me,
-                                         false, __ATOMIC_ACQ_REL,
-                                         __ATOMIC_ACQUIRE)) {
-            continue;
-        }
-        int r = actx_ctx_call(q->ctx, actx_py_drain_c, q);
-        if (r < 0) {
-            __atomic_store_n(&q->state, Q_DEAD, __ATOMIC_RELEASE);
-            return r;
-        }
-        /* Fails if the drain already ran and reset the word: fine. */
-        s = (intptr_t)&me;
-        __atomic_compare_exchange_n(&q->state, &s, Q_POSTED, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-        return 0;
-    }
-}
-
-static void actx_py_q_reset(struct actx_py_q *q)
-{
-    intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
-
-    /* The poster's mark included: its CAS to POSTED then fails. */
-    while (s != Q_DEAD &&
-           !__atomic_compare_exchange_n(&q->state, &s, Q_IDLE, false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-    }
-}
-
-static void actx_py_drain_c(void *opaque)
-{
-    struct actx_py_q *q = opaque;
-
-    if (!actx_py_exiting_flag) {
-        _actx_py_drain(q->py);
-    }
-}
-/* Set by actx's atexit hook: from then on no callback enters Python. */
-static void actx_py_set_exiting(void) { actx_py_exiting_flag = 1; }
-static int actx_py_exiting(void) { return actx_py_exiting_flag; }
-static uintptr_t actx_py_key(void *p) { return (uintptr_t)p; }
-
-static void actx_py_call_c(void *opaque)
-{
-    if (!actx_py_exiting_flag) {
-        _actx_py_call(opaque);
-    }
-}
-
-static void actx_py_bh_c(void *opaque)
-{
-    if (!actx_py_exiting_flag) {
-        _actx_py_bh(opaque);
-    }
-}
-
-static void actx_py_done_c(void *opaque, long ret)
-{
-    if (!actx_py_exiting_flag) {
-        _actx_py_done(opaque, ret);
-    }
-}
-
-static void actx_py_fd_read_c(void *opaque)
-{
-    if (!actx_py_exiting_flag) {
-        _actx_py_fd_read(opaque);
-    }
-}
-
-static void actx_py_fd_write_c(void *opaque)
-{
-    if (!actx_py_exiting_flag) {
-        _actx_py_fd_write(opaque);
-    }
-}
-
-/* add_reader & co: one opaque (the fd's entry) for both directions. */
-static int actx_py_set_fd(int fd, void *opaque, int rd, int wr)
-{
-    return actx_set_fd_handler(fd, rd ? actx_py_fd_read_c : NULL,
-                               wr ? actx_py_fd_write_c : NULL, opaque);
-}
-
-static long actx_py_work_c(void *opaque)
-{
-    if (actx_py_exiting_flag) {
-        return -ECANCELED;
-    }
-    return _actx_py_work(opaque);
-}
-
-/*
- * A completion refused because its owner thread's runtime shut down: done
- * never runs, so release the handle it would have released.  Other done
- * functions (the SWIG backend's, a C user's) go to the previous hook.
- */
-static actx_refused_fn *actx_py_prev_refused;
-static actx_done_fn *actx_py_done_ptr; /* the done Python passes to C */
-
-static void actx_py_refused_c(actx_done_fn *done, void *opaque, long ret)
-{
-    if (done != actx_py_done_ptr) {
-        if (actx_py_prev_refused) {
-            actx_py_prev_refused(done, opaque, ret);
-        }
-        return;
-    }
-    if (!actx_py_exiting_flag) {
-        _actx_py_refused(opaque);
-    }
-}
-
-/* done: the pointer Python gives C as done (cffi's address of
- * actx_py_done_c, a generated wrapper, not actx_py_done_c itself). */
-static void actx_py_install_refused(actx_done_fn *done)
-{
-    actx_py_done_ptr = done;
-    actx_py_prev_refused = actx_set_refused_hook(actx_py_refused_c);
-}
+#include "actx_py.h"
 '''
 
 
 def main():
-    hdr, out = sys.argv[1], sys.argv[2]
+    hdr, helpers, out = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(hdr) as f:
         cdef = header_cdef(f.read())
+    with open(helpers) as f:
+        cdef += '\n' + helpers_cdef(f.read())
     ffi = cffi.FFI()
     ffi.cdef(cdef + TRAMPOLINES_CDEF)
     ffi.set_source('actx._actx_cffi', TRAMPOLINES_C)

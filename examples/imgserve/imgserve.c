@@ -31,11 +31,14 @@
  * cancelled is answered -ETIMEDOUT, which the client counts (and retries
  * when verifying).  --slow-lookups N makes every Nth lookup of a service
  * thread a pool job that sleeps twice the timeout first, so that timeouts
- * happen: the run then checks that some were counted.
+ * happen: the run then checks that some were counted.  With
+ * --pool-threads 1 slow lookups of different service threads queue behind
+ * each other, and the queued ones are cancelled before they start.
  *
  * Usage: imgserve [--threads N] [--clients N] [--requests N]
  *                 [--image-size SIZE[K|M|G]] [--window N]
  *                 [--lookup-timeout MS] [--slow-lookups N]
+ *                 [--pool-threads N]
  * Exit status 0 only if every check passed.
  */
 #define _GNU_SOURCE
@@ -550,7 +553,7 @@ static void usage(void)
     fprintf(stderr, "usage: imgserve [--threads N] [--clients N] "
                     "[--requests N] [--image-size SIZE[K|M|G]] "
                     "[--window N] [--lookup-timeout MS] "
-                    "[--slow-lookups N]\n");
+                    "[--slow-lookups N] [--pool-threads N]\n");
     exit(2);
 }
 
@@ -564,6 +567,7 @@ int main(int argc, char **argv)
         {"window", required_argument, NULL, 'w'},
         {"lookup-timeout", required_argument, NULL, 'T'},
         {"slow-lookups", required_argument, NULL, 'S'},
+        {"pool-threads", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -578,10 +582,11 @@ int main(int argc, char **argv)
     unsigned long verified = 0, written = 0, timeouts = 0, cancelled = 0;
     unsigned long recovered = 0, timed_out = 0;
     long timeout_ms = 0;
+    int pool_threads = 0;
     double t0, t1;
     bool ok;
 
-    while ((opt = getopt_long(argc, argv, "t:c:r:s:w:T:S:h", opts, NULL)) !=
+    while ((opt = getopt_long(argc, argv, "t:c:r:s:w:T:S:P:h", opts, NULL)) !=
            -1) {
         switch (opt) {
         case 't':
@@ -605,6 +610,9 @@ int main(int argc, char **argv)
         case 'S':
             slow_every = atol(optarg);
             break;
+        case 'P':
+            pool_threads = atoi(optarg);
+            break;
         default:
             usage();
         }
@@ -615,6 +623,9 @@ int main(int argc, char **argv)
         usage();
     }
     lookup_timeout_ns = (uint64_t)timeout_ms * 1000000;
+    if (pool_threads && actx_pool_set_size(pool_threads) < 0) {
+        usage();
+    }
 
     image_create(size);
     printf("imgserve: %" PRIu64 " MiB image, %" PRIu64

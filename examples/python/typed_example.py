@@ -68,8 +68,26 @@ async def in_asyncio() -> List[int]:
         return list(await asyncio.gather(task(0.05), task(0.2)))
 
 
+def version_1_2() -> List[object]:
+    """Deadlines, new_request, LoopThread, poll(timeout=)."""
+    out: List[object] = []
+    try:
+        with actx.async_context(timeout=0.01) as ctx:
+            out.append(ctx.deadline is not None)
+            actx.submit(time.sleep, 0.2).result()
+    except actx.ContextTimeout:
+        out.append('timed out')
+    req = actx.new_request()
+    with actx.LoopThread(name='other') as lt:
+        lt.call_soon(req.set_result, 'from a LoopThread')
+        out.append(req.result(timeout=10))
+    out.append(actx.poll(True, timeout=0))
+    return out
+
+
 def main() -> None:
     print('squares', with_contexts())
+    print('1.2', version_1_2())
     print('events', timers_and_fds())
     print('waited from another thread', waited_elsewhere())
     print('asyncio tasks held contexts', asyncio.run(in_asyncio()))

@@ -52,11 +52,32 @@ Blocking and Ctrl-C
     DeadlockError at once when the request belongs to an outer context, or
     when nothing in the current context can make progress.
 
+Deadlines
+    async_context(timeout=, deadline=) gives a context a deadline
+    (ctx.deadline: the effective one, the earlier of its own and the
+    enclosing context's).  Once it passed, Request.result(), flush(),
+    poll(True) and run() inside raise ContextTimeout (a TimeoutError);
+    leaving the block by it cancels the context first (ctx.cancel():
+    requests whose work has not started are cancelled, and every done
+    callback of its requests has run when the pop happens).
+
 Requests are futures
     Request is a concurrent.futures.Future that completes only on its
     owner thread (see Request).  Other threads may wait for requests with
-    concurrent.futures.wait() / as_completed(); asyncio.wrap_future(req)
-    and ``await req`` work under the asyncio bridge.
+    concurrent.futures.wait() / as_completed(), asyncio.wrap_future(req)
+    or ``await req`` (any thread whose asyncio loop runs a bridge).
+    cancel() returning True makes cancelled() and done() True at once;
+    cancelling a task that awaits a request on its owner thread (or
+    wait_for timing out) cancels the request.  new_request() makes a
+    request that any thread completes with set_result()/set_exception().
+
+contextvars, logging, LoopThread
+    Callbacks run in a copy of the contextvars context current when they
+    were scheduled or registered (submit's fn in the submitter's).
+    Runtime diagnostics go to logging.getLogger("actx").  LoopThread()
+    starts a thread running its own loop (.handle, .call_soon, .stop,
+    .join, a context manager).  run(exception_handler=) logs-and-goes-on
+    instead of ending at a callback's exception.
 
 Timers and fds
     call_later(delay, fn, *args) / call_at(when, fn, *args) (when on the
@@ -91,7 +112,9 @@ Lifetimes
     An object given to C stays alive exactly as long as C can call back
     with it: a call_soon call until it ran, a request until its done
     callback ran, a BottomHalf until delete() (or the end of its `with`
-    block, or its thread's runtime shut down).  ContextHandle drops its
+    block, or its thread's runtime shut down, or - with no Python
+    reference left - until it can no longer run).  Loop-bound objects
+    refuse pickle, copy and deepcopy (TypeError).  ContextHandle drops its
     reference on close() or garbage collection (from any thread).  A
     completion refused because its owner thread's runtime had shut down
     (EPIPE) never runs its done callback; its Request stays unfinished.
@@ -101,20 +124,23 @@ Threads ending, interpreter exit
     its runtime is shut down on that thread (accepted calls and arrived
     completions still run).  At interpreter exit (after non-daemon threads
     were joined) no C callback enters Python any more; work in flight is
-    abandoned by the runtime's own exit handling.
+    abandoned by the runtime's own exit handling.  Either end with
+    requests outstanding, timers pending or contexts pushed gives a
+    ResourceWarning (shown under -X dev).
 
 Errors
     A negative errno from C is OSError with that errno (pop() at the root:
-    EINVAL; I/O on a closed fd: EBADF); wrong argument types: TypeError.
+    EINVAL; I/O on a closed fd: EBADF); wrong argument types: TypeError;
+    integers out of the C range: OverflowError.
 """
+import importlib
 import importlib.machinery
-import importlib.util
 import os
 import sys
-import threading
 import warnings
 
-from ._common import CancelledError, DeadlockError
+from ._common import (  # noqa: F401  (re-exported)
+    CancelledError, ContextTimeout, DeadlockError)
 
 # help(actx) lists what pkgutil finds on the package's __path__ (PACKAGE
 # CONTENTS) and its submodule attributes (SUBMODULES): here only internal
@@ -162,132 +188,81 @@ if _path_hook not in sys.path_hooks:
     sys.path_hooks.insert(0, _path_hook)
 __path__ = [_ENTRY]
 
-_BACKENDS = ('cffi', 'swig')
-_cores = {}
-_loading = threading.RLock()
-# The selected backend's name (not its module: a module-valued global
-# would show in help(actx) as a submodule).
-_selected_name = None
+# The API modules, in the order they import each other.
+_MODULES = ('_thread', '_timers', '_fds', '_context', '_bh', '_request',
+            '_handle', '_loop', '_bridge')
+__all__ = []
 
 
-def _api(name):
-    """The API module of one backend (loads it on first use)."""
-    if name not in _BACKENDS:
-        raise ValueError('actx backend must be one of %s, not %r' %
-                         (', '.join(_BACKENDS), name))
-    core = _cores.get(name)
-    if core is None:
-        with _loading:
-            core = _cores.get(name) or _exec_core(name)
-    return core
-
-
-def _exec_core(name):
-    modname = 'actx._core_' + name
-    spec = importlib.util.spec_from_file_location(
-        modname, os.path.join(os.path.dirname(__file__), '_core.py'))
-    core = importlib.util.module_from_spec(spec)
-    core._BACKEND = name
-    sys.modules[modname] = core
-    try:
-        spec.loader.exec_module(core)
-    except BaseException:
-        del sys.modules[modname]
-        raise
-    finally:
-        _tidy()
-    _cores[name] = core
-    return core
-
-
-# The modules each backend needs (its extension; cffi's runtime module).
-_NEEDS = {'cffi': ('actx._actx_cffi', '_cffi_backend'),
-          'swig': ('actx._actx_swig',)}
-
-
-def _why(name, e):
-    """Why backend name failed to load with e: the module it needs that
-    cannot be found (a failed `from . import` hides it), else e."""
-    for mod in _NEEDS[name]:
-        try:
-            found = mod in sys.modules or importlib.util.find_spec(mod)
-        except ImportError:
-            found = False
-        if not found:
-            return 'No module named %r' % mod
-    return str(e)
-
-
-def _load(name):
-    """_api(name), or an ImportError that says which backend failed."""
-    try:
-        return _api(name)
-    except ImportError as e:
-        raise ImportError('actx: the %s backend cannot be loaded: %s'
-                          % (name, _why(name, e))) from e
-
-
-def _select(name):
-    global _selected_name, BACKEND
-    core = _load(name)
+def _import_api(again=False):
+    """Import the API modules over _backend.B (again: re-execute them over
+    a backend selected after import) and re-export their names."""
     g = globals()
-    for n in core.__all__:
-        obj = getattr(core, n)
-        g[n] = obj
-    _selected_name = name
-    BACKEND = name
+    names = ['DeadlockError', 'CancelledError', 'ContextTimeout']
+    for n in _MODULES:
+        mod = importlib.import_module(__name__ + '.' + n)
+        if again:
+            importlib.reload(mod)
+        for name in getattr(mod, '__all__', ()):
+            obj = g[name] = getattr(mod, name)
+            if getattr(obj, '__module__', '').startswith(__name__ + '.'):
+                obj.__module__ = __name__  # help(actx) shows them as actx's
+            names.append(name)
+    _tidy()
+    return names
 
 
 def _initial_backend():
-    """ACTX_BACKEND if set (it must load); else the first of _BACKENDS
-    that loads, with one warning for those that did not."""
+    """ACTX_BACKEND if set (it must load); else the first backend that
+    loads, with one warning for those that did not."""
+    from . import _backend
     name = os.environ.get('ACTX_BACKEND')
     if name:
-        _load(name)
-        return name
+        return _backend.select(name).NAME
     missing = []
-    for name in _BACKENDS:
+    for name in _backend.NAMES:
         try:
-            _api(name)
+            _backend.select(name)
         except ImportError as e:
-            missing.append('%s (%s)' % (name, _why(name, e)))
+            missing.append('%s (%s)' % (name, _backend.why(name, e.__cause__
+                                                           or e)))
             continue
         if missing:
             warnings.warn('actx: backend %s cannot be loaded; using %s'
                           % (', '.join(missing), name), RuntimeWarning,
-                          stacklevel=2)
+                          stacklevel=3)
         return name
     raise ImportError('actx: no backend can be loaded: %s'
                       % '; '.join(missing))
-
-
-def _version():
-    """actx_version_string() of the libactx.so.1 actually loaded."""
-    if BACKEND == 'cffi':
-        from ._actx_cffi import ffi, lib
-        return ffi.string(lib.actx_version_string()).decode()
-    from . import actx_swig
-    return actx_swig.actx_version_string()
 
 
 def use_backend(name: str) -> None:
     """Select the backend ('cffi' or 'swig') before the first call into
     actx.  Both bind the same libactx.so.1.  ImportError if it cannot be
     loaded, ValueError for another name."""
-    from . import _common
-    if name not in _BACKENDS:
-        _api(name)  # the ValueError
-    if _selected_name == name:
+    global BACKEND
+    from . import _backend, _common
+    if name not in _backend.NAMES:
+        _backend.load(name)  # the ValueError
+    if BACKEND == name:
         return
     if _common.used:
         raise RuntimeError('actx.use_backend() after actx was used')
-    _select(name)
+    _backend.select(name)
+    BACKEND = name
+    _import_api(again=True)
 
 
-BACKEND = None
-_select(_initial_backend())
-__version__ = _version()
+def _api(name):
+    """The package over backend name (for tests: use_backend(name) first
+    when it is not the one in use)."""
+    if name != BACKEND:
+        use_backend(name)
+    return sys.modules[__name__]
 
-__all__ = _cores[_selected_name].__all__ + ['use_backend', 'BACKEND']
+
+BACKEND = _initial_backend()
+__all__ = _import_api() + ['use_backend', 'BACKEND']
+__version__ = sys.modules[__name__ + '._backend'].B.version_string()
 
 _tidy()

@@ -9,6 +9,7 @@ sleep in someone else's loop, so every cross-thread post writes the
 eventfd and wakes asyncio.
 """
 import asyncio
+import warnings
 
 
 class BridgeBase:
@@ -31,6 +32,18 @@ class BridgeBase:
         from . import _common
         self._bridges = _common.bridges
         st = api._state()
+        old = self._bridges.get(st.ident)
+        if old is not None and old._stale(loop):
+            old.close()
+            try:
+                warnings.warn('an actx asyncio bridge was not closed before '
+                              'its loop ended; closed now', ResourceWarning,
+                              stacklevel=3)
+            except Warning as w:
+                # -W error: reported as Python reports a ResourceWarning
+                # raised in __del__, not raised into the new bridge's caller.
+                _common._unraisable(w, 'AsyncioBridge')
+
         if st.ident in self._bridges:
             raise RuntimeError('this thread already has an asyncio bridge')
         self._bridges[st.ident] = self
@@ -50,9 +63,19 @@ class BridgeBase:
         elif t > 0:
             self._timer = self._loop.call_later(t / 1000.0, self._ready)
 
+    def _stale(self, loop):
+        """Its loop ended (closed, or another loop runs on the thread
+        while it does not): the bridge ends with it."""
+        mine = self._loop
+        return mine.is_closed() or (mine is not loop and
+                                    not mine.is_running())
+
     def _kick(self):
         # Work was made on this thread (no eventfd write): look soon.
         if self._soon is None and self._st is not None:
+            if self._loop.is_closed():
+                self.close()  # its loop ended without closing it
+                return
             self._soon = self._loop.call_soon(self._ready)
 
     def _ready(self):
@@ -72,10 +95,12 @@ class BridgeBase:
         self._arm()
 
     def close(self):
-        """Stop driving the actx loop."""
+        """Stop driving the actx loop.  Idempotent; also happens when its
+        asyncio loop has closed and another bridge starts on the thread."""
         if self._st is None:
             return
-        self._loop.remove_reader(self._fd)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
         if self._timer is not None:
             self._timer.cancel()
         if self._soon is not None:
@@ -87,6 +112,13 @@ class BridgeBase:
         return self
 
     def __exit__(self, *exc):
+        self.close()
+        return False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
         self.close()
         return False
 
@@ -108,4 +140,5 @@ def bridge_class(api, doc):
         base_init(self, api, loop)
     ns.update(__init__=__init__, __doc__=doc, __module__='actx',
               __qualname__='AsyncioBridge')
-    return type('AsyncioBridge', (), ns)
+    from . import _common
+    return _common.loop_bound(type('AsyncioBridge', (), ns))

@@ -1,16 +1,18 @@
-"""The cffi backend: thin functions over the API-mode extension _actx_cffi.
+"""The cffi backend: the API-mode extension _actx_cffi under the names of
+actx/_backend.py's INTERFACE.
 
 Objects handed to C as an opaque pointer are ffi.new_handle() handles.
-A one-shot handle (a call, a request) sits in _keep until its callback ran;
-a BH's handle is kept by its BottomHalf until delete().  cffi releases the
-GIL around every C call and takes it again in each callback.
+A one-shot handle (a call, a request) sits in _keep until its callback ran
+(or was refused); a BH's, a timer's or an fd entry's handle is kept by its
+Python object.  cffi releases the GIL around every C call and takes it
+again in each callback.
 """
-import collections
 import os
 
 from ._actx_cffi import ffi, lib
 from . import _common
 
+C = lib
 NAME = 'cffi'
 
 _keep = set()
@@ -20,11 +22,6 @@ _store = _common.store_exception
 _run_done = _common.run_done
 _run_work = _common.run_work
 _NULL = ffi.NULL
-_CALL_C = ffi.addressof(lib, 'actx_py_call_c')
-_BH_C = ffi.addressof(lib, 'actx_py_bh_c')
-_DONE_C = ffi.addressof(lib, 'actx_py_done_c')
-_WORK_C = ffi.addressof(lib, 'actx_py_work_c')
-_set_fd = lib.actx_py_set_fd
 
 
 def _onerror(et, ev, tb):
@@ -94,38 +91,33 @@ def _actx_py_refused(p):
     _keep.discard(p)
 
 
+@ffi.def_extern()
+def _actx_py_log(level, msg):
+    _common.log(level, ffi.string(msg))
+
+
 @ffi.def_extern(onerror=_onerror)
 def _actx_py_drain(p):
-    po = _from_handle(p)
-    _reset(po.q)
-    dq = po.dq
-    take = dq.popleft
-    for _ in range(len(dq)):
-        try:
-            fn, args = take()
-        except IndexError:  # a refused kick took its call back
-            break
-        try:
-            fn(*args)
-        except BaseException as e:
-            _store(e)
-    if po.closing and po.q.state == 0:
-        po._release()
+    _from_handle(p).drain()
 
 
-class _Poster:
-    """One ContextHandle's coalesced calls (see actx_py_q_kick)."""
-    __slots__ = ('q', 'word', 'dq', 'h', 'closing')
+class _Poster(_common.Poster):
+    """The coalesced queue, its state word read without a C call (a cffi
+    call drops the GIL)."""
+    __slots__ = ('word', 'h')
 
-    def __init__(self, p):
-        self.q = ffi.new('struct actx_py_q *')
-        self.q.ctx = p
-        self.word = ffi.cast('intptr_t *', self.q)
-        self.dq = collections.deque()
-        self.h = _new_handle(self)
-        self.q.py = self.h
-        self.closing = False
-        _posters.add(self)
+    def __init__(self, ctx):
+        # The queue's memory belongs to this object: a thread still inside
+        # a kick holds the object (post's frame), so the memory outlives
+        # every kick, also one that ends after close().
+        q = ffi.new('struct actx_py_q *')
+        q.ctx = ctx
+        self.h = q.py = _new_handle(self)
+        _common.Poster.__init__(self, q)
+        self.word = ffi.cast('intptr_t *', q)
+
+    def state(self):
+        return self.word[0]
 
     def post(self, fnargs):
         self.dq.append(fnargs)
@@ -139,21 +131,15 @@ class _Poster:
                 return 0  # a drain took it before the refusal: it runs
         return r
 
-    def close(self):
-        """The handle is gone; free once no drain is pending."""
-        self.closing = True
-        if self.q.state in (0, 3):
-            self._release()
+    _kick = staticmethod(lib.actx_py_q_kick)  # noqa: F811
+    _reset = staticmethod(lib.actx_py_q_reset)
 
-    def _release(self):
-        _posters.discard(self)
-        self.h = None
+    def _free(self):
         self.q.py = _NULL
+        self.h = None
 
 
-_posters = set()
 _kick = lib.actx_py_q_kick
-_reset = lib.actx_py_q_reset
 
 
 def make_poster(p):
@@ -164,29 +150,12 @@ def _oserror(e):
     return OSError(e, os.strerror(e))
 
 
-push = lib.actx_push
-pop = lib.actx_pop
-context_id = lib.actx_context_id
-process_queue = lib.actx_process_queue
-flush = lib.actx_flush
-flush_slice = lib.actx_py_flush_slice
-poll_timeout = lib.actx_poll_timeout
-can_progress = lib.actx_can_progress
-backend_fd = lib.actx_backend_fd
-backend_timeout_ms = lib.actx_backend_timeout_ms
-thread_shutdown = lib.actx_thread_shutdown
-thread_init = lib.actx_thread_init
-pool_set_size = lib.actx_pool_set_size
-set_poll_max_ns = lib.actx_set_poll_max_ns
-set_exiting = lib.actx_py_set_exiting
-now_ns = lib.actx_now_ns
-bh_schedule = lib.actx_bh_schedule
-bh_schedule_idle = lib.actx_bh_schedule_idle
-bh_cancel = lib.actx_bh_cancel
-req_cancel = lib.actx_req_cancel
-ctx_unref = lib.actx_ctx_unref
-ctx_id = lib.actx_ctx_id
-stop = lib.actx_stop
+def _ptr(p):
+    if p == _NULL:
+        raise _oserror(ffi.errno)
+    return p
+
+
 _poll = lib.actx_poll
 
 
@@ -194,47 +163,18 @@ def poll_nb():
     return _poll(False)
 
 
-def poll_block():
-    return _poll(True)
-
-
 def bh_new(fnargs):
     h = _new_handle(fnargs)
-    p = lib.actx_bh_new(_BH_C, h)
-    if p == _NULL:
-        raise _oserror(ffi.errno)
-    return p, h
+    return _ptr(lib.actx_py_bh_new(h)), h
 
 
-def bh_delete(p, keep):
-    lib.actx_bh_delete(p)
-
-
-def ctimer_new(fn):
-    """A disarmed C timer of the current context whose expiry calls fn()
-    (through the BH trampoline); (pointer, keep)."""
+def timer_new(fn):
     h = _new_handle((fn, ()))
-    p = lib.actx_timer_new(_BH_C, h)
-    if p == _NULL:
-        raise _oserror(ffi.errno)
-    return p, h
-
-
-ctimer_mod = lib.actx_timer_mod
-ctimer_del = lib.actx_timer_del
-
-
-def ctimer_free(p, keep):
-    lib.actx_timer_free(p)
+    return _ptr(lib.actx_py_timer_new(h)), h
 
 
 def fd_opaque(entry):
-    """What C holds for an fd entry (kept alive by the entry)."""
     return _new_handle(entry)
-
-
-def set_fd(fd, opaque, rd, wr):
-    return _set_fd(fd, opaque, rd, wr)
 
 
 def _req(p, h):
@@ -248,7 +188,7 @@ def _req(p, h):
 def submit(req):
     h = _new_handle(req)
     _keep.add(h)
-    return _req(lib.actx_submit(_WORK_C, _DONE_C, h), h)
+    return _req(lib.actx_py_submit(h), h)
 
 
 def pread(fd, buf, off, req):
@@ -256,8 +196,7 @@ def pread(fd, buf, off, req):
     _keep.add(h)
     cbuf = ffi.from_buffer(buf)
     req._cbuf = cbuf
-    return _req(lib.actx_aio_pread(fd, cbuf, len(buf), off,
-                                   _DONE_C, h), h)
+    return _req(lib.actx_py_pread(fd, cbuf, len(buf), off, h), h)
 
 
 def pwrite(fd, data, off, req):
@@ -265,30 +204,23 @@ def pwrite(fd, data, off, req):
     _keep.add(h)
     cbuf = ffi.from_buffer(data)
     req._cbuf = cbuf
-    return _req(lib.actx_aio_pwrite(fd, cbuf, len(data), off,
-                                    _DONE_C, h), h)
+    return _req(lib.actx_py_pwrite(fd, cbuf, len(data), off, h), h)
 
 
 def fsync(fd, req):
     h = _new_handle(req)
     _keep.add(h)
-    return _req(lib.actx_aio_fsync(fd, _DONE_C, h), h)
+    return _req(lib.actx_py_fsync(fd, h), h)
+
+
+def req_new(req):
+    h = _new_handle(req)
+    _keep.add(h)
+    return _req(lib.actx_py_req_new(h), h)
 
 
 def ctx_current():
-    p = lib.actx_ctx_current()
-    if p == _NULL:
-        raise _oserror(ffi.errno)
-    return p
-
-
-def ctx_call(p, fnargs, _call=lib.actx_ctx_call, _tramp=_CALL_C):
-    h = _new_handle(fnargs)
-    _keep.add(h)
-    r = _call(p, _tramp, h)
-    if r:
-        _keep.discard(h)
-    return r
+    return _ptr(lib.actx_ctx_current())
 
 
 def ctx_key(p):
@@ -308,5 +240,10 @@ def strerror(e):
     return ffi.string(lib.actx_strerror(e)).decode()
 
 
-_common.exit_hooks.append(set_exiting)
-lib.actx_py_install_refused(_DONE_C)
+def version_string():
+    return ffi.string(lib.actx_version_string()).decode()
+
+
+_common.exit_hooks.append(lib.actx_py_set_exiting)
+lib.actx_py_install_refused()
+lib.actx_py_install_log()

@@ -3,15 +3,17 @@ callback dispatchers and the exit hook.
 
 Everything here is backend-independent; the backend modules
 (_backend_cffi, _backend_swig) call the dispatchers from their C
-trampolines, and the API module (_core) reads and updates the per-thread
+trampolines, and the API modules read and update the per-thread
 state.
 """
 import atexit
 import collections
 import concurrent.futures
+import logging
 import sys
 import threading
 import traceback
+import weakref
 
 get_ident = threading.get_ident
 
@@ -20,6 +22,15 @@ class DeadlockError(RuntimeError):
     """A wait can never end: the awaited request or work belongs to a
     context that is not current (an outer one), or nothing in the current
     context can make progress any more."""
+    __module__ = 'actx'
+
+
+class ContextTimeout(TimeoutError):
+    """The current context's effective deadline (async_context(timeout=,
+    deadline=), or an enclosing one's) passed while a blocking call
+    (Request.result(), flush(), poll(True), run()) waited in it.  Leaving
+    an async_context block by this exception cancels the context's
+    requests (its cancel()) before the pop."""
     __module__ = 'actx'
 
 
@@ -130,7 +141,11 @@ def run_work(req):
     (the exception is delivered by result())."""
     running_work[0] += 1  # under the GIL
     try:
-        req._value = req._fn(*req._args)
+        cx = req._cx
+        if cx is None:
+            req._value = req._fn(*req._args)
+        else:
+            req._value = cx.run(req._fn, *req._args)
         return 0
     except BaseException as e:
         req._exc = e
@@ -147,25 +162,125 @@ def _forget_pool_state():
     drop the state a work function made here once it holds nothing."""
     st = states.get(get_ident())
     if st is not None and len(st.stack) == 1 and not st.bhs and \
+            not st.orphans and \
             not has_timers(st) and not st.fds and not st.stops:
         del states[st.ident]
         pool_states.discard(st.ident)
 
 
 # --------------------------------------------------------------------------
+# Runtime diagnostics (actx_set_log_handler) go to logging.getLogger("actx"),
+# from the thread that reports them.
+
+logger = logging.getLogger('actx')
+# ACTX_LOG_ERROR, ACTX_LOG_WARNING, ACTX_LOG_DEBUG
+_LEVELS = {3: logging.ERROR, 4: logging.WARNING, 7: logging.DEBUG}
+
+
+def log(level, msg):
+    if isinstance(msg, bytes):
+        msg = msg.decode('utf-8', 'replace')
+    logger.log(_LEVELS.get(level, logging.WARNING), '%s', msg)
+
+
+# --------------------------------------------------------------------------
+# Loop-bound objects (handles, contexts, requests, timers, bottom halves,
+# bridges) hold C pointers and references of one process's runtime:
+# pickle, copy.copy and copy.deepcopy refuse them (a copy would share one
+# C reference; an unpickled pointer is garbage in another process).
+
+def _refuse(self, *args):
+    raise TypeError('%s belongs to one thread\'s actx loop: it cannot be '
+                    'pickled or copied' % type(self).__name__)
+
+
+def loop_bound(cls):
+    """Class decorator: cls refuses pickle, copy and deepcopy."""
+    cls.__reduce__ = cls.__reduce_ex__ = _refuse
+    cls.__copy__ = cls.__deepcopy__ = _refuse
+    return cls
+
+
+# --------------------------------------------------------------------------
+# Coalesced cross-thread calls (ContextHandle.call_soon), the same on both
+# backends: the calls wait in a deque and one drain call posted to the
+# context (bindings/common/actx_py.h, actx_py_q_kick) runs every call
+# appended before it starts.  A backend's subclass gives the C queue (q)
+# and its calls: state(), _kick(q), _reset(q), _free().
+
+POSTED, IDLE, DEAD = 2, 0, 3
+posters = set()  # live posters (their queue's drain may be pending)
+
+
+class Poster:
+    __slots__ = ('q', 'dq', 'closing', '__weakref__')
+
+    def __init__(self, q):
+        self.q = q
+        self.dq = collections.deque()
+        self.closing = False
+        posters.add(self)
+
+    def post(self, fnargs):
+        """Queue fnargs, (fn, args, contextvars context): 0, or a negative
+        errno (it was not queued)."""
+        self.dq.append(fnargs)
+        if self.state() == POSTED:  # the pending drain takes it
+            return 0
+        r = self._kick(self.q)
+        if r:
+            try:
+                self.dq.remove(fnargs)
+            except ValueError:
+                return 0  # a drain took it before the refusal: it runs
+        return r
+
+    def drain(self):
+        """The posted drain, on the owner thread."""
+        self._reset(self.q)
+        dq = self.dq
+        take = dq.popleft
+        for _ in range(len(dq)):
+            try:
+                fn, args, cx = take()
+            except IndexError:  # a refused kick took its call back
+                break
+            try:
+                cx.run(fn, *args)
+            except BaseException as e:
+                store_exception(e)
+        if self.closing and self.state() == IDLE:
+            self._release()
+
+    def close(self):
+        """The handle is gone; free once no drain is pending."""
+        self.closing = True
+        if self.state() in (IDLE, DEAD):
+            self._release()
+
+    def _release(self):
+        posters.discard(self)
+        self._free()
+
+
+# --------------------------------------------------------------------------
 # Per-thread state.
+
+NO_DEADLINE = (1 << 64) - 1  # UINT64_MAX: actx_deadline()'s "none"
+
 
 class Token:
     """Python's view of one context on a thread's stack.  A popped
     context's token forwards to the parent it was re-homed to (fwd).
     async_context records the asyncio task that entered it (task; None
     outside a running loop)."""
-    __slots__ = ('fwd', 'task', 'timers', '__weakref__')
+    __slots__ = ('fwd', 'task', 'timers', 'dl', '__weakref__')
 
-    def __init__(self, task=None):
+    def __init__(self, task=None, dl=NO_DEADLINE):
         self.fwd = None
         self.task = task
-        self.timers = None  # its call_later/call_at heap (_core._Timers)
+        self.timers = None  # its call_later/call_at heap (_timers._Timers)
+        self.dl = dl  # its effective deadline (actx_deadline()), ns
 
 
 _running_loop = None  # asyncio's _get_running_loop, once asyncio is loaded
@@ -195,15 +310,16 @@ def has_timers(st):
 
 
 class ThreadState:
-    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'fds', 'shutdown',
-                 '__weakref__')
+    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'orphans', 'fds',
+                 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
         self.top = Token()
         self.stack = [self.top]
         self.stops = set()     # tokens of contexts that were stopped
-        self.bhs = set()       # live BottomHalf objects of this thread
+        self.bhs = weakref.WeakSet()  # live BottomHalf objects
+        self.orphans = []      # (bh, keep, token) of BHs Python dropped
         self.fds = {}          # fd -> its reader/writer entry
         self.shutdown = shutdown
 
@@ -211,6 +327,7 @@ class ThreadState:
 states = {}  # thread ident -> ThreadState
 pool_states = set()  # idents of states of threads Python did not start
 bridges = {}  # thread ident -> AsyncioBridge driving that thread's loop
+loop_handles = {}  # thread ident -> a LoopThread's root ContextHandle
 exiting = False
 used = False
 
@@ -278,11 +395,17 @@ def reset_state(ident):
 
 EXIT_WAIT = 2.0
 exit_hooks = []
+exit_checks = []  # run first, while callbacks may still enter Python
 
 
 def _at_exit():
     global exiting
     import time
+    for check in exit_checks:
+        try:
+            check()
+        except Exception as e:  # a warning made an error (-W error)
+            _unraisable(e, 'exit check')
     exiting = True
     for hook in exit_hooks:
         hook()

@@ -775,3 +775,35 @@ ACTX_TEST("/cancel/parent-bh-not-run-during-cancel")
     ASSERT_EQ(actx_flush(), 0);
     actx_bh_delete(bh);
 }
+
+/* A read already entered into the kernel (io_uring path): the kernel is
+ * asked to cancel it (IORING_OP_ASYNC_CANCEL).  A page-cached read has
+ * usually finished by then (nothing cancelled, done gets its bytes); either
+ * way done has run, with what the count says, when the call returns. */
+ACTX_TEST("/cancel/aio/entered-read-is-waited-for")
+{
+    char path[] = "/tmp/actx-test-cancel-XXXXXX";
+    char buf[64];
+    struct cb_rec rec = {0};
+    int fd, n;
+
+    fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    ASSERT_EQ(write(fd, "hello", 5), 5);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_NOT_NULL(actx_aio_pread(fd, buf, sizeof(buf), 0, rec_done, &rec));
+    actx_poll(false); /* enters it (the end of every iteration) */
+    n = actx_cancel_context();
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_EQ(rec.ctx_id, 1);
+    if (n == 0) {
+        ASSERT_EQ(rec.ret, 5);
+        ASSERT_EQ(memcmp(buf, "hello", 5), 0);
+    } else {
+        ASSERT_EQ(n, 1);
+        ASSERT_EQ(rec.ret, -ECANCELED);
+    }
+    ASSERT_EQ(actx_pop(), 0);
+    close(fd);
+}

@@ -31,7 +31,9 @@
  * running the loop (actx_poll(false), actx_poll(true) with a guard timer,
  * actx_process_queue, actx_flush, ACTX_WAIT_WHILE, actx_run ended by a
  * helper's actx_stop); and nested waits (push, submit, wait, pop) - also
- * from inside callbacks, which themselves do random operations.  Then it
+ * from inside callbacks, which themselves do random operations; and
+ * waits with a deadline (already passed, near, or none) that cancel their
+ * context (actx_cancel_context) after a timeout or at random.  Then it
  * pops to the root, waits for everything accepted, shuts the thread down.
  *
  * The model, checked at every callback and at the end:
@@ -45,7 +47,12 @@
  *     handler never finds its pipe empty and reads every byte written;
  *   - per-poster FIFO: the completions and calls one thread posts to one
  *     context run in the order they were posted;
- *   - no wait on accepted work reports -EDEADLK; actx_flush returns 0.
+ *   - no wait on accepted work reports -EDEADLK; actx_flush returns 0;
+ *   - the effective deadline is the earlier of a push's own and its
+ *     parent's, and the parent's again after the pop; a wait with one
+ *     returns 0, or -ETIMEDOUT only once it has passed; a cancelled job's
+ *     work never runs and its done gets -ECANCELED; when
+ *     actx_cancel_context returns, nothing of its context is pending.
  */
 #define _GNU_SOURCE
 #include "actx.h"
@@ -111,10 +118,15 @@ static void random_ops(int n);
 static pthread_t owner_thread;
 static int cb_depth;  /* callbacks running (nested) on the owner */
 static bool draining; /* the end of an iteration: no random ops */
+/* Inside op_deadline_wait: callbacks do no random ops (their waits would
+ * inherit the deadline); in_cancel: inside actx_cancel_context. */
+static int in_deadline;
+static bool in_cancel;
 static bool verbose;
 static void maybe_ops(void);
 /* What an iteration did (-v). */
 static long n_bh_runs, n_timer_fires, n_fd_reads, n_pushes, n_max_depth;
+static long n_deadline_waits, n_timeouts, n_cancelled;
 
 static void trace(const char *op)
 {
@@ -195,6 +207,24 @@ static void push(void)
         n_pushes++;
         n_max_depth = tm.depth > n_max_depth ? tm.depth : n_max_depth;
     }
+    CHECK(tm.s[tm.depth] < MAX_SERIALS, "too many contexts");
+}
+
+/* push() with a deadline: the model checks the effective value. */
+static void push_deadline(uint64_t dl)
+{
+    trace("push_deadline");
+    uint64_t parent = actx_deadline();
+    int rc = actx_push_deadline(dl);
+
+    cur_serial();
+    CHECK(rc == tm.depth + 1, "actx_push_deadline: %d at depth %d", rc,
+          tm.depth);
+    CHECK(actx_deadline() == (dl < parent ? dl : parent),
+          "effective deadline %llu, own %llu, parent's %llu",
+          (unsigned long long)actx_deadline(), (unsigned long long)dl,
+          (unsigned long long)parent);
+    tm.s[++tm.depth] = atomic_fetch_add(&next_serial, 1);
     CHECK(tm.s[tm.depth] < MAX_SERIALS, "too many contexts");
 }
 
@@ -297,6 +327,9 @@ static void item_done(void *opaque, long ret)
 
     item_ran(it, it->kind == K_REQ ? "a request's done" : "a job's done");
     it->req = NULL;
+    if (ret == -ECANCELED && in_cancel && it->kind != K_REQ) {
+        atomic_store(&it->cancelled, true); /* by actx_cancel_context */
+    }
     if (atomic_load(&it->cancelled)) {
         CHECK(ret == -ECANCELED, "cancelled job: done got %ld", ret);
         CHECK(atomic_load(&it->work_runs) == 0, "cancelled work ran");
@@ -309,7 +342,7 @@ static void item_done(void *opaque, long ret)
 /* Callbacks of the owner thread do random operations too (bounded). */
 static void maybe_ops(void)
 {
-    if (is_owner && !draining && cb_depth < 2) {
+    if (is_owner && !draining && !in_deadline && cb_depth < 2) {
         cb_depth++;
         random_ops((int)rnd_below(3));
         cb_depth--;
@@ -802,6 +835,60 @@ static void op_cancel(void)
     }
 }
 
+/*
+ * Push with a deadline (passed, near, or none), submit jobs, wait; after a
+ * timeout (and at random otherwise) cancel the context: nothing of it may
+ * be pending then.  Then pop; what was not cancelled is re-homed.
+ */
+static void op_deadline_wait(void)
+{
+    trace("op_deadline_wait");
+    struct item *it[3];
+    uint64_t parent = actx_deadline(), dl;
+    int n = 1 + (int)rnd_below(3), rc, cancelled;
+
+    if (tm.depth >= MAX_DEPTH) {
+        return;
+    }
+    switch (rnd_below(3)) {
+    case 0:
+        dl = 1;
+        break;
+    case 1:
+        dl = actx_now_ns() + rnd_below(3) * MS;
+        break;
+    default:
+        dl = UINT64_MAX;
+        break;
+    }
+    in_deadline++;
+    push_deadline(dl);
+    for (int i = 0; i < n; i++) {
+        it[i] =
+            submit(rnd_below(4) ? K_JOB : K_NESTED_JOB, (long)rnd_below(1000));
+    }
+    rc = ACTX_WAIT_WHILE(item_pending(it[0]) || item_pending(it[n - 1]));
+    CHECK(rc == 0 || (rc == -ETIMEDOUT && actx_now_ns() >= actx_deadline()),
+          "ACTX_WAIT_WHILE with a deadline: %d", rc);
+    n_deadline_waits++;
+    n_timeouts += rc == -ETIMEDOUT;
+    if (rc == -ETIMEDOUT || rnd_below(2)) {
+        in_cancel = true;
+        cancelled = actx_cancel_context();
+        in_cancel = false;
+        CHECK(cancelled >= 0 && cancelled <= n, "actx_cancel_context: %d of %d",
+              cancelled, n);
+        n_cancelled += cancelled;
+        for (int i = 0; i < n; i++) {
+            CHECK(!item_pending(it[i]), "pending after actx_cancel_context");
+        }
+    }
+    pop();
+    in_deadline--;
+    CHECK(actx_deadline() == parent, "deadline after pop: %llu, want %llu",
+          (unsigned long long)actx_deadline(), (unsigned long long)parent);
+}
+
 static void op_run(void)
 {
     trace("op_run");
@@ -880,6 +967,8 @@ static void random_ops(int n)
             op_run();
         } else if (r < 97) {
             op_xbh();
+        } else if (r < 99) {
+            op_deadline_wait();
         } else {
             actx_bh_poll();
         }
@@ -999,9 +1088,11 @@ static void iteration(uint64_t seed, int ops)
 
         actx_stats(&st);
         printf("  seed %llu: %d items, %ld BH runs, %ld timer fires, %ld fd "
-               "reads, %ld pushes (max depth %ld)\n",
+               "reads, %ld pushes (max depth %ld), %ld deadline waits (%ld "
+               "timed out, %ld requests cancelled)\n",
                (unsigned long long)seed, atomic_load(&nitems), n_bh_runs,
-               n_timer_fires, n_fd_reads, n_pushes, n_max_depth);
+               n_timer_fires, n_fd_reads, n_pushes, n_max_depth,
+               n_deadline_waits, n_timeouts, n_cancelled);
     }
     for (int i = 0; i < atomic_load(&nitems); i++) {
         struct item *it = &items[i];

@@ -1,11 +1,12 @@
-"""Every test runs once per backend: the `ax` fixture is the actx API
-module of that backend (actx._api(name)); both bind the same libactx.
+"""A process loads one backend (ACTX_BACKEND; `scons test:py` runs the
+suite once per backend): the `ax` fixture is the actx package over it.
 
 Tests that need a fresh interpreter (exit, signals) run a child python
 with ACTX_BACKEND set; it inherits PYTHONPATH (and LD_PRELOAD under ASan)
 from the environment `scons test:py` gives pytest.
 """
 import errno
+import importlib
 import os
 import subprocess
 import sys
@@ -29,8 +30,11 @@ def _check_installed():
     where = os.environ.get('ACTX_TEST_INSTALLED')
     if not where:
         return
-    for name in ('cffi', 'swig'):
-        actx._api(name)  # load both extensions (and so their libactx)
+    # Both extensions (and so their libactx), not only the backend's; the
+    # package keeps no attribute for them (help(actx) lists none).
+    for ext in ('_actx_cffi', '_actx_swig'):
+        importlib.import_module('actx.' + ext)
+        vars(actx).pop(ext, None)
     where = os.path.realpath(where)
     got = os.path.realpath(actx.__file__)
     if not got.startswith(where + os.sep):
@@ -47,7 +51,7 @@ def _check_installed():
 
 _check_installed()
 
-BACKENDS = ('cffi', 'swig')
+BACKENDS = (actx.BACKEND,)
 ASAN = 'libasan' in os.environ.get('LD_PRELOAD', '')
 
 
@@ -58,7 +62,7 @@ def backend(request):
 
 @pytest.fixture
 def ax(backend):
-    api = actx._api(backend)
+    api = actx
     assert api.context_id() == 0, 'a previous test left a context pushed'
     yield api
     depth = api.context_id()

@@ -1,0 +1,438 @@
+/*
+ * actx_py.h - the C helpers of the actx Python package, written once for
+ * both bindings: the cffi extension includes it in its generated source
+ * (bindings/cffi/build_actx.py, which also takes its cdef from the
+ * ACTX_PY_API declarations below) and the SWIG extension both includes it
+ * and wraps its declarations (bindings/swig/actx.i, %include).
+ *
+ * The binding provides, before including this file, how C enters Python
+ * (each called with the exit flag clear; each takes the GIL itself):
+ *   actx_py_enter_call(o)       a one-shot (fn, args), then release o;
+ *   actx_py_enter_bh(o)         a BH's or a C timer's (fn, args);
+ *   actx_py_enter_done(o, ret)  a request's done, then release o;
+ *   actx_py_enter_work(o)       a submit work function (pool thread);
+ *   actx_py_enter_drain(o)      a coalesced queue's drain;
+ *   actx_py_enter_fd(o, wr)     an fd entry's reader (0) or writer (1);
+ *   actx_py_enter_refused(o)    release o: its done will never run;
+ *   actx_py_enter_log(lv, msg)  a runtime diagnostic (any thread);
+ * and ACTX_PY_KEEP(o) / ACTX_PY_DROP(o), the reference a one-shot opaque
+ * holds while C may call back with it (SWIG: the object's refcount, GIL
+ * held; cffi: nothing, Python keeps the handle in a set).
+ *
+ * After actx's atexit hook ran (actx_py_set_exiting) no trampoline enters
+ * Python: finalization must not race with a pool thread or a daemon
+ * thread's loop.
+ */
+#ifndef ACTX_PY_H
+#define ACTX_PY_H
+
+#ifdef SWIG
+#define ACTX_PY_API
+#else
+#define ACTX_PY_API static
+#include "actx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#endif
+
+/*
+ * Coalesced cross-thread calls (ContextHandle.call_soon), the same for
+ * both bindings: a handle keeps its calls in a Python deque and posts one
+ * drain call (actx_ctx_call) for many of them.  The state word says
+ * whether a drain is accepted and has not started yet:
+ *   IDLE    nothing posted: the next call_soon must post (kick);
+ *   POSTED  a drain is accepted by the runtime and will take every call
+ *           appended before it starts: call_soon needs no post;
+ *   DEAD    a post was refused (EPIPE): the owner's runtime shut down;
+ *   other   the address of a kick in progress, which holds the right to
+ *           post: others wait for its outcome, so nobody is told
+ *           "accepted" before the runtime accepted.
+ * The drain resets the word to IDLE *before* it takes calls, so a call
+ * appended after that finds IDLE and posts again.  It does so in Python,
+ * with the GIL: the queue is freed only while the word is IDLE or DEAD,
+ * i.e. never while a drain is accepted and has not reset it.
+ */
+struct actx_py_q {
+    intptr_t state;
+    actx_ctx *ctx;
+    void *py;
+};
+
+ACTX_PY_API void actx_py_set_exiting(void);
+ACTX_PY_API int actx_py_exiting(void);
+ACTX_PY_API struct actx_py_q *actx_py_q_new(actx_ctx *ctx, void *py);
+ACTX_PY_API void actx_py_q_free(struct actx_py_q *q);
+ACTX_PY_API int actx_py_q_state(struct actx_py_q *q);
+ACTX_PY_API int actx_py_q_kick(struct actx_py_q *q);
+ACTX_PY_API void actx_py_q_reset(struct actx_py_q *q);
+ACTX_PY_API actx_bh *actx_py_bh_new(void *obj);
+ACTX_PY_API actx_timer *actx_py_timer_new(void *obj);
+ACTX_PY_API int actx_py_set_fd(int fd, void *obj, int rd, int wr);
+ACTX_PY_API int actx_py_ctx_call(actx_ctx *ctx, void *obj);
+ACTX_PY_API actx_req *actx_py_submit(void *obj);
+ACTX_PY_API actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
+                                    void *obj);
+ACTX_PY_API actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
+                                     long long off, void *obj);
+ACTX_PY_API actx_req *actx_py_fsync(int fd, void *obj);
+ACTX_PY_API actx_req *actx_py_req_new(void *obj);
+ACTX_PY_API void actx_py_install_refused(void);
+ACTX_PY_API void actx_py_install_log(void);
+ACTX_PY_API int actx_py_flush_slice(int slice_ms);
+ACTX_PY_API int actx_py_poll_block(void);
+ACTX_PY_API uintptr_t actx_py_key(void *p);
+
+#ifndef SWIG
+
+#define ACTX_PY_Q_IDLE 0
+#define ACTX_PY_Q_POSTED 2
+#define ACTX_PY_Q_DEAD 3
+
+static volatile int actx_py_exiting_flag;
+
+static void actx_py_set_exiting(void)
+{
+    actx_py_exiting_flag = 1;
+}
+
+static int actx_py_exiting(void)
+{
+    return actx_py_exiting_flag;
+}
+
+static inline uintptr_t actx_py_key(void *p)
+{
+    return (uintptr_t)p;
+}
+
+static void actx_py_call_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        actx_py_enter_call(opaque);
+    }
+}
+
+static void actx_py_bh_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        actx_py_enter_bh(opaque);
+    }
+}
+
+static void actx_py_done_c(void *opaque, long ret)
+{
+    if (!actx_py_exiting_flag) {
+        actx_py_enter_done(opaque, ret);
+    }
+}
+
+static long actx_py_work_c(void *opaque)
+{
+    if (actx_py_exiting_flag) {
+        return -ECANCELED;
+    }
+    return actx_py_enter_work(opaque);
+}
+
+static void actx_py_fd_read_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        actx_py_enter_fd(opaque, 0);
+    }
+}
+
+static void actx_py_fd_write_c(void *opaque)
+{
+    if (!actx_py_exiting_flag) {
+        actx_py_enter_fd(opaque, 1);
+    }
+}
+
+static void actx_py_drain_c(void *opaque)
+{
+    struct actx_py_q *q = opaque;
+
+    if (!actx_py_exiting_flag && q->py) {
+        actx_py_enter_drain(q->py);
+    }
+}
+
+static struct actx_py_q *actx_py_q_new(actx_ctx *ctx, void *py)
+{
+    struct actx_py_q *q = calloc(1, sizeof(*q));
+
+    if (q) {
+        q->ctx = ctx;
+        q->py = py;
+    }
+    return q;
+}
+
+static void actx_py_q_free(struct actx_py_q *q)
+{
+    free(q);
+}
+
+/* The state word as IDLE, POSTED or DEAD; 1 while a kick is posting. */
+static int actx_py_q_state(struct actx_py_q *q)
+{
+    intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+
+    if (s == ACTX_PY_Q_IDLE || s == ACTX_PY_Q_POSTED || s == ACTX_PY_Q_DEAD) {
+        return (int)s;
+    }
+    return 1;
+}
+
+static int actx_py_q_kick(struct actx_py_q *q)
+{
+    for (;;) {
+        intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+        char me;
+
+        if (s == ACTX_PY_Q_POSTED) {
+            return 0;
+        }
+        if (s == ACTX_PY_Q_DEAD) {
+            return -EPIPE;
+        }
+        if (s != ACTX_PY_Q_IDLE) {
+            sched_yield(); /* another kick is posting: wait for it */
+            continue;
+        }
+        /* Acq-rel: pairs with the drain's reset and other kicks. */
+        if (!__atomic_compare_exchange_n(&q->state, &s, (intptr_t)&me, false,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        int r = actx_ctx_call(q->ctx, actx_py_drain_c, q);
+        if (r < 0) {
+            __atomic_store_n(&q->state, ACTX_PY_Q_DEAD, __ATOMIC_RELEASE);
+            return r;
+        }
+        /* Fails if the drain already ran and reset the word: fine. */
+        s = (intptr_t)&me;
+        __atomic_compare_exchange_n(&q->state, &s, ACTX_PY_Q_POSTED, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return 0;
+    }
+}
+
+static void actx_py_q_reset(struct actx_py_q *q)
+{
+    intptr_t s = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+
+    /* The poster's mark included: its CAS to POSTED then fails. */
+    while (s != ACTX_PY_Q_DEAD &&
+           !__atomic_compare_exchange_n(&q->state, &s, ACTX_PY_Q_IDLE, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+}
+
+/* A BH whose opaque (fn, args) is owned by its Python object. */
+static actx_bh *actx_py_bh_new(void *obj)
+{
+    return actx_bh_new(actx_py_bh_c, obj);
+}
+
+/* call_later/call_at: one C timer per context, firing (fn, ()). */
+static actx_timer *actx_py_timer_new(void *obj)
+{
+    return actx_timer_new(actx_py_bh_c, obj);
+}
+
+/* add_reader & co: one opaque (the fd's entry) for both directions. */
+static int actx_py_set_fd(int fd, void *obj, int rd, int wr)
+{
+    return actx_set_fd_handler(fd, rd ? actx_py_fd_read_c : NULL,
+                               wr ? actx_py_fd_write_c : NULL, obj);
+}
+
+static int actx_py_ctx_call(actx_ctx *ctx, void *obj)
+{
+    int r;
+
+    ACTX_PY_KEEP(obj);
+    r = actx_ctx_call(ctx, actx_py_call_c, obj);
+    if (r < 0) {
+        ACTX_PY_DROP(obj);
+    }
+    return r;
+}
+
+/*
+ * The caller's fd must be open now: a closed number may since belong to
+ * one of the runtime's own fds (an io_uring made lazily by this very
+ * request takes the lowest free number), and I/O on that must be EBADF,
+ * never a read from the runtime's ring.
+ */
+static bool actx_py_fd_open(int fd)
+{
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+        errno = EBADF;
+        return false;
+    }
+    return true;
+}
+
+/* A request made (non-NULL) holds obj until its done ran or was refused. */
+static actx_req *actx_py_req_made(actx_req *req, void *obj)
+{
+    if (!req) {
+        int e = errno;
+
+        ACTX_PY_DROP(obj);
+        errno = e;
+    }
+    return req;
+}
+
+static actx_req *actx_py_submit(void *obj)
+{
+    ACTX_PY_KEEP(obj);
+    return actx_py_req_made(actx_submit(actx_py_work_c, actx_py_done_c, obj),
+                            obj);
+}
+
+static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
+                               void *obj)
+{
+    if (!actx_py_fd_open(fd)) {
+        return NULL;
+    }
+    ACTX_PY_KEEP(obj);
+    return actx_py_req_made(
+        actx_aio_pread(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
+}
+
+static actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
+                                long long off, void *obj)
+{
+    if (!actx_py_fd_open(fd)) {
+        return NULL;
+    }
+    ACTX_PY_KEEP(obj);
+    return actx_py_req_made(
+        actx_aio_pwrite(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
+}
+
+static actx_req *actx_py_fsync(int fd, void *obj)
+{
+    if (!actx_py_fd_open(fd)) {
+        return NULL;
+    }
+    ACTX_PY_KEEP(obj);
+    return actx_py_req_made(actx_aio_fsync(fd, actx_py_done_c, obj), obj);
+}
+
+/* actx.new_request(): completed by actx_req_complete from any thread. */
+static actx_req *actx_py_req_new(void *obj)
+{
+    ACTX_PY_KEEP(obj);
+    return actx_py_req_made(actx_req_new(actx_py_done_c, obj), obj);
+}
+
+/*
+ * A completion refused because its owner thread's runtime shut down: done
+ * never runs, so release what it would have released.  Other done
+ * functions (the other binding's, a C user's) go to the previous hook.
+ */
+static actx_refused_fn *actx_py_prev_refused;
+
+static void actx_py_refused_c(actx_done_fn *done, void *opaque, long ret)
+{
+    if (done != actx_py_done_c) {
+        if (actx_py_prev_refused) {
+            actx_py_prev_refused(done, opaque, ret);
+        }
+        return;
+    }
+    if (!actx_py_exiting_flag) {
+        actx_py_enter_refused(opaque);
+    }
+}
+
+static void actx_py_install_refused(void)
+{
+    if (!actx_py_prev_refused) {
+        actx_py_prev_refused = actx_set_refused_hook(actx_py_refused_c);
+    }
+}
+
+/*
+ * Runtime diagnostics go to Python's logging (logger "actx"), on the
+ * thread that reports them; once Python is finalizing, to stderr as the
+ * default handler would.
+ */
+static void actx_py_log_c(int level, const char *msg, void *opaque)
+{
+    (void)opaque;
+    if (actx_py_exiting_flag) {
+        if (level != ACTX_LOG_DEBUG) {
+            fprintf(stderr, "actx: %s\n", msg);
+        }
+        return;
+    }
+    actx_py_enter_log(level, msg);
+}
+
+static void actx_py_install_log(void)
+{
+    actx_set_log_handler(actx_py_log_c, NULL);
+}
+
+/* actx_poll(true), for a binding whose plain actx_poll keeps the GIL. */
+static int actx_py_poll_block(void)
+{
+    return actx_poll(true);
+}
+
+/*
+ * actx_flush() for the main thread, where Python must get control back to
+ * run its signal handlers (Ctrl-C).  It waits inside actx_poll_timeout()
+ * (adaptive polling included) and returns 1 after at most slice_ms or when
+ * a signal interrupted the sleep; the caller then calls again.  0 once the
+ * current context has nothing left to flush, -EDEADLK when it never can,
+ * -ETIMEDOUT once its effective deadline passed (actx_push_deadline).
+ * Owner thread only.
+ */
+static int actx_py_flush_slice(int slice_ms)
+{
+    uint64_t end = actx_now_ns() + (uint64_t)slice_ms * 1000000u;
+
+    for (;;) {
+        uint64_t now;
+        int r;
+
+        if (!actx_flush_pending()) {
+            return 0;
+        }
+        now = actx_now_ns();
+        if (now >= end) {
+            return 1;
+        }
+        r = actx_poll_timeout((int64_t)(end - now));
+        if (r == -ETIMEDOUT && actx_now_ns() >= actx_deadline()) {
+            return -ETIMEDOUT; /* the context's deadline, not the slice */
+        }
+        if (r == -ETIMEDOUT || r == -EINTR) {
+            return 1;
+        }
+        if (r < 0) {
+            return r;
+        }
+        if (r == 0 && actx_flush_pending() && !actx_can_progress()) {
+            return -EDEADLK;
+        }
+    }
+}
+
+#endif /* SWIG */
+
+#endif

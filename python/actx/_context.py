@@ -1,0 +1,249 @@
+"""The context stack: push, pop, async_context."""
+
+from ._backend import B
+from ._common import ContextTimeout
+from . import _common
+from ._thread import (
+    _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
+    _pending, _pop, _push, _raise_pending, _state, _states, _task_of, _Token)
+from ._timers import _timers_popped
+
+__all__ = ['async_context', 'context_id', 'pop', 'push']
+
+# --------------------------------------------------------------------------
+# Context stack
+
+def push() -> int:
+    """Enter a new context; return its id (its depth, >= 1).
+
+    From now on only callbacks of the new context run on this thread until
+    the matching pop().  Prefer ``with async_context():``.
+    """
+    r = _push()
+    if r < 0:
+        raise _oserror(r)
+    st = _state()
+    t = _Token(_current_task(), st.top.dl)
+    st.stack.append(t)
+    st.top = t
+    return r
+
+
+def _popped(st):
+    """The C pop succeeded: the same on Python's stack; let the bridge run
+    what became runnable in the parent."""
+    stack = st.stack
+    if len(stack) > 1:
+        t = stack.pop()
+        t.fwd = st.top = stack[-1]
+        if t.timers is not None:
+            _timers_popped(t, st.top)
+        if st.stops:
+            st.stops.discard(t)
+    if _bridges:
+        _kick()
+
+
+def pop() -> None:
+    """Leave the current context.
+
+    Runs its scheduled bottom halves first (their exceptions propagate from
+    here), then re-homes everything still alive in it to the parent.
+    Raises OSError(EINVAL) at the root context.
+    """
+    r = _pop()
+    if r < 0:
+        if _pending:
+            _raise_pending()
+        raise _oserror(r)
+    _popped(_state())
+    if _pending:
+        _raise_pending()
+
+
+def context_id() -> int:
+    """Depth of the current context (the root is 0)."""
+    return B.context_id()
+
+
+@_common.loop_bound
+class async_context:
+    """``with async_context() as ctx:`` pushes a context on entry and pops
+    it on exit, also when the block raises.  ``ctx.id`` is its depth.
+
+    The same object may be entered again while active (each entry pushes
+    one more context; exits pop in reverse order).
+
+    An exit pops only the context its own entry pushed, and only when that
+    context is the current one on the calling thread: an exit on another
+    thread, or while a context entered later (by the same code or by
+    another asyncio task) is still current, raises RuntimeError and
+    changes nothing (the stack and this object stay as they were; the
+    correct exit later works).  In asyncio, the context stack belongs to
+    the thread, not to the task: a context held across an ``await`` is
+    current for every task that runs meanwhile (see the package help).
+
+    ``async_context(timeout=None, deadline=None)`` gives the context a
+    deadline: timeout seconds after the entry, or deadline on the clock of
+    actx.time() (the earlier if both).  Its effective deadline
+    (``ctx.deadline``, None if none) is the earlier of its own and the
+    enclosing context's.  Once it passed, blocking calls inside
+    (Request.result(), flush(), poll(True), run()) raise ContextTimeout
+    (a TimeoutError); leaving the block by a ContextTimeout cancels the
+    context (``ctx.cancel()``) before it is popped.
+    """
+    # _dl: None (no deadline of its own: the fast path), or (timeout ns
+    # or None, deadline ns or None).
+    __slots__ = ('_toks', '_ids', '_dl')
+
+    def __init__(self, timeout: float = None, deadline: float = None):
+        self._toks = []
+        self._ids = []
+        self._dl = None
+        if timeout is not None or deadline is not None:
+            self._dl = (None if timeout is None
+                        else _seconds(timeout, 'timeout'),
+                        None if deadline is None
+                        else _seconds(deadline, 'deadline'))
+
+    def __enter__(self):
+        if self._dl is None:
+            r = _push()
+            if r < 0:
+                raise _oserror(r)
+            st = _states.get(_get_ident()) or _state()
+            dl = st.top.dl  # inherited, as the runtime does
+        else:
+            own = self._own_deadline()
+            r = _push_deadline(own)
+            if r < 0:
+                raise _oserror(r)
+            st = _states.get(_get_ident()) or _state()
+            # The effective deadline, as the runtime fixed it at the push.
+            dl = min(own, st.top.dl)
+        loop = _get_running_loop()
+        t = _Token(None if loop is None else _task_of(loop), dl)
+        st.stack.append(t)
+        st.top = t
+        self._toks.append(t)
+        self._ids.append(r)
+        return self
+
+    def __exit__(self, et, ev, tb):
+        toks = self._toks
+        st = _states.get(_get_ident())
+        i = len(toks) - 1
+        # Fast path: the last entry, made outside asyncio, is current here.
+        if i < 0 or st is None or toks[i] is not st.top or \
+                toks[i].task is not None or _get_running_loop() is not None:
+            i = self._which(st)
+        if et is not None and issubclass(et, ContextTimeout):
+            # Leave nothing of the context behind (its requests' done
+            # callbacks have run when this returns).
+            B.cancel_context()
+        r = _pop()
+        if r < 0:  # Python's and C's stacks disagree: say so, change nothing
+            if _pending:
+                _raise_pending()
+            raise _oserror(r)
+        del toks[i]
+        del self._ids[i]
+        stack = st.stack  # _popped(st), inlined
+        t = stack.pop()
+        t.fwd = st.top = stack[-1]
+        if t.timers is not None:
+            _timers_popped(t, st.top)
+        if st.stops:
+            st.stops.discard(t)
+        if _bridges:
+            _kick()
+        if _pending:
+            _raise_pending()
+        return False
+
+    def _which(self, st):
+        """The index of the entry this exit closes (the caller's task's
+        latest one), or RuntimeError when it is not the current context."""
+        toks = self._toks
+        if not toks:
+            raise RuntimeError('async_context exited but not entered')
+        stack = st.stack if st is not None else ()
+        mine = [i for i, t in enumerate(toks)
+                if any(t is s for s in stack)]
+        if not mine:
+            raise RuntimeError(
+                'async_context exited on a thread other than the one that '
+                'entered it; nothing was popped (exit it on its own thread)')
+        task = _current_task()
+        own = [i for i in mine if toks[i].task is task] or \
+            [i for i in mine if toks[i].task is None]
+        if not own:
+            raise RuntimeError(
+                'async_context exited by a task that did not enter it; '
+                'nothing was popped')
+        i = own[-1]
+        if toks[i] is not st.top:
+            raise RuntimeError(
+                'async_context exited while context %d, entered later, is '
+                'still current (by another asyncio task, or an unbalanced '
+                'push/pop in the block); nothing was popped: contexts of a '
+                'thread must be exited in the reverse order of entry, also '
+                'across tasks (see help(actx))' % (len(stack) - 1))
+        return i
+
+    def _own_deadline(self):
+        timeout, deadline = self._dl
+        ns = _NO_DEADLINE - 1 if deadline is None else deadline
+        if timeout is not None:
+            ns = min(ns, B.now_ns() + timeout)
+        return ns
+
+    @property
+    def deadline(self):
+        """The effective deadline of the context this object pushed last,
+        on the clock of actx.time(); None if it has none."""
+        if not self._toks:
+            raise RuntimeError('async_context is not active')
+        d = self._toks[-1].dl
+        return None if d == _NO_DEADLINE else d / 1e9
+
+    def cancel(self) -> int:
+        """Cancel every request of the context that has not started, then
+        wait (ignoring the deadline) until none of its requests is
+        outstanding: their done callbacks have all run when it returns.
+        Work already running is waited for.  The number cancelled.  Only
+        while the context is the current one, on its thread."""
+        st = _states.get(_get_ident())
+        if not self._toks or st is None or self._toks[-1] is not st.top:
+            raise RuntimeError('async_context.cancel(): the context is not '
+                               'the current one on this thread')
+        r = B.cancel_context()
+        if _pending:
+            _raise_pending()
+        if r < 0:
+            raise _oserror(r)
+        return r
+
+    @property
+    def id(self) -> int:
+        """Depth of the context this object pushed last."""
+        if not self._ids:
+            raise RuntimeError('async_context is not active')
+        return self._ids[-1]
+
+    def __repr__(self):
+        return '<actx.async_context ids=%r>' % (self._ids,)
+
+
+_NO_DEADLINE = (1 << 64) - 1
+_push_deadline = B.push_deadline
+
+
+def _seconds(x, what):
+    """x seconds (a real number) in ns on actx_now_ns()'s clock."""
+    ns = x * 1e9  # TypeError for what is not a number
+    if ns != ns:
+        raise ValueError('async_context: %s is NaN' % what)
+    if ns <= 0:
+        return 0
+    return min(int(ns), _NO_DEADLINE - 1)

@@ -1,0 +1,93 @@
+"""Cross-thread handles."""
+
+import contextvars
+
+from ._backend import B
+from . import _common
+from ._thread import _bridges, _kick, _oserror, _state
+
+_copy_context = contextvars.copy_context
+
+__all__ = ['ContextHandle', 'current_context', 'stats']
+
+# --------------------------------------------------------------------------
+# Cross-thread handles
+
+@_common.loop_bound
+class ContextHandle:
+    """A counted reference to one context (current_context()), usable from
+    any thread.  call_soon(fn, *args) runs fn(*args) once on the owner
+    thread while that context (or the one it was re-homed to) is current.
+    While a handle is held, a blocking wait in its context keeps waiting
+    for calls.  close() (or garbage collection) drops the reference."""
+    __slots__ = ('_p', '_poster', '_post', '__weakref__')
+
+    def __init__(self):
+        _state()
+        self._p = None
+        p = B.ctx_current()
+        self._poster = B.make_poster(p)
+        self._post = self._poster.post
+        self._p = p
+
+    def _live(self):
+        p = self._p
+        if p is None:
+            raise RuntimeError('ContextHandle is closed')
+        return p
+
+    def call_soon(self, fn, *args) -> None:
+        """Run fn(*args) on the owner thread in this context; never inline.
+        Any thread.  OSError(EPIPE) once the owner's runtime shut down.
+        Calls from one thread through one handle run in the order made."""
+        if not callable(fn):
+            raise TypeError('call_soon: %r is not callable' % (fn,))
+        if self._p is None:
+            raise RuntimeError('ContextHandle is closed')
+        r = self._post((fn, args, _copy_context()))
+        if r:
+            raise _oserror(r)
+        if _bridges:
+            _kick()
+
+    @property
+    def id(self) -> int:
+        """The id the context had while it was on its stack."""
+        return B.ctx_id(self._live())
+
+    def close(self) -> None:
+        """Drop the reference now (also done by garbage collection).  Must
+        not race with call_soon() on the same object in another thread."""
+        p = self._p
+        if p is not None:
+            self._p = None
+            self._poster.close()
+            self._post = None
+            B.ctx_unref(p)
+
+    def __del__(self):
+        if self._p is not None:
+            self.close()
+
+    def __eq__(self, other):
+        return (isinstance(other, ContextHandle) and
+                self._p is not None and other._p is not None and
+                B.ctx_key(self._p) == B.ctx_key(other._p))
+
+    def __hash__(self):
+        return hash(B.ctx_key(self._live()))
+
+    def __repr__(self):
+        if self._p is None:
+            return '<actx.ContextHandle closed>'
+        return '<actx.ContextHandle id=%d>' % self.id
+
+
+def current_context() -> ContextHandle:
+    """A handle on the current context, usable from any thread."""
+    return ContextHandle()
+
+
+def stats() -> dict:
+    """The calling thread's runtime counters (struct actx_stats)."""
+    return B.stats()

@@ -1,0 +1,468 @@
+"""Requests: submit, pread, pwrite, fsync."""
+import concurrent.futures
+import contextvars
+import errno as _errno
+import operator
+import os
+import threading
+
+from ._backend import B
+from . import _common
+from ._common import CancelledError, DeadlockError
+from ._thread import (
+    _bridges, _can_progress, context_timeout, _fd, _get_ident, int_arg,
+    _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
+    _raise_pending, _SLICE_NS, _state, _states, timed_out, _timeout_ns)
+from ._context import context_id
+
+__all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']
+
+# --------------------------------------------------------------------------
+# Requests
+
+_SUBMIT, _PREAD, _PWRITE, _FSYNC, _NEW = range(5)
+_KINDS = ('submit', 'pread', 'pwrite', 'fsync', 'new_request')
+_ECANCELED = _errno.ECANCELED
+
+
+_Future = concurrent.futures.Future
+_f_init = _Future.__init__
+_f_set_result = _Future.set_result
+_f_set_exception = _Future.set_exception
+_f_cancel = _Future.cancel
+_f_notify_cancel = _Future.set_running_or_notify_cancel
+_f_add_done_callback = _Future.add_done_callback
+_InvalidStateError = concurrent.futures.InvalidStateError
+_copy_context = contextvars.copy_context
+_claim_lock = threading.Lock()
+_init_lock = threading.Lock()
+# What Future.__init__ makes (Request._future).
+_FUTURE_STATE = frozenset(vars(_Future()))
+
+
+@_common.loop_bound
+class Request(_Future):
+    """An asynchronous request of the context that was current when it was
+    made (submit, pread, pwrite, fsync, new_request): a
+    concurrent.futures.Future.
+
+    It completes only on its owner thread (the one that made it), while its
+    context (or the one that context was re-homed to) is current: inside
+    poll / flush / run / result there, or the asyncio bridge's poll.
+    result(), exception() and cancel() of a request made by submit, pread,
+    pwrite or fsync are owner-thread only; done callbacks run on the owner
+    thread, in the request's context, each in a copy of the contextvars
+    context current when it was added.  Other threads may wait for it with
+    concurrent.futures.wait() / as_completed() or ``await`` (the owner
+    must keep polling; on the owner thread those would wait for ever).
+    set_result() and set_exception() complete a new_request() request
+    (any thread, once); actx completes the others."""
+    __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
+                 '_exc', '_fin', '_cancelled', '_claimed', '_tok', '_owner',
+                 '_cx', '_inited', '_published')
+
+    def __init__(self):
+        raise TypeError('actx.Request is made by submit(), pread(), '
+                        'pwrite(), fsync() and new_request()')
+
+    def _init(self, kind, st):
+        # Future.__init__ (a Condition) waits for the first use of the
+        # Future machinery (_future): most requests are only ever polled
+        # for by their owner.
+        self._p = None
+        self._kind = kind
+        self._fn = self._args = self._buf = self._cbuf = self._cx = None
+        self._value = self._exc = None
+        self._fin = self._cancelled = self._claimed = False
+        self._inited = self._published = False
+        self._tok = st.top
+        self._owner = st.ident
+
+    def __getattr__(self, name):
+        # Only for what Future.__init__ makes (concurrent.futures.wait()
+        # and as_completed() read it directly): made on first use.
+        if name in _FUTURE_STATE and not self._inited:
+            self._future()
+            return object.__getattribute__(self, name)
+        raise AttributeError('%r object has no attribute %r'
+                             % (type(self).__name__, name))
+
+    def _future(self):
+        """Initialise the Future part (once, any thread); a request that
+        is already complete is published to it at once."""
+        with _init_lock:
+            if self._inited:
+                return
+            _f_init(self)
+            self._inited = True
+        if self._fin:
+            self._publish()
+
+    def _publish(self):
+        """The request is complete (_fin): complete its Future part, once
+        (its done callbacks run now, on this thread)."""
+        with _init_lock:
+            if self._published:
+                return
+            self._published = True
+        if self._cancelled:
+            _f_cancel(self)
+            # Wakes concurrent.futures.wait()/as_completed() waiters, as
+            # an executor does for a cancelled future (returns False).
+            _f_notify_cancel(self)
+        elif self._exc is not None:
+            _f_set_exception(self, self._exc)
+        else:
+            _f_set_result(self, self._value)
+
+    def __repr__(self):
+        state = ('cancelled' if self._cancelled else
+                 'done' if self._fin else 'pending')
+        return '<actx.Request %s %s>' % (_KINDS[self._kind], state)
+
+    # Owner thread, from the done trampoline.
+    def _complete(self, ret):
+        self._p = None
+        buf, self._buf = self._buf, None
+        self._fn = self._args = self._cbuf = self._cx = None
+        if self._fin:
+            return  # cancelled already (cancel() returned True)
+        kind = self._kind
+        if ret == -_ECANCELED:
+            # Work functions and new_request() report through
+            # _value/_exc (ret 0), so -ECANCELED is always a cancel.
+            self._value = self._exc = None
+            self._cancelled = True
+        elif kind == _SUBMIT or kind == _NEW:
+            pass  # _value / _exc were set by the work function or setter
+        elif ret < 0:
+            self._exc = OSError(-ret, os.strerror(-ret))
+        elif kind == _PREAD:
+            self._value = memoryview(buf)[:ret].tobytes()
+        elif kind == _PWRITE:
+            self._value = ret
+        self._fin = True
+        if self._inited:
+            self._publish()
+
+    def done(self) -> bool:
+        """True once it completed (or was cancelled).  Any thread."""
+        return self._fin
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def running(self) -> bool:
+        return False
+
+    def cancel(self) -> bool:
+        """Cancel a request whose work has not started: True if cancelled
+        (cancelled() and done() are then True at once, its done callbacks
+        ran, result() raises CancelledError); False if it started,
+        finished or has no pool work.  Owner thread only, except for a
+        new_request() request (any thread)."""
+        if self._fin:
+            return self._cancelled
+        if self._kind == _NEW:
+            if not self._claim():
+                return self._cancelled
+            self._complete_c(-_ECANCELED)
+        else:
+            p = self._p
+            if p is None:
+                return False
+            self._check_owner('cancel')
+            if B.req_cancel(p) != 0:
+                return False
+        # The done (-ECANCELED) still comes at a later poll; it only
+        # releases the request then.
+        self._cancelled = True
+        self._fin = True
+        if self._inited:
+            self._publish()
+        return True
+
+    def _cancel_at_owner(self):
+        h = _common.loop_handles.get(self._owner)
+        st = _states.get(self._owner)
+        if h is None or st is None:
+            return
+        t = self._tok
+        while t.fwd is not None:
+            t = t.fwd
+        if t is st.stack[0]:
+            try:
+                h.call_soon(self._cancel_if_pending)
+            except (OSError, RuntimeError):
+                pass  # the loop ended meanwhile
+
+    def _cancel_if_pending(self):
+        if not self._fin and self._p is not None:
+            self.cancel()
+
+    def _claim(self):
+        with _claim_lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def _complete_c(self, ret):
+        r = B.req_complete(self._p, ret)
+        if r < 0:
+            raise _oserror(r)
+
+    def set_result(self, result) -> None:
+        """Complete a new_request() request with result (any thread, at
+        most once: InvalidStateError after that)."""
+        self._check_new('set_result')
+        self._value = result
+        self._complete_c(0)
+
+    def set_exception(self, exception) -> None:
+        """Complete a new_request() request with exception (any thread,
+        at most once: InvalidStateError after that)."""
+        self._check_new('set_exception')
+        if isinstance(exception, type):
+            exception = exception()
+        if not isinstance(exception, BaseException):
+            raise TypeError('set_exception: %r is not an exception'
+                            % (exception,))
+        self._exc = exception
+        self._complete_c(0)
+
+    def _check_new(self, what):
+        if self._kind != _NEW:
+            raise RuntimeError('an actx Request of %s() is completed by '
+                               'actx only' % _KINDS[self._kind])
+        if not self._claim():
+            raise _InvalidStateError('%s: the request is already complete'
+                                     % what)
+
+    def set_running_or_notify_cancel(self):
+        raise RuntimeError('an actx Request is completed by actx only')
+
+    def _check_owner(self, what):
+        if _get_ident() != self._owner:
+            raise RuntimeError('Request.%s() on a thread other than its '
+                               'owner: it completes only there' % what)
+
+    def _check_current(self, st):
+        """DeadlockError unless the request's context (or the one it was
+        re-homed to) is the current one."""
+        t = self._tok
+        while t.fwd is not None:
+            t = t.fwd
+        self._tok = t
+        if t is not st.top:
+            raise DeadlockError(
+                'the request belongs to an outer context: it cannot '
+                'complete while context %d is current' % context_id())
+
+    def _wait(self, timeout):
+        # The runtime's blocking poll: on the main thread or with a timeout
+        # in slices (actx_poll_timeout; between them Python runs its signal
+        # handlers and the deadline is checked), else in one call.
+        self._check_owner('result')
+        st = _states.get(self._owner) or _state()
+        deadline = None
+        if timeout is not None:
+            deadline = B.now_ns() + _timeout_ns(timeout)
+        sliced = deadline is not None or st.ident == _main_ident
+        while not self._fin:
+            self._check_current(st)
+            if sliced:
+                ns = _SLICE_NS
+                if deadline is not None:
+                    left = deadline - B.now_ns()
+                    if left <= 0:
+                        raise TimeoutError()
+                    ns = min(ns, left)
+                r = _poll_timeout(ns)
+            else:
+                r = _poll_block()
+            if _pending:
+                _raise_pending()
+            if r == 0 and not self._fin and not _can_progress():
+                raise DeadlockError('nothing in the current context can '
+                                    'make progress')
+            if (r == 0 or r == -_errno.ETIMEDOUT) and not self._fin and \
+                    timed_out():
+                raise context_timeout()
+            if r < 0 and r != -_errno.ETIMEDOUT and r != -_errno.EINTR:
+                raise _oserror(r)
+
+    def result(self, timeout: float = None):
+        """Poll this context until the request is done, then return its
+        value: fn's return value (submit), the bytes read (pread), the
+        byte count written (pwrite), None (fsync).  Re-raises the work
+        function's exception, OSError for an I/O error, CancelledError if
+        cancelled, DeadlockError at once if it belongs to an outer context
+        or can never complete, TimeoutError after timeout seconds,
+        ContextTimeout once the current context's deadline passed."""
+        if not self._fin:
+            self._wait(timeout)
+        if self._cancelled:
+            raise CancelledError()
+        if self._exc is not None:
+            raise self._exc
+        return self._value
+
+    def exception(self, timeout: float = None):
+        """Like result() but returns the exception (None on success)."""
+        if not self._fin:
+            self._wait(timeout)
+        if self._cancelled:
+            raise CancelledError()
+        return self._exc
+
+    def add_done_callback(self, fn) -> None:
+        """Call fn(request) when it is done: on the owner thread, in the
+        request's context, in a copy of the contextvars context current
+        now; at once (on the calling thread) if it already is.  Any
+        thread.  Its exception is raised by the call that ran it."""
+        if not callable(fn):
+            raise TypeError('%r is not callable' % (fn,))
+        if not self._fin:
+            self._inited or self._future()
+            _f_add_done_callback(self, _DoneCallback(fn, _copy_context()))
+            return
+        fn(self)
+
+    def __await__(self):
+        if not self._fin:
+            import asyncio
+            loop = asyncio.get_running_loop()
+            me = _get_ident()
+            if me == self._owner:
+                br = _bridges.get(me)
+                if br is None or br._loop is not loop:
+                    raise RuntimeError('await on an actx Request on its '
+                                       'owner thread needs '
+                                       'actx.asyncio_bridge() on this loop')
+                self._check_current(_states.get(me) or _state())
+            fut = loop.create_future()
+            self._inited or self._future()
+            _f_add_done_callback(self, _Waker(fut, loop, me))
+            try:
+                yield from fut.__await__()
+            except BaseException:
+                # wait_for() timing out, the task cancelled: the request
+                # is cancelled too - here if this thread may, else by its
+                # owner when it is a LoopThread and the request belongs
+                # to its root context (its handle reaches it there).
+                if fut.cancelled() and not self._fin:
+                    if me == self._owner or self._kind == _NEW:
+                        self.cancel()
+                    else:
+                        self._cancel_at_owner()
+                raise
+        return self.result()
+
+
+class _DoneCallback:
+    """A done callback in the copy of the contextvars context current when
+    it was added; its exception is raised by the API call that ran it."""
+    __slots__ = ('fn', 'cx')
+
+    def __init__(self, fn, cx):
+        self.fn = fn
+        self.cx = cx
+
+    def __call__(self, req):
+        try:
+            self.cx.run(self.fn, req)
+        except BaseException as e:
+            _common.store_exception(e)
+
+
+class _Waker:
+    """Wakes an awaiting coroutine: directly on the loop's thread, else
+    through call_soon_threadsafe (as asyncio.wrap_future)."""
+    __slots__ = ('fut', 'loop', 'ident')
+
+    def __init__(self, fut, loop, ident):
+        self.fut = fut
+        self.loop = loop
+        self.ident = ident
+
+    def __call__(self, req):
+        if _get_ident() == self.ident:
+            _wake(self.fut)
+        else:
+            try:
+                self.loop.call_soon_threadsafe(_wake, self.fut)
+            except RuntimeError:
+                pass  # the loop closed: nobody awaits any more
+
+
+def _wake(fut):
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _new_request(kind):
+    st = _states.get(_get_ident()) or _state()
+    req = Request.__new__(Request)
+    req._init(kind, st)
+    return req
+
+
+def new_request() -> Request:
+    """A request of the current context that any thread completes, once,
+    with set_result(value) or set_exception(exc); it completes (its done
+    callbacks run, result() returns) on this thread like any other."""
+    req = _new_request(_NEW)
+    req._p = B.req_new(req)
+    return req
+
+
+def submit(fn, *args) -> Request:
+    """Run fn(*args) on a pool thread (it takes the GIL there), in a copy
+    of the caller's contextvars context; the returned Request completes in
+    the current context."""
+    if not callable(fn):
+        raise TypeError('submit: %r is not callable' % (fn,))
+    req = _new_request(_SUBMIT)
+    req._fn = fn
+    req._args = args
+    req._cx = _copy_context()
+    req._p = B.submit(req)
+    return req
+
+
+def pread(fd, n: int, offset: int = 0) -> Request:
+    """Read up to n bytes at offset on the pool; result() is the bytes read
+    (short at end of file)."""
+    fd = _fd(fd)
+    n = operator.index(n)
+    offset = int_arg(offset, -(1 << 63), (1 << 63) - 1, 'offset')
+    if n < 0:
+        raise ValueError('pread: negative size')
+    req = _new_request(_PREAD)
+    buf = req._buf = bytearray(n)
+    req._p = B.pread(fd, buf, offset, req)
+    return req
+
+
+def pwrite(fd, data, offset: int = 0) -> Request:
+    """Write data (any bytes-like object) at offset on the pool; result()
+    is the byte count written."""
+    fd = _fd(fd)
+    offset = int_arg(offset, -(1 << 63), (1 << 63) - 1, 'offset')
+    if not isinstance(data, bytes):
+        if isinstance(data, str):
+            raise TypeError('pwrite: data must be bytes-like, not str')
+        data = memoryview(data).tobytes()
+    req = _new_request(_PWRITE)
+    req._buf = data
+    req._p = B.pwrite(fd, data, offset, req)
+    return req
+
+
+def fsync(fd) -> Request:
+    """fsync(fd) on the pool; result() is None."""
+    fd = _fd(fd)
+    req = _new_request(_FSYNC)
+    req._p = B.fsync(fd, req)
+    return req

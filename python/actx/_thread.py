@@ -1,0 +1,173 @@
+"""Per-thread plumbing shared by the API modules: the backend's hot
+calls, the thread's state, errors."""
+import operator
+import os
+import threading
+import warnings
+
+from ._backend import B
+from . import _common
+from . import _asyncio
+
+_get_ident = _common.get_ident
+_states = _common.states
+_pending = _common.pending
+_raise_pending = _common.raise_pending
+_store = _common.store_exception
+_Token = _common.Token
+_current_task = _common.current_task
+# asyncio is loaded with the package (the bridge): the running loop of
+# this thread, cheaply (a C function), and its task.
+_get_running_loop = _asyncio.asyncio.events._get_running_loop
+_task_of = _asyncio.asyncio.current_task
+_bridges = _common.bridges
+
+_push = B.push
+_pop = B.pop
+_poll_nb = B.poll_nb
+_poll_block = B.poll_block
+_main_ident = threading.main_thread().ident
+_can_progress = B.can_progress
+_flush_slice = B.flush_slice
+_poll_timeout = B.poll_timeout
+_timeout_ms = B.backend_timeout_ms
+_backend_fd = B.backend_fd
+_bh_schedule = B.bh_schedule
+_bh_schedule_idle = B.bh_schedule_idle
+
+# Longest single sleep in a blocking call: bounds the latency of Ctrl-C
+# (a signal that lands just before the sleep starts) and of timeouts.
+_SLICE_MS = 50
+_SLICE_NS = _SLICE_MS * 1000000
+
+
+def _kick():
+    # The runtime wakes an embedding loop (backend fd) only for posts from
+    # other threads; work made on the owner thread itself must tell the
+    # asyncio bridge directly.
+    br = _bridges.get(_get_ident())
+    if br is not None:
+        br._kick()
+
+
+def _state():
+    st = _states.get(_get_ident())
+    if st is None:
+        st = _common.new_state(_shutdown_thread)
+    return st
+
+
+def _release_thread(st):
+    """Before the thread's runtime shuts down: delete its live BHs, cancel
+    its timers, remove its fd handlers (their Python objects go now)."""
+    for bh in list(st.bhs):
+        bh.delete()
+    reap_orphans(st, None)
+    _timers._timers_release(st)
+    for fd in list(st.fds):
+        _fds._remove_fd(st, fd, True, True)
+
+
+def reap_orphans(st, top):
+    """Delete the BHs Python dropped (BottomHalf.__del__) of context top
+    (None: all): the caller knows none of them is scheduled there."""
+    keep = []
+    for o in st.orphans:
+        t = o[2]
+        while t.fwd is not None:
+            t = t.fwd
+        if top is None or t is top:
+            B.bh_delete(o[0])
+        else:
+            keep.append((o[0], o[1], t))
+    st.orphans[:] = keep
+
+
+def _shutdown_thread():
+    st = _states.get(_get_ident())
+    if st is not None:
+        warn_unfinished(st, 'thread %r ends'
+                        % threading.current_thread().name)
+        _release_thread(st)
+    B.thread_shutdown()
+
+
+def warn_unfinished(st, who):
+    """A ResourceWarning (shown under -X dev) when the thread's loop ends
+    with work it never ran: requests outstanding, timers pending, contexts
+    left pushed (their work goes on or is dropped by the shutdown, never
+    silently)."""
+    what = []
+    if len(st.stack) > 1:
+        what.append('%d context(s) left pushed' % (len(st.stack) - 1))
+    n = B.stats()['outstanding']
+    if n > 0:
+        what.append('%d request(s) outstanding' % n)
+    if _common.has_timers(st):
+        what.append('timers pending')
+    if what:
+        warnings.warn('actx: %s with %s in its loop (poll, flush or run '
+                      'it before)' % (who, ', '.join(what)), ResourceWarning,
+                      stacklevel=2)
+
+
+def _main_exit():
+    """Interpreter exit: the main thread's loop is not shut down (work
+    in flight is abandoned), so say what it leaves."""
+    st = _states.get(_main_ident)
+    if st is not None and _get_ident() == _main_ident:
+        warn_unfinished(st, 'the interpreter exits')
+
+
+_common.exit_checks[:] = [_main_exit]
+
+
+def _oserror(r):
+    return OSError(-r, os.strerror(-r))
+
+def _fd(fd):
+    if not isinstance(fd, int):
+        if hasattr(fd, 'fileno'):
+            fd = fd.fileno()
+        fd = operator.index(fd)
+    if not -0x80000000 <= fd <= 0x7fffffff:
+        raise OverflowError('fd %d is out of range' % fd)
+    return fd
+
+
+def int_arg(x, lo, hi, what):
+    """x as an int in [lo, hi]: TypeError or OverflowError in the
+    caller's terms (never the binding's)."""
+    x = operator.index(x)
+    if not lo <= x <= hi:
+        raise OverflowError('%s %d is out of range' % (what, x))
+    return x
+
+
+def _timeout_ns(timeout):
+    ns = timeout * 1e9  # TypeError for what is not a number
+    if ns != ns:
+        return 0  # as concurrent.futures: no time to wait
+    if ns >= 1 << 63:
+        return 1 << 63
+    return int(max(ns, 0))
+
+
+
+_NO_DEADLINE = (1 << 64) - 1
+_deadline = B.deadline
+
+
+def timed_out():
+    """Has the current context's effective deadline passed?"""
+    d = _deadline()
+    return d != _NO_DEADLINE and B.now_ns() >= d
+
+
+def context_timeout():
+    return _common.ContextTimeout(
+        'the deadline of context %d passed' % B.context_id())
+
+
+# Last: they import this module's names.
+from . import _timers, _fds  # noqa: E402

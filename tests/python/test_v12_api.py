@@ -1,0 +1,300 @@
+"""Version 1.2's additions to the Python API (SPEC 3.9, issue 20)."""
+import asyncio
+import concurrent.futures as cf
+import contextvars
+import logging
+import threading
+
+import pytest
+
+from conftest import run_child
+
+HUNG = 30  # a bound that only a hang reaches
+
+var = contextvars.ContextVar('var', default='unset')
+
+
+# --- contextvars -----------------------------------------------------------
+
+def test_callbacks_run_in_a_copy_of_their_registration_context(ax):
+    seen = {}
+    ev = threading.Event()
+    var.set('registered')
+    h = ax.current_context()
+    bh = ax.BottomHalf(lambda: seen.setdefault('bh', var.get()))
+    ax.call_later(0, lambda: seen.setdefault('timer', var.get()))
+    req = ax.submit(lambda: seen.setdefault('work', var.get()))
+    req.add_done_callback(lambda r: seen.setdefault('done', var.get()))
+
+    def other():
+        var.set('other thread')
+        h.call_soon(lambda: seen.setdefault('call', var.get()))
+        ev.set()
+    threading.Thread(target=other).start()
+    ev.wait(HUNG)
+    var.set('changed later')
+    bh.schedule()
+    req.result()
+    ax.flush()
+    ax.poll()
+    ax.poll()
+    bh.delete()
+    h.close()
+    assert seen == {'bh': 'registered', 'timer': 'registered',
+                    'work': 'registered', 'done': 'registered',
+                    'call': 'other thread'}
+
+
+def test_a_callback_changing_a_var_leaves_the_caller_alone(ax):
+    var.set('mine')
+    ax.call_later(0, var.set, 'theirs')
+    ax.poll()
+    assert var.get() == 'mine'
+
+
+def test_fd_handler_runs_in_its_registration_context(ax):
+    import os
+    r, w = os.pipe()
+    seen = []
+    try:
+        var.set('reader')
+
+        def on_read():
+            seen.append(var.get())
+            os.read(r, 1)
+            ax.remove_reader(r)
+        ax.add_reader(r, on_read)
+        var.set('later')
+        os.write(w, b'x')
+        ax.run()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert seen == ['reader']
+
+
+# --- poll(timeout=), set_pool_size -----------------------------------------
+
+def test_poll_with_timeout_returns(ax):
+    h = ax.current_context()  # something could still come: poll waits
+    try:
+        assert ax.poll(True, timeout=0.01) is False
+        assert ax.poll(block=True, timeout=0) is False
+        h.call_soon(lambda: None)
+        assert ax.poll(True, timeout=HUNG) is True
+    finally:
+        h.close()
+
+
+def test_set_pool_size(backend):
+    r = run_child(backend, '''
+        import errno, threading, actx
+        actx.set_pool_size(1)
+        for bad in (0, 5000):
+            try:
+                actx.set_pool_size(bad)
+            except OSError as e:
+                assert e.errno in (errno.EINVAL, errno.EBUSY), e
+        try:
+            actx.set_pool_size('2')
+        except TypeError:
+            pass
+        # One worker: a second job waits for the first.
+        ev = threading.Event()
+        a = actx.submit(ev.wait, 30)
+        b = actx.submit(lambda: 'b')
+        assert b.cancel() is True
+        ev.set()
+        assert a.result() is True
+        try:
+            actx.set_pool_size(2)
+        except OSError as e:
+            assert e.errno == errno.EBUSY
+        else:
+            raise AssertionError('no EBUSY once the pool started')
+        print('ok')
+        ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok'
+
+
+# --- new_request -----------------------------------------------------------
+
+def test_new_request_completed_from_another_thread(ax):
+    req = ax.new_request()
+    ran = []
+    req.add_done_callback(lambda r: ran.append(threading.get_ident()))
+    t = threading.Thread(target=req.set_result, args=('v',))
+    t.start()
+    t.join()
+    assert req.result(timeout=HUNG) == 'v'
+    assert ran == [threading.get_ident()]  # on the owner thread
+    with pytest.raises(cf.InvalidStateError):
+        req.set_result('again')
+    with pytest.raises(cf.InvalidStateError):
+        req.set_exception(ValueError())
+
+
+def test_new_request_exception_and_flush(ax):
+    with ax.async_context():
+        req = ax.new_request()
+        threading.Thread(target=req.set_exception,
+                         args=(ValueError('bad'),)).start()
+        ax.flush()  # waits for it: it is outstanding in this context
+        assert req.done()
+        with pytest.raises(ValueError):
+            req.result()
+
+
+def test_new_request_cancel(ax):
+    req = ax.new_request()
+    assert req.cancel() is True
+    assert req.cancelled() and req.done()
+    with pytest.raises(cf.InvalidStateError):
+        req.set_result(1)
+    ax.flush()
+
+
+def test_new_request_awaited_from_asyncio(ax):
+    async def main():
+        with ax.asyncio_bridge():
+            req = ax.new_request()
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.001, lambda: threading.Thread(
+                target=req.set_result, args=(5,)).start())
+            return await asyncio.wait_for(_aw(req), HUNG)
+    assert asyncio.run(main()) == 5
+
+
+async def _aw(req):
+    return await req
+
+
+def test_actx_requests_refuse_set_result(ax):
+    req = ax.submit(lambda: 1)
+    with pytest.raises(RuntimeError):
+        req.set_result(2)
+    assert req.result() == 1
+
+
+# --- LoopThread ------------------------------------------------------------
+
+def test_loop_thread(ax):
+    with ax.LoopThread(name='svc') as lt:
+        assert lt.name == 'svc'
+        out = cf.Future()
+        lt.call_soon(lambda: out.set_result(
+            (threading.current_thread().name, ax.context_id())))
+        assert out.result(HUNG) == ('svc', 0)
+        # Its handle is an ordinary one.
+        out2 = cf.Future()
+        lt.handle.call_soon(out2.set_result, 'via handle')
+        assert out2.result(HUNG) == 'via handle'
+        # A callback's exception is logged; the loop goes on.
+        lt.call_soon(lambda: 1 / 0)
+        out3 = cf.Future()
+        lt.call_soon(out3.set_result, 'still running')
+        assert out3.result(HUNG) == 'still running'
+    assert not lt.is_alive()
+    with pytest.raises(OSError):
+        lt.call_soon(lambda: None)
+    lt.stop()  # idempotent
+
+
+def test_loop_thread_cross_loop_request(ax):
+    """A request made on a LoopThread, awaited on this thread's loop."""
+    with ax.LoopThread() as lt:
+        got = cf.Future()
+        lt.call_soon(lambda: got.set_result(ax.submit(lambda: 'x')))
+        req = got.result(HUNG)
+        assert cf.wait([req], timeout=HUNG).done == {req}
+        assert req.done()
+
+
+# --- logging ---------------------------------------------------------------
+
+def test_runtime_diagnostics_go_to_logging(ax, caplog):
+    """actx_req_complete() on a pool request is misuse the runtime reports
+    through its log handler (in every build): it reaches logging."""
+    import sys
+    B = sys.modules['actx._backend'].B
+    ev = threading.Event()
+    req = ax.submit(ev.wait, HUNG)
+    try:
+        with caplog.at_level(logging.DEBUG, logger='actx'):
+            assert B.req_complete(req._p, 0) < 0
+    finally:
+        ev.set()
+    assert req.result() is True
+    msgs = [rec for rec in caplog.records if rec.name == 'actx']
+    assert msgs, caplog.records
+    assert msgs[0].levelno >= logging.WARNING
+    assert 'actx_req_complete' in msgs[0].getMessage()
+
+
+# --- run(exception_handler=) -----------------------------------------------
+
+def test_run_exception_handler(ax):
+    seen, out = [], []
+    ax.call_later(0, lambda: 1 / 0)
+    ax.call_later(0.001, out.append, 'after')
+    ax.run(exception_handler=seen.append)
+    assert out == ['after']
+    assert len(seen) == 1
+    assert isinstance(seen[0]['exception'], ZeroDivisionError)
+    assert 'message' in seen[0]
+
+
+def test_run_without_handler_still_raises(ax):
+    ax.call_later(0, lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        ax.run()
+
+
+# --- ResourceWarnings ------------------------------------------------------
+
+def test_thread_ending_with_work_warns(backend):
+    r = run_child(backend, '''
+        import threading, warnings, actx
+        warnings.simplefilter('always')
+        got = []
+        warnings.showwarning = lambda m, c, *a, **k: got.append((c, str(m)))
+        def main():
+            actx.push()                       # left pushed
+            actx.new_request()                # never completed
+        t = threading.Thread(target=main)
+        t.start()
+        t.join()
+        assert any(c is ResourceWarning and 'pushed' in m for c, m in got), got
+        assert any('outstanding' in m for c, m in got), got
+        print('ok')
+        ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok'
+
+
+def test_interpreter_exit_with_unpolled_work_warns(backend):
+    r = run_child(backend, '''
+        import warnings, actx
+        warnings.simplefilter('always')
+        req = actx.new_request()
+        req.set_result(1)           # the main thread never polls
+        ''')
+    assert r.returncode == 0, r.stderr
+    assert 'ResourceWarning' in r.stderr and 'outstanding' in r.stderr
+
+
+def test_no_warning_for_a_clean_thread(backend):
+    r = run_child(backend, '''
+        import threading, warnings, actx
+        warnings.simplefilter('error')
+        def main():
+            with actx.async_context():
+                actx.submit(lambda: 1).result()
+        t = threading.Thread(target=main)
+        t.start()
+        t.join()
+        print('ok')
+        ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok' and 'Warning' not in r.stderr

@@ -1,0 +1,144 @@
+"""Deadlines and cancellation of nested waits from Python (SPEC 3.9):
+async_context(timeout=, deadline=), ctx.deadline, ctx.cancel(),
+ContextTimeout."""
+import threading
+
+import pytest
+
+HUNG = 30  # a bound that only a hang reaches
+
+
+def _blocked(ax):
+    """A request that stays outstanding until ev is set."""
+    ev = threading.Event()
+    return ax.submit(ev.wait, HUNG), ev
+
+
+def test_context_timeout_is_a_timeout_error(ax):
+    assert issubclass(ax.ContextTimeout, TimeoutError)
+
+
+def _release_later(ev):
+    """The work running when the context is cancelled is waited for: let
+    it end soon after the deadline."""
+    t = threading.Timer(0.1, ev.set)
+    t.start()
+    return t
+
+
+def test_result_gives_up_at_the_deadline(ax):
+    ev = threading.Event()
+    _release_later(ev)
+    try:
+        with pytest.raises(ax.ContextTimeout):
+            with ax.async_context(timeout=0.01):
+                req = ax.submit(ev.wait, HUNG)
+                req.result()
+    finally:
+        ev.set()
+    # Leaving by ContextTimeout cancelled the context before the pop:
+    # its request is complete (its work ran: it had started).
+    assert req.done()
+    ax.flush()
+
+
+def test_leaving_by_timeout_cancels_queued_work(ax):
+    ev = threading.Event()
+    ran = []
+    blockers = []
+    _release_later(ev)
+    try:
+        with pytest.raises(ax.ContextTimeout):
+            with ax.async_context(timeout=0.01):
+                # More than the pool's workers: the last one is queued.
+                blockers = [ax.submit(ev.wait, HUNG) for _ in range(64)]
+                queued = ax.submit(ran.append, 1)
+                ax.flush()
+    finally:
+        ev.set()
+    assert queued.cancelled()
+    assert ran == []
+    for b in blockers:
+        assert b.done()
+
+
+@pytest.mark.parametrize('how', ['flush', 'poll', 'run'])
+def test_blocking_calls_give_up(ax, how):
+    req, ev = _blocked(ax)
+    try:
+        with ax.async_context(timeout=0.01):
+            inner, ev2 = _blocked(ax)
+            _release_later(ev2)
+            try:
+                with pytest.raises(ax.ContextTimeout):
+                    if how == 'flush':
+                        ax.flush()
+                    elif how == 'poll':
+                        while True:
+                            ax.poll(True)
+                    else:
+                        ax.run()
+            finally:
+                ev2.set()
+    finally:
+        ev.set()
+    assert req.result() is True
+
+
+def test_deadline_property(ax):
+    with ax.async_context() as plain:
+        assert plain.deadline is None
+    now = ax.time()
+    with ax.async_context(deadline=now + 100) as outer:
+        assert outer.deadline == pytest.approx(now + 100, abs=1e-6)
+        with ax.async_context() as inherits:
+            assert inherits.deadline == outer.deadline
+        with ax.async_context(timeout=1000) as later:
+            assert later.deadline == outer.deadline  # the earlier wins
+        with ax.async_context(timeout=1) as sooner:
+            assert sooner.deadline < outer.deadline
+    with ax.async_context(timeout=5, deadline=now + 1) as both:
+        assert both.deadline == pytest.approx(now + 1, abs=1e-6)
+    with pytest.raises(RuntimeError):
+        plain.deadline
+
+
+def test_cancel_returns_the_count(ax):
+    ev = threading.Event()
+    ran = []
+    try:
+        with ax.async_context() as ctx:
+            blockers = [ax.submit(ev.wait, HUNG) for _ in range(64)]
+            queued = [ax.submit(ran.append, i) for i in range(3)]
+            _release_later(ev)
+            n = ctx.cancel()
+            assert n >= 3
+            for q in queued:
+                assert q.done()
+            assert all(b.done() for b in blockers)
+    finally:
+        ev.set()
+    assert sum(q.cancelled() for q in queued) == 3
+    assert ran == []
+
+
+def test_cancel_only_while_current(ax):
+    ctx = ax.async_context()
+    with ctx:
+        with ax.async_context():
+            with pytest.raises(RuntimeError):
+                ctx.cancel()
+        assert ctx.cancel() == 0
+
+
+def test_no_deadline_no_timeout(ax):
+    with ax.async_context(timeout=HUNG):
+        assert ax.submit(lambda: 3).result() == 3
+        ax.flush()
+
+
+def test_bad_timeouts(ax):
+    with pytest.raises(TypeError):
+        ax.async_context(timeout='1')
+    with pytest.raises(ValueError):
+        ax.async_context(timeout=float('nan'))
