@@ -623,6 +623,19 @@ ACTX_EXTERN int actx_backend_timeout_ms(void);
  * Create the calling thread's loop explicitly (it is otherwise created on
  * the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
  * eventfd), -ENOMEM.
+ *
+ * fork(): the child starts with no loop; its first call makes a fresh one,
+ * as on a new thread.  The loops it inherited (the forking thread's, and
+ * other threads') are dropped in the child without touching what the
+ * parent still uses (no epoll_ctl, eventfd read or write, or ring enter on
+ * them; only the child's copies of their descriptors are closed): nothing
+ * the child does, shutdown included, changes what the parent sees.  Their
+ * callbacks never run in the child; posts from the child to their contexts
+ * fail with -EPIPE; their requests, BHs and timers must not be used
+ * there.  The pool starts empty (actx_submit); io_uring is set up afresh.
+ * The runtime's process-wide locks are held across fork(), so the child
+ * never inherits one locked.  A child forked from inside a callback must
+ * only exec or _exit.  docs/concepts.md has the whole contract.
  */
 ACTX_EXTERN int actx_thread_init(void);
 

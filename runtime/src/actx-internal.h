@@ -194,10 +194,13 @@ struct actx__mailbox {
     /* Owner writes around sleeps; producers read after each post. */
     alignas(ACTX__CACHELINE) _Atomic int notify_me;
     _Atomic bool notified;
-    int efd;
+    /* The eventfd, -1 once closed (mailbox.c: "Eventfd lifetime"). */
+    _Atomic int efd;
+    _Atomic int efd_writers; /* posters between P3's load of efd and write */
     _Atomic long refs;
     _Atomic unsigned long refused;
     actx__mailbox *free_next;
+    actx__mailbox *all_next; /* every mailbox ever made (fork) */
 };
 
 #define ACTX__MB_CLOSED ((actx__msg *)1)
@@ -266,6 +269,7 @@ struct actx__loop {
     unsigned long io_submits;            /* io_uring_enter calls that
                                             submitted (tests, actx_dump) */
     struct actx_stats st;
+    actx__loop *forked_next; /* dropped by a fork child (thread.c) */
 #ifdef ACTX_DEBUG
     /* Freed BHs and timers, kept a while (actx__quarantine). */
     void *quarantine[ACTX__QUARANTINE];
@@ -326,7 +330,14 @@ static inline void actx__leave(actx__loop *loop, bool outer)
 /* Free a dead BH or timer: at once, or later in debug builds. */
 void actx__quarantine(actx__loop *loop, void *obj);
 
-/* Report a misuse the runtime detected (wrong thread, bad state). */
+/*
+ * fork (thread.c): phase 0 before fork (take the module's process-wide
+ * lock), 1 in the parent after it, 2 in the child (re-make the lock and
+ * forget what other threads were doing).
+ */
+void actx__log_atfork(int phase);
+void actx__ctx_atfork(int phase);
+
 /* Report a misuse the runtime detected (wrong thread, bad state), at
  * ACTX_LOG_ERROR. */
 void actx__misuse(const char *func, const char *what);
@@ -339,6 +350,10 @@ void actx__log(int level, const char *fmt, ...)
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);
 void actx__mb_unref(actx__mailbox *mb, long n);
+void actx__mb_close_efd(actx__mailbox *mb);
+void actx__mb_atfork_prepare(void);
+void actx__mb_atfork_parent(void);
+void actx__mb_atfork_child(void);
 int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level, int depth);
 void actx__mb_notify(actx__mailbox *mb, int wake_level, int depth);
 void actx__mb_refused(actx__mailbox *mb);
@@ -527,6 +542,8 @@ int actx__io_cancel(actx__loop *loop, actx_req *req);
 int actx__io_ring_fd(actx__loop *loop);
 void actx__io_loop_closing(actx__loop *loop);
 void actx__io_loop_shutdown(actx__loop *loop);
+/* fork child: drop the inherited ring without touching the parent's. */
+void actx__io_loop_forget(actx__loop *loop);
 void actx__io_dump(actx__loop *loop, FILE *out);
 
 static inline void actx__io_flush(actx__loop *loop)
@@ -563,6 +580,8 @@ int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
  */
 int actx__fd_loop_init(actx__loop *loop);
 void actx__fd_loop_close(actx__loop *loop);
+/* fork child: close the inherited sets, no epoll_ctl on them. */
+void actx__fd_loop_forget(actx__loop *loop);
 int actx__fd_loopwide_add(actx__loop *loop, int fd, actx_fn *on_event,
                           void *opaque);
 void actx__fd_loopwide_del(actx__loop *loop, int fd);

@@ -48,10 +48,11 @@
  * that was seen seekable, then closed and reopened as a pipe without an AIO
  * on it in between, is read as a stream.
  *
- * fork: the child's copy of the calling thread's loop must not touch the
- * parent's ring (its memory is shared with the parent).  An atfork handler
- * detaches it: that loop's AIO goes to the pool, and its in-flight ring
- * requests never complete in the child (as the pool's queued work).
+ * fork: the child's copy of the forking thread's loop must not touch the
+ * parent's ring (its memory is shared with the parent).  The child drops
+ * that loop (thread.c); actx__io_loop_forget unmaps and closes the child's
+ * view of the ring without entering it, and the child's next loop makes a
+ * ring of its own.  In-flight operations complete in the parent only.
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
@@ -108,7 +109,6 @@ static inline void req_set_flags(actx_req *req, unsigned flags)
 
 struct actx__uring {
     struct io_uring ring;
-    bool detached; /* a fork child's copy of the parent's ring */
     bool cancel_seen;
     int cancel_res;
     unsigned char *kind; /* per fd number: KIND_* */
@@ -121,26 +121,6 @@ static char cancel_tag;
 
 /* Process-wide: -1 unknown, 0 io_uring cannot be used, 1 it can. */
 static _Atomic int probed = -1;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void atfork_child(void)
-{
-    actx__loop *loop = actx__tls_loop;
-
-    /* The only thread of the child; other loops did not survive fork. */
-    if (loop && loop->uring) {
-        loop->uring->detached = true;
-        loop->io_inflight = 0;
-        loop->io_unsubmitted = 0;
-        loop->st.io_backend = 0;
-    }
-}
-
-static void atfork_register(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
 static int ring_init(struct io_uring *ring)
 {
     struct io_uring_params p;
@@ -227,7 +207,6 @@ static struct actx__uring *ring_setup(actx__loop *loop)
     /* Enter by a registered index, not the fd (no fd lookup per enter;
      * measured: about +10% on one-in-flight round trips).  Optional. */
     io_uring_register_ring_fd(&u->ring);
-    pthread_once(&atfork_once, atfork_register);
     loop->io_khead = u->ring.cq.khead;
     loop->io_ktail = u->ring.cq.ktail;
     loop->uring = u;
@@ -485,7 +464,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     struct io_uring_sqe *sqe;
     unsigned i;
 
-    if (!u || u->detached || (req_flags(req) & REQ_CANCELLED)) {
+    if (!u || (req_flags(req) & REQ_CANCELLED)) {
         return -EBUSY;
     }
     /* Not entered yet: it becomes a NOP that completes as cancelled. */
@@ -541,8 +520,7 @@ void actx__io_loop_init(actx__loop *loop)
 
 int actx__io_ring_fd(actx__loop *loop)
 {
-    return loop->uring && !loop->uring->detached ? loop->uring->ring.ring_fd
-                                                 : -1;
+    return loop->uring ? loop->uring->ring.ring_fd : -1;
 }
 
 void actx__io_loop_closing(actx__loop *loop)
@@ -562,15 +540,32 @@ void actx__io_loop_shutdown(actx__loop *loop)
     if (!u) {
         return;
     }
-    if (!u->detached) {
-        actx__io_flush(loop);
-        while (loop->io_inflight > 0) {
-            if (ring_enter(loop, 1) < 0) {
-                break; /* the ring is gone: nothing will complete */
-            }
+    actx__io_flush(loop);
+    while (loop->io_inflight > 0) {
+        if (ring_enter(loop, 1) < 0) {
+            break; /* the ring is gone: nothing will complete */
         }
-        actx__fd_loopwide_del(loop, u->ring.ring_fd);
     }
+    actx__fd_loopwide_del(loop, u->ring.ring_fd);
+    io_uring_queue_exit(&u->ring);
+    free(u->kind);
+    free(u);
+    loop->uring = NULL;
+    loop->io_inflight = 0;
+    loop->io_unsubmitted = 0;
+}
+
+void actx__io_loop_forget(actx__loop *loop)
+{
+    struct actx__uring *u = loop->uring;
+
+    if (!u) {
+        return;
+    }
+    /*
+     * Unmaps and closes; its unregistration of the ring fd index acts on
+     * this task's table only, which a child does not inherit.
+     */
     io_uring_queue_exit(&u->ring);
     free(u->kind);
     free(u);
@@ -628,6 +623,11 @@ void actx__io_loop_closing(actx__loop *loop)
 }
 
 void actx__io_loop_shutdown(actx__loop *loop)
+{
+    (void)loop;
+}
+
+void actx__io_loop_forget(actx__loop *loop)
 {
     (void)loop;
 }

@@ -1012,6 +1012,27 @@ void actx__fd_loop_shutdown(actx__loop *loop)
     }
 }
 
+/*
+ * A fork child's copy of the loop: its sets are the parent's epoll
+ * instances, so no epoll_ctl; closing the child's descriptors for them
+ * leaves the parent's registrations alone (the instance lives on in the
+ * parent).  The user registrations' memory goes with the table.
+ */
+void actx__fd_loop_forget(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    if (!tab) {
+        return;
+    }
+    for (unsigned i = 0; i < tab->cap; i++) {
+        if (tab->slot[i] && !tab->slot[i]->loopwide) {
+            free(tab->slot[i]);
+        }
+    }
+    actx__fd_loop_close(loop);
+}
+
 /* Close every set; the loop-wide fds themselves belong to others. */
 void actx__fd_loop_close(actx__loop *loop)
 {

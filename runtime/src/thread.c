@@ -8,6 +8,20 @@
  * took, then free.  Requests still in flight elsewhere are not freed here:
  * their completers find the mailbox closed and free them; each holds a
  * mailbox reference, so the mailbox outlives them.
+ *
+ * fork (the contract is in actx.h, at actx_thread_init).  The child has
+ * only the forking thread, and the loops it inherits are copies whose
+ * kernel objects (epoll sets, eventfds, the io_uring) are still the
+ * parent's: one epoll_ctl, eventfd read or ring enter from the child would
+ * change what the parent sees.  So the child drops them at once, in an
+ * atfork handler: its copies of the descriptors are closed (a close that
+ * leaves the parent's open files alone), every inherited mailbox is closed
+ * (posts to the parent's contexts fail with -EPIPE), and the forking
+ * thread's loop is forgotten, its memory kept reachable (forked_loops) and
+ * never touched again.  The next call that needs a loop makes a fresh one.
+ * Every process-wide lock is taken before fork and re-made in the child:
+ * the mailbox free list, the log handler, the debug context quarantine
+ * (here) and the pool (pool.c, which also empties itself in the child).
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
@@ -27,6 +41,9 @@ static __thread actx__mailbox *tls_dead_mb;
 static _Atomic uint64_t next_loop_id = 1;
 static pthread_key_t loop_key;
 static pthread_once_t loop_key_once = PTHREAD_ONCE_INIT;
+static _Atomic bool loop_key_made;
+/* Loops a fork child inherited and dropped (see the top comment). */
+static actx__loop *forked_loops;
 
 static void loop_key_destructor(void *arg)
 {
@@ -47,6 +64,48 @@ static void loop_key_init(void)
     if (pthread_key_create(&loop_key, loop_key_destructor) != 0) {
         abort(); /* only at PTHREAD_KEYS_MAX keys: nothing sane to do */
     }
+    atomic_store(&loop_key_made, true);
+}
+
+/* Lock order: the log lock, then the others (none is held with another). */
+static void atfork_prepare(void)
+{
+    actx__log_atfork(0);
+    actx__ctx_atfork(0);
+    actx__mb_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+    actx__mb_atfork_parent();
+    actx__ctx_atfork(1);
+    actx__log_atfork(1);
+}
+
+static void atfork_child(void)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    actx__mb_atfork_child();
+    actx__ctx_atfork(2);
+    actx__log_atfork(2);
+    if (loop) {
+        actx__io_loop_forget(loop);
+        actx__fd_loop_forget(loop);
+        loop->forked_next = forked_loops;
+        forked_loops = loop;
+        actx__tls_loop = NULL;
+    }
+    tls_dead_mb = NULL; /* closed above; the child counts afresh */
+    if (atomic_load(&loop_key_made)) {
+        pthread_setspecific(loop_key, NULL);
+    }
+}
+
+/* Before main and before any lock exists in use: fork is covered always. */
+__attribute__((constructor)) static void atfork_init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 actx__loop *actx__loop_create(void)
@@ -206,6 +265,8 @@ void actx__shutdown_now(actx__loop *loop)
     quarantine_flush(loop);
     actx__ctx_loop_shutdown(loop);
     actx__fd_loop_close(loop);
+    /* No descriptor stays behind for a recycled mailbox (mailbox.c). */
+    actx__mb_close_efd(loop->mb);
 
     /* Keep one reference so actx_stats can report later refusals. */
     tls_dead_mb = loop->mb;
