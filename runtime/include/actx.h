@@ -328,7 +328,11 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
  * the iteration (actx_poll, actx_process_queue, actx_backend_timeout_ms)
  * ends; page-cached reads complete inside that call.  A request is
  * cancellable until it is entered, and after that while the kernel has not
- * started it.
+ * started it.  Nothing accepted is lost when the kernel refuses to enter
+ * them: EAGAIN, EBUSY and EINTR are retried; a hard error (ENOMEM, EBADF)
+ * or a refusal that goes on sends the queued requests to the pool (a
+ * warning through the log handler), where they complete as the ring would
+ * have; during actx_thread_shutdown() they complete with the error instead.
  *
  * Pool: one system call per request on a pool thread (retried on EINTR
  * only), cancellable while queued; a pread the page cache can satisfy at

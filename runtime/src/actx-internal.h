@@ -532,6 +532,9 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
  *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
  */
 enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
+/* aio.c: one operation on the pool (the ring's fallback). */
+actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
+                         actx_done_fn *done, void *opaque);
 void actx__io_loop_init(actx__loop *loop);
 int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
                     off_t off, actx_done_fn *done, void *opaque,
