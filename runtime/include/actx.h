@@ -610,7 +610,9 @@ ACTX_EXTERN int actx_set_poll_max_ns(int64_t ns);
  * latest actx_backend_timeout_ms() (never for an outer context's fds, so
  * a host loop does not spin during a nested wait); the timeout is
  * until the current context's next timer, at most 10 ms with idle BHs
- * scheduled, 0 when something can run now, rounded up to whole ms.  An
+ * scheduled, 0 when something can run now, rounded up to whole ms and at
+ * most INT_MAX (a timer further out, even at UINT64_MAX, gives INT_MAX,
+ * never -1: the host wakes, asks again, and waits again).  An
  * actx_poll(false) that ran something may leave more to do: ask for the
  * timeout again before waiting (GLib: prepare/check/dispatch).
  * docs/embedding.md gives the recipe for any loop; actx-glib.h

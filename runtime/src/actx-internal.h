@@ -564,6 +564,20 @@ static inline bool actx__io_ready(actx__loop *loop)
            __atomic_load_n(loop->io_ktail, __ATOMIC_ACQUIRE) != *loop->io_khead;
 }
 
+/*
+ * A timeout of ns >= 0 nanoseconds in whole milliseconds for an int API
+ * (epoll_wait, actx_backend_timeout_ms): rounded up, so a timer is never
+ * run early, and at most INT_MAX (about 24.8 days), so a real timer never
+ * reads as a negative "no timeout"; no overflow up to INT64_MAX.
+ */
+static inline int actx__ns_to_ms_ceil(int64_t ns)
+{
+    if (ns > (int64_t)INT32_MAX * 1000000 - 999999) {
+        return INT32_MAX;
+    }
+    return (int)((ns + 999999) / 1000000);
+}
+
 /* backend-epoll.c: the OS backend (epoll sets; fd.c decides which). */
 struct epoll_event;
 int actx__backend_new(void);
