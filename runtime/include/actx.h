@@ -605,7 +605,11 @@ ACTX_EXTERN int actx_set_poll_max_ns(int64_t ns);
  * timeout), then call actx_poll(false).  Calling actx_backend_timeout_ms()
  * declares that the caller is about to wait on the fd: until the next
  * actx_poll(), every post to this loop writes its eventfd.
- * The fd (an epoll fd, stable for the life of the loop) becomes readable
+ * The fd is an epoll fd of the thread, the same for every loop the thread
+ * has: a loop created after actx_thread_shutdown() (by the next call that
+ * needs one) uses it too, so a host loop that keeps watching it follows
+ * the new loop; while the thread has no loop it is never readable; it is
+ * closed at thread exit (never close it yourself).  It becomes readable
  * for arrived posts and ready fds of the context that was current at the
  * latest actx_backend_timeout_ms() (never for an outer context's fds, so
  * a host loop does not spin during a nested wait); the timeout is

@@ -599,6 +599,8 @@ int actx__fd_loop_init(actx__loop *loop);
 void actx__fd_loop_close(actx__loop *loop);
 /* fork child: close the inherited sets, no epoll_ctl on them. */
 void actx__fd_loop_forget(actx__loop *loop);
+/* Close the thread's actx_backend_fd() (thread exit, fork child). */
+void actx__fd_embed_release(void);
 int actx__fd_loopwide_add(actx__loop *loop, int fd, actx_fn *on_event,
                           void *opaque);
 void actx__fd_loopwide_del(actx__loop *loop, int fd);

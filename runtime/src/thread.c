@@ -57,6 +57,9 @@ static void loop_key_destructor(void *arg)
         actx__mb_unref(tls_dead_mb, 1);
         tls_dead_mb = NULL;
     }
+    if (!actx__tls_loop) {
+        actx__fd_embed_release();
+    }
 }
 
 static void loop_key_init(void)
@@ -96,7 +99,8 @@ static void atfork_child(void)
         forked_loops = loop;
         actx__tls_loop = NULL;
     }
-    tls_dead_mb = NULL; /* closed above; the child counts afresh */
+    actx__fd_embed_release(); /* the child's copy of the parent's */
+    tls_dead_mb = NULL;       /* closed above; the child counts afresh */
     if (atomic_load(&loop_key_made)) {
         pthread_setspecific(loop_key, NULL);
     }

@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -329,4 +330,46 @@ ACTX_TEST_TIMEOUT("/fork/while-threads-create-loops/no-deadlock", 240)
     for (int i = 0; i < THREADS; i++) {
         ASSERT_NULL(thread_join(th[i]));
     }
+}
+
+static bool fd_readable(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/* The embedding fd is the thread's: the child makes its own and leaves
+ * the parent's set alone; the parent's still turns readable for a post. */
+ACTX_TEST_TIMEOUT("/fork/child-embeds/parent-backend-fd-intact", 20)
+{
+    int fd = actx_backend_fd(), runs = 0;
+    actx_ctx *h;
+    pid_t pid;
+
+    ASSERT_GE(fd, 0);
+    h = actx_ctx_current();
+    ASSERT_NOT_NULL(h);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    fflush(NULL);
+    pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int cfd;
+
+        alarm(CHILD_ALARM_S);
+        cfd = actx_backend_fd();
+        if (cfd < 0 || actx_backend_timeout_ms() != -1) {
+            _exit(2);
+        }
+        actx_thread_shutdown();
+        _exit(0);
+    }
+    ASSERT_EQ(wait_child(pid), 0);
+    ASSERT_FALSE(fd_readable(fd));
+    ASSERT_EQ(call_from_thread(h, timer_cb, &runs), 0);
+    ASSERT_TRUE(fd_readable(fd));
+    actx_poll(false);
+    ASSERT_EQ(runs, 1);
+    actx_ctx_unref(h);
 }
