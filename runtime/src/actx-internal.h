@@ -332,7 +332,7 @@ void actx__quarantine(actx__loop *loop, void *obj);
 
 /*
  * fork (thread.c): phase 0 before fork (take the module's process-wide
- * lock), 1 in the parent after it, 2 in the child (re-make the lock and
+ * lock), 1 in the parent after it, 2 in the child (release the lock and
  * forget what other threads were doing).
  */
 void actx__log_atfork(int phase);

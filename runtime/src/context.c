@@ -87,7 +87,7 @@ void actx__ctx_atfork(int phase)
     } else if (phase == 1) {
         pthread_mutex_unlock(&ctx_quarantine_lock);
     } else {
-        pthread_mutex_init(&ctx_quarantine_lock, NULL);
+        pthread_mutex_unlock(&ctx_quarantine_lock); /* held since prepare */
     }
 }
 #else

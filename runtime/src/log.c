@@ -100,9 +100,10 @@ void actx__log_atfork(int phase)
     } else if (phase == 1) {
         pthread_mutex_unlock(&log_lock);
     } else {
-        /* Only this thread's handler calls survive in the child. */
-        pthread_mutex_init(&log_lock, NULL);
+        /* Only this thread's handler calls survive in the child; the
+         * condition's waiters (other threads) do not. */
         pthread_cond_init(&log_idle, NULL);
         log_busy = tls_in_handler;
+        pthread_mutex_unlock(&log_lock);
     }
 }

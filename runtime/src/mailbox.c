@@ -183,8 +183,8 @@ void actx__mb_unref(actx__mailbox *mb, long n)
 }
 
 /*
- * fork: no other thread holds mb_lock in the child (atfork prepare took
- * it); every mailbox the child inherited is closed there and its copy of
+ * fork: the forking thread holds mb_lock across fork (atfork prepare), so
+ * no other thread was inside it; every mailbox the child inherited is closed there and its copy of
  * the eventfd closed, so nothing in the child reaches the parent's.
  */
 void actx__mb_atfork_prepare(void)
@@ -201,7 +201,8 @@ void actx__mb_atfork_child(void)
 {
     actx__mailbox *mb;
 
-    pthread_mutex_init(&mb_lock, NULL);
+    /* Held by this thread since prepare: unlock, as after any section. */
+    pthread_mutex_unlock(&mb_lock);
     for (mb = mb_all; mb; mb = mb->all_next) {
         int efd = atomic_exchange(&mb->efd, -1);
 

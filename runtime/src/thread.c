@@ -19,9 +19,11 @@
  * (posts to the parent's contexts fail with -EPIPE), and the forking
  * thread's loop is forgotten, its memory kept reachable (forked_loops) and
  * never touched again.  The next call that needs a loop makes a fresh one.
- * Every process-wide lock is taken before fork and re-made in the child:
- * the mailbox free list, the log handler, the debug context quarantine
- * (here) and the pool (pool.c, which also empties itself in the child).
+ * Every process-wide lock is taken before fork and released after it in
+ * both processes, so the child never inherits one held by a thread it
+ * does not have: the mailbox free list, the log handler, the debug
+ * context quarantine (here) and the pool (pool.c, which also empties
+ * itself in the child).
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
