@@ -545,6 +545,9 @@ int actx__io_cancel(actx__loop *loop, actx_req *req);
 int actx__io_ring_fd(actx__loop *loop);
 void actx__io_loop_closing(actx__loop *loop);
 void actx__io_loop_shutdown(actx__loop *loop);
+/* The done of a pool request that does a ring request's operation after
+ * io_uring_enter failed; its opaque is that ring request. */
+void actx__io_fallback_done(void *opaque, long ret);
 /* fork child: drop the inherited ring without touching the parent's. */
 void actx__io_loop_forget(actx__loop *loop);
 void actx__io_dump(actx__loop *loop, FILE *out);

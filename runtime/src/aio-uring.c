@@ -361,8 +361,13 @@ static int ring_enter(actx__loop *loop, unsigned wait)
     return r;
 }
 
-/* The pool did a stranded operation: complete the ring request with it. */
-static void fallback_done(void *opaque, long ret)
+/*
+ * The pool did a stranded operation: complete the ring request with it.
+ * Should the pool's completion be refused (the loop shut down meanwhile),
+ * req.c refuses the ring request instead, so the refused hook hears of
+ * the caller's done and opaque, never of this one.
+ */
+void actx__io_fallback_done(void *opaque, long ret)
 {
     actx__loop *loop = actx__tls_loop;
 
@@ -391,7 +396,7 @@ static void unqueue(actx__loop *loop, int err)
     sq->sqe_head = sq->sqe_tail = head;
     loop->io_unsubmitted = 0;
     for (i = head; i != tail; i++) {
-        struct io_uring_sqe sqe = sq->sqes[sq->array[i & sq->ring_mask]];
+        struct io_uring_sqe sqe = sq->sqes[i & sq->ring_mask];
         uint64_t ud = sqe.user_data;
         int op = 0;
 
@@ -420,7 +425,7 @@ static void unqueue(actx__loop *loop, int err)
         if (op && !loop->closing &&
             !(req_flags((actx_req *)(uintptr_t)ud) & REQ_CANCELLED) &&
             actx__aio_pool(op, sqe.fd, (void *)(uintptr_t)sqe.addr, sqe.len,
-                           (off_t)sqe.off, fallback_done,
+                           (off_t)sqe.off, actx__io_fallback_done,
                            (void *)(uintptr_t)ud)) {
             continue;
         }
@@ -734,6 +739,11 @@ void actx__io_loop_shutdown(actx__loop *loop)
 void actx__io_loop_forget(actx__loop *loop)
 {
     (void)loop;
+}
+
+void actx__io_fallback_done(void *opaque, long ret)
+{
+    (void)opaque, (void)ret; /* never used without a ring */
 }
 
 #endif /* ACTX_HAVE_LIBURING */

@@ -238,3 +238,64 @@ ACTX_TEST("/uring/enter/fails-at-shutdown/done-gets-the-error")
     }
     close(fd);
 }
+
+static atomic_int block_started, block_release;
+
+static long block_work(void *opaque)
+{
+    (void)opaque;
+    atomic_store(&block_started, 1);
+    while (!atomic_load(&block_release)) {
+        usleep(1000);
+    }
+    return 7;
+}
+
+static struct io refused_io;
+static atomic_int refused_seen, refused_foreign;
+static atomic_long refused_ret;
+
+static void on_refused(actx_done_fn *done, void *opaque, long ret)
+{
+    if (done == io_done && opaque == &refused_io) {
+        atomic_store(&refused_ret, ret);
+        atomic_fetch_add(&refused_seen, 1);
+    } else if (done != io_done || opaque != NULL) {
+        atomic_fetch_add(&refused_foreign, 1);
+    }
+}
+
+/* The loop shuts down while the pool still owes a fallen-back read: the
+ * refused hook hears of the caller's request (its done and opaque, the
+ * read's result), never of the runtime's own pool request. */
+ACTX_TEST("/uring/enter/fallback-refused-after-shutdown/hook-sees-caller")
+{
+    char b[BS];
+    int fd = data_file(2);
+
+    ring_loop();
+    actx_set_log_handler(count_log, NULL);
+    actx_set_refused_hook(on_refused);
+    ASSERT_EQ(actx_pool_set_size(1), 0);
+    ASSERT_NOT_NULL(actx_submit(block_work, io_done, NULL));
+    while (!atomic_load(&block_started)) {
+        usleep(1000);
+    }
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, BS, io_done, &refused_io));
+    inject_fail(&inject_uring_enter, INJECT_ALWAYS);
+    actx_poll(false); /* the enter fails: the read goes to the pool */
+    inject_fail(&inject_uring_enter, 0);
+    ASSERT_EQ(atomic_load(&warnings), 1);
+    actx_thread_shutdown();
+    atomic_store(&block_release, 1);
+    while (atomic_load(&refused_seen) == 0) {
+        usleep(1000);
+    }
+    ASSERT_EQ(atomic_load(&refused_seen), 1);
+    ASSERT_EQ(atomic_load(&refused_ret), BS);
+    ASSERT_EQ(atomic_load(&refused_foreign), 0);
+    ASSERT_EQ(refused_io.runs, 0);
+    ASSERT_TRUE(block_ok(b, 1));
+    actx_set_refused_hook(NULL);
+    close(fd);
+}
