@@ -269,7 +269,7 @@ struct actx__loop {
     unsigned long io_submits;            /* io_uring_enter calls that
                                             submitted (tests, actx_dump) */
     struct actx_stats st;
-    actx__loop *forked_next; /* dropped by a fork child (thread.c) */
+    actx__loop *all_prev, *all_next; /* every live loop (thread.c, fork) */
 #ifdef ACTX_DEBUG
     /* Freed BHs and timers, kept a while (actx__quarantine). */
     void *quarantine[ACTX__QUARANTINE];

@@ -658,6 +658,9 @@ static bool pool_sleep_hook(actx__loop *loop, bool entering)
 
 static void pool_stop(void);
 
+/* Records of workers a fork child inherited (their threads are gone). */
+static worker *forked_workers;
+
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&pool.lock);
@@ -688,6 +691,16 @@ static void atfork_child(void)
     atomic_store(&pool.nblocked, 0);
     pool.nexiting = 0;
     pool.idle = NULL;
+    /* The parent's workers' records stay reachable (leak checkers). */
+    if (pool.all) {
+        worker *last = pool.all;
+
+        while (last->all_next) {
+            last = last->all_next;
+        }
+        last->all_next = forked_workers;
+        forked_workers = pool.all;
+    }
     pool.all = NULL;
     pthread_mutex_unlock(&pool.lock);
 }

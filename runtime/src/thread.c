@@ -17,8 +17,13 @@
  * atfork handler: its copies of the descriptors are closed (a close that
  * leaves the parent's open files alone), every inherited mailbox is closed
  * (posts to the parent's contexts fail with -EPIPE), and the forking
- * thread's loop is forgotten, its memory kept reachable (forked_loops) and
- * never touched again.  The next call that needs a loop makes a fresh one.
+ * thread's loop is forgotten (its sets and ring closed in the child).
+ * Every inherited loop's memory, the forking thread's and those of
+ * threads the child does not have, stays reachable (forked_loops: leak
+ * checkers follow children) and is never touched again; the other
+ * threads' loops may have been in the middle of anything, so not even
+ * their descriptors are closed.  The next call that needs a loop makes a
+ * fresh one.
  * Every process-wide lock is taken before fork and released after it in
  * both processes, so the child never inherits one held by a thread it
  * does not have: the mailbox free list, the log handler, the debug
@@ -44,8 +49,36 @@ static _Atomic uint64_t next_loop_id = 1;
 static pthread_key_t loop_key;
 static pthread_once_t loop_key_once = PTHREAD_ONCE_INIT;
 static _Atomic bool loop_key_made;
-/* Loops a fork child inherited and dropped (see the top comment). */
-static actx__loop *forked_loops;
+/* Every live loop, and the loops a fork child inherited and dropped
+ * (see the top comment); all_next links both lists. */
+static pthread_mutex_t loops_lock = PTHREAD_MUTEX_INITIALIZER;
+static actx__loop *loops_all, *forked_loops;
+
+static void loops_link(actx__loop *loop)
+{
+    pthread_mutex_lock(&loops_lock);
+    loop->all_prev = NULL;
+    loop->all_next = loops_all;
+    if (loops_all) {
+        loops_all->all_prev = loop;
+    }
+    loops_all = loop;
+    pthread_mutex_unlock(&loops_lock);
+}
+
+static void loops_unlink(actx__loop *loop)
+{
+    pthread_mutex_lock(&loops_lock);
+    if (loop->all_prev) {
+        loop->all_prev->all_next = loop->all_next;
+    } else {
+        loops_all = loop->all_next;
+    }
+    if (loop->all_next) {
+        loop->all_next->all_prev = loop->all_prev;
+    }
+    pthread_mutex_unlock(&loops_lock);
+}
 
 static void loop_key_destructor(void *arg)
 {
@@ -78,10 +111,12 @@ static void atfork_prepare(void)
     actx__log_atfork(0);
     actx__ctx_atfork(0);
     actx__mb_atfork_prepare();
+    pthread_mutex_lock(&loops_lock);
 }
 
 static void atfork_parent(void)
 {
+    pthread_mutex_unlock(&loops_lock);
     actx__mb_atfork_parent();
     actx__ctx_atfork(1);
     actx__log_atfork(1);
@@ -97,10 +132,19 @@ static void atfork_child(void)
     if (loop) {
         actx__io_loop_forget(loop);
         actx__fd_loop_forget(loop);
-        loop->forked_next = forked_loops;
-        forked_loops = loop;
         actx__tls_loop = NULL;
     }
+    if (loops_all) {
+        actx__loop *last = loops_all;
+
+        while (last->all_next) {
+            last = last->all_next;
+        }
+        last->all_next = forked_loops;
+        forked_loops = loops_all;
+        loops_all = NULL;
+    }
+    pthread_mutex_unlock(&loops_lock);
     actx__fd_embed_release(); /* the child's copy of the parent's */
     tls_dead_mb = NULL;       /* closed above; the child counts afresh */
     if (atomic_load(&loop_key_made)) {
@@ -126,8 +170,10 @@ actx__loop *actx__loop_create(void)
         errno = ENOMEM;
         return NULL;
     }
+    loops_link(loop); /* at once: a fork child keeps even a half-made one */
     loop->mb = actx__mb_new(&err);
     if (!loop->mb) {
+        loops_unlink(loop);
         free(loop);
         errno = -err;
         return NULL;
@@ -173,6 +219,7 @@ actx__loop *actx__loop_create(void)
 
 fail:
     actx__mb_unref(loop->mb, ACTX__MB_BULK);
+    loops_unlink(loop);
     free(loop);
     errno = -err;
     return NULL;
@@ -280,6 +327,7 @@ void actx__shutdown_now(actx__loop *loop)
     actx__tls_loop = NULL;
     /* Non-NULL, so that the key's destructor drops tls_dead_mb at exit. */
     pthread_setspecific(loop_key, &tls_dead_mb);
+    loops_unlink(loop);
     free(loop);
 }
 

@@ -59,17 +59,25 @@ ACTX_TEST("/embed/timeout-ms/far-timers-clamped-never-negative")
     actx_timer_free(t);
 }
 
-/* A timer due soon: rounded up to the next whole ms, never 0 early. */
+/* Rounded up: waking after the answer finds the timer due, and the answer
+ * is no more than the whole ms left when asked (whatever the delays). */
 ACTX_TEST("/embed/timeout-ms/near-timer-rounded-up")
 {
     actx_timer *t = actx_timer_new(nop, NULL);
-    int ms;
 
     ASSERT_NOT_NULL(t);
-    actx_timer_mod(t, actx_now_ns() + 1500 * 1000);
-    ms = actx_backend_timeout_ms();
-    ASSERT_GE(ms, 1);
-    ASSERT_LE(ms, 2);
+    for (int i = 0; i < 20; i++) {
+        uint64_t t0 = actx_now_ns(), due = t0 + 1500 * 1000 + i * 77777, t1;
+        int ms;
+
+        actx_timer_mod(t, due);
+        ms = actx_backend_timeout_ms();
+        t1 = actx_now_ns();
+        ASSERT_GE(ms, 0);
+        ASSERT_GE(t1 + (uint64_t)ms * MS, due);
+        ASSERT_LE((uint64_t)ms, (due - t0 + MS - 1) / MS);
+        actx_poll(false);
+    }
     actx_timer_free(t);
 }
 
@@ -94,8 +102,6 @@ ACTX_TEST("/poll/old-kernel/timers-run-not-early")
         actx_timer_mod(t, due);
         ASSERT_EQ(ACTX_WAIT_WHILE(runs == i), 0);
         ASSERT_GE(actx_now_ns(), due);
-        ASSERT_GE(atomic_load(&inject_epoll_wait_last_ms), 1);
-        ASSERT_LE(atomic_load(&inject_epoll_wait_last_ms), 3);
     }
     ASSERT_GT(atomic_load(&inject_epoll_wait_calls), 0);
     actx_timer_free(t);
