@@ -99,10 +99,10 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -184,8 +184,9 @@ void actx__mb_unref(actx__mailbox *mb, long n)
 
 /*
  * fork: the forking thread holds mb_lock across fork (atfork prepare), so
- * no other thread was inside it; every mailbox the child inherited is closed there and its copy of
- * the eventfd closed, so nothing in the child reaches the parent's.
+ * no other thread was inside it.  In the child every inherited mailbox is
+ * closed and the child's copy of its eventfd too, so nothing in the child
+ * reaches the parent's.
  */
 void actx__mb_atfork_prepare(void)
 {
