@@ -328,7 +328,11 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
  * the iteration (actx_poll, actx_process_queue, actx_backend_timeout_ms)
  * ends; page-cached reads complete inside that call.  A request is
  * cancellable until it is entered, and after that while the kernel has not
- * started it.
+ * started it.  Nothing accepted is lost when the kernel refuses to enter
+ * them: EAGAIN, EBUSY and EINTR are retried; a hard error (ENOMEM, EBADF)
+ * or a refusal that goes on sends the queued requests to the pool (a
+ * warning through the log handler), where they complete as the ring would
+ * have; during actx_thread_shutdown() they complete with the error instead.
  *
  * Pool: one system call per request on a pool thread (retried on EINTR
  * only), cancellable while queued; a pread the page cache can satisfy at
@@ -601,12 +605,18 @@ ACTX_EXTERN int actx_set_poll_max_ns(int64_t ns);
  * timeout), then call actx_poll(false).  Calling actx_backend_timeout_ms()
  * declares that the caller is about to wait on the fd: until the next
  * actx_poll(), every post to this loop writes its eventfd.
- * The fd (an epoll fd, stable for the life of the loop) becomes readable
+ * The fd is an epoll fd of the thread, the same for every loop the thread
+ * has: a loop created after actx_thread_shutdown() (by the next call that
+ * needs one) uses it too, so a host loop that keeps watching it follows
+ * the new loop; while the thread has no loop it is never readable; it is
+ * closed at thread exit (never close it yourself).  It becomes readable
  * for arrived posts and ready fds of the context that was current at the
  * latest actx_backend_timeout_ms() (never for an outer context's fds, so
  * a host loop does not spin during a nested wait); the timeout is
  * until the current context's next timer, at most 10 ms with idle BHs
- * scheduled, 0 when something can run now, rounded up to whole ms.  An
+ * scheduled, 0 when something can run now, rounded up to whole ms and at
+ * most INT_MAX (a timer further out, even at UINT64_MAX, gives INT_MAX,
+ * never -1: the host wakes, asks again, and waits again).  An
  * actx_poll(false) that ran something may leave more to do: ask for the
  * timeout again before waiting (GLib: prepare/check/dispatch).
  * docs/embedding.md gives the recipe for any loop; actx-glib.h
@@ -623,6 +633,19 @@ ACTX_EXTERN int actx_backend_timeout_ms(void);
  * Calling thread.  Create the calling thread's loop explicitly (it is
  * otherwise created on the first call).  0, or -EMFILE/-ENFILE (no fd for its epoll set or
  * eventfd), -ENOMEM.
+ *
+ * fork(): the child starts with no loop; its first call makes a fresh one,
+ * as on a new thread.  The loops it inherited (the forking thread's, and
+ * other threads') are dropped in the child without touching what the
+ * parent still uses (no epoll_ctl, eventfd read or write, or ring enter on
+ * them; only the child's copies of their descriptors are closed): nothing
+ * the child does, shutdown included, changes what the parent sees.  Their
+ * callbacks never run in the child; posts from the child to their contexts
+ * fail with -EPIPE; their requests, BHs and timers must not be used
+ * there.  The pool starts empty (actx_submit); io_uring is set up afresh.
+ * The runtime's process-wide locks are held across fork(), so the child
+ * never inherits one locked.  A child forked from inside a callback must
+ * only exec or _exit.  docs/concepts.md has the whole contract.
  */
 ACTX_EXTERN int actx_thread_init(void);
 

@@ -194,10 +194,13 @@ struct actx__mailbox {
     /* Owner writes around sleeps; producers read after each post. */
     alignas(ACTX__CACHELINE) _Atomic int notify_me;
     _Atomic bool notified;
-    int efd;
+    /* The eventfd, -1 once closed (mailbox.c: "Eventfd lifetime"). */
+    _Atomic int efd;
+    _Atomic int efd_writers; /* posters between P3's load of efd and write */
     _Atomic long refs;
     _Atomic unsigned long refused;
     actx__mailbox *free_next;
+    actx__mailbox *all_next; /* every mailbox ever made (fork) */
 };
 
 #define ACTX__MB_CLOSED ((actx__msg *)1)
@@ -266,6 +269,7 @@ struct actx__loop {
     unsigned long io_submits;            /* io_uring_enter calls that
                                             submitted (tests, actx_dump) */
     struct actx_stats st;
+    actx__loop *all_prev, *all_next; /* every live loop (thread.c, fork) */
 #ifdef ACTX_DEBUG
     /* Freed BHs and timers, kept a while (actx__quarantine). */
     void *quarantine[ACTX__QUARANTINE];
@@ -326,7 +330,14 @@ static inline void actx__leave(actx__loop *loop, bool outer)
 /* Free a dead BH or timer: at once, or later in debug builds. */
 void actx__quarantine(actx__loop *loop, void *obj);
 
-/* Report a misuse the runtime detected (wrong thread, bad state). */
+/*
+ * fork (thread.c): phase 0 before fork (take the module's process-wide
+ * lock), 1 in the parent after it, 2 in the child (release the lock and
+ * forget what other threads were doing).
+ */
+void actx__log_atfork(int phase);
+void actx__ctx_atfork(int phase);
+
 /* Report a misuse the runtime detected (wrong thread, bad state), at
  * ACTX_LOG_ERROR. */
 void actx__misuse(const char *func, const char *what);
@@ -339,6 +350,10 @@ void actx__log(int level, const char *fmt, ...)
 /* mailbox.c */
 actx__mailbox *actx__mb_new(int *err);
 void actx__mb_unref(actx__mailbox *mb, long n);
+void actx__mb_close_efd(actx__mailbox *mb);
+void actx__mb_atfork_prepare(void);
+void actx__mb_atfork_parent(void);
+void actx__mb_atfork_child(void);
 int actx__mb_post(actx__mailbox *mb, actx__msg *msg, int wake_level, int depth);
 void actx__mb_notify(actx__mailbox *mb, int wake_level, int depth);
 void actx__mb_refused(actx__mailbox *mb);
@@ -517,6 +532,9 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
  *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
  */
 enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
+/* aio.c: one operation on the pool (the ring's fallback). */
+actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
+                         actx_done_fn *done, void *opaque);
 void actx__io_loop_init(actx__loop *loop);
 int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
                     off_t off, actx_done_fn *done, void *opaque,
@@ -527,6 +545,11 @@ int actx__io_cancel(actx__loop *loop, actx_req *req);
 int actx__io_ring_fd(actx__loop *loop);
 void actx__io_loop_closing(actx__loop *loop);
 void actx__io_loop_shutdown(actx__loop *loop);
+/* The done of a pool request that does a ring request's operation after
+ * io_uring_enter failed; its opaque is that ring request. */
+void actx__io_fallback_done(void *opaque, long ret);
+/* fork child: drop the inherited ring without touching the parent's. */
+void actx__io_loop_forget(actx__loop *loop);
 void actx__io_dump(actx__loop *loop, FILE *out);
 
 static inline void actx__io_flush(actx__loop *loop)
@@ -542,6 +565,20 @@ static inline bool actx__io_ready(actx__loop *loop)
     /* Acquire pairs with the kernel's release of the CQ tail. */
     return loop->io_inflight != 0 &&
            __atomic_load_n(loop->io_ktail, __ATOMIC_ACQUIRE) != *loop->io_khead;
+}
+
+/*
+ * A timeout of ns >= 0 nanoseconds in whole milliseconds for an int API
+ * (epoll_wait, actx_backend_timeout_ms): rounded up, so a timer is never
+ * run early, and at most INT_MAX (about 24.8 days), so a real timer never
+ * reads as a negative "no timeout"; no overflow up to INT64_MAX.
+ */
+static inline int actx__ns_to_ms_ceil(int64_t ns)
+{
+    if (ns > (int64_t)INT32_MAX * 1000000 - 999999) {
+        return INT32_MAX;
+    }
+    return (int)((ns + 999999) / 1000000);
 }
 
 /* backend-epoll.c: the OS backend (epoll sets; fd.c decides which). */
@@ -563,6 +600,10 @@ int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
  */
 int actx__fd_loop_init(actx__loop *loop);
 void actx__fd_loop_close(actx__loop *loop);
+/* fork child: close the inherited sets, no epoll_ctl on them. */
+void actx__fd_loop_forget(actx__loop *loop);
+/* Close the thread's actx_backend_fd() (thread exit, fork child). */
+void actx__fd_embed_release(void);
 int actx__fd_loopwide_add(actx__loop *loop, int fd, actx_fn *on_event,
                           void *opaque);
 void actx__fd_loopwide_del(actx__loop *loop, int fd);

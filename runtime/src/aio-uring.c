@@ -17,6 +17,9 @@
  * end of every iteration, so all the submissions one iteration made (done
  * callbacks refilling a pipeline, say) cost one system call.  Page-cached
  * buffered reads complete inside that call.
+ * A refused enter never strands the queued SQEs (enter_or_unqueue):
+ * transient refusals are retried, and after a hard error or too many
+ * retries they are taken back from the SQ and done on the pool.
  *
  * Completion: the ring fd sits in every epoll set of the loop (fd.c), so
  * a sleeping loop wakes when a CQE is posted; actx__drain_if_any() reaps the
@@ -48,10 +51,11 @@
  * that was seen seekable, then closed and reopened as a pipe without an AIO
  * on it in between, is read as a stream.
  *
- * fork: the child's copy of the calling thread's loop must not touch the
- * parent's ring (its memory is shared with the parent).  An atfork handler
- * detaches it: that loop's AIO goes to the pool, and its in-flight ring
- * requests never complete in the child (as the pool's queued work).
+ * fork: the child's copy of the forking thread's loop must not touch the
+ * parent's ring (its memory is shared with the parent).  The child drops
+ * that loop (thread.c); actx__io_loop_forget unmaps and closes the child's
+ * view of the ring without entering it, and the child's next loop makes a
+ * ring of its own.  In-flight operations complete in the parent only.
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
@@ -108,7 +112,6 @@ static inline void req_set_flags(actx_req *req, unsigned flags)
 
 struct actx__uring {
     struct io_uring ring;
-    bool detached; /* a fork child's copy of the parent's ring */
     bool cancel_seen;
     int cancel_res;
     unsigned char *kind; /* per fd number: KIND_* */
@@ -121,26 +124,6 @@ static char cancel_tag;
 
 /* Process-wide: -1 unknown, 0 io_uring cannot be used, 1 it can. */
 static _Atomic int probed = -1;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void atfork_child(void)
-{
-    actx__loop *loop = actx__tls_loop;
-
-    /* The only thread of the child; other loops did not survive fork. */
-    if (loop && loop->uring) {
-        loop->uring->detached = true;
-        loop->io_inflight = 0;
-        loop->io_unsubmitted = 0;
-        loop->st.io_backend = 0;
-    }
-}
-
-static void atfork_register(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
 static int ring_init(struct io_uring *ring)
 {
     struct io_uring_params p;
@@ -227,7 +210,6 @@ static struct actx__uring *ring_setup(actx__loop *loop)
     /* Enter by a registered index, not the fd (no fd lookup per enter;
      * measured: about +10% on one-in-flight round trips).  Optional. */
     io_uring_register_ring_fd(&u->ring);
-    pthread_once(&atfork_once, atfork_register);
     loop->io_khead = u->ring.cq.khead;
     loop->io_ktail = u->ring.cq.ktail;
     loop->uring = u;
@@ -351,7 +333,8 @@ void actx__io_reap(actx__loop *loop)
     }
 }
 
-/* Enter once (submit, and wait for `wait` CQEs); then reap.  0 or -errno. */
+/* Enter once (submit, and wait for `wait` CQEs); then reap.  What
+ * io_uring_enter returned: >= 0 or -errno. */
 static int ring_enter(actx__loop *loop, unsigned wait)
 {
     struct actx__uring *u = loop->uring;
@@ -366,7 +349,8 @@ static int ring_enter(actx__loop *loop, unsigned wait)
     if (r == -EBUSY || r == -EAGAIN) {
         /* The CQ is full (overflow backlog): make room, then retry. */
         actx__io_reap(loop);
-        if (loop->io_inflight > 0 && !actx__io_ready(loop)) {
+        if (loop->io_inflight > (long)loop->io_unsubmitted &&
+            !actx__io_ready(loop)) {
             r = io_uring_submit_and_wait(&u->ring, 1);
             loop->io_unsubmitted = io_uring_sq_ready(&u->ring);
         }
@@ -374,26 +358,130 @@ static int ring_enter(actx__loop *loop, unsigned wait)
     if (actx__io_ready(loop)) {
         actx__io_reap(loop);
     }
-    return r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN && r != -ETIME
-               ? r
-               : 0;
+    return r;
+}
+
+/*
+ * The pool did a stranded operation: complete the ring request with it.
+ * Should the pool's completion be refused (the loop shut down meanwhile),
+ * req.c refuses the ring request instead, so the refused hook hears of
+ * the caller's done and opaque, never of this one.
+ */
+void actx__io_fallback_done(void *opaque, long ret)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    ring_complete(loop, (uint64_t)(uintptr_t)opaque, (int)ret);
+    actx__local_post(loop);
+}
+
+/*
+ * io_uring_enter failed for good (err): take back every SQE the kernel
+ * did not consume and finish each another way, so that nothing accepted
+ * is lost.  A read, write or fsync goes to the pool (its request completes
+ * when the pool is done, as if the ring had done it); if the pool cannot
+ * take it, or the loop is shutting down, it completes with err.  A
+ * cancelled one completes with -ECANCELED, a pending ASYNC_CANCEL is
+ * answered with err (actx__io_cancel: -EBUSY).  The kernel reads the SQ
+ * tail only inside io_uring_enter (no SQPOLL), so rewinding it to the
+ * kernel's head in between is safe.
+ */
+static void unqueue(actx__loop *loop, int err)
+{
+    struct actx__uring *u = loop->uring;
+    struct io_uring_sq *sq = &u->ring.sq;
+    unsigned head = *sq->khead, tail = sq->sqe_tail, i;
+
+    __atomic_store_n(sq->ktail, head, __ATOMIC_RELEASE);
+    sq->sqe_head = sq->sqe_tail = head;
+    loop->io_unsubmitted = 0;
+    for (i = head; i != tail; i++) {
+        struct io_uring_sqe sqe = sq->sqes[i & sq->ring_mask];
+        uint64_t ud = sqe.user_data;
+        int op = 0;
+
+        loop->io_inflight--;
+        if (ud == 0) {
+            continue; /* the NOP of a submission that failed */
+        }
+        if (ud == CANCEL_UD) {
+            u->cancel_seen = true;
+            u->cancel_res = err;
+            continue;
+        }
+        switch (sqe.opcode) {
+        case IORING_OP_READ:
+            op = ACTX__AIO_PREAD;
+            break;
+        case IORING_OP_WRITE:
+            op = ACTX__AIO_PWRITE;
+            break;
+        case IORING_OP_FSYNC:
+            op = ACTX__AIO_FSYNC;
+            break;
+        default:
+            break; /* a NOP: cancelled before it was entered */
+        }
+        if (op && !loop->closing &&
+            !(req_flags((actx_req *)(uintptr_t)ud) & REQ_CANCELLED) &&
+            actx__aio_pool(op, sqe.fd, (void *)(uintptr_t)sqe.addr, sqe.len,
+                           (off_t)sqe.off, actx__io_fallback_done,
+                           (void *)(uintptr_t)ud)) {
+            continue;
+        }
+        ring_complete(loop, ud, err);
+    }
+    actx__local_post(loop);
+}
+
+/* Tries of a transient refusal (EAGAIN, EBUSY, nothing consumed) before
+ * the queued SQEs leave the ring; EINTR is always retried. */
+#define ENTER_TRIES 64
+
+/*
+ * Enter what is queued (and wait for `wait` CQEs): 0, or -errno once the
+ * queued SQEs were taken back (unqueue) after a hard error (ENOMEM, EBADF,
+ * ...) or ENTER_TRIES transient ones.  Waits never hang on a broken ring
+ * and nothing queued is stranded.
+ */
+static int enter_or_unqueue(actx__loop *loop, unsigned wait)
+{
+    int tries = 0;
+
+    for (;;) {
+        unsigned queued = loop->io_unsubmitted;
+        int r = ring_enter(loop, wait);
+
+        if (r == -EINTR || r == -ETIME ||
+            (r >= 0 && (loop->io_unsubmitted < queued || queued == 0))) {
+            return 0;
+        }
+        if ((r >= 0 || r == -EAGAIN || r == -EBUSY) && ++tries < ENTER_TRIES) {
+            continue;
+        }
+        if (r >= 0) {
+            r = -EAGAIN;
+        }
+        if (loop->io_unsubmitted != 0) {
+            actx__log(ACTX_LOG_WARNING,
+                      "io_uring_enter: %s; %u queued operations go to the "
+                      "worker pool",
+                      actx_strerror(r), loop->io_unsubmitted);
+            unqueue(loop, r);
+        }
+        return r;
+    }
 }
 
 /*
  * The SQEs queued since the last flush go in with one io_uring_enter (more
  * only while the kernel pushes back: a full CQ is reaped, then retried).
- * An error the ring cannot recover from (its fd closed behind the
- * runtime's back) is reported, not retried forever.
+ * If the kernel keeps refusing, they go to the pool (enter_or_unqueue).
  */
 void actx__io_flush_slow(actx__loop *loop)
 {
-    int rounds = 0;
-
     while (loop->io_unsubmitted != 0) {
-        if (ring_enter(loop, 0) < 0 || ++rounds > 1000) {
-            actx__misuse("actx_poll", "io_uring_enter keeps failing; file "
-                                      "AIO on this thread is stalled");
-            loop->io_unsubmitted = 0;
+        if (enter_or_unqueue(loop, 0) < 0) {
             return;
         }
     }
@@ -485,7 +573,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     struct io_uring_sqe *sqe;
     unsigned i;
 
-    if (!u || u->detached || (req_flags(req) & REQ_CANCELLED)) {
+    if (!u || (req_flags(req) & REQ_CANCELLED)) {
         return -EBUSY;
     }
     /* Not entered yet: it becomes a NOP that completes as cancelled. */
@@ -510,7 +598,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     loop->io_unsubmitted++;
     u->cancel_seen = false;
     while (!u->cancel_seen) {
-        if (ring_enter(loop, 1) < 0) {
+        if (enter_or_unqueue(loop, 1) < 0 && !u->cancel_seen) {
             return -EBUSY; /* the ring is broken: cannot say it stopped */
         }
     }
@@ -541,8 +629,7 @@ void actx__io_loop_init(actx__loop *loop)
 
 int actx__io_ring_fd(actx__loop *loop)
 {
-    return loop->uring && !loop->uring->detached ? loop->uring->ring.ring_fd
-                                                 : -1;
+    return loop->uring ? loop->uring->ring.ring_fd : -1;
 }
 
 void actx__io_loop_closing(actx__loop *loop)
@@ -562,15 +649,32 @@ void actx__io_loop_shutdown(actx__loop *loop)
     if (!u) {
         return;
     }
-    if (!u->detached) {
-        actx__io_flush(loop);
-        while (loop->io_inflight > 0) {
-            if (ring_enter(loop, 1) < 0) {
-                break; /* the ring is gone: nothing will complete */
-            }
+    actx__io_flush(loop);
+    while (loop->io_inflight > 0) {
+        if (enter_or_unqueue(loop, 1) < 0 && loop->io_inflight > 0) {
+            break; /* the ring is gone: nothing will complete */
         }
-        actx__fd_loopwide_del(loop, u->ring.ring_fd);
     }
+    actx__fd_loopwide_del(loop, u->ring.ring_fd);
+    io_uring_queue_exit(&u->ring);
+    free(u->kind);
+    free(u);
+    loop->uring = NULL;
+    loop->io_inflight = 0;
+    loop->io_unsubmitted = 0;
+}
+
+void actx__io_loop_forget(actx__loop *loop)
+{
+    struct actx__uring *u = loop->uring;
+
+    if (!u) {
+        return;
+    }
+    /*
+     * Unmaps and closes; its unregistration of the ring fd index acts on
+     * this task's table only, which a child does not inherit.
+     */
     io_uring_queue_exit(&u->ring);
     free(u->kind);
     free(u);
@@ -630,6 +734,16 @@ void actx__io_loop_closing(actx__loop *loop)
 void actx__io_loop_shutdown(actx__loop *loop)
 {
     (void)loop;
+}
+
+void actx__io_loop_forget(actx__loop *loop)
+{
+    (void)loop;
+}
+
+void actx__io_fallback_done(void *opaque, long ret)
+{
+    (void)opaque, (void)ret; /* never used without a ring */
 }
 
 #endif /* ACTX_HAVE_LIBURING */

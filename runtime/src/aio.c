@@ -87,6 +87,15 @@ static actx_req *aio_submit(int op, int fd, void *buf, size_t n, off_t off,
     return actx__pool_submit(aio_work, &a, sizeof(a), done, opaque);
 }
 
+/* The ring's fallback (aio-uring.c): the same operation on the pool. */
+actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
+                         actx_done_fn *done, void *opaque)
+{
+    struct aio_args a = {buf, n, off, fd, op};
+
+    return actx__pool_submit(aio_work, &a, sizeof(a), done, opaque);
+}
+
 /*
  * A read the page cache can satisfy right now is done at submission, on the
  * owner thread (preadv2 with RWF_NOWAIT never blocks): its completion is

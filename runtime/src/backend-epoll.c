@@ -31,8 +31,11 @@ int actx__backend_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key)
 /*
  * Wait on set epfd up to timeout_ns (-1: forever, 0: poll) for at most max
  * events.  Returns how many, or -errno (-EINTR for a signal).
- * epoll_pwait2 takes nanoseconds; a kernel without it gets milliseconds,
- * rounded up so that a timer is never run early.
+ * epoll_pwait2 takes nanoseconds; a kernel without it (before 5.11) gets
+ * milliseconds, rounded up so that a timer is never run early and clamped
+ * to INT_MAX (a sleep that long ends early and is simply taken again).
+ * The tests force that path by making epoll_pwait2 fail with ENOSYS
+ * (tests/c/inject.h, inject_no_epoll_pwait2).
  */
 int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
                        int64_t timeout_ns)
@@ -55,7 +58,7 @@ int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
         }
     }
     if (n < 0 && atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
-        int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
+        int ms = timeout_ns < 0 ? -1 : actx__ns_to_ms_ceil(timeout_ns);
 
         n = epoll_wait(epfd, evs, max, ms);
     }

@@ -79,10 +79,26 @@ static void ctx_quarantine(actx_ctx *c)
     pthread_mutex_unlock(&ctx_quarantine_lock);
     free(old);
 }
+
+void actx__ctx_atfork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&ctx_quarantine_lock);
+    } else if (phase == 1) {
+        pthread_mutex_unlock(&ctx_quarantine_lock);
+    } else {
+        pthread_mutex_unlock(&ctx_quarantine_lock); /* held since prepare */
+    }
+}
 #else
 static void ctx_quarantine(actx_ctx *c)
 {
     free(c);
+}
+
+void actx__ctx_atfork(int phase)
+{
+    (void)phase; /* no lock without the debug quarantine */
 }
 #endif
 

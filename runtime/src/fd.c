@@ -63,7 +63,12 @@
  * call, whose only member is the set of the current context; it follows
  * the current context when the embedder declares a wait
  * (actx_backend_timeout_ms), so an embedder is woken by what can run now
- * and never spins on an outer context's ready fd.
+ * and never spins on an outer context's ready fd.  The embed set belongs
+ * to the thread, not the loop (tls_embed_fd): a loop created after
+ * actx_thread_shutdown() adopts it, so a host loop that watches the fd
+ * follows the new loop (GLib, libuv: a number closed under them could be
+ * reused by any file).  Between loops it has no member and is never
+ * readable; thread exit closes it (actx__fd_embed_release).
  *
  * Closed fds.  Closing an fd removes it from epoll only when no dup keeps
  * the open file alive; actx finds out when epoll_ctl fails (EBADF, or
@@ -923,6 +928,9 @@ void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
 /* ------------------------------------------------------------------------ */
 /* Embedding: actx_backend_fd().                                             */
 
+/* actx_backend_fd() of this thread, across its loops; -1: none yet. */
+static __thread int tls_embed_fd = -1;
+
 int actx__fd_embed_fd(actx__loop *loop)
 {
     fdtab *tab = loop->fdtab;
@@ -933,7 +941,7 @@ int actx__fd_embed_fd(actx__loop *loop)
         if (fd < 0) {
             return fd;
         }
-        tab->embed_fd = fd;
+        tab->embed_fd = tls_embed_fd = fd;
     }
     actx__fd_embed_sync(loop);
     return tab->embed_fd;
@@ -978,7 +986,7 @@ int actx__fd_loop_init(actx__loop *loop)
     if (!tab) {
         return -ENOMEM;
     }
-    tab->embed_fd = -1;
+    tab->embed_fd = tls_embed_fd; /* synced at the next declared wait */
     tab->base.owned = true;
     if (tab_resize(tab, 16) < 0) {
         free(tab);
@@ -1012,6 +1020,37 @@ void actx__fd_loop_shutdown(actx__loop *loop)
     }
 }
 
+/*
+ * A fork child's copy of the loop: its sets are the parent's epoll
+ * instances, so no epoll_ctl; closing the child's descriptors for them
+ * leaves the parent's registrations alone (the instance lives on in the
+ * parent).  The user registrations' memory goes with the table.
+ */
+void actx__fd_loop_forget(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    if (!tab) {
+        return;
+    }
+    for (unsigned i = 0; i < tab->cap; i++) {
+        if (tab->slot[i] && !tab->slot[i]->loopwide) {
+            free(tab->slot[i]);
+        }
+    }
+    tab->embed_member = NULL; /* the embed set is the parent's too */
+    actx__fd_loop_close(loop);
+}
+
+/* Thread exit, or a fork child: this thread's embed set goes. */
+void actx__fd_embed_release(void)
+{
+    if (tls_embed_fd >= 0) {
+        close(tls_embed_fd);
+        tls_embed_fd = -1;
+    }
+}
+
 /* Close every set; the loop-wide fds themselves belong to others. */
 void actx__fd_loop_close(actx__loop *loop)
 {
@@ -1031,8 +1070,10 @@ void actx__fd_loop_close(actx__loop *loop)
         close(s->epfd);
         free(s);
     }
-    if (tab->embed_fd >= 0) {
-        close(tab->embed_fd);
+    if (tab->embed_member) {
+        /* The thread keeps the embed set: leave it empty, never readable. */
+        actx__backend_ctl(tab->embed_fd, EPOLL_CTL_DEL, tab->embed_member->epfd,
+                          0, 0);
     }
     close(tab->base.epfd);
     free(tab->slot);

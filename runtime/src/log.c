@@ -92,3 +92,18 @@ void actx_set_log_handler(void (*fn)(int level, const char *msg, void *opaque),
     }
     pthread_mutex_unlock(&log_lock);
 }
+
+void actx__log_atfork(int phase)
+{
+    if (phase == 0) {
+        pthread_mutex_lock(&log_lock);
+    } else if (phase == 1) {
+        pthread_mutex_unlock(&log_lock);
+    } else {
+        /* Only this thread's handler calls survive in the child; the
+         * condition's waiters (other threads) do not. */
+        pthread_cond_init(&log_idle, NULL);
+        log_busy = tls_in_handler;
+        pthread_mutex_unlock(&log_lock);
+    }
+}

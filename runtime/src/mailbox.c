@@ -75,10 +75,31 @@
  * eventfd write left from an earlier sleep (as a non-blocking poll with fd
  * handlers always could): that read is before O1, notified stays set
  * until O1 clears it, and the model covers it.
+ *
+ * Eventfd lifetime.  A mailbox has an eventfd only while its loop lives:
+ * actx__mb_new makes one, and the loop's shutdown closes it
+ * (actx__mb_close_efd), so recycled mailboxes hold no descriptor.  A
+ * poster whose message was already consumed may still be between P2 and
+ * P3's write, with the mailbox recycled under it; the write must never
+ * reach a closed number, which another file may have taken.  P3 counts
+ * itself in efd_writers, then loads efd; the closer exchanges efd for -1,
+ * then waits for efd_writers to read 0 before it closes (all seq_cst).  A
+ * poster whose load saw the old fd incremented before the exchange, so the
+ * closer sees it counted until its write is done; a poster that loads
+ * after the exchange sees -1 and writes nothing.  The wait is one write()
+ * long at most, and only a poster racing with a shutdown ever causes it.
+ * A stale poster can still write to the eventfd a recycled mailbox got
+ * for its next owner: a spurious wake-up, as before.
+ *
+ * fork.  The child's copies of the parent's mailboxes are closed in the
+ * child (actx__mb_atfork_child): posts from the child to a context of the
+ * parent's loops fail with -EPIPE, and the child's copies of their
+ * eventfds are closed, so the child never reads or writes the parent's.
  */
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,12 +108,18 @@
 
 static pthread_mutex_t mb_lock = PTHREAD_MUTEX_INITIALIZER;
 static actx__mailbox *mb_free;
+static actx__mailbox *mb_all; /* under mb_lock; mailboxes are never freed */
 static _Atomic unsigned long refused_all;
 
 actx__mailbox *actx__mb_new(int *err)
 {
     actx__mailbox *mb;
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
+    if (efd < 0) {
+        *err = -errno;
+        return NULL;
+    }
     pthread_mutex_lock(&mb_lock);
     mb = mb_free;
     if (mb) {
@@ -103,30 +130,40 @@ actx__mailbox *actx__mb_new(int *err)
     if (!mb) {
         mb = aligned_alloc(ACTX__CACHELINE, sizeof(*mb));
         if (!mb) {
+            close(efd);
             *err = -ENOMEM;
             return NULL;
         }
         memset(mb, 0, sizeof(*mb));
-        mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (mb->efd < 0) {
-            *err = -errno;
-            free(mb);
-            return NULL;
-        }
-    } else {
-        uint64_t v;
-
-        /* Clear a wake-up a stale poster may have left behind. */
-        while (read(mb->efd, &v, sizeof(v)) > 0) {
-        }
+        atomic_init(&mb->efd_writers, 0);
+        pthread_mutex_lock(&mb_lock);
+        mb->all_next = mb_all;
+        mb_all = mb;
+        pthread_mutex_unlock(&mb_lock);
     }
     atomic_init(&mb->head, NULL);
     atomic_init(&mb->notify_me, 0);
     atomic_init(&mb->notified, false);
     atomic_init(&mb->refused, 0);
     atomic_init(&mb->refs, ACTX__MB_BULK);
+    /* Stale posters may load it at once: a spurious wake-up at worst. */
+    atomic_store(&mb->efd, efd);
     mb->free_next = NULL;
     return mb;
+}
+
+/* See "Eventfd lifetime" above.  Any thread; once per mailbox life. */
+void actx__mb_close_efd(actx__mailbox *mb)
+{
+    int efd = atomic_exchange(&mb->efd, -1);
+
+    if (efd < 0) {
+        return;
+    }
+    while (atomic_load(&mb->efd_writers) != 0) {
+        sched_yield();
+    }
+    close(efd);
 }
 
 void actx__mb_unref(actx__mailbox *mb, long n)
@@ -138,10 +175,46 @@ void actx__mb_unref(actx__mailbox *mb, long n)
     if (atomic_fetch_sub_explicit(&mb->refs, n, memory_order_acq_rel) != n) {
         return;
     }
+    actx__mb_close_efd(mb); /* a loop that failed to start never closed it */
     pthread_mutex_lock(&mb_lock);
     mb->free_next = mb_free;
     mb_free = mb;
     pthread_mutex_unlock(&mb_lock);
+}
+
+/*
+ * fork: the forking thread holds mb_lock across fork (atfork prepare), so
+ * no other thread was inside it.  In the child every inherited mailbox is
+ * closed and the child's copy of its eventfd too, so nothing in the child
+ * reaches the parent's.
+ */
+void actx__mb_atfork_prepare(void)
+{
+    pthread_mutex_lock(&mb_lock);
+}
+
+void actx__mb_atfork_parent(void)
+{
+    pthread_mutex_unlock(&mb_lock);
+}
+
+void actx__mb_atfork_child(void)
+{
+    actx__mailbox *mb;
+
+    /* Held by this thread since prepare: unlock, as after any section. */
+    pthread_mutex_unlock(&mb_lock);
+    for (mb = mb_all; mb; mb = mb->all_next) {
+        int efd = atomic_exchange(&mb->efd, -1);
+
+        if (efd >= 0) {
+            close(efd);
+        }
+        /* Recycled ones are reset by actx__mb_new; the rest stay closed. */
+        atomic_store(&mb->head, ACTX__MB_CLOSED);
+        atomic_store(&mb->notify_me, 0);
+        atomic_store(&mb->efd_writers, 0);
+    }
 }
 
 /* P3 (the caller did P2 and found the owner about to sleep). */
@@ -151,8 +224,16 @@ void actx__mb_wake(actx__mailbox *mb)
 
     /* One write per sleep; O1 re-arms it. */
     if (!atomic_exchange(&mb->notified, true)) {
-        ssize_t r = write(mb->efd, &one, sizeof(one));
-        (void)r; /* EAGAIN only at a counter of 2^64-2: still readable */
+        int efd;
+
+        /* Counted before the load: see "Eventfd lifetime" above. */
+        atomic_fetch_add(&mb->efd_writers, 1);
+        efd = atomic_load(&mb->efd);
+        if (efd >= 0) {
+            ssize_t r = write(efd, &one, sizeof(one));
+            (void)r; /* EAGAIN only at a counter of 2^64-2: still readable */
+        }
+        atomic_fetch_sub(&mb->efd_writers, 1);
     }
 }
 
@@ -188,7 +269,8 @@ void actx__mb_ack(actx__loop *loop)
 {
     uint64_t v;
 
-    if (read(loop->mb->efd, &v, sizeof(v)) == sizeof(v)) {
+    if (read(atomic_load_explicit(&loop->mb->efd, memory_order_relaxed), &v,
+             sizeof(v)) == sizeof(v)) {
         loop->st.wakeups++;
     }
 }

@@ -701,5 +701,5 @@ int actx_backend_timeout_ms(void)
         return -1;
     }
     /* Round up: waking early would only spin. */
-    return (int)((t + 999999) / 1000000);
+    return actx__ns_to_ms_ceil(t);
 }

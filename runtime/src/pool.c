@@ -692,6 +692,9 @@ static bool pool_sleep_hook(actx__loop *loop, bool entering)
 
 static void pool_stop(void);
 
+/* Records of workers a fork child inherited (their threads are gone). */
+static worker *forked_workers;
+
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&pool.lock);
@@ -709,7 +712,8 @@ static void atfork_parent(void)
  */
 static void atfork_child(void)
 {
-    pthread_mutex_init(&pool.lock, NULL);
+    /* Held by this thread since prepare; the condition's waiters were
+     * other threads. */
     pthread_cond_init(&pool.exit_cond, NULL);
     atomic_store(&pool.incoming, NULL);
     pool.head = NULL;
@@ -721,7 +725,28 @@ static void atfork_child(void)
     atomic_store(&pool.nblocked, 0);
     pool.nexiting = 0;
     pool.idle = NULL;
+    /* The parent's workers' records stay reachable (leak checkers). */
+    if (pool.all) {
+        worker *last = pool.all;
+
+        while (last->all_next) {
+            last = last->all_next;
+        }
+        last->all_next = forked_workers;
+        forked_workers = pool.all;
+    }
     pool.all = NULL;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/*
+ * Registered when the library is loaded, not when the pool starts: a fork
+ * racing with the start (which holds pool.lock) would otherwise give the
+ * child a pool.lock held by a thread it does not have.
+ */
+__attribute__((constructor)) static void atfork_init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 /* Sets *bad for a malformed ACTX_POOL_THREADS: the caller reports it once
@@ -763,7 +788,6 @@ static void start_locked(bool *bad_env)
     atomic_store(&pool.size,
                  pool.size_set ? pool.size_set : default_size(bad_env));
     pool.started = true;
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /*
      * atexit rather than a destructor: registered after the sanitizers'
      * own exit hooks, so it runs before the leak check, and for a

@@ -362,6 +362,16 @@ static void refused_notify(actx_done_fn *done, void *opaque, long ret)
 {
     actx_refused_fn *hook = atomic_load(&refused_hook);
 
+    if (ACTX__UNLIKELY(done == actx__io_fallback_done)) {
+        /* The pool did a ring request's operation (aio-uring.c): that
+         * request is refused with this result, and the hook told of it. */
+        actx_req *ring_req = opaque;
+
+        ring_req->ret = ret;
+        actx__req_refused(ring_req);
+        return;
+    }
+
     if (hook) {
         hook(done, opaque, ret);
     }

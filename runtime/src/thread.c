@@ -9,6 +9,27 @@
  * took, then free.  Requests still in flight elsewhere are not freed here:
  * their completers find the mailbox closed and free them; each holds a
  * mailbox reference, so the mailbox outlives them.
+ *
+ * fork (the contract is in actx.h, at actx_thread_init).  The child has
+ * only the forking thread, and the loops it inherits are copies whose
+ * kernel objects (epoll sets, eventfds, the io_uring) are still the
+ * parent's: one epoll_ctl, eventfd read or ring enter from the child would
+ * change what the parent sees.  So the child drops them at once, in an
+ * atfork handler: its copies of the descriptors are closed (a close that
+ * leaves the parent's open files alone), every inherited mailbox is closed
+ * (posts to the parent's contexts fail with -EPIPE), and the forking
+ * thread's loop is forgotten (its sets and ring closed in the child).
+ * Every inherited loop's memory, the forking thread's and those of
+ * threads the child does not have, stays reachable (forked_loops: leak
+ * checkers follow children) and is never touched again; the other
+ * threads' loops may have been in the middle of anything, so not even
+ * their descriptors are closed.  The next call that needs a loop makes a
+ * fresh one.
+ * Every process-wide lock is taken before fork and released after it in
+ * both processes, so the child never inherits one held by a thread it
+ * does not have: the mailbox free list, the log handler, the debug
+ * context quarantine (here) and the pool (pool.c, which also empties
+ * itself in the child).
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
@@ -29,6 +50,37 @@ static __thread actx__mailbox *tls_dead_mb;
 static _Atomic uint64_t next_loop_id = 1;
 static pthread_key_t loop_key;
 static pthread_once_t loop_key_once = PTHREAD_ONCE_INIT;
+static _Atomic bool loop_key_made;
+/* Every live loop, and the loops a fork child inherited and dropped
+ * (see the top comment); all_next links both lists. */
+static pthread_mutex_t loops_lock = PTHREAD_MUTEX_INITIALIZER;
+static actx__loop *loops_all, *forked_loops;
+
+static void loops_link(actx__loop *loop)
+{
+    pthread_mutex_lock(&loops_lock);
+    loop->all_prev = NULL;
+    loop->all_next = loops_all;
+    if (loops_all) {
+        loops_all->all_prev = loop;
+    }
+    loops_all = loop;
+    pthread_mutex_unlock(&loops_lock);
+}
+
+static void loops_unlink(actx__loop *loop)
+{
+    pthread_mutex_lock(&loops_lock);
+    if (loop->all_prev) {
+        loop->all_prev->all_next = loop->all_next;
+    } else {
+        loops_all = loop->all_next;
+    }
+    if (loop->all_next) {
+        loop->all_next->all_prev = loop->all_prev;
+    }
+    pthread_mutex_unlock(&loops_lock);
+}
 
 static void loop_key_destructor(void *arg)
 {
@@ -42,6 +94,9 @@ static void loop_key_destructor(void *arg)
         actx__mb_unref(tls_dead_mb, 1);
         tls_dead_mb = NULL;
     }
+    if (!actx__tls_loop) {
+        actx__fd_embed_release();
+    }
 }
 
 static void loop_key_init(void)
@@ -49,6 +104,60 @@ static void loop_key_init(void)
     if (pthread_key_create(&loop_key, loop_key_destructor) != 0) {
         abort(); /* only at PTHREAD_KEYS_MAX keys: nothing sane to do */
     }
+    atomic_store(&loop_key_made, true);
+}
+
+/* Lock order: the log lock, then the others (none is held with another). */
+static void atfork_prepare(void)
+{
+    actx__log_atfork(0);
+    actx__ctx_atfork(0);
+    actx__mb_atfork_prepare();
+    pthread_mutex_lock(&loops_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&loops_lock);
+    actx__mb_atfork_parent();
+    actx__ctx_atfork(1);
+    actx__log_atfork(1);
+}
+
+static void atfork_child(void)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    actx__mb_atfork_child();
+    actx__ctx_atfork(2);
+    actx__log_atfork(2);
+    if (loop) {
+        actx__io_loop_forget(loop);
+        actx__fd_loop_forget(loop);
+        actx__tls_loop = NULL;
+    }
+    if (loops_all) {
+        actx__loop *last = loops_all;
+
+        while (last->all_next) {
+            last = last->all_next;
+        }
+        last->all_next = forked_loops;
+        forked_loops = loops_all;
+        loops_all = NULL;
+    }
+    pthread_mutex_unlock(&loops_lock);
+    actx__fd_embed_release(); /* the child's copy of the parent's */
+    tls_dead_mb = NULL;       /* closed above; the child counts afresh */
+    if (atomic_load(&loop_key_made)) {
+        pthread_setspecific(loop_key, NULL);
+    }
+}
+
+/* Before main and before any lock exists in use: fork is covered always. */
+__attribute__((constructor)) static void atfork_init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 actx__loop *actx__loop_create(void)
@@ -63,8 +172,10 @@ actx__loop *actx__loop_create(void)
         errno = ENOMEM;
         return NULL;
     }
+    loops_link(loop); /* at once: a fork child keeps even a half-made one */
     loop->mb = actx__mb_new(&err);
     if (!loop->mb) {
+        loops_unlink(loop);
         free(loop);
         errno = -err;
         return NULL;
@@ -110,6 +221,7 @@ actx__loop *actx__loop_create(void)
 
 fail:
     actx__mb_unref(loop->mb, ACTX__MB_BULK);
+    loops_unlink(loop);
     free(loop);
     errno = -err;
     return NULL;
@@ -208,6 +320,8 @@ void actx__shutdown_now(actx__loop *loop)
     quarantine_flush(loop);
     actx__ctx_loop_shutdown(loop);
     actx__fd_loop_close(loop);
+    /* No descriptor stays behind for a recycled mailbox (mailbox.c). */
+    actx__mb_close_efd(loop->mb);
 
     /* Keep one reference so actx_stats can report later refusals. */
     tls_dead_mb = loop->mb;
@@ -215,6 +329,7 @@ void actx__shutdown_now(actx__loop *loop)
     actx__tls_loop = NULL;
     /* Non-NULL, so that the key's destructor drops tls_dead_mb at exit. */
     pthread_setspecific(loop_key, &tls_dead_mb);
+    loops_unlink(loop);
     free(loop);
 }
 

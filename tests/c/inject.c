@@ -17,6 +17,12 @@ atomic_int inject_pthread_create_hits;
 atomic_int inject_alloc_hits;
 atomic_int inject_epoll_ctl_hits;
 atomic_long inject_epoll_ctl_calls;
+atomic_int inject_uring_enter;
+atomic_int inject_uring_enter_errno = ENOMEM;
+atomic_int inject_uring_enter_hits;
+atomic_int inject_no_epoll_pwait2;
+atomic_long inject_epoll_wait_calls;
+atomic_int inject_epoll_wait_last_ms;
 
 /* Take one failure from a knob; true if this call must fail. */
 static bool take(atomic_int *knob, atomic_int *hits)
@@ -116,3 +122,58 @@ int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     }
     return __real_epoll_ctl(epfd, op, fd, ev);
 }
+
+/* The old-kernel path of backend-epoll.c: epoll_pwait2 says ENOSYS. */
+int __real_epoll_pwait2(int epfd, struct epoll_event *evs, int max,
+                        const struct timespec *ts, const sigset_t *sigmask);
+int __wrap_epoll_pwait2(int epfd, struct epoll_event *evs, int max,
+                        const struct timespec *ts, const sigset_t *sigmask);
+
+int __wrap_epoll_pwait2(int epfd, struct epoll_event *evs, int max,
+                        const struct timespec *ts, const sigset_t *sigmask)
+{
+    if (atomic_load(&inject_no_epoll_pwait2)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return __real_epoll_pwait2(epfd, evs, max, ts, sigmask);
+}
+
+int __real_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms);
+int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms);
+
+int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms)
+{
+    atomic_fetch_add(&inject_epoll_wait_calls, 1);
+    atomic_store(&inject_epoll_wait_last_ms, ms);
+    return __real_epoll_wait(epfd, evs, max, ms);
+}
+
+#ifdef ACTX_TEST_WRAP_URING
+/*
+ * The runtime enters its ring only through these two (aio-uring.c,
+ * ring_enter).  A failure returns before the real call, so the SQEs stay
+ * queued as after a refused io_uring_enter.
+ */
+struct io_uring;
+int __real_io_uring_submit(struct io_uring *ring);
+int __wrap_io_uring_submit(struct io_uring *ring);
+int __real_io_uring_submit_and_wait(struct io_uring *ring, unsigned n);
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned n);
+
+int __wrap_io_uring_submit(struct io_uring *ring)
+{
+    if (take(&inject_uring_enter, &inject_uring_enter_hits)) {
+        return -atomic_load(&inject_uring_enter_errno);
+    }
+    return __real_io_uring_submit(ring);
+}
+
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned n)
+{
+    if (take(&inject_uring_enter, &inject_uring_enter_hits)) {
+        return -atomic_load(&inject_uring_enter_errno);
+    }
+    return __real_io_uring_submit_and_wait(ring, n);
+}
+#endif

@@ -33,6 +33,19 @@ extern atomic_int inject_epoll_ctl;
 extern atomic_int inject_epoll_ctl_op;
 extern atomic_int inject_epoll_ctl_errno;
 
+/* io_uring_submit and io_uring_submit_and_wait (the runtime's enters)
+ * return -inject_uring_enter_errno (ENOMEM by default) without entering.
+ * Only where the runtime was built with liburing. */
+extern atomic_int inject_uring_enter;
+extern atomic_int inject_uring_enter_errno;
+extern atomic_int inject_uring_enter_hits;
+/* Non-zero: epoll_pwait2 fails with ENOSYS (a kernel before 5.11), so the
+ * loop takes backend-epoll.c's epoll_wait path. */
+extern atomic_int inject_no_epoll_pwait2;
+/* epoll_wait calls, and the timeout (ms) the latest one was given. */
+extern atomic_long inject_epoll_wait_calls;
+extern atomic_int inject_epoll_wait_last_ms;
+
 /* Calls that failed because of a knob, per knob (for assertions). */
 extern atomic_int inject_pthread_create_hits;
 extern atomic_int inject_alloc_hits;
