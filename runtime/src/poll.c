@@ -697,6 +697,18 @@ int actx_backend_timeout_ms(void)
         return 0;
     }
     t = sleep_timeout(loop, c);
+    if (ACTX__UNLIKELY(c->deadline != NO_DEADLINE)) {
+        /* The host's wait ends by the context's deadline, too. */
+        uint64_t now = actx_now_ns();
+        int64_t left = now >= c->deadline ? 0
+                       : c->deadline - now > (uint64_t)INT64_MAX
+                           ? INT64_MAX
+                           : (int64_t)(c->deadline - now);
+
+        if (t < 0 || left < t) {
+            t = left;
+        }
+    }
     if (t < 0) {
         return -1;
     }

@@ -807,3 +807,37 @@ ACTX_TEST("/cancel/aio/entered-read-is-waited-for")
     ASSERT_EQ(actx_pop(), 0);
     close(fd);
 }
+
+/*
+ * An embedding host loop asks how long it may wait: never past the
+ * current context's deadline (a timer or idle BH far out, or none at all,
+ * would otherwise let the host sleep through it).
+ */
+static void noop_cb(void *opaque)
+{
+    (void)opaque;
+}
+
+ACTX_TEST("/deadline/embed/backend-timeout-ends-by-deadline")
+{
+    actx_timer *t = actx_timer_new(noop_cb, NULL);
+    int ms;
+
+    ASSERT_NOT_NULL(t);
+    actx_timer_mod(t, actx_now_ns() + 3600ULL * 1000000000ULL);
+    ASSERT_GT(actx_backend_timeout_ms(), 3599 * 1000);
+    ASSERT_EQ(actx_poll(false), 0);
+    ASSERT_EQ(actx_push_deadline(actx_now_ns() + 2000000000ULL), 1);
+    /* The hour-long timer is the root's: the child has nothing but its
+     * deadline, so the host would otherwise wait for ever (-1). */
+    ms = actx_backend_timeout_ms();
+    ASSERT_GT(ms, 0);
+    ASSERT_LE(ms, 2000);
+    ASSERT_EQ(actx_poll(false), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_push_deadline(actx_now_ns() - 1), 1);
+    ASSERT_EQ(actx_backend_timeout_ms(), 0); /* passed already */
+    ASSERT_EQ(actx_poll(false), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    actx_timer_free(t);
+}
