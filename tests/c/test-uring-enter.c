@@ -12,6 +12,8 @@
 #include "actx-internal.h"
 #include "inject.h"
 
+#include <fcntl.h>
+
 #define BS 4096
 
 static int data_file(int nblocks)
@@ -297,5 +299,34 @@ ACTX_TEST("/uring/enter/fallback-refused-after-shutdown/hook-sees-caller")
     ASSERT_EQ(refused_io.runs, 0);
     ASSERT_TRUE(block_ok(b, 1));
     actx_set_refused_hook(NULL);
+    close(fd);
+}
+
+/* A cancel that needs the kernel (the read was entered) while the ring
+ * refuses to enter: the cancel cannot say the read stopped (-EBUSY), and
+ * the read still completes once, with its data. */
+ACTX_TEST("/uring/enter/cancel-of-entered-op-refused")
+{
+    static char b[BS];
+    struct io r = {0};
+    int fd = data_file(4);
+    actx_req *req;
+
+    ring_loop();
+    actx_set_log_handler(count_log, NULL);
+    ASSERT_EQ(fdatasync(fd), 0);
+    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    req = actx_aio_pread(fd, b, BS, 2 * BS, io_done, &r);
+    ASSERT_NOT_NULL(req);
+    actx_poll(false); /* entered */
+    atomic_store(&inject_uring_enter_errno, ENOMEM);
+    inject_fail(&inject_uring_enter, INJECT_ALWAYS);
+    ASSERT_EQ(actx_req_cancel(req), -EBUSY);
+    inject_fail(&inject_uring_enter, 0);
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.runs, 1);
+    ASSERT_EQ(r.ret, BS);
+    ASSERT_TRUE(block_ok(b, 2));
     close(fd);
 }
