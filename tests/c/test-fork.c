@@ -51,8 +51,12 @@ static __attribute__((noreturn)) void child_exit(int code)
     _exit(code);
 }
 
-/* A child that hangs dies of SIGALRM: a failure, not a stuck test. */
-#define CHILD_ALARM_S 10
+/*
+ * A child that hangs dies of SIGALRM: a failure, not a stuck test.  Long
+ * enough that a child starved of CPU on a loaded machine (sanitizer
+ * builds of the whole suite beside other jobs) is not taken for a hang.
+ */
+#define CHILD_ALARM_S 60
 
 static int wait_child(pid_t pid)
 {
