@@ -535,6 +535,18 @@ ACTX_EXTERN int actx_ctx_call(actx_ctx *ctx, actx_fn *fn, void *opaque);
  * -EBADF is also what a number that is not open gets, before anything is
  * allocated (memory follows registered fds, not fd numbers); -EMFILE when
  * the first handler of a nested context finds no fd for its epoll set.
+ * Close-and-free, from any callback (its own handler included):
+ *
+ *     actx_set_fd_handler(conn->fd, NULL, NULL, NULL);
+ *     close(conn->fd);
+ *     free(conn);
+ *
+ * Once the removal returns the runtime never calls the handler again nor
+ * touches its opaque: not for the other direction of the same event (read
+ * and write due together), not for events already collected in the same
+ * dispatch pass, and not when the fd number is reused at once by a new
+ * registration (events are matched to a registration, not to a number).
+ * The memory can be freed right there; no deferred release is needed.
  * Remove a handler before closing its fd.  An fd found closed while
  * registered (epoll_ctl reports EBADF when the handler is changed, moved
  * or removed) has its handler removed and is counted in

@@ -221,45 +221,58 @@ enum {
 #define ACTX__DEPTH_ANY INT32_MAX
 
 struct actx__loop {
+    /* The context stack (context.c); hot fields first. */
     actx_ctx *cur;
-    uint64_t id;
+    uint64_t id; /* never reused */
+    /* The mailbox (mailbox.c). */
     actx__mailbox *mb;
     long mb_budget; /* mailbox references charged but unused */
+    /* BHs (bh.c). */
     uint64_t bh_seq;
+    /* The context stack, continued (context.c). */
     actx_ctx *root;
     actx_ctx *ctx_free;
-    struct req_slab *req_slabs; /* req.c */
-    struct req_slab *req_cur;   /* req.c: allocation cursor */
-    /* req.c: the chunk slabs are carved from, its next slab and its end. */
+    actx_ctx *zombies;
+    /* Requests (req.c). */
+    struct req_slab *req_slabs;
+    struct req_slab *req_cur; /* allocation cursor */
+    /* The chunk slabs are carved from, its next slab and its end. */
     struct req_slab *req_chunk, *req_carve, *req_carve_end;
     unsigned req_word;
     long req_cap;
-    actx_req *req_hint;  /* req.c: first line freed since the cursor moved */
-    uint64_t *req_bitsp; /* req.c: the cursor's bitmap word */
-    actx_req *req_base;  /* req.c: the line of its bit 0 */
-    actx_ctx *zombies;
+    actx_req *req_hint;  /* first line freed since the cursor moved */
+    uint64_t *req_bitsp; /* the cursor's bitmap word */
+    actx_req *req_base;  /* the line of its bit 0 */
+    /* BHs, continued (bh.c). */
     actx_bh *bhs;
-    bool closing, closed, notify_armed;
+    /* Life and reentry (thread.c). */
+    bool closing, closed;
     /*
      * in_cb: inside a call that may run callbacks (actx__enter);
-     * shutdown_deferred: actx_thread_shutdown() was called in one (thread.c).
+     * shutdown_deferred: actx_thread_shutdown() was called in one.
      */
     bool in_cb, shutdown_deferred;
-    long nfds;              /* registered fd handlers (fd.c) */
-    long fd_deferred;       /* handlers whose move failed (fd.c) */
-    void *fdtab;            /* fd.c */
-    long ntimers;           /* armed timers on this loop (timer.c) */
+    actx__loop *all_prev, *all_next; /* every live loop (fork) */
+    /* fd handlers and epoll sets (fd.c). */
+    long nfds;        /* registered fd handlers */
+    long fd_deferred; /* handlers whose move failed */
+    void *fdtab;
+    /* Timers (timer.c). */
+    long ntimers;           /* armed timers on this loop */
     long timers_live;       /* live timers: room reserved in each heap */
-    actx_timer *timers_all; /* every live timer of the loop (timer.c) */
+    actx_timer *timers_all; /* every live timer of the loop */
+    /* Running the loop (poll.c). */
+    bool notify_armed;   /* an embedder waits on actx_backend_fd() */
+    int64_t poll_max_ns; /* actx_set_poll_max_ns; 0: never poll */
+    int64_t poll_ns;     /* the current polling window */
     /*
-     * Called around each blocking sleep (pool.c counts blocked workers).
-     * Entering, it may run work instead and return false: do not sleep,
-     * look again at what is runnable (and do not call it for leaving).
+     * Pool (pool.c).  sleep_hook is called around each blocking sleep
+     * (the pool counts blocked workers).  Entering, it may run work
+     * instead and return false: do not sleep, look again at what is
+     * runnable (and do not call it for leaving).
      */
     bool (*sleep_hook)(actx__loop *loop, bool entering);
-    actx__job *job_free; /* spare pool jobs (pool.c) */
-    int64_t poll_max_ns; /* actx_set_poll_max_ns; 0: never poll (poll.c) */
-    int64_t poll_ns;     /* the current polling window (poll.c) */
+    actx__job *job_free; /* spare pool jobs */
     long job_free_n;
     /* File AIO through the loop's io_uring (aio-uring.c). */
     struct actx__uring *uring; /* NULL until the first AIO on the ring */
@@ -268,8 +281,8 @@ struct actx__loop {
     const unsigned *io_khead, *io_ktail; /* the CQ ring's indices */
     unsigned long io_submits;            /* io_uring_enter calls that
                                             submitted (tests, actx_dump) */
+    /* Counters (actx_stats, everyone). */
     struct actx_stats st;
-    actx__loop *all_prev, *all_next; /* every live loop (thread.c, fork) */
 #ifdef ACTX_DEBUG
     /* Freed BHs and timers, kept a while (actx__quarantine). */
     void *quarantine[ACTX__QUARANTINE];
@@ -416,7 +429,7 @@ static inline void actx__mb_charge(actx__loop *loop)
     loop->mb_budget--;
 }
 
-/* loop.c: run arrived messages into their contexts' queues. */
+/* mailbox.c: run arrived messages into their contexts' queues. */
 void actx__drain(actx__loop *loop, bool close);
 static inline bool actx__io_ready(actx__loop *loop);
 void actx__io_reap(actx__loop *loop);
@@ -511,7 +524,7 @@ void actx__pool_loop_shutdown(actx__loop *loop);
 /*
  * Submit work on the pool for the calling thread's loop.  With argsize > 0,
  * argsize bytes at arg (at most ACTX__JOB_ARGS) are copied into the job and
- * work gets a pointer to the copy (aio.c); otherwise work gets arg itself.
+ * work gets a pointer to the copy (aio-pool.c); otherwise work gets arg itself.
  */
 #define ACTX__JOB_ARGS 32
 actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
@@ -532,7 +545,7 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
  *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
  */
 enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
-/* aio.c: one operation on the pool (the ring's fallback). */
+/* aio-pool.c: one operation on the pool (the ring's fallback). */
 actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
                          actx_done_fn *done, void *opaque);
 void actx__io_loop_init(actx__loop *loop);

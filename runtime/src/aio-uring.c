@@ -1,6 +1,6 @@
 /*
  * aio-uring.c - file AIO (pread, pwrite, fsync) through a per-loop
- * io_uring, with the worker pool (aio.c, pool.c) as the fallback.
+ * io_uring, with the worker pool (aio-pool.c, pool.c) as the fallback.
  *
  * Which path a loop uses is decided when the loop is created
  * (actx__io_loop_init, stats.io_backend): the pool if the environment says

@@ -1,10 +1,10 @@
 /*
- * poll.c - running the loop: draining the mailbox into contexts, one
- * iteration for the current context, blocking, flush, run/stop, embedding.
+ * poll.c - running the loop: one iteration for the current context,
+ * blocking, flush, run/stop, embedding.
  *
  * Only the current context's things run.  A message for another context is
- * appended to that context's queue (O(1), nothing is scanned per poll) and
- * runs when it is current again.
+ * appended to that context's queue by the drain (mailbox.c; O(1), nothing
+ * is scanned per poll) and runs when it is current again.
  *
  * Fast path: with an empty mailbox, no fd handler and no timer, a
  * non-blocking poll is the BH list and the queue of the current context,
@@ -15,89 +15,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
-
-void actx__dispatch(actx__loop *loop, actx__msg *m)
-{
-    actx_ctx *c;
-
-    switch (m->type) {
-    case ACTX__MSG_REQ: {
-        actx_req *req = (actx_req *)m;
-
-        c = actx__obj_ctx(&req->ctx);
-        if (c != loop->cur) {
-            loop->st.completions_deferred++;
-        }
-        actx__queue_append(c, m);
-        break;
-    }
-    case ACTX__MSG_CALL:
-    case ACTX__MSG_STOP:
-        /* The call keeps its reference on the context it named. */
-        actx__queue_append(actx__ctx_resolve(((actx__call *)m)->ctx), m);
-        break;
-    case ACTX__MSG_BH:
-        actx__bh_arrived(loop, ACTX__CONTAINER_OF(m, actx_bh, msg));
-        break;
-    case ACTX__MSG_RELEASE:
-        actx__ctx_release_msg(loop,
-                              ACTX__CONTAINER_OF(m, actx_ctx, release_msg));
-        break;
-    default:
-        actx__assert(!"unknown message type");
-    }
-}
-
-/*
- * Take everything from the mailbox, reverse it into arrival order and hand
- * each message to its context.  The common case - a batch of completions of
- * one live context - is spliced onto that context's queue whole, so the
- * batch is walked once here and once when it runs.  With close, the
- * mailbox is left CLOSED (shutdown): later posts are refused.
- */
-void actx__drain(actx__loop *loop, bool close)
-{
-    actx__msg *lifo, *fifo = NULL, *last, *m;
-    actx_ctx *same = NULL;
-    long n = 0;
-
-    /* Acquire (seq_cst) pairs with P1 of the posters (mailbox.c). */
-    lifo = atomic_exchange(&loop->mb->head, close ? ACTX__MB_CLOSED : NULL);
-    actx__assert(lifo != ACTX__MB_CLOSED);
-    last = lifo;
-    if (lifo && lifo->type == ACTX__MSG_REQ) {
-        same = ((actx_req *)lifo)->ctx;
-        if (same->fwd) {
-            same = NULL;
-        }
-    }
-    while (lifo) {
-        actx__msg *next = lifo->next;
-
-        if (same &&
-            (lifo->type != ACTX__MSG_REQ || ((actx_req *)lifo)->ctx != same)) {
-            same = NULL;
-        }
-        lifo->next = fifo;
-        fifo = lifo;
-        lifo = next;
-        n++;
-    }
-    loop->st.mailbox_msgs += n;
-    if (same) {
-        *same->q_tail = fifo;
-        same->q_tail = &last->next;
-        same->q_len += n;
-        if (same != loop->cur) {
-            loop->st.completions_deferred += n;
-        }
-        return;
-    }
-    for (m = fifo; m; m = fifo) {
-        fifo = m->next;
-        actx__dispatch(loop, m);
-    }
-}
 
 /* Everything of c that is due now: BHs, queue, ready fds, due timers. */
 static int run_pass(actx__loop *loop, actx_ctx *c, bool *ran_idle)

@@ -1020,23 +1020,6 @@ int actx__job_cancel(actx__job *job)
     return 0;
 }
 
-int actx_req_cancel(actx_req *req)
-{
-    actx__loop *loop = actx__tls_loop;
-
-    if (!req) {
-        return -EINVAL;
-    }
-    if (!loop || loop->mb != req->mb) {
-        actx__misuse(__func__, "not called on the owner thread");
-        return -EPERM;
-    }
-    if (ACTX__UNLIKELY(actx__io_is_ring_req(req))) {
-        return actx__io_cancel(loop, req);
-    }
-    return req->job ? actx__job_cancel(req->job) : -EBUSY;
-}
-
 int actx_pool_set_size(int n)
 {
     int rc = 0;

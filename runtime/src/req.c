@@ -311,6 +311,28 @@ void actx__req_discard(actx__loop *loop, actx_req *req)
 }
 
 /*
+ * Cancel what has not started: a ring operation (aio-uring.c) or queued
+ * pool work (pool.c) each know how; a request without work (actx_req_new)
+ * cannot be cancelled.
+ */
+int actx_req_cancel(actx_req *req)
+{
+    actx__loop *loop = actx__tls_loop;
+
+    if (!req) {
+        return -EINVAL;
+    }
+    if (!loop || loop->mb != req->mb) {
+        actx__misuse(__func__, "not called on the owner thread");
+        return -EPERM;
+    }
+    if (ACTX__UNLIKELY(actx__io_is_ring_req(req))) {
+        return actx__io_cancel(loop, req);
+    }
+    return req->job ? actx__job_cancel(req->job) : -EBUSY;
+}
+
+/*
  * actx_cancel_context: actx_req_cancel each request of the loop that
  * resolves to c (re-homed children's included).  There is no list of
  * outstanding requests (see the top of this file), so this walks the

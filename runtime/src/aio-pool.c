@@ -1,5 +1,5 @@
 /*
- * aio.c - file I/O on the worker pool: pread, pwrite, fsync.
+ * aio-pool.c - file I/O on the worker pool: pread, pwrite, fsync.
  *
  * Each call is one pool job whose work is one system call (retried on
  * EINTR, nothing else) - except a pread the page cache can satisfy at once
