@@ -1,4 +1,4 @@
-"""Version 1.2's additions to the Python API (SPEC 3.9, issue 20)."""
+"""Version 1.2's additions to the Python API (docs/python.md)."""
 import asyncio
 import concurrent.futures as cf
 import contextvars

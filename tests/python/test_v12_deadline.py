@@ -1,4 +1,4 @@
-"""Deadlines and cancellation of nested waits from Python (SPEC 3.9):
+"""Deadlines and cancellation of nested waits from Python (actx 1.2):
 async_context(timeout=, deadline=), ctx.deadline, ctx.cancel(),
 ContextTimeout."""
 import threading
