@@ -377,6 +377,22 @@ def new_state(shutdown):
     return st
 
 
+def here():
+    """The calling thread's state, or None.  A state a pool thread left
+    (pool_states) is stale once a Python thread has its ident: the pool
+    thread has ended (the runtime shut its loop down) and the ident was
+    reused.  It is dropped, so that this thread gets a state of its own,
+    and with it the exit sentinel that shuts its runtime down."""
+    ident = get_ident()
+    st = states.get(ident)
+    if st is not None and pool_states and ident in pool_states and \
+            ident in threading._active:
+        del states[ident]
+        pool_states.discard(ident)
+        st = None
+    return st
+
+
 def reset_state(ident):
     """The thread's runtime was shut down explicitly: start afresh."""
     states.pop(ident, None)

@@ -4,8 +4,8 @@ from ._backend import B
 from ._common import ContextTimeout
 from . import _common
 from ._thread import (
-    _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
-    _pending, _pop, _push, _raise_pending, _state, _states, _task_of, _Token)
+    _bridges, _current_task, _get_running_loop, _kick, _oserror, _here,
+    _pending, _pop, _push, _raise_pending, _state, _task_of, _Token)
 from ._timers import _timers_popped
 
 __all__ = ['async_context', 'context_id', 'pop', 'push']
@@ -111,14 +111,14 @@ class async_context:
             r = _push()
             if r < 0:
                 raise _oserror(r)
-            st = _states.get(_get_ident()) or _state()
+            st = _here() or _state()
             dl = st.top.dl  # inherited, as the runtime does
         else:
             own = self._own_deadline()
             r = _push_deadline(own)
             if r < 0:
                 raise _oserror(r)
-            st = _states.get(_get_ident()) or _state()
+            st = _here() or _state()
             # The effective deadline, as the runtime fixed it at the push.
             dl = min(own, st.top.dl)
         loop = _get_running_loop()
@@ -131,7 +131,7 @@ class async_context:
 
     def __exit__(self, et, ev, tb):
         toks = self._toks
-        st = _states.get(_get_ident())
+        st = _here()
         i = len(toks) - 1
         # Fast path: the last entry, made outside asyncio, is current here.
         if i < 0 or st is None or toks[i] is not st.top or \
@@ -213,7 +213,7 @@ class async_context:
         outstanding: their done callbacks have all run when it returns.
         Work already running is waited for.  The number cancelled.  Only
         while the context is the current one, on its thread."""
-        st = _states.get(_get_ident())
+        st = _here()
         if not self._toks or st is None or self._toks[-1] is not st.top:
             raise RuntimeError('async_context.cancel(): the context is not '
                                'the current one on this thread')

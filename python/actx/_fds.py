@@ -3,7 +3,7 @@
 import contextvars
 
 from ._backend import B
-from ._thread import _fd, _get_ident, _oserror, _state, _states
+from ._thread import _fd, _here, _oserror, _state
 
 __all__ = ['add_reader', 'add_writer', 'remove_reader', 'remove_writer']
 
@@ -31,7 +31,7 @@ def _add_fd(fd, fn, args, reader):
     if not callable(fn):
         raise TypeError('%r is not callable' % (fn,))
     fd = _fd(fd)
-    st = _states.get(_get_ident()) or _state()
+    st = _here() or _state()
     e = st.fds.get(fd)
     new = e is None
     if new:
@@ -91,10 +91,10 @@ def add_writer(fd, fn, *args) -> None:
 def remove_reader(fd) -> bool:
     """Stop watching fd for reading on this thread; True if it was.  A
     writer it keeps moves to the current context."""
-    return _remove_fd(_states.get(_get_ident()), _fd(fd), True, False)
+    return _remove_fd(_here(), _fd(fd), True, False)
 
 
 def remove_writer(fd) -> bool:
     """Stop watching fd for writing on this thread; True if it was.  A
     reader it keeps moves to the current context."""
-    return _remove_fd(_states.get(_get_ident()), _fd(fd), False, True)
+    return _remove_fd(_here(), _fd(fd), False, True)

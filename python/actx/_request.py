@@ -10,7 +10,7 @@ from ._backend import B
 from . import _common
 from ._common import CancelledError, DeadlockError
 from ._thread import (
-    _bridges, _can_progress, context_timeout, _fd, _get_ident, int_arg,
+    _bridges, _can_progress, context_timeout, _fd, _get_ident, _here, int_arg,
     _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
     _raise_pending, _SLICE_NS, _state, _states, timed_out, _timeout_ns)
 from ._context import context_id
@@ -340,7 +340,7 @@ class Request(_Future):
                     raise RuntimeError('await on an actx Request on its '
                                        'owner thread needs '
                                        'actx.asyncio_bridge() on this loop')
-                self._check_current(_states.get(me) or _state())
+                self._check_current(_here() or _state())
             fut = loop.create_future()
             self._inited or self._future()
             _f_add_done_callback(self, _Waker(fut, loop, me))
@@ -402,7 +402,7 @@ def _wake(fut):
 
 
 def _new_request(kind):
-    st = _states.get(_get_ident()) or _state()
+    st = _here() or _state()
     req = Request.__new__(Request)
     req._init(kind, st)
     return req

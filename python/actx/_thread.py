@@ -11,6 +11,7 @@ from . import _asyncio
 
 _get_ident = _common.get_ident
 _states = _common.states
+_here = _common.here
 _pending = _common.pending
 _raise_pending = _common.raise_pending
 _store = _common.store_exception
@@ -51,7 +52,7 @@ def _kick():
 
 
 def _state():
-    st = _states.get(_get_ident())
+    st = _here()
     if st is None:
         st = _common.new_state(_shutdown_thread)
     return st
@@ -84,7 +85,7 @@ def reap_orphans(st, top):
 
 
 def _shutdown_thread():
-    st = _states.get(_get_ident())
+    st = _here()
     if st is not None:
         warn_unfinished(st, 'thread %r ends'
                         % threading.current_thread().name)

@@ -7,7 +7,7 @@ import time as _time
 
 from ._backend import B
 from . import _common
-from ._thread import _bridges, _get_ident, _kick, _state, _states, _store
+from ._thread import _bridges, _get_ident, _here, _kick, _state, _store
 
 __all__ = ['Timer', 'call_at', 'call_later', 'time']
 
@@ -296,7 +296,7 @@ class Timer:
 def _timer(ns, fn, args):
     if not callable(fn):
         raise TypeError('%r is not callable' % (fn,))
-    st = _states.get(_get_ident()) or _state()
+    st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
     t = _new_timer(Timer)
     t._fn = fn
@@ -329,7 +329,7 @@ def call_later(delay: float, fn, *args) -> Timer:
         ns = _deadline_ns(delay, 'call_later')
         return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
     # _timer(), inlined: the common case in one Python frame.
-    st = _states.get(_get_ident()) or _state()
+    st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
     t = _new_timer(Timer)
     t._fn = fn

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from conftest import run_child
+
 HUNG = 20.0  # only separates "finished" from "hung"
 
 
@@ -513,3 +515,41 @@ def test_reader_in_asyncio_bridge(ax, pipe):
             ax.remove_reader(r)
             return v
     assert asyncio.run(asyncio.wait_for(main(), HUNG)) == b'abc'
+
+
+def test_thread_reusing_a_retired_pool_threads_ident(backend):
+    """A pool thread whose work function left Python state (here a timer)
+    retires; a Python thread that gets its ident later must still get a
+    state of its own, shut down at its exit (its timer cancelled), not
+    the dead pool thread's."""
+    r = run_child(backend, '''
+        import threading, time, actx
+        actx.set_pool_size(1)
+        idents = set()
+
+        def work():
+            idents.add(threading.get_ident())
+            actx.call_later(1000, int)
+            return 1
+        actx.submit(work).result()
+        time.sleep(6)   # longer than a pool thread stays idle (5 s)
+        reused = 0
+        for i in range(100):
+            out = []
+
+            def owner():
+                out.append(actx.call_later(60, int))
+                out.append(threading.get_ident())
+            th = threading.Thread(target=owner)
+            th.start()
+            th.join()
+            t0 = time.monotonic()
+            while not out[0].cancelled():
+                assert time.monotonic() - t0 < 20, ('never cancelled', i,
+                                                    out[1] in idents)
+                time.sleep(0.001)
+            reused += out[1] in idents
+        print('ok', reused)
+    ''', timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('ok'), r.stdout
