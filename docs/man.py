@@ -247,6 +247,19 @@ def body(text, names):
                   flags=re.M).strip('\n').removeprefix('.PP\n')
 
 
+def _cut_open_paren(s):
+    """s cut before a parenthesis it leaves open (split inside it)."""
+    depth, start = 0, None
+    for i, ch in enumerate(s):
+        if ch == '(':
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == ')' and depth > 0:
+            depth -= 1
+    return s[:start].rstrip() if depth > 0 else s
+
+
 def summary(item):
     """The NAME line's text: the comment's first sentence that is not a
     thread rule, up to its first colon or semicolon."""
@@ -256,8 +269,10 @@ def summary(item):
         s = re.sub(r'^(Owner thread only|Any thread|Owner thread|Calling '
                    r'thread)(; process-wide)?( \(.*?\))?[.:;]?\s*', '',
                    sentence)
-        if s and not s.startswith('See '):
+        if s and not s.startswith('See ') and \
+                not re.match(r'Since \d+\.\d+\.?$', s):
             s = re.split(r'[:;]\s', s)[0].rstrip('.')
+            s = _cut_open_paren(s)
             return s[0].lower() + s[1:] if s[:2] != s[:2].upper() else s
     return item.name
 
