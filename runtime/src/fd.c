@@ -134,9 +134,10 @@ typedef struct fdtab {
     unsigned cap, n, shift;
     uint32_t gen;
     fdset base;
-    fdset *empty;  /* loop-wide registrations only */
-    fdset *sets;   /* every set but base */
-    fdset *spares; /* empty, unowned */
+    fdset *empty;   /* loop-wide registrations only */
+    fdset *sets;    /* every set but base */
+    fdset *spares;  /* empty, unowned */
+    bool lingering; /* some set is (settle rebuilds it) */
     actx__fd *loopwide;
     actx__fd *deferred;
     int embed_fd; /* actx_backend_fd(), or -1 */
@@ -376,13 +377,20 @@ static inline fdset *wait_set(fdtab *tab, actx_ctx *c)
 /* ------------------------------------------------------------------------ */
 /* Registrations.                                                            */
 
+/* s may hold a registration that outlived its fd: settle rebuilds it. */
+static void mark_lingering(fdtab *tab, fdset *s)
+{
+    s->lingering = true;
+    tab->lingering = true;
+}
+
 /* epoll_ctl said the fd is gone (err < 0 from an ADD/MOD/DEL). */
 static void note_closed(actx__loop *loop, fdset *s, int err)
 {
     loop->st.fd_errors++;
     if (err == -EBADF) {
         /* A dup may keep the file, and so the registration, alive. */
-        s->lingering = true;
+        mark_lingering(loop->fdtab, s);
     }
 }
 
@@ -453,7 +461,7 @@ static int fd_rearm(actx__loop *loop, fdtab *tab, actx__fd *f)
     if (err != -ENOENT) {
         return err;
     }
-    s->lingering = true;
+    mark_lingering(tab, s);
     tab_delete(tab, f);
     f->gen = next_gen(tab);
     tab_insert(tab, f);
@@ -481,7 +489,7 @@ static int fd_move(actx__loop *loop, fdtab *tab, actx__fd *f, fdset *dst)
         return err;
     }
     if (actx__backend_ctl(src->epfd, EPOLL_CTL_DEL, f->fd, 0, 0) < 0) {
-        src->lingering = true; /* whatever is left there is rebuilt away */
+        mark_lingering(tab, src); /* what is left there is rebuilt away */
     }
     if (f->deferred) {
         deferred_unlink(loop, tab, f);
@@ -523,18 +531,34 @@ static void rebuild(actx__loop *loop, fdtab *tab, fdset *s)
     }
 }
 
-/* After any epoll change: drop registrations that may outlive their fd. */
-static void settle(actx__loop *loop, fdtab *tab)
+/*
+ * After any epoll change: drop registrations that may outlive their fd.
+ * One flag test unless a set was marked (not a walk of the sets per poll).
+ */
+static void settle_slow(actx__loop *loop, fdtab *tab)
 {
     fdset *s;
 
-    if (ACTX__UNLIKELY(tab->base.lingering)) {
+    tab->lingering = false;
+    if (tab->base.lingering) {
         rebuild(loop, tab, &tab->base);
     }
     for (s = tab->sets; s; s = s->next) {
-        if (ACTX__UNLIKELY(s->lingering)) {
+        if (s->lingering) {
             rebuild(loop, tab, s);
         }
+    }
+    /* A rebuild that could not make its new set keeps its mark. */
+    for (s = tab->sets; s && !tab->lingering; s = s->next) {
+        tab->lingering = s->lingering;
+    }
+    tab->lingering = tab->lingering || tab->base.lingering;
+}
+
+static inline void settle(actx__loop *loop, fdtab *tab)
+{
+    if (ACTX__UNLIKELY(tab->lingering)) {
+        settle_slow(loop, tab);
     }
 }
 
@@ -560,7 +584,9 @@ static bool own_fd(fdtab *tab, int fd)
     return false;
 }
 
-static int fd_new(actx__loop *loop, fdtab *tab, int fd, uint32_t ev)
+/* A new registration of fd for the current context, in *out. */
+static int fd_new(actx__loop *loop, fdtab *tab, int fd, uint32_t ev,
+                  actx__fd **out)
 {
     actx_ctx *cur = loop->cur;
     actx__fd *f;
@@ -605,6 +631,7 @@ static int fd_new(actx__loop *loop, fdtab *tab, int fd, uint32_t ev)
     f->ctx = cur;
     cur->objs++;
     cur->npending++;
+    *out = f;
     return 0;
 }
 
@@ -624,11 +651,10 @@ static int set_handler(actx__loop *loop, fdtab *tab, int fd, actx_fn *on_read,
     }
     ev = (on_read ? EPOLLIN : 0) | (on_write ? EPOLLOUT : 0);
     if (!f) {
-        err = fd_new(loop, tab, fd, ev);
+        err = fd_new(loop, tab, fd, ev, &f);
         if (err < 0) {
             return err;
         }
-        f = lookup_fd(tab, fd);
     } else {
         old = actx__obj_ctx(&f->ctx);
         old_ev = f->ev;

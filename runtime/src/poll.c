@@ -81,6 +81,22 @@ static int64_t sleep_timeout(actx__loop *loop, actx_ctx *c)
 }
 
 /*
+ * A sleep timeout (ns, -1: none) shortened so that it ends by deadline:
+ * 0 once it has passed, never a negative (endless) wait for a deadline
+ * too far out to count in int64_t.
+ */
+static inline int64_t timeout_by(int64_t timeout, uint64_t deadline,
+                                 uint64_t now)
+{
+    uint64_t left = now >= deadline ? 0 : deadline - now;
+
+    if (left > (uint64_t)INT64_MAX) {
+        left = INT64_MAX;
+    }
+    return timeout < 0 || (uint64_t)timeout > left ? (int64_t)left : timeout;
+}
+
+/*
  * Adaptive polling (actx_set_poll_max_ns).
  *
  * Before a blocking poll arms the wake-up protocol and sleeps, it looks for
@@ -313,9 +329,7 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
                 looked = true;
                 now = deadline;
             }
-            if (timeout < 0 || (uint64_t)timeout > deadline - now) {
-                timeout = (int64_t)(deadline - now);
-            }
+            timeout = timeout_by(timeout, deadline, now);
         }
         if (ACTX__UNLIKELY(loop->poll_max_ns != 0) &&
             poll_window(loop, c, timeout, &poll_start)) {
@@ -616,15 +630,7 @@ int actx_backend_timeout_ms(void)
     t = sleep_timeout(loop, c);
     if (ACTX__UNLIKELY(c->deadline != NO_DEADLINE)) {
         /* The host's wait ends by the context's deadline, too. */
-        uint64_t now = actx_now_ns();
-        int64_t left = now >= c->deadline ? 0
-                       : c->deadline - now > (uint64_t)INT64_MAX
-                           ? INT64_MAX
-                           : (int64_t)(c->deadline - now);
-
-        if (t < 0 || left < t) {
-            t = left;
-        }
+        t = timeout_by(t, c->deadline, actx_now_ns());
     }
     if (t < 0) {
         return -1;
