@@ -130,34 +130,41 @@ typedef struct actx__call {
  * read-modify-write to schedule or run a BH (bh.c explains the protocol):
  *   lstate - written only by the owner (plain stores): scheduled locally,
  *            idle, and the cancel generation the schedule belongs to;
- *   cgen   - bumped by a cancel from another thread, which invalidates a
- *            local schedule;
- *   rflags - scheduling by other threads (CAS), mailbox link ownership.
+ *   rstate - changed by other threads (CAS, fetch_and, fetch_add): their
+ *            schedules (R_SCHED, R_IDLE), mailbox link ownership
+ *            (R_MAILED), and above GEN_SHIFT the cancel generation,
+ *            which a cancel from another thread bumps, invalidating a
+ *            local schedule made before it.
  */
 enum {
     ACTX__BH_L_SCHED = 1u << 0,
     ACTX__BH_L_IDLE = 1u << 1,
-    ACTX__BH_L_GEN_SHIFT = 2,
     ACTX__BH_R_SCHED = 1u << 0,
     ACTX__BH_R_IDLE = 1u << 1,
     ACTX__BH_R_MAILED = 1u << 2, /* linked in the mailbox */
+    /* Both words keep the cancel generation in the same bits. */
+    ACTX__BH_GEN_SHIFT = 3,
 };
 
 struct actx_bh {
-    actx__msg msg; /* mailbox link (R_MAILED) */
+    /*
+     * The first 64 bytes (a BH is allocated on a cache line of its own)
+     * are all that a local schedule and a poll touch: a burst of BHs costs
+     * one line per BH.
+     */
     _Atomic uint32_t lstate;
-    _Atomic uint32_t cgen;
-    _Atomic uint32_t rflags;
-    bool in_list, deleted; /* owner-only */
-    actx_fn *cb;
+    _Atomic uint32_t rstate;
+    uint64_t seq; /* owner: stamp of the latest schedule */
+    actx_fn *cb;  /* NULL once deleted */
     void *opaque;
-    actx_ctx *ctx;                    /* owner-only */
+    actx_bh *list_next, **list_pprev; /* owner; pprev NULL: not listed */
     actx__loop *loop;                 /* immutable */
-    actx__mailbox *mb;                /* immutable */
-    int depth;                        /* immutable: of its first context */
-    uint64_t seq;                     /* owner: stamp of the latest schedule */
-    actx_bh *list_next, **list_pprev; /* owner: the context's BH list */
-    actx_bh *all_prev, *all_next;     /* the loop's live BHs */
+    actx_ctx *ctx;                    /* owner-only */
+    /* Colder. */
+    actx__msg msg;                /* mailbox link (R_MAILED) */
+    actx__mailbox *mb;            /* immutable */
+    int depth;                    /* immutable: of its first context */
+    actx_bh *all_prev, *all_next; /* the loop's live BHs */
 };
 
 struct actx_ctx {

@@ -7,10 +7,11 @@
  * cancel generation it read.  Other threads never write lstate:
  *
  *   - a schedule from another thread first looks at lstate (a valid local
- *     schedule makes it a no-op), else sets R_SCHED in rflags with a CAS and,
+ *     schedule makes it a no-op), else sets R_SCHED in rstate with a CAS and,
  *     if it won R_MAILED (the mailbox link), posts the BH to the mailbox;
  *     the owner moves it into its context's BH list when it drains;
- *   - a cancel from another thread bumps cgen, which invalidates any local
+ *   - a cancel from another thread bumps the generation in rstate, which
+ *     invalidates any local
  *     schedule made with an older generation, and clears R_SCHED.
  *
  * A BH is runnable when it has a valid local schedule or R_SCHED.  The poll
@@ -28,22 +29,33 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
-#define GEN_MASK (UINT32_MAX >> ACTX__BH_L_GEN_SHIFT)
+/* On a cache line of its own (actx-internal.h: the hot first 64 bytes). */
+#define BH_ALIGN 64
+#define BH_SIZE ((sizeof(actx_bh) + BH_ALIGN - 1) & ~(size_t)(BH_ALIGN - 1))
+_Static_assert(offsetof(actx_bh, msg) == BH_ALIGN,
+               "the hot part of a BH is one cache line");
 
-/* Does lstate hold a schedule that no cancel has invalidated? */
-static inline bool local_valid(actx_bh *bh, uint32_t ls)
+#define GEN_BITS (UINT32_MAX << ACTX__BH_GEN_SHIFT)
+#define GEN_ONE (1u << ACTX__BH_GEN_SHIFT)
+
+/* Does lstate hold a schedule that no cancel has invalidated (rs: rstate)? */
+static inline bool local_valid(uint32_t ls, uint32_t rs)
 {
-    /*
-     * Relaxed: a cancel that happens-before this load (through the user's
-     * own synchronisation) is seen by coherence; a racing one may be
-     * ordered either way.
-     */
-    return (ls & ACTX__BH_L_SCHED) &&
-           (ls >> ACTX__BH_L_GEN_SHIFT) ==
-               (atomic_load_explicit(&bh->cgen, memory_order_relaxed) &
-                GEN_MASK);
+    return (ls & ACTX__BH_L_SCHED) && ((ls ^ rs) & GEN_BITS) == 0;
+}
+
+/*
+ * Relaxed loads of rstate to check a local schedule: a cancel that
+ * happens-before the load (through the user's own synchronisation) is seen
+ * by coherence; a racing one may be ordered either way.
+ */
+static inline uint32_t rstate_relaxed(actx_bh *bh)
+{
+    return atomic_load_explicit(&bh->rstate, memory_order_relaxed);
 }
 
 /*
@@ -57,7 +69,6 @@ static void list_push(actx_ctx *c, actx_bh *bh)
     *c->bh_tail = bh;
     c->bh_tail = &bh->list_next;
     c->bh_len++;
-    bh->in_list = true;
 }
 
 static void list_unlink(actx_ctx *c, actx_bh *bh)
@@ -69,7 +80,7 @@ static void list_unlink(actx_ctx *c, actx_bh *bh)
         c->bh_tail = bh->list_pprev;
     }
     c->bh_len--;
-    bh->in_list = false;
+    bh->list_pprev = NULL;
 }
 
 /* Append bh (not scheduled until now) at the tail of its context's list. */
@@ -77,7 +88,7 @@ static void list_requeue(actx__loop *loop, actx_bh *bh)
 {
     actx_ctx *c = actx__obj_ctx(&bh->ctx);
 
-    if (bh->in_list) {
+    if (bh->list_pprev) {
         list_unlink(c, bh);
     }
     bh->seq = ++loop->bh_seq;
@@ -97,11 +108,12 @@ actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
     if (!loop) {
         return NULL;
     }
-    bh = calloc(1, sizeof(*bh));
+    bh = aligned_alloc(BH_ALIGN, BH_SIZE);
     if (!bh) {
         errno = ENOMEM;
         return NULL;
     }
+    memset(bh, 0, sizeof(*bh));
     bh->msg.type = ACTX__MSG_BH;
     bh->cb = cb;
     bh->opaque = opaque;
@@ -120,39 +132,84 @@ actx_bh *actx_bh_new(actx_fn *cb, void *opaque)
     return bh;
 }
 
-static void schedule_local(actx__loop *loop, actx_bh *bh, bool idle)
+/* Scheduling on the owner thread, in full. */
+static __attribute__((noinline)) void schedule_local(actx__loop *loop,
+                                                     actx_bh *bh, bool idle)
 {
-    uint32_t g;
+    uint32_t ls, rs;
+    actx_ctx *c;
 
-    if (ACTX__UNLIKELY(bh->deleted)) {
-        return;
+    if (ACTX__UNLIKELY(!bh->cb)) {
+        return; /* deleted */
     }
-    /* Earlier arrivals first: scheduling order is run order. */
-    actx__drain_if_any(loop);
-    if (local_valid(bh,
-                    atomic_load_explicit(&bh->lstate, memory_order_relaxed)) ||
-        (atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
-         ACTX__BH_R_SCHED)) {
+    /*
+     * Earlier arrivals first: scheduling order is run order.  Only the
+     * mailbox carries BHs (ring completions are requests).  Relaxed as in
+     * actx__drain_if_any.
+     */
+    if ((uintptr_t)atomic_load_explicit(&loop->mb->head, memory_order_relaxed) >
+        1) {
+        actx__drain(loop, false);
+    }
+    ls = atomic_load_explicit(&bh->lstate, memory_order_relaxed);
+    rs = rstate_relaxed(bh);
+    if (local_valid(ls, rs) || (rs & ACTX__BH_R_SCHED)) {
         return; /* already scheduled: an idle one stays idle */
     }
-    g = atomic_load_explicit(&bh->cgen, memory_order_relaxed) & GEN_MASK;
     atomic_store_explicit(&bh->lstate,
-                          (g << ACTX__BH_L_GEN_SHIFT) | ACTX__BH_L_SCHED |
+                          (rs & GEN_BITS) | ACTX__BH_L_SCHED |
                               (idle ? ACTX__BH_L_IDLE : 0),
                           memory_order_relaxed);
-    list_requeue(loop, bh);
+    c = actx__obj_ctx(&bh->ctx);
+    if (bh->list_pprev != NULL) {
+        list_unlink(c, bh); /* cancelled, still listed: to the tail */
+    }
+    bh->seq = ++loop->bh_seq;
+    list_push(c, bh);
     actx__local_post(loop);
+}
+
+/*
+ * The hot path of a burst: schedule_local where nothing unusual holds
+ * (an empty mailbox, a live BH of a live context, not listed, no embedder
+ * to notify), with no call and so no stack frame.  Anything else goes to
+ * schedule_local, which checks it all again.
+ */
+static inline __attribute__((always_inline)) void
+schedule_local_fast(actx__loop *loop, actx_bh *bh, bool idle)
+{
+    uint32_t ls, rs;
+    actx_ctx *c = bh->ctx;
+
+    if (ACTX__UNLIKELY((uintptr_t)atomic_load_explicit(
+                           &loop->mb->head, memory_order_relaxed) > 1 ||
+                       !bh->cb || bh->list_pprev != NULL || c->fwd != NULL ||
+                       loop->notify_armed)) {
+        schedule_local(loop, bh, idle);
+        return;
+    }
+    ls = atomic_load_explicit(&bh->lstate, memory_order_relaxed);
+    rs = rstate_relaxed(bh);
+    if (local_valid(ls, rs) || (rs & ACTX__BH_R_SCHED)) {
+        return; /* already scheduled: an idle one stays idle */
+    }
+    atomic_store_explicit(&bh->lstate,
+                          (rs & GEN_BITS) | ACTX__BH_L_SCHED |
+                              (idle ? ACTX__BH_L_IDLE : 0),
+                          memory_order_relaxed);
+    bh->seq = ++loop->bh_seq;
+    list_push(c, bh);
 }
 
 static void schedule_remote(actx_bh *bh, bool idle)
 {
     uint32_t old, new;
 
-    if (local_valid(bh,
-                    atomic_load_explicit(&bh->lstate, memory_order_relaxed))) {
+    old = rstate_relaxed(bh);
+    if (local_valid(atomic_load_explicit(&bh->lstate, memory_order_relaxed),
+                    old)) {
         return; /* the owner scheduled it and knows */
     }
-    old = atomic_load_explicit(&bh->rflags, memory_order_relaxed);
     do {
         if (old & ACTX__BH_R_SCHED) {
             return;
@@ -164,7 +221,7 @@ static void schedule_remote(actx_bh *bh, bool idle)
          * (actx__mb_notify), pairing with the owner's store of notify_me
          * before it scans its BH list (actx__bh_has_nonidle).
          */
-    } while (!atomic_compare_exchange_weak(&bh->rflags, &old, new));
+    } while (!atomic_compare_exchange_weak(&bh->rstate, &old, new));
 
     if (old & ACTX__BH_R_MAILED) {
         /* Still in the mailbox from an earlier, cancelled schedule. */
@@ -183,13 +240,14 @@ static void schedule_remote(actx_bh *bh, bool idle)
      * Another thread may have turned our idle schedule into a normal one
      * (cancel + schedule) and notified before our push was visible.
      */
-    new = atomic_load(&bh->rflags);
+    new = atomic_load(&bh->rstate);
     if ((new &ACTX__BH_R_SCHED) && !(new &ACTX__BH_R_IDLE)) {
         actx__mb_notify(bh->mb, ACTX__WAKE_ANY, bh->depth);
     }
 }
 
-static void bh_schedule(actx_bh *bh, bool idle)
+static inline __attribute__((always_inline)) void bh_schedule(actx_bh *bh,
+                                                              bool idle)
 {
     actx__loop *loop = actx__tls_loop;
 
@@ -197,7 +255,7 @@ static void bh_schedule(actx_bh *bh, bool idle)
         return;
     }
     if (ACTX__LIKELY(loop == bh->loop)) {
-        schedule_local(loop, bh, idle);
+        schedule_local_fast(loop, bh, idle);
     } else {
         schedule_remote(bh, idle);
     }
@@ -220,17 +278,17 @@ void actx_bh_cancel(actx_bh *bh)
     }
     if (actx__tls_loop == bh->loop) {
         atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
-        if (bh->in_list &&
-            !(atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
+        if (bh->list_pprev &&
+            !(atomic_load_explicit(&bh->rstate, memory_order_relaxed) &
               ACTX__BH_R_SCHED)) {
             list_unlink(actx__obj_ctx(&bh->ctx), bh);
         }
     } else {
-        atomic_fetch_add(&bh->cgen, 1);
+        atomic_fetch_add(&bh->rstate, GEN_ONE); /* wraps: a generation */
     }
-    if (atomic_load_explicit(&bh->rflags, memory_order_relaxed) &
+    if (atomic_load_explicit(&bh->rstate, memory_order_relaxed) &
         ACTX__BH_R_SCHED) {
-        atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
+        atomic_fetch_and(&bh->rstate, ~(uint32_t)ACTX__BH_R_SCHED);
     }
     /* A listed BH stays listed; the poll that takes it skips it. */
 }
@@ -257,14 +315,14 @@ void actx_bh_delete(actx_bh *bh)
     }
     loop = bh->loop;
     ACTX__CHECK_OWNER(loop, );
-    if (bh->deleted) {
+    if (!bh->cb) {
         actx__misuse(__func__, "BH deleted twice");
         return;
     }
-    bh->deleted = true;
+    bh->cb = NULL; /* deleted: never runs again */
     atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
-    old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
-    if (bh->in_list) {
+    old = atomic_fetch_and(&bh->rstate, ~(uint32_t)ACTX__BH_R_SCHED);
+    if (bh->list_pprev) {
         list_unlink(actx__obj_ctx(&bh->ctx), bh);
     }
     bh_unlink_all(loop, bh);
@@ -280,17 +338,17 @@ void actx_bh_delete(actx_bh *bh)
 /* Owner: a BH posted by another thread came out of the mailbox. */
 void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
 {
-    uint32_t old = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_MAILED);
+    uint32_t old = atomic_fetch_and(&bh->rstate, ~(uint32_t)ACTX__BH_R_MAILED);
 
-    if (bh->deleted) {
-        actx__quarantine(loop, bh);
+    if (!bh->cb) {
+        actx__quarantine(loop, bh); /* deleted */
         return;
     }
     if (!(old & ACTX__BH_R_SCHED)) {
         return; /* cancelled on the way */
     }
-    if (local_valid(bh,
-                    atomic_load_explicit(&bh->lstate, memory_order_relaxed))) {
+    if (local_valid(atomic_load_explicit(&bh->lstate, memory_order_relaxed),
+                    rstate_relaxed(bh))) {
         return; /* the owner scheduled it meanwhile: keep that place */
     }
     list_requeue(loop, bh);
@@ -305,24 +363,44 @@ int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
 
     while (n-- > 0 && (bh = c->bh_head) != NULL) {
         uint32_t ls, rf;
-        bool run, idle = true;
+        bool run, idle;
 
-        list_unlink(c, bh);
-        actx__assert(!bh->deleted);
+        /* Take the head off the list. */
+        c->bh_head = bh->list_next;
+        if (bh->list_next) {
+            bh->list_next->list_pprev = &c->bh_head;
+        } else {
+            c->bh_tail = &c->bh_head;
+        }
+        c->bh_len--;
+        bh->list_pprev = NULL;
+        actx__assert(bh->cb != NULL);
         if (bh->seq > limit) {
             list_push(c, bh); /* scheduled during this call: next one */
             continue;
         }
         ls = atomic_load_explicit(&bh->lstate, memory_order_relaxed);
-        run = local_valid(bh, ls);
+        rf = rstate_relaxed(bh);
+        if (ACTX__LIKELY(((ls ^ rf) & GEN_BITS) == 0 &&
+                         (ls & (ACTX__BH_L_SCHED | ACTX__BH_L_IDLE)) ==
+                             ACTX__BH_L_SCHED &&
+                         !(rf & ACTX__BH_R_SCHED))) {
+            /* The common case: a valid, non-idle local schedule only. */
+            atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
+            progress = 1;
+            loop->st.bh_runs++;
+            bh->cb(bh->opaque); /* may delete bh: do not touch it after */
+            continue;
+        }
+        run = local_valid(ls, rf);
+        idle = true;
         if (run) {
             idle = ls & ACTX__BH_L_IDLE;
             atomic_store_explicit(&bh->lstate, 0, memory_order_relaxed);
         }
-        rf = atomic_load_explicit(&bh->rflags, memory_order_relaxed);
-        if (ACTX__UNLIKELY(rf & ACTX__BH_R_SCHED)) {
+        if (rf & ACTX__BH_R_SCHED) {
             /* Test-and-clear: a racing cancel may win. */
-            rf = atomic_fetch_and(&bh->rflags, ~(uint32_t)ACTX__BH_R_SCHED);
+            rf = atomic_fetch_and(&bh->rstate, ~(uint32_t)ACTX__BH_R_SCHED);
             if (rf & ACTX__BH_R_SCHED) {
                 idle = (run ? idle : true) && (rf & ACTX__BH_R_IDLE);
                 run = true;
@@ -337,7 +415,7 @@ int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
             progress = 1;
         }
         loop->st.bh_runs++;
-        bh->cb(bh->opaque); /* may delete bh: do not touch it after */
+        bh->cb(bh->opaque);
     }
     return progress;
 }
@@ -369,9 +447,9 @@ bool actx__bh_has_nonidle(actx_ctx *c)
 
     for (bh = c->bh_head; bh; bh = bh->list_next) {
         uint32_t ls = atomic_load(&bh->lstate);
-        uint32_t rf = atomic_load(&bh->rflags);
+        uint32_t rf = atomic_load(&bh->rstate);
 
-        if ((local_valid(bh, ls) && !(ls & ACTX__BH_L_IDLE)) ||
+        if ((local_valid(ls, rf) && !(ls & ACTX__BH_L_IDLE)) ||
             ((rf & ACTX__BH_R_SCHED) && !(rf & ACTX__BH_R_IDLE))) {
             return true;
         }
