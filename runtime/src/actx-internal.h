@@ -288,6 +288,7 @@ struct actx__loop {
     const unsigned *io_khead, *io_ktail; /* the CQ ring's indices */
     unsigned long io_submits;            /* io_uring_enter calls that
                                             submitted (tests, actx_dump) */
+    bool io_ring_only; /* tests: never read inline (aio-uring.c) */
     /* Counters (actx_stats, everyone). */
     struct actx_stats st;
 #ifdef ACTX_DEBUG

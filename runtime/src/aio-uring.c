@@ -61,6 +61,7 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,6 +69,7 @@
 #ifdef ACTX_HAVE_LIBURING
 #include <liburing.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 #ifdef ACTX_HAVE_VALGRIND
 /* The kernel fills read buffers behind memcheck's back (not in a syscall
  * it sees): tell it, or every use of the data is "uninitialised". */
@@ -86,7 +88,32 @@
 /* CQEs copied out per round before they are dispatched. */
 #define REAP_BATCH 64
 
-enum { KIND_UNKNOWN = 0, KIND_SEEKABLE, KIND_STREAM };
+/*
+ * What a loop knows of an fd number: seekable (buffered), seekable but
+ * opened O_DIRECT (never read inline: RWF_NOWAIT does not keep a direct
+ * read from waiting for the device), a stream (the pool: ESPIPE), or
+ * seekable where RWF_NOWAIT is refused (never read inline again).
+ */
+enum {
+    KIND_UNKNOWN = 0,
+    KIND_SEEKABLE,
+    KIND_STREAM,
+    KIND_DIRECT,
+    KIND_NOWAIT_NO
+};
+
+/* Batch sizes 1, 2-3, 4-7, ... 128 and more: one read-path choice each. */
+#define CHOICE_BUCKETS 8
+/* Every EXPLORE_EVERY-th batch of a size tries the other path... */
+#define EXPLORE_EVERY 32
+/* ...and every SAMPLE_EVERY-th is timed (the explored ones always). */
+#define SAMPLE_EVERY 4
+
+/* Cost estimates of one batch size, ns per read (0: not measured yet). */
+struct read_choice {
+    uint32_t batches;
+    uint32_t ns_inline, ns_ring;
+};
 
 /*
  * msg.flags of a request on the ring (actx-internal.h): ACTX__REQ_RING
@@ -116,6 +143,9 @@ struct actx__uring {
     int cancel_res;
     unsigned char *kind; /* per fd number: KIND_* */
     size_t nkind;
+    unsigned reads_queued; /* SQEs queued since the last flush that could
+                              be read inline (KIND_SEEKABLE) */
+    struct read_choice choice[CHOICE_BUCKETS];
 };
 
 /* user_data of an ASYNC_CANCEL; 0 is an SQE whose request failed. */
@@ -223,7 +253,7 @@ static bool fd_seekable(struct actx__uring *u, int fd)
     unsigned char k = (size_t)fd < u->nkind ? u->kind[fd] : KIND_UNKNOWN;
 
     if (ACTX__LIKELY(k != KIND_UNKNOWN)) {
-        return k == KIND_SEEKABLE;
+        return k != KIND_STREAM;
     }
     if (lseek(fd, 0, SEEK_CUR) < 0) {
         if (errno != ESPIPE) {
@@ -231,7 +261,9 @@ static bool fd_seekable(struct actx__uring *u, int fd)
         }
         k = KIND_STREAM;
     } else {
-        k = KIND_SEEKABLE;
+        int fl = fcntl(fd, F_GETFL);
+
+        k = fl >= 0 && (fl & O_DIRECT) ? KIND_DIRECT : KIND_SEEKABLE;
     }
     if ((size_t)fd >= u->nkind && fd < SEEK_CACHE_MAX) {
         size_t n = u->nkind ? u->nkind : 64;
@@ -250,7 +282,7 @@ static bool fd_seekable(struct actx__uring *u, int fd)
     if ((size_t)fd < u->nkind) {
         u->kind[fd] = k;
     }
-    return k == KIND_SEEKABLE;
+    return k != KIND_STREAM;
 }
 
 static void ring_complete(actx__loop *loop, uint64_t ud, int res)
@@ -474,16 +506,142 @@ static int enter_or_unqueue(actx__loop *loop, unsigned wait)
 }
 
 /*
+ * Buffered reads: inline or on the ring?
+ *
+ * A read the page cache holds can be done at flush time on the loop's
+ * thread with preadv2(RWF_NOWAIT) - one system call, the read's own -
+ * or entered into the ring with the rest of the batch - one system call
+ * for the batch, plus the ring's own work per read (a request, a CQE, a
+ * wake-up of the ring's waiters).  Which is cheaper depends on the host
+ * (what a system call costs: from about 0.1 to over 1 us) and on the
+ * batch size, and an uncached read makes the inline try a wasted call
+ * (EAGAIN, then the ring all the same).  No constant fits every host, so
+ * each loop measures: per batch size class (1, 2-3, 4-7, ...) it keeps an
+ * average cost per read of each path, timed over whole flushes (the
+ * inline reads, the enter of what is left, the completions reaped), takes
+ * the cheaper one, and every EXPLORE_EVERY-th batch of that size takes
+ * the other, so that the choice follows the host, the file's caching and
+ * the load.  A read done inline completes as if the ring had done it: its
+ * completion is queued and runs at the next poll, in its context.  Only
+ * reads of KIND_SEEKABLE fds are tried (never O_DIRECT, never streams); a
+ * partial inline read (partly cached) is dropped and the ring does the
+ * whole read.
+ */
+static inline unsigned choice_bucket(unsigned n)
+{
+    unsigned b = 0;
+
+    while (n > 1 && b < CHOICE_BUCKETS - 1) {
+        n >>= 1;
+        b++;
+    }
+    return b;
+}
+
+/* Fold one timed batch into an estimate (an average over about 8). */
+static void choice_learn(uint32_t *est, uint64_t ns_per_read)
+{
+    uint64_t cap = *est ? 4 * (uint64_t)*est : UINT32_MAX;
+
+    if (ns_per_read > cap) {
+        ns_per_read = cap; /* a preempted batch says little */
+    }
+    if (ns_per_read == 0) {
+        ns_per_read = 1;
+    }
+    if (*est == 0) {
+        *est = (uint32_t)ns_per_read;
+    } else {
+        *est = (uint32_t)((int64_t)*est +
+                          ((int64_t)ns_per_read - (int64_t)*est) / 8);
+    }
+}
+
+/*
+ * Read the queued buffered reads now with RWF_NOWAIT; take the ones done
+ * out of the SQ (not entered yet: the kernel reads the SQ only inside
+ * io_uring_enter) and complete them.
+ */
+static void reads_inline(actx__loop *loop, struct actx__uring *u)
+{
+    struct io_uring_sq *sq = &u->ring.sq;
+    unsigned tail = sq->sqe_tail, keep = sq->sqe_head, done = 0, i;
+
+    for (i = sq->sqe_head; i != tail; i++) {
+        struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+        int fd = sqe->fd;
+
+        if (sqe->opcode == IORING_OP_READ && sqe->user_data != 0 &&
+            sqe->user_data != CANCEL_UD && (size_t)fd < u->nkind &&
+            u->kind[fd] == KIND_SEEKABLE) {
+            struct iovec iov = {(void *)(uintptr_t)sqe->addr, sqe->len};
+            ssize_t r = preadv2(fd, &iov, 1, (off_t)sqe->off, RWF_NOWAIT);
+
+            if (r == (ssize_t)sqe->len || r == 0) { /* 0: end of file */
+                ring_complete(loop, sqe->user_data, (int)r);
+                loop->io_inflight--;
+                done++;
+                continue;
+            }
+            if (r < 0 && errno == EOPNOTSUPP) {
+                u->kind[fd] = KIND_NOWAIT_NO; /* this file system: never */
+            }
+        }
+        if (keep != i) {
+            sq->sqes[keep & sq->ring_mask] = *sqe;
+        }
+        keep++;
+    }
+    sq->sqe_tail = keep;
+    loop->io_unsubmitted -= done;
+    if (done) {
+        actx__local_post(loop);
+    }
+}
+
+/*
  * The SQEs queued since the last flush go in with one io_uring_enter (more
  * only while the kernel pushes back: a full CQ is reaped, then retried).
  * If the kernel keeps refusing, they go to the pool (enter_or_unqueue).
+ * Buffered reads among them may be done inline instead (see above).
  */
 void actx__io_flush_slow(actx__loop *loop)
 {
+    struct actx__uring *u = loop->uring;
+    unsigned reads = u && !loop->io_ring_only ? u->reads_queued : 0;
+    struct read_choice *ch = NULL;
+    uint64_t t0 = 0;
+    bool inl = false;
+
+    if (u) {
+        u->reads_queued = 0;
+    }
+    if (reads != 0) {
+        uint32_t n;
+
+        ch = &u->choice[choice_bucket(reads)];
+        n = ch->batches++;
+        inl = ch->ns_inline == 0 ||
+              (ch->ns_ring != 0 && ch->ns_inline <= ch->ns_ring);
+        if (n % EXPLORE_EVERY == EXPLORE_EVERY - 1) {
+            inl = !inl;
+        }
+        if ((inl ? ch->ns_inline : ch->ns_ring) == 0 ||
+            n % EXPLORE_EVERY == EXPLORE_EVERY - 1 || n % SAMPLE_EVERY == 0) {
+            t0 = actx_now_ns();
+        }
+        if (inl) {
+            reads_inline(loop, u);
+        }
+    }
     while (loop->io_unsubmitted != 0) {
         if (enter_or_unqueue(loop, 0) < 0) {
             return;
         }
+    }
+    if (t0 != 0) {
+        choice_learn(inl ? &ch->ns_inline : &ch->ns_ring,
+                     (actx_now_ns() - t0) / reads);
     }
 }
 
@@ -552,6 +710,9 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
     io_uring_sqe_set_data(sqe, req);
     req->msg.aux = (uint32_t)fd;
     if (op == ACTX__AIO_PREAD) {
+        if ((size_t)fd < u->nkind && u->kind[fd] == KIND_SEEKABLE) {
+            u->reads_queued++;
+        }
         req_set_flags(req, REQ_RING | REQ_READ);
         req->ret = (long)(uintptr_t)buf; /* until the completion (memcheck) */
     } else {
@@ -755,4 +916,22 @@ void actx__io_dump(actx__loop *loop, FILE *out)
             "flight, %u not entered\n",
             loop->st.io_backend ? "io_uring" : "worker pool", loop->io_submits,
             loop->io_inflight, loop->io_unsubmitted);
+#ifdef ACTX_HAVE_LIBURING
+    if (loop->uring) {
+        for (unsigned b = 0; b < CHOICE_BUCKETS; b++) {
+            struct read_choice *ch = &loop->uring->choice[b];
+
+            if (ch->batches != 0) {
+                fprintf(out,
+                        "  buffered reads in batches of %u%s: %u batches, "
+                        "ns per read inline %u, on the ring %u\n",
+                        1u << b,
+                        b == 0                    ? ""
+                        : b == CHOICE_BUCKETS - 1 ? " or more"
+                                                  : " or more (to double)",
+                        ch->batches, ch->ns_inline, ch->ns_ring);
+            }
+        }
+    }
+#endif
 }
