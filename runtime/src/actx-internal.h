@@ -248,6 +248,7 @@ struct actx__loop {
     unsigned req_word;
     long req_cap;
     actx_req *req_hint;  /* first line freed since the cursor moved */
+    actx_req *req_last;  /* the line freed last: free, its bit still clear */
     uint64_t *req_bitsp; /* the cursor's bitmap word */
     actx_req *req_base;  /* the line of its bit 0 */
     /* BHs, continued (bh.c). */
