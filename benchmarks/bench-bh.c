@@ -41,7 +41,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "harness/harness.h"
 
 #ifndef BENCH_NO_ACTX
 #include "actx.h"

@@ -28,7 +28,7 @@
  */
 #define _GNU_SOURCE
 #include "actx.h"
-#include "bench-util.h"
+#include "harness/harness.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench-util.h"
+#include "harness/harness.h"
 
 #ifndef BENCH_NO_ACTX
 #include "actx.h"
@@ -69,11 +69,13 @@ static int file_fd = -1;
 static int direct_fd = -1; /* the 256 MiB O_DIRECT file */
 #define DIRECT_MB 256
 #define DIRECT_BLOCKS ((DIRECT_MB << 20) / BS)
-static const char *only; /* -only actx|uv|raw (profiling) */
+static const char *only; /* -only LIST (profiling) */
 
+/* Is this figure or implementation selected by -only? */
 static bool want(const char *who)
 {
-    return !only || strstr(only, who) != NULL;
+    return bench_list_has("actx,uv,raw", who) ? bench_want_impl(who)
+                                              : bench_want_fig(who);
 }
 
 static uint64_t now_ns(void)
@@ -481,10 +483,6 @@ int main(int argc, char **argv)
     static const bench_option extra[] = {
         {"-p", "THREADS", "threads in both pools (default 4)", &threads_arg,
          NULL},
-        {"-only", "LIST",
-         "comma-separated subset of actx,uv,raw and pp,pipe,io,uring,direct "
-         "(profiling; uring-io alone: only the io_uring preads, for strace)",
-         &only, NULL},
         {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
@@ -495,6 +493,10 @@ int main(int argc, char **argv)
         .reps = 5,
         .rep_seconds = 0.3,
         .extra = extra,
+        .usage_more = "-only uring-io: only the io_uring preads, 64 in "
+                      "flight (for strace -c).",
+        .figures = "pp,pipe,io,uring,direct,uring-io",
+        .impls = "actx,uv,raw",
     };
     bench_fig *f_pp, *f_pipe, *f_io;
     bench_fig *f_x = NULL, *f_p = NULL, *f_d = NULL, *f_dp = NULL;
@@ -507,6 +509,7 @@ int main(int argc, char **argv)
         bench_opts o;
 
         bench_init(&o, &spec, argc, argv);
+        only = o.only;
         reps = o.reps;
         rep_s = o.rep_seconds;
     }

@@ -62,7 +62,7 @@
 #include <unistd.h>
 
 #include "actx.h"
-#include "bench-util.h"
+#include "harness/harness.h"
 
 #ifdef HAVE_LIBUV
 #include <uv.h>
@@ -985,13 +985,6 @@ static void curve_ring(const bench_opts *o)
 
 int main(int argc, char **argv)
 {
-    static const char *only;
-    static const bench_option extra[] = {
-        {"-only", "LIST",
-         "comma-separated subset of the curves producers,outer,depth,ring",
-         &only, NULL},
-        {NULL, NULL, NULL, NULL, NULL},
-    };
     static const bench_spec spec = {
         .prog = "bench-scale",
         .what = "scaling curves: cost per completion as producers grow "
@@ -1001,7 +994,7 @@ int main(int argc, char **argv)
                 "delivery.\nThe outer and depth curves measure their points "
                 "in 3 interleaved rounds per\nrepetition.",
         .reps = 5,
-        .extra = extra,
+        .figures = "producers,outer,depth,ring",
     };
     bench_opts o;
 
@@ -1010,16 +1003,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "actx_thread_init failed\n");
         return 1;
     }
-    if (!only || bench_list_has(only, "producers")) {
+    if (bench_want_fig("producers")) {
         curve_producers(&o);
     }
-    if (!only || bench_list_has(only, "outer")) {
+    if (bench_want_fig("outer")) {
         curve_outer(&o, o.quick ? 100000 : 1000000);
     }
-    if (!only || bench_list_has(only, "depth")) {
+    if (bench_want_fig("depth")) {
         curve_depth(&o);
     }
-    if (!only || bench_list_has(only, "ring")) {
+    if (bench_want_fig("ring")) {
         curve_ring(&o);
     }
     free(t_inner.hits);

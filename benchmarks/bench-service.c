@@ -51,7 +51,7 @@
  */
 #define _GNU_SOURCE
 #include "actx.h"
-#include "bench-util.h"
+#include "harness/harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1090,14 +1090,12 @@ static void add_run(figset *fs, impl which, const char *name, long nreq,
     }
 }
 
-static void service_figs(const bench_opts *o, const char *only, long nreq,
-                         int lookup_pct, double target)
+static void service_figs(const bench_opts *o, long nreq, int lookup_pct,
+                         double target)
 {
     const char *uv_name = lookup_pct ? "libuv (uv_queue_work)" : "libuv";
-    bool do_actx =
-        !only || !bench_list_has(only, "libuv") || bench_list_has(only, "actx");
-    bool do_uv =
-        !only || !bench_list_has(only, "actx") || bench_list_has(only, "libuv");
+    bool do_actx = bench_want_impl("actx");
+    bool do_uv = bench_want_impl("libuv");
     char what[64], name[96];
     figset fs = {.ok = true};
 
@@ -1197,7 +1195,7 @@ static long parse_count(const char *opt, const char *s, long lo, long hi)
 
 int main(int argc, char **argv)
 {
-    static const char *conns_s, *reqs_s, *lookup_s, *xcall_s, *only;
+    static const char *conns_s, *reqs_s, *lookup_s, *xcall_s;
     static const bench_option extra[] = {
         {"--conns", "N", "persistent connections (default 2000)", &conns_s,
          NULL},
@@ -1209,10 +1207,6 @@ int main(int argc, char **argv)
         {"--xcall", "PCT",
          "share of requests calling the store thread (default 5)", &xcall_s,
          NULL},
-        {"-only", "LIST",
-         "comma-separated: nested, flat (the two configurations), actx, "
-         "libuv",
-         &only, NULL},
         {NULL, NULL, NULL, NULL, NULL},
     };
     static const bench_spec spec = {
@@ -1224,6 +1218,8 @@ int main(int argc, char **argv)
                 "requests.",
         .reps = 5,
         .extra = extra,
+        .figures = "nested,flat",
+        .impls = "actx,libuv",
         .usage_more = "Each repetition forks a fresh server per "
                       "implementation (interleaved actx, libuv,\nlibuv, "
                       "actx); the client (this process) keeps one request "
@@ -1263,13 +1259,11 @@ int main(int argc, char **argv)
 
     bench_group("service", "a TCP key-value service: server CPU per 10k "
                            "requests (one client process)");
-    if (opt_lookup_pct && (!only || !bench_list_has(only, "flat") ||
-                           bench_list_has(only, "nested"))) {
-        service_figs(&o, only, nreq, opt_lookup_pct, 1.0);
+    if (opt_lookup_pct && bench_want_fig("nested")) {
+        service_figs(&o, nreq, opt_lookup_pct, 1.0);
     }
-    if (!only || !bench_list_has(only, "nested") ||
-        bench_list_has(only, "flat")) {
-        service_figs(&o, only, nreq, 0, 1 / 0.9);
+    if (bench_want_fig("flat")) {
+        service_figs(&o, nreq, 0, 1 / 0.9);
     }
     return bench_finish();
 }

@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "cli-check: $*" >&2; exit 1; }
 
 n=0
-for prog in "$bench"/*; do
+for prog in "$bench"/bench-*; do
     [ -x "$prog" ] || continue
     case $prog in *.o) continue ;; esac
     name=$(basename "$prog")
