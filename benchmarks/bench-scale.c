@@ -34,12 +34,10 @@
  *                  round every point once, starting one point later each
  *                  round; 3 rounds per repetition) and each reports its
  *                  median, so that load from other processes falls on all
- *                  points alike.  Memory state: the requests' addresses
- *                  used to depend on glibc's history (its mmap
- *                  threshold), which moved the cost per completion by
- *                  1.4x from point to point; runtime/src/req.c now carves
- *                  slabs in address order from chunks (see "Where slabs
- *                  come from" there).
+ *                  points alike.  Memory state: runtime/src/req.c carves
+ *                  the requests' slabs in address order from chunks, so
+ *                  a point's cost does not depend on the allocator's
+ *                  history.
  *   token ring     n threads (2 .. 64), each in its own blocking loop, pass
  *                  one token around a ring: thread k hands it to k+1 with
  *                  actx_ctx_call.  us per hop.  Peers: libuv (one loop and
@@ -397,9 +395,7 @@ static uint64_t thread_cpu_ns(void)
  * (taking them from the mailbox and running them), without the races of
  * two threads on a shared machine; the clock is then the owner thread's
  * CPU time, since no other thread takes part: a time slice that another
- * process takes from the owner (4 ms, against a measured 5-10 ms) is not
- * the owner's cost (measured: wall-clock figures of one point 7, 11 and
- * 19 ns while its CPU time was 7.1-7.4 ns).
+ * process takes from the owner is not the owner's cost.
  */
 static double completions(enum impl im, int nthreads, long total, bool queued)
 {
@@ -579,14 +575,12 @@ static double inner_uv(long n, long m, bool *ok)
 
 /*
  * Unmeasured rounds of each: the first runs pay for cold caches and for
- * growing the allocators (measured: the first point of a curve 3x the
- * next without this).  The last round is the curve's largest point (n
+ * growing the allocators.  The last round is the curve's largest point (n
  * outer completions queued, the stack depth deep), so that the requests'
  * slabs, the contexts and the peer's nodes have grown to what every point
  * needs before any is measured: growth happens once in a loop's life (the
  * slabs live until it shuts down), and without this the first repetition
- * of the 1e6-queued point alone touched fresh memory (measured: 10 ns
- * against 6-7.5 ns for its other repetitions, in three runs out of three).
+ * of the largest point alone would touch fresh memory.
  */
 static void inner_warm_up(long m, long n, int depth)
 {
@@ -616,15 +610,11 @@ static void inner_warm_up(long m, long n, int depth)
  * repetitions) then falls on the points of a round alike instead of on one
  * point's repetitions.  Round r starts at point r (mod the number of
  * points) and goes on in order, so that each point takes a different place
- * in each round and never runs twice in a row.  Measured before: with
- * each point's repetitions back to back, one point's median came out 1.7x
- * the others in one run out of three while the rest of the curve was flat.
+ * in each round and never runs twice in a row.
  *
  * ROUNDS_PER_REP rounds per repetition (-n): a round of a curve takes
- * about half a second, so with 5 rounds a burst of load of a few seconds
- * covered most of a curve (measured: rounds 4 and 5 of 5 at 1.4x, which
- * put one point's median 1.4x above the others); with 15 it covers a
- * minority of the rounds, which the median leaves out.
+ * about half a second, and a burst of load of a few seconds must cover a
+ * minority of a curve's rounds, which the median leaves out.
  */
 #define ROUNDS_PER_REP 3
 #define CURVE_MAX 16
@@ -637,9 +627,8 @@ static int round_point(int r, int k, int n)
 }
 
 /*
- * A million inner completions per repetition (about 10 ms): with 50,000 a
- * repetition took well under a millisecond and the points of one curve
- * differed by up to 3x from thread start-up and scheduling alone.
+ * A million inner completions per repetition (about 10 ms): a repetition
+ * must be long against thread start-up and scheduling.
  */
 static void curve_outer(const bench_opts *o, long nmax)
 {
