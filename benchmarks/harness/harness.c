@@ -67,6 +67,7 @@ static struct {
     long cpus;
     double syscall_ns;   /* median getppid(), ns */
     double wakeup_rt_us; /* median eventfd ping-pong round trip, us */
+    bool host_measured;
 } bench_run;
 
 static void bench_usage(FILE *out)
@@ -256,13 +257,17 @@ static double host_wakeup_rt_us(int n)
     return med;
 }
 
+static void host_costs(void);
+
 double bench_host_syscall_ns(void)
 {
+    host_costs();
     return bench_run.syscall_ns;
 }
 
 double bench_host_wakeup_rt_us(void)
 {
+    host_costs();
     return bench_run.wakeup_rt_us;
 }
 
@@ -365,16 +370,11 @@ void bench_init(bench_opts *o, const bench_spec *spec, int argc, char **argv)
     }
     bench_run.opts = *o;
     bench_machine();
-    bench_run.syscall_ns = host_syscall_ns(o->quick ? 5 : 15);
-    bench_run.wakeup_rt_us = host_wakeup_rt_us(o->quick ? 200 : 1000);
+    bench_run.syscall_ns = NAN;
+    bench_run.wakeup_rt_us = NAN;
     printf("%s: %s build, %d repetitions; %s, %ld CPUs, %s, %s\n", spec->prog,
            BENCH_BUILD_MODE, o->reps, bench_run.cpu_model, bench_run.cpus,
            bench_run.kernel, bench_run.date);
-    printf("%s: host: a system call (getppid) %.3f us, a cross-thread "
-           "wake-up (eventfd ping-pong\n%s: between two threads blocked in "
-           "read) %.1f us per round trip; medians\n",
-           spec->prog, bench_run.syscall_ns / 1e3, spec->prog,
-           bench_run.wakeup_rt_us);
     if (strcmp(BENCH_BUILD_MODE, "release") != 0) {
         printf("%s: NOT a release build: these figures say nothing about "
                "actx's speed (scons bench builds release)\n",
@@ -383,8 +383,32 @@ void bench_init(bench_opts *o, const bench_spec *spec, int argc, char **argv)
     fflush(stdout);
 }
 
+/*
+ * Measure and print the host's costs, once, before the first figure: not
+ * in bench_init, so that a program's special modes (e.g. bench-bh
+ * --syscall-check under strace) make no system call of their own first.
+ */
+static void host_costs(void)
+{
+    const char *prog = bench_run.spec->prog;
+
+    if (bench_run.host_measured) {
+        return;
+    }
+    bench_run.host_measured = true;
+    bench_run.syscall_ns = host_syscall_ns(bench_run.opts.quick ? 5 : 15);
+    bench_run.wakeup_rt_us =
+        host_wakeup_rt_us(bench_run.opts.quick ? 200 : 1000);
+    printf("%s: host: a system call (getppid) %.3f us, a cross-thread "
+           "wake-up (eventfd ping-pong\n%s: between two threads blocked in "
+           "read) %.1f us per round trip; medians\n",
+           prog, bench_run.syscall_ns / 1e3, prog, bench_run.wakeup_rt_us);
+    fflush(stdout);
+}
+
 void bench_group(const char *id, const char *title)
 {
+    host_costs();
     bench_run.group = id;
     bench_run.group_title = title;
     printf("\n%s\n", title);
@@ -399,8 +423,10 @@ void bench_group(const char *id, const char *title)
 /* A new figure in the current group.  name is copied; unit must live on. */
 bench_fig *bench_fig_new(const char *name, const char *unit, bench_dir dir)
 {
-    bench_fig *f = calloc(1, sizeof(*f));
+    bench_fig *f;
 
+    host_costs();
+    f = calloc(1, sizeof(*f));
     if (!f) {
         fprintf(stderr, "bench: out of memory\n");
         exit(1);
