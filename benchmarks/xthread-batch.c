@@ -8,14 +8,9 @@
  */
 #include "xthread.h"
 
-typedef struct {
-    int nprod;
-    unsigned long sleeps, wakeups, completed;
-} batch_arg;
-
 static double run_actx(const bench_rep *r)
 {
-    batch_arg *a = r->arg;
+    xthread_arg *a = r->arg;
     xresult x = run_completions(V_ACTX, a->nprod, r->seconds);
 
     a->sleeps += x.sleeps;
@@ -27,27 +22,21 @@ static double run_actx(const bench_rep *r)
 #ifdef HAVE_LIBUV
 static double run_uv(const bench_rep *r)
 {
-    return run_completions(V_UV, ((batch_arg *)r->arg)->nprod, r->seconds).mps;
+    return run_completions(V_UV, ((xthread_arg *)r->arg)->nprod, r->seconds)
+        .mps;
 }
 #endif
 
 static double run_raw(const bench_rep *r)
 {
-    return run_completions(V_RAW, ((batch_arg *)r->arg)->nprod, r->seconds).mps;
+    return run_completions(V_RAW, ((xthread_arg *)r->arg)->nprod, r->seconds)
+        .mps;
 }
 
 static void finish(bench_fig *f, void *arg)
 {
-    batch_arg *a = arg;
-
     bench_note(f, "also >= 0.9x raw mpsc+eventfd");
-    if (a->completed) {
-        bench_note(f,
-                   "actx owner: %.3f sleeps, %.3f wake-ups per 1000 "
-                   "completions",
-                   1000.0 * (double)a->sleeps / (double)a->completed,
-                   1000.0 * (double)a->wakeups / (double)a->completed);
-    }
+    xthread_note_owner(f, arg);
 }
 
 static const bench_impl_def impls[] = {
@@ -61,26 +50,10 @@ static const bench_impl_def impls[] = {
 
 void xthread_batch(const bench_opts *o)
 {
-    (void)o;
-    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
-        batch_arg a = {.nprod = nprod};
+    static const char *const keys[] = {"c1", "c2"};
+    static const char *const names[] = {"completions, 1 producer",
+                                        "completions, 2 producers"};
 
-        /*
-         * split 3: short interleaved repetitions give every implementation
-         * a quiet turn on a shared machine.
-         */
-        bench_measure(&(bench_figure){
-            .key = nprod == 1 ? "c1" : "c2",
-            .name = nprod == 1 ? "completions, 1 producer"
-                               : "completions, 2 producers",
-            .unit = "M/s",
-            .dir = BENCH_HIGHER,
-            .impls = impls,
-            .arg = &a,
-            .split = 3,
-            .target_peer = "libuv mutex+async",
-            .target_ratio = 1.0,
-            .finish = finish,
-        });
-    }
+    (void)o;
+    xthread_measure_1p2p(keys, names, impls, "libuv mutex+async", 1.0, finish);
 }

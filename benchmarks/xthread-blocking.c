@@ -98,19 +98,19 @@ static double run_blocking(enum variant v, int nprod, double seconds)
 
 static double run_actx(const bench_rep *r)
 {
-    return run_blocking(V_ACTX, *(int *)r->arg, r->seconds);
+    return run_blocking(V_ACTX, ((xthread_arg *)r->arg)->nprod, r->seconds);
 }
 
 #ifdef HAVE_LIBUV
 static double run_uv(const bench_rep *r)
 {
-    return run_blocking(V_UV, *(int *)r->arg, r->seconds);
+    return run_blocking(V_UV, ((xthread_arg *)r->arg)->nprod, r->seconds);
 }
 #endif
 
 static double run_raw(const bench_rep *r)
 {
-    return run_blocking(V_RAW, *(int *)r->arg, r->seconds);
+    return run_blocking(V_RAW, ((xthread_arg *)r->arg)->nprod, r->seconds);
 }
 
 static void finish(bench_fig *f, void *arg)
@@ -130,20 +130,10 @@ static const bench_impl_def impls[] = {
 
 void xthread_blocking(const bench_opts *o)
 {
+    static const char *const keys[] = {"b1", "b2"};
+    static const char *const names[] = {"completions 1p, poll(true)",
+                                        "completions 2p, poll(true)"};
+
     (void)o;
-    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
-        bench_measure(&(bench_figure){
-            .key = nprod == 1 ? "b1" : "b2",
-            .name = nprod == 1 ? "completions 1p, poll(true)"
-                               : "completions 2p, poll(true)",
-            .unit = "M/s",
-            .dir = BENCH_HIGHER,
-            .impls = impls,
-            .arg = &nprod,
-            .split = 3,
-            .target_peer = "libuv RUN_DEFAULT",
-            .target_ratio = 1.0,
-            .finish = finish,
-        });
-    }
+    xthread_measure_1p2p(keys, names, impls, "libuv RUN_DEFAULT", 1.0, finish);
 }

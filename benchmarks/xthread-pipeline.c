@@ -198,6 +198,39 @@ xresult run_completions(enum variant v, int nprod, double seconds)
     return res;
 }
 
+void xthread_note_owner(bench_fig *f, const xthread_arg *a)
+{
+    if (a->completed) {
+        bench_note(f,
+                   "actx owner: %.3f sleeps, %.3f wake-ups per 1000 "
+                   "completions",
+                   1000.0 * (double)a->sleeps / (double)a->completed,
+                   1000.0 * (double)a->wakeups / (double)a->completed);
+    }
+}
+
+void xthread_measure_1p2p(const char *const keys[2], const char *const names[2],
+                          const bench_impl_def *impls, const char *peer,
+                          double ratio, void (*finish)(bench_fig *, void *))
+{
+    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
+        xthread_arg a = {.nprod = nprod};
+
+        bench_measure(&(bench_figure){
+            .key = keys[nprod - 1],
+            .name = names[nprod - 1],
+            .unit = "M/s",
+            .dir = BENCH_HIGHER,
+            .impls = impls,
+            .arg = &a,
+            .split = 3,
+            .target_peer = peer,
+            .target_ratio = ratio,
+            .finish = finish,
+        });
+    }
+}
+
 void xthread_init(void)
 {
     for (int p = 0; p < MAX_PRODUCERS; p++) {

@@ -19,7 +19,8 @@
 static double run_polling(const bench_rep *r)
 {
     actx_set_poll_max_ns(POLL_NS);
-    double v = run_completions(V_ACTX, *(int *)r->arg, r->seconds).mps;
+    double v =
+        run_completions(V_ACTX, ((xthread_arg *)r->arg)->nprod, r->seconds).mps;
 
     actx_set_poll_max_ns(0);
     return v;
@@ -27,7 +28,8 @@ static double run_polling(const bench_rep *r)
 
 static double run_not_polling(const bench_rep *r)
 {
-    return run_completions(V_ACTX, *(int *)r->arg, r->seconds).mps;
+    return run_completions(V_ACTX, ((xthread_arg *)r->arg)->nprod, r->seconds)
+        .mps;
 }
 
 static void finish_completions(bench_fig *f, void *arg)
@@ -130,27 +132,18 @@ static void fig_idle(void)
 
 void xthread_polling(const bench_opts *o)
 {
+    static const char *const keys[] = {"p1", "p2"};
+    static const char *const names[] = {"completions 1p, polling on",
+                                        "completions 2p, polling on"};
+
     (void)o;
-    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
-        /*
-         * "Not slower": the two arms run the same code while the owner is
-         * busy, so the target allows the noise between two runs of the
-         * same code, not a real loss.
-         */
-        bench_measure(&(bench_figure){
-            .key = nprod == 1 ? "p1" : "p2",
-            .name = nprod == 1 ? "completions 1p, polling on"
-                               : "completions 2p, polling on",
-            .unit = "M/s",
-            .dir = BENCH_HIGHER,
-            .impls = completions,
-            .arg = &nprod,
-            .split = 3,
-            .target_peer = "actx, polling off",
-            .target_ratio = 0.97,
-            .finish = finish_completions,
-        });
-    }
+    /*
+     * "Not slower": the two arms run the same code while the owner is
+     * busy, so the target allows the noise between two runs of the same
+     * code, not a real loss.
+     */
+    xthread_measure_1p2p(keys, names, completions, "actx, polling off", 0.97,
+                         finish_completions);
     /* The polled round trip is >= 4x faster than the sleeping raw one. */
     bench_measure(&(bench_figure){
         .key = "ppp",

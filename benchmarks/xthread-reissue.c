@@ -60,12 +60,7 @@ static void reissue_done(void *opaque, long ret)
 #endif
 }
 
-typedef struct {
-    int nprod;
-    unsigned long sleeps, wakeups, completed; /* actx's */
-} reissue_arg;
-
-static double run_reissue(enum variant v, reissue_arg *a, double seconds)
+static double run_reissue(enum variant v, xthread_arg *a, double seconds)
 {
     struct actx_stats st0, st1;
     uint64_t t0, t1;
@@ -123,18 +118,12 @@ static double run_raw(const bench_rep *r)
 
 static void finish(bench_fig *f, void *arg)
 {
-    reissue_arg *a = arg;
+    xthread_arg *a = arg;
     bench_stat s = bench_stat_of(&f->impl[0]);
 
     bench_note(f, "%d outstanding; actx %.1f ns per completion",
                a->nprod * REISSUE_OUTSTANDING, 1e3 / s.median);
-    if (a->completed) {
-        bench_note(f,
-                   "actx owner: %.3f sleeps, %.3f wake-ups per 1000 "
-                   "completions",
-                   1000.0 * (double)a->sleeps / (double)a->completed,
-                   1000.0 * (double)a->wakeups / (double)a->completed);
-    }
+    xthread_note_owner(f, a);
 }
 
 static const bench_impl_def impls[] = {
@@ -148,22 +137,10 @@ static const bench_impl_def impls[] = {
 
 void xthread_reissue(const bench_opts *o)
 {
-    (void)o;
-    for (int nprod = 1; nprod <= MAX_PRODUCERS; nprod++) {
-        reissue_arg a = {.nprod = nprod};
+    static const char *const keys[] = {"r1", "r2"};
+    static const char *const names[] = {"completions re-issued from done, 1p",
+                                        "completions re-issued from done, 2p"};
 
-        bench_measure(&(bench_figure){
-            .key = nprod == 1 ? "r1" : "r2",
-            .name = nprod == 1 ? "completions re-issued from done, 1p"
-                               : "completions re-issued from done, 2p",
-            .unit = "M/s",
-            .dir = BENCH_HIGHER,
-            .impls = impls,
-            .arg = &a,
-            .split = 3,
-            .target_peer = "libuv mutex+async",
-            .target_ratio = 1.2,
-            .finish = finish,
-        });
-    }
+    (void)o;
+    xthread_measure_1p2p(keys, names, impls, "libuv mutex+async", 1.2, finish);
 }

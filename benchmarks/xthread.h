@@ -85,6 +85,25 @@ typedef struct {
 } xresult;
 xresult run_completions(enum variant v, int nprod, double seconds);
 
+/* A completions figure's argument: its producers and actx's owner stats. */
+typedef struct {
+    int nprod;
+    unsigned long sleeps, wakeups, completed; /* actx's, summed */
+} xthread_arg;
+
+/* Note how often actx's owner slept and was woken per 1000 completions. */
+void xthread_note_owner(bench_fig *f, const xthread_arg *a);
+
+/*
+ * Measure a completions figure with 1 and then 2 producers (keys[n-1],
+ * names[n-1]; M/s): split 3, short interleaved repetitions that give every
+ * implementation a quiet turn on a shared machine.  Each run gets an
+ * xthread_arg; finish (or NULL) adds the notes.
+ */
+void xthread_measure_1p2p(const char *const keys[2], const char *const names[2],
+                          const bench_impl_def *impls, const char *peer,
+                          double ratio, void (*finish)(bench_fig *, void *));
+
 /* actx's ping-pong (xthread-pingpong.c), both loops with poll_ns. */
 pp_result pingpong_actx(double seconds, int64_t poll_ns);
 
