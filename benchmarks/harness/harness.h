@@ -96,6 +96,18 @@ static inline void bench_cpu_relax(void)
 #endif
 }
 
+/* Any thread.  xorshift64: cheap random numbers, one state per user. */
+static inline uint64_t bench_rnd(uint64_t *s)
+{
+    uint64_t x = *s;
+
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
 /* Any thread.  realloc, or exit(1) with a message. */
 void *bench_xrealloc(void *p, size_t n);
 
