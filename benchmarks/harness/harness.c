@@ -508,18 +508,40 @@ void bench_peer(bench_fig *f, const char *impl)
 }
 
 /* Target on actx's own median: <= value (BENCH_LOWER) or >= (HIGHER). */
-void bench_target_abs(bench_fig *f, double value)
+/* The target slot for kind (and peer): the one it replaces, or a new one. */
+static int target_slot(bench_fig *f, enum bench_target_kind kind,
+                       const char *peer)
 {
-    f->target = BENCH_TARGET_ABS;
-    f->target_value = value;
+    for (int i = 0; i < f->ntargets; i++) {
+        if (f->target[i].kind == kind &&
+            (kind == BENCH_TARGET_ABS || !strcmp(f->target[i].peer, peer))) {
+            return i;
+        }
+    }
+    if (f->ntargets == BENCH_MAX_TARGETS) {
+        fprintf(stderr, "bench: more than %d targets in %s\n",
+                BENCH_MAX_TARGETS, f->name);
+        exit(1);
+    }
+    return f->ntargets++;
 }
 
-/* Target: actx at least `times` x faster than peer (see "x faster"). */
+void bench_target_abs(bench_fig *f, double value)
+{
+    int i = target_slot(f, BENCH_TARGET_ABS, NULL);
+
+    f->target[i].kind = BENCH_TARGET_ABS;
+    f->target[i].value = value;
+    f->target[i].peer = NULL;
+}
+
 void bench_target_ratio(bench_fig *f, const char *peer, double times)
 {
-    f->target = BENCH_TARGET_RATIO;
-    f->target_value = times;
-    f->target_peer = peer;
+    int i = target_slot(f, BENCH_TARGET_RATIO, peer);
+
+    f->target[i].kind = BENCH_TARGET_RATIO;
+    f->target[i].value = times;
+    f->target[i].peer = peer;
 }
 
 /* A line of explanation printed under the figure and kept in the JSON. */
@@ -582,33 +604,42 @@ static double bench_x_faster(const bench_fig *f, double actx, double p)
     return f->dir == BENCH_LOWER ? p / actx : actx / p;
 }
 
-/* 1 met, 0 missed, -1 not applicable / not measured. */
+/*
+ * Every target of f as text ("; "-separated); 1 all met, 0 one missed, -1
+ * none (or one not measured and none missed).
+ */
 static int bench_target_met(const bench_fig *f, char *text, size_t n)
 {
     double a = bench_stat_of(&f->impl[0]).median;
+    int all = f->ntargets ? 1 : -1;
 
     text[0] = '\0';
-    if (f->target == BENCH_TARGET_ABS) {
-        snprintf(text, n, "%s %g %s",
-                 f->dir == BENCH_LOWER ? "<=" : ">=", f->target_value, f->unit);
-        if (isnan(a)) {
-            return -1;
-        }
-        return f->dir == BENCH_LOWER ? a <= f->target_value
-                                     : a >= f->target_value;
-    }
-    if (f->target == BENCH_TARGET_RATIO) {
-        double x = NAN;
+    for (int k = 0; k < f->ntargets; k++) {
+        size_t len = strlen(text);
+        double v = f->target[k].value;
+        int met;
 
-        snprintf(text, n, ">= %.3gx %s", f->target_value, f->target_peer);
-        for (int i = 1; i < f->nimpl; i++) {
-            if (!strcmp(f->impl[i].name, f->target_peer)) {
-                x = bench_x_faster(f, a, bench_stat_of(&f->impl[i]).median);
+        if (f->target[k].kind == BENCH_TARGET_ABS) {
+            snprintf(text + len, n - len, "%s%s %g %s", len ? "; " : "",
+                     f->dir == BENCH_LOWER ? "<=" : ">=", v, f->unit);
+            met = isnan(a) ? -1 : f->dir == BENCH_LOWER ? a <= v : a >= v;
+        } else {
+            double x = NAN;
+
+            snprintf(text + len, n - len, "%s>= %.3gx %s", len ? "; " : "", v,
+                     f->target[k].peer);
+            for (int i = 1; i < f->nimpl; i++) {
+                if (!strcmp(f->impl[i].name, f->target[k].peer)) {
+                    x = bench_x_faster(f, a, bench_stat_of(&f->impl[i]).median);
+                }
             }
+            met = isnan(x) ? -1 : x >= v;
         }
-        return isnan(x) ? -1 : x >= f->target_value;
+        if (met == 0 || (met < 0 && all > 0)) {
+            all = met;
+        }
     }
-    return -1;
+    return all;
 }
 
 static void bench_fmt(char *buf, size_t n, double v)
@@ -637,7 +668,7 @@ static void bench_fmt(char *buf, size_t n, double v)
  */
 void bench_fig_done(bench_fig *f)
 {
-    char t[96], med[32], lo[32], hi[32], xf[32];
+    char t[192], med[32], lo[32], hi[32], xf[32];
     int met = bench_target_met(f, t, sizeof(t));
     double a = bench_stat_of(&f->impl[0]).median;
 
@@ -754,7 +785,7 @@ static int bench_json_write(const char *path)
     for (int k = 0; k < bench_run.nfigs; k++) {
         const bench_fig *f = bench_run.figs[k];
         double a = bench_stat_of(&f->impl[0]).median;
-        char t[96];
+        char t[192];
         int met = bench_target_met(f, t, sizeof(t));
 
         fprintf(o, "%s\n    {\"group\": ", k ? "," : "");
@@ -782,7 +813,7 @@ static int bench_json_write(const char *path)
             }
         }
         fprintf(o, ",\n     \"target\": ");
-        if (f->target == BENCH_TARGET_NONE) {
+        if (f->ntargets == 0) {
             fputs("null", o);
         } else {
             fputs("{\"text\": ", o);

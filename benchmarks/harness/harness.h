@@ -192,6 +192,7 @@ enum bench_target_kind {
 };
 
 #define BENCH_MAX_IMPLS 8
+#define BENCH_MAX_TARGETS 4
 
 typedef struct {
     const char *name;
@@ -211,9 +212,12 @@ typedef struct bench_fig {
     const char *curve_target;         /* see bench_curve_target, or NULL */
     bench_impl impl[BENCH_MAX_IMPLS]; /* impl[0] is "actx" */
     int nimpl;
-    enum bench_target_kind target;
-    double target_value;
-    const char *target_peer;
+    struct {
+        enum bench_target_kind kind;
+        double value;
+        const char *peer;        /* a ratio target's */
+    } target[BENCH_MAX_TARGETS]; /* all must be met */
+    int ntargets;
     char note[256];
     char check[128]; /* what bench_fig_check verified, "" if nothing */
     int check_ok;    /* 1 ok, 0 failed, -1 not checked */
@@ -301,7 +305,11 @@ void bench_add(bench_fig *f, const char *impl, double v);
 /* Declare a peer without samples (e.g. not compiled in): the table says -. */
 void bench_peer(bench_fig *f, const char *impl);
 
-/* Target on actx's own median: <= value (BENCH_LOWER) or >= (HIGHER). */
+/*
+ * Targets: a figure may have several (BENCH_MAX_TARGETS), all of which
+ * must be met; a second ratio target on the same peer replaces the first.
+ * On actx's own median: <= value (BENCH_LOWER) or >= (HIGHER).
+ */
 void bench_target_abs(bench_fig *f, double value);
 
 /* Target: actx at least `times` x faster than peer (see "x faster"). */
