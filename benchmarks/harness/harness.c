@@ -926,7 +926,8 @@ bench_fig *bench_measure(const bench_figure *d)
             BENCH_USE(run[k]->run(&r));
         }
     }
-    for (r.rep = 0; r.rep < split * bench_run.opts.reps; r.rep++) {
+    for (r.rep = 0; r.rep < split * (d->reps ? d->reps : bench_run.opts.reps);
+         r.rep++) {
         /* Alternate the order so no implementation always runs first. */
         for (int k = 0; k < nimpl; k++) {
             const bench_impl_def *i = run[r.rep % 2 ? nimpl - 1 - k : k];

@@ -252,6 +252,7 @@ typedef struct {
     const bench_impl_def *impls; /* {NULL}-terminated; "actx" first */
     void *arg;                   /* passed to every run */
     int split;  /* split x -n repetitions of -t / split each; 0 means 1 */
+    int reps;   /* repetitions to use instead of -n (0: -n) */
     int warmup; /* untimed runs of each implementation before the first */
     const char *target_peer; /* ratio target: actx >= target_ratio x peer */
     double target_ratio;
