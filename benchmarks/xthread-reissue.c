@@ -126,14 +126,7 @@ static void finish(bench_fig *f, void *arg)
     xthread_note_owner(f, a);
 }
 
-static const bench_impl_def impls[] = {
-    {"actx", "actx", run_actx},
-#ifdef HAVE_LIBUV
-    {"libuv mutex+async", "uv", run_uv},
-#endif
-    {"raw mpsc+eventfd", "raw", run_raw},
-    {NULL, NULL, NULL},
-};
+static const bench_impl_def impls[] = XTHREAD_IMPLS(run_actx, run_uv, run_raw);
 
 void xthread_reissue(const bench_opts *o)
 {

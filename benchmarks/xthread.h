@@ -85,6 +85,24 @@ typedef struct {
 } xresult;
 xresult run_completions(enum variant v, int nprod, double seconds);
 
+/*
+ * The implementations of a completions figure on the batch owner's
+ * peers: actx, the libuv queue idiom, the raw mailbox.
+ */
+#ifdef HAVE_LIBUV
+#define XTHREAD_UV_IMPL(run_uv) {"libuv mutex+async", "uv", run_uv},
+#else
+#define XTHREAD_UV_IMPL(run_uv)
+#endif
+#define XTHREAD_IMPLS(run_actx, run_uv, run_raw)                               \
+    {                                                                          \
+        {"actx", "actx", run_actx},                                            \
+            XTHREAD_UV_IMPL(run_uv){"raw mpsc+eventfd", "raw", run_raw},       \
+        {                                                                      \
+            NULL, NULL, NULL                                                   \
+        }                                                                      \
+    }
+
 /* A completions figure's argument: its producers and actx's owner stats. */
 typedef struct {
     int nprod;
