@@ -5,6 +5,8 @@
  *   pool-roundtrip.c  pp, pipe             null jobs, 1 and 64 in flight
  *   pool-aio.c        io, uring, direct    4 KiB preads: today's path,
  *                                          io_uring, O_DIRECT
+ *   pool-percpu.c     percpu               4 KiB preads, a loop per CPU:
+ *                                          rate and CPU time per read
  * Both pools have the same size: actx_pool_set_size(N) and
  * UV_THREADPOOL_SIZE=N (default 4, -p N).  `strace -f -c bench-pool -only
  * uring-io` does only io_uring reads, 64 in flight, and says how many
@@ -101,7 +103,7 @@ int main(int argc, char **argv)
         .extra = extra,
         .usage_more = "-only uring-io: only the io_uring preads, 64 in "
                       "flight (for strace -c).",
-        .figures = "pp,pipe,io,uring,direct,uring-io",
+        .figures = "pp,pipe,io,uring,direct,percpu,uring-io",
         .impls = "actx,uv,raw",
     };
     bench_opts o;
@@ -139,6 +141,7 @@ int main(int argc, char **argv)
     bench_group("pool", "worker pool and file AIO");
     pool_roundtrip();
     pool_aio();
+    pool_percpu();
     close(pool.file_fd);
     if (pool.direct_fd >= 0) {
         close(pool.direct_fd);

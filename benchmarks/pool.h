@@ -40,5 +40,6 @@ double x_on(bool uring, int fd, long window, long total);
 /* The scenarios, one per file. */
 void pool_roundtrip(void); /* pp, pipe: null jobs */
 void pool_aio(void);       /* io, uring, direct: file reads */
+void pool_percpu(void);    /* percpu: a loop per CPU */
 
 #endif /* BENCH_POOL_H */
