@@ -95,6 +95,8 @@ void bh_burst(const bh_sizes *z)
         .impls = impls,
         .arg = (void *)z,
         .warmup = 1,
+        .target_peer = "libuv idle", /* issue 22: at most libuv idle's time */
+        .target_ratio = 1.0,
         .target_abs = 8,
     });
     for (int i = 0; i < BENCH_BH_BURST; i++) {

@@ -938,7 +938,8 @@ bench_fig *bench_measure(const bench_figure *d)
     if (d->target_peer) {
         bench_peer(f, d->target_peer);
         bench_target_ratio(f, d->target_peer, d->target_ratio);
-    } else if (d->target_abs != 0) {
+    }
+    if (d->target_abs != 0) {
         bench_target_abs(f, d->target_abs);
     }
     if (d->finish) {

@@ -256,7 +256,7 @@ typedef struct {
     int warmup; /* untimed runs of each implementation before the first */
     const char *target_peer; /* ratio target: actx >= target_ratio x peer */
     double target_ratio;
-    double target_abs; /* if target_peer is NULL and this is not 0 */
+    double target_abs; /* unless 0: actx's median <= (LOWER) or >= it */
     /* Called before the figure is reported: notes, checks.  May be NULL. */
     void (*finish)(bench_fig *f, void *arg);
 } bench_figure;
