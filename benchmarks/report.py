@@ -5,7 +5,7 @@
         [--out build/bench] [--readme README.md --img docs/bench]
 
 reads every *.json in build/bench (written by the benchmark programs'
---json, see benchmarks/bench-util.h and benchmarks/python/bench_util.py)
+--json, see benchmarks/harness/harness.h and benchmarks/python/bench_util.py)
 and writes
 
     build/bench/report.md     every figure: median, min-max, "x faster"
@@ -367,9 +367,33 @@ def run_line(runs):
         dates[0][:10], dates[0][11:16], dates[-1][11:16], m['cpu_model'],
         m['cpus'], m['kernel'], '/'.join(builds),
         '; QUICK run (-q): fewer, shorter repetitions' if quick else ''))
+    host = host_costs(runs)
+    if host:
+        s += '; ' + host
     if builds != ['release']:
         s += ' — **not a release build: these figures mean nothing**'
     return s
+
+
+def host_costs(runs):
+    """What a system call and a cross-thread wake-up cost on the host, as
+    the C programs measured them when they started (the median over the
+    programs of their medians), or '' if no program recorded them."""
+    def med(key):
+        v = sorted(d['machine'][key] for d in runs
+                   if d['machine'].get(key) is not None)
+        if not v:
+            return None
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] +
+                                                    v[len(v) // 2]) / 2
+    sc, wk = med('syscall_ns'), med('wakeup_rt_us')
+    parts = []
+    if sc is not None:
+        parts.append('a system call (getppid) %.2f µs' % (sc / 1e3))
+    if wk is not None:
+        parts.append('a cross-thread wake-up (eventfd ping-pong between two '
+                     'blocked threads) %.1f µs a round trip' % wk)
+    return ' and '.join(parts) + ' (medians)' if parts else ''
 
 
 def report_md(runs, groups, curves, charts):

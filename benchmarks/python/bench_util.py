@@ -1,4 +1,4 @@
-"""The Python side of benchmarks/bench-util.h: command line, figures with
+"""The Python side of benchmarks/harness/harness.h: command line, figures with
 their samples, the text table, progress lines and the JSON file that
 benchmarks/report.py reads (the same format as the C programs write).
 

@@ -203,10 +203,10 @@ def bench_call_later_asyncio(new_loop, n=100000):
 # --- 6. fd reader wake-up round trip vs asyncio's add_reader ---------------
 # A pinger writes a byte to a pipe and waits for the answer; the loop's
 # reader reads the byte and answers on a second pipe.  Time per round
-# trip.  actx runs with adaptive polling on, as a user who cares about
-# this latency would set it: the loop polls its fd handlers for a while
-# before it sleeps (asyncio has no such setting; it sleeps in epoll at
-# once).  Two pingers:
+# trip, timed by the pinger from its first ping to its last answer, so
+# that nobody's start-up is counted.  actx runs with adaptive polling on
+# (FD_POLL_MAX_NS), as a user who cares about this latency would set it
+# (asyncio has no such setting: it sleeps in epoll at once).  Two pingers:
 #
 #   spinning  (the figure with the target) another process, which spins on
 #             its non-blocking end of the answer pipe: the trip is then
@@ -219,41 +219,15 @@ def bench_call_later_asyncio(new_loop, n=100000):
 #             loop does.  No target: shown so that the figure with one is
 #             not read alone.
 #
-# Why <= 0.5x is at the edge here: the pinger's part of a trip is the same
-# for every loop, and the loop's own part cannot go below the three system
-# calls its reader needs (see whether the ping is there, read it, answer).
-# Two references in the figure measure that floor in the same run, with no
-# event loop at all: 'no loop: C on epoll' (bench_fd_floor, a C program)
-# and 'no loop: Python on epoll' (bench_fd_floor_py, this process spinning
-# on select.epoll and answering with os.read and os.write as every loop's
-# Python reader does); the note under the figure prints both over
-# asyncio's time, the best ratio a loop can reach with this pinger on this
-# host. On the 2-vCPU AMD EPYC VM of 2026-12-01 (a PVM guest with page-
-# table isolation: a system call costs ~1.2 us, getppid), one run.py run:
-# C floor 9.0 us a trip (0.44x asyncio's 20.6 us), Python floor 9.5 us
-# (0.46x), actx 10.3 us with either backend (0.50x); of twelve full runs
-# that day eight met the target (cffi 0.46-0.50) and four missed it
-# (0.51-0.57); in two of those even the Python floor took 0.50x and 0.53x
-# asyncio's time. actx's extra over the Python floor (0.1-0.7 us, noisy)
-# is its way from the C loop to the Python callback: taking the GIL back
-# and the binding's trampoline (about 0.1 us together for a bare cffi
-# callback), a Python frame, the window's cadence of checks. Readiness
-# without a system call does not help here: io_uring poll completions
-# reach a spinning task as task work (an IPI: ~60 us a trip on that VM
-# against ~11 us for a C echo on epoll; with COOP_TASKRUN only at its next
-# system call, milliseconds), see docs/wakeup.md. Nor does a tighter fd
-# check in the polling window (every look instead of every eighth, no
-# sched_yield: within 1% in interleaved runs), nor skipping run()'s non-
-# blocking poll between trips (the loop is back in its window long before
-# the next ping). Trips are timed by the pinger, first ping to last
-# answer: until 2026-12-01 the loop timed them and counted the pinger
-# interpreter's start-up (~20 ms, ~1 us a trip at 20,000 trips). Other
-# pingers move asyncio rather than actx: with a C pinger that spins,
-# asyncio's loop sleeps so briefly that its vCPU barely halts and its trip
-# drops to ~12.5 us (actx 0.63x); with a sleeping pinger thread every trip
-# also wakes a halted vCPU (~10 us), and the Python pinger's GIL hand-offs
-# (the polling loop catches the ping while the pinger still holds or wants
-# the GIL) cost it ~1.5 sleeps a trip (actx 0.6-0.9x).
+# The pinger's part of a trip is the same for every loop, and a loop's own
+# part cannot go below the three system calls its reader needs (see
+# whether the ping is there, read it, answer).  So the figure carries two
+# references measured in the same run with no event loop at all: 'no
+# loop: C on epoll' (bench_fd_floor, python/fd-floor-echo.c) and 'no loop:
+# Python on epoll' (bench_fd_floor_py); the note prints both over
+# asyncio's time, the best ratio a loop can reach with this pinger on the
+# host, and the target is read against them.  benchmarks/README.md ("The
+# Python fd round trip") has the measurements behind this design.
 FD_POLL_MAX_NS = 50000
 
 _SPIN_PINGER = r"""
@@ -363,50 +337,19 @@ def bench_fd_asyncio(new_loop, n=20000, pinger='spinning'):
     finally:
         loop.close()
 
-_FLOOR_C = r"""
-#include <sys/epoll.h>
-#include <stdlib.h>
-#include <unistd.h>
-int main(int argc, char **argv)
-{
-    int r, w, n, ep = epoll_create1(0);
-    struct epoll_event ev = {.events = EPOLLIN};
-    char c;
-    if (argc != 5)
-        return 2;
-    r = atoi(argv[1]), w = atoi(argv[2]), n = atoi(argv[3]);
-    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, r, &ev) < 0 ||
-        write(atoi(argv[4]), "r", 1) != 1)  /* ready */
-        return 2;
-    for (int i = 0; i < n; i++) {
-        int k;
-        while ((k = epoll_wait(ep, &ev, 1, 0)) == 0)
-            ;
-        if (k < 0 || read(r, &c, 1) != 1 || write(w, "q", 1) != 1)
-            return 1;
-    }
-    return 0;
-}
-"""
-_floor_exe = []
-
-
 def _floor_program():
-    """The floor's echo program, compiled once into a temporary directory
-    (None, and the row shows '-', if there is no C compiler)."""
-    if not _floor_exe:
-        import atexit
-        import shutil
-        import tempfile
-        cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
-        d = tempfile.mkdtemp(prefix='actx-bench-')
-        atexit.register(shutil.rmtree, d, True)
-        src, exe = os.path.join(d, 'echo.c'), os.path.join(d, 'echo')
-        with open(src, 'w') as f:
-            f.write(_FLOOR_C)
-        ok = cc and subprocess.call([cc, '-O2', '-o', exe, src]) == 0
-        _floor_exe.append(exe if ok else None)
-    return _floor_exe[0]
+    """The floor's echo program (benchmarks/python/fd-floor-echo.c, built
+    by benchmarks/SConscript): $ACTX_BENCH_FLOOR_ECHO, else the release
+    build's, else the debug build's; None, and the row shows '-', if there
+    is none."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    for exe in [os.environ.get('ACTX_BENCH_FLOOR_ECHO')] + [
+            os.path.join(top, 'build', m, 'benchmarks', 'fd-floor-echo')
+            for m in ('release', 'debug')]:
+        if exe and os.access(exe, os.X_OK):
+            return exe
+    return None
 
 
 def bench_fd_floor(_, n=20000, pinger='spinning'):

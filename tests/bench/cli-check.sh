@@ -45,6 +45,13 @@ rc=0
 "$bench/bench-bh" -q --json "$work/bench-bh.json" >"$work/out" 2>"$work/err" ||
     fail "bench-bh -q --json: exit $?"
 grep -q "^bench-bh: [a-z]* build" "$work/out" || fail "bench-bh: no build line"
+grep -q "^bench-bh: host: a system call" "$work/out" ||
+    fail "bench-bh: no host costs in the banner"
+# -only, parsed by the harness for every program: one figure, one peer.
+"$bench/bench-bh" -q -only chain,raw >"$work/only" 2>/dev/null ||
+    fail "bench-bh -only chain,raw: exit $?"
+grep -q "^bh chain" "$work/only" && ! grep -q "^bh burst" "$work/only" ||
+    fail "bench-bh -only chain,raw: wrong figures"
 [ "$(grep -c '^\[bench-bh [0-9]*\]' "$work/err")" -ge 3 ] ||
     fail "bench-bh: no progress line per figure on stderr"
 "$py" - "$work/bench-bh.json" <<'PY' || fail "bench-bh.json incomplete"
@@ -54,6 +61,8 @@ assert d['format'] == 'actx-bench-1' and d['program'] == 'bench-bh'
 assert d['build'] and d['date']
 for k in ('cpu_model', 'cpus', 'kernel'):
     assert d['machine'][k], k
+for k in ('syscall_ns', 'wakeup_rt_us'):  # the host's costs
+    assert d['machine'][k] > 0, k
 assert len(d['figures']) >= 3
 for f in d['figures']:
     assert f['name'] and f['unit'] and f['better'] in ('lower', 'higher')

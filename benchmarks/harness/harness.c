@@ -1,78 +1,22 @@
 /*
- * bench-util.h - what every actx benchmark program shares: the command
- * line, timing, figures with their samples, the text table, progress lines
- * and the JSON file that benchmarks/report.py turns into charts.
- *
- * Every benchmark measures actx and its peers in the same process run,
- * repeated and interleaved (actx, peer, peer, actx, ...), and reports the
- * median of the repetitions with their min-max spread: on a shared, noisy
- * machine that shows both the typical figure and how much it moved.
- * Nothing asserts on timing; the table says "met" or "MISSED" and the
- * program exits 0 (1 only if a correctness check failed, see
- * bench_fig_check).
- *
- * A program looks like this:
- *
- *     int main(int argc, char **argv)
- *     {
- *         static const bench_spec spec = {
- *             .prog = "bench-foo", .what = "what it measures",
- *             .reps = 5, .rep_seconds = 0.3,
- *         };
- *         bench_opts o;
- *
- *         bench_init(&o, &spec, argc, argv);   // --help, --json, -n, ...
- *         bench_group("foo", "foo things (single thread)");
- *         bench_fig *f = bench_fig_new("foo x1000", "ns/op", BENCH_LOWER);
- *         for (int r = 0; r < o.reps; r++) {
- *             bench_add(f, "actx", run_actx());
- *             bench_add(f, "libuv idle", run_uv());
- *         }
- *         bench_target_abs(f, 8);               // optional
- *         bench_fig_done(f);                    // table row, progress, JSON
- *         return bench_finish();
- *     }
- *
- * A figure is: a name, a unit, a direction (BENCH_LOWER: times, lower is
- * better; BENCH_HIGHER: rates), samples for "actx" (always listed first)
- * and for each peer, in the order first added.  A peer that is not
- * compiled in simply gets no samples.  A point of a scaling curve is a
- * figure with bench_fig_x() set: report.py draws the figures that share a
- * curve name as one line per implementation against x.
- *
- * "x faster" (the ratio column, in the table, the JSON and the report) is
- * peer/actx for BENCH_LOWER figures and actx/peer for BENCH_HIGHER ones:
- * above 1 always means actx is better.  Ratio targets are written the same
- * way: bench_target_ratio(f, "libuv", 1.3) means "actx at least 1.3x
- * better than libuv".
- *
- * Peers are compiled in when the build found them: HAVE_LIBUV,
- * HAVE_LIBEVENT, HAVE_GLIB (the SCons build defines them from pkg-config).
- * BENCH_NO_ACTX builds the peers alone (for checking them without the
- * runtime).  BENCH_BUILD_MODE is the build mode ("release", "debug", ...)
- * as a string; benchmarks/SConscript defines it, and without it the mode
- * is guessed from NDEBUG and __OPTIMIZE__.
- *
- * Single-threaded: call everything here from the thread that runs main().
+ * harness.c - the benchmark harness (see harness.h): the command line, the
+ * host's costs, figures, the table, progress lines and the JSON file.
  */
-#ifndef BENCH_UTIL_H
-#define BENCH_UTIL_H
+#define _GNU_SOURCE
+#include "harness.h"
 
-#include <math.h> /* NAN and isnan only: no -lm needed */
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
-#define BENCH_NOINLINE __attribute__((noinline))
-#define BENCH_UNUSED __attribute__((unused))
-#define BENCH_CACHELINE 64
-
+/*
+ * The build mode ("release", "debug", ...) as a string: benchmarks/SConscript
+ * defines it; without it, it is guessed from the compiler's flags.
+ */
 #ifndef BENCH_BUILD_MODE
 #if defined(__SANITIZE_ADDRESS__)
 #define BENCH_BUILD_MODE "asan"
@@ -85,29 +29,7 @@
 #endif
 #endif
 
-static inline uint64_t bench_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline void bench_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    __asm__ __volatile__("" ::: "memory");
-#endif
-}
-
-/* Keep the compiler from deleting work whose result is otherwise unused. */
-#define BENCH_USE(x) __asm__ __volatile__("" : : "g"(x) : "memory")
-
-static inline void *bench_xrealloc(void *p, size_t n)
+void *bench_xrealloc(void *p, size_t n)
 {
     p = realloc(p, n);
     if (!p) {
@@ -118,7 +40,7 @@ static inline void *bench_xrealloc(void *p, size_t n)
 }
 
 /* Is name one of the comma-separated tokens of list (e.g. an -only LIST)? */
-static inline bool bench_list_has(const char *list, const char *name)
+bool bench_list_has(const char *list, const char *name)
 {
     size_t n = strlen(name);
 
@@ -130,40 +52,6 @@ static inline bool bench_list_has(const char *list, const char *name)
     return false;
 }
 
-/* ---------------------------------------------------------------------- */
-/* The command line.                                                        */
-
-/*
- * A program-specific option.  Exactly one of value (an option with an
- * argument, metavar names it in --help) or flag (an option without one)
- * is set.
- */
-typedef struct {
-    const char *name;    /* "-only", "--syscall-check" */
-    const char *metavar; /* "LIST"; NULL for a flag */
-    const char *help;
-    const char **value;
-    bool *flag;
-} bench_option;
-
-typedef struct {
-    const char *prog;          /* "bench-bh" */
-    const char *what;          /* one line for --help */
-    int reps;                  /* default -n */
-    double rep_seconds;        /* default -t; 0: the program has no -t */
-    const bench_option *extra; /* NULL-name terminated, or NULL */
-    const char *usage_more;    /* more --help text, or NULL */
-} bench_spec;
-
-typedef struct {
-    int reps;           /* repetitions of each figure (-n) */
-    double rep_seconds; /* seconds per repetition (-t) */
-    double scale;       /* multiplies iteration counts (-q: 0.25) */
-    bool quick;         /* -q */
-} bench_opts;
-
-/* The state of this run: one per process. */
-typedef struct bench_fig bench_fig;
 static struct {
     const bench_spec *spec;
     bench_opts opts;
@@ -177,9 +65,12 @@ static struct {
     char cpu_model[128];
     char kernel[256];
     long cpus;
+    double syscall_ns;   /* median getppid(), ns */
+    double wakeup_rt_us; /* median eventfd ping-pong round trip, us */
+    bool host_measured;
 } bench_run;
 
-static inline void bench_usage(FILE *out)
+static void bench_usage(FILE *out)
 {
     const bench_spec *s = bench_run.spec;
 
@@ -199,6 +90,18 @@ static inline void bench_usage(FILE *out)
     }
     fprintf(out, "  %-22s %s\n", "-q",
             "quick: 2 repetitions, a quarter of the work each");
+    if (s->figures || s->impls) {
+        fprintf(out, "  %-22s %s\n", "-only LIST",
+                "comma-separated keys: measure only these (for a profiler);");
+        if (s->figures) {
+            fprintf(out, "  %-22s figures: %s\n", "", s->figures);
+        }
+        if (s->impls) {
+            fprintf(out, "  %-22s implementations: %s\n", "", s->impls);
+        }
+        fprintf(out, "  %-22s %s\n", "",
+                "(a kind that LIST does not name is all measured)");
+    }
     for (const bench_option *e = s->extra; e && e->name; e++) {
         char lhs[64];
 
@@ -215,7 +118,7 @@ static inline void bench_usage(FILE *out)
                  "Progress goes to stderr, one line per figure.\n");
 }
 
-static inline void bench_machine(void)
+static void bench_machine(void)
 {
     struct utsname u;
     time_t now = time(NULL);
@@ -255,14 +158,158 @@ static inline void bench_machine(void)
  * naming the build.  --help prints the usage and exits 0; an unknown
  * option or a missing/bad argument prints the usage to stderr and exits 2.
  */
-static inline void bench_init_(bench_opts *o, const bench_spec *spec, int argc,
-                               char **argv, bool strict)
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorts v). */
+static double median_of(double *v, int n)
+{
+    if (n == 0) {
+        return NAN;
+    }
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * The cost of one system call that does no work: the median over blocks
+ * of calls, so that a preemption inflates one block, not the figure.
+ */
+static double host_syscall_ns(int blocks)
+{
+    double v[32];
+
+    for (int b = 0; b < blocks; b++) {
+        uint64_t t0 = bench_now_ns();
+
+        for (int i = 0; i < 1000; i++) {
+            BENCH_USE(syscall(SYS_getppid));
+        }
+        v[b] = (double)(bench_now_ns() - t0) / 1000;
+    }
+    return median_of(v, blocks);
+}
+
+static int wake_efd[2]; /* [0]: to the pong thread, [1]: back */
+
+static void *host_pong_main(void *arg)
+{
+    uint64_t x;
+
+    (void)arg;
+    for (;;) {
+        if (read(wake_efd[0], &x, sizeof(x)) != sizeof(x)) {
+            break;
+        }
+        if (x == UINT64_MAX - 1) { /* the stop word */
+            break;
+        }
+        x = 1;
+        if (write(wake_efd[1], &x, sizeof(x)) != sizeof(x)) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A cross-thread wake-up: the median round trip of an eventfd ping-pong
+ * between two threads that each block in read(2).  NAN if it cannot run.
+ */
+static double host_wakeup_rt_us(int n)
+{
+    double *v = bench_xrealloc(NULL, (size_t)n * sizeof(double));
+    pthread_t th;
+    uint64_t x;
+    double med;
+    int got = 0;
+
+    wake_efd[0] = eventfd(0, EFD_CLOEXEC);
+    wake_efd[1] = eventfd(0, EFD_CLOEXEC);
+    if (wake_efd[0] < 0 || wake_efd[1] < 0 ||
+        pthread_create(&th, NULL, host_pong_main, NULL)) {
+        free(v);
+        return NAN;
+    }
+    for (; got < n; got++) {
+        uint64_t t0 = bench_now_ns();
+
+        x = 1;
+        if (write(wake_efd[0], &x, sizeof(x)) != sizeof(x) ||
+            read(wake_efd[1], &x, sizeof(x)) != sizeof(x)) {
+            break;
+        }
+        v[got] = (double)(bench_now_ns() - t0) / 1e3;
+    }
+    x = UINT64_MAX - 1;
+    if (write(wake_efd[0], &x, sizeof(x)) != sizeof(x)) {
+        BENCH_USE(errno);
+    }
+    pthread_join(th, NULL);
+    close(wake_efd[0]);
+    close(wake_efd[1]);
+    med = median_of(v, got);
+    free(v);
+    return med;
+}
+
+static void host_costs(void);
+
+double bench_host_syscall_ns(void)
+{
+    host_costs();
+    return bench_run.syscall_ns;
+}
+
+double bench_host_wakeup_rt_us(void)
+{
+    host_costs();
+    return bench_run.wakeup_rt_us;
+}
+
+/* Selected by -only?  A kind (keys) that LIST does not name is all in. */
+static bool only_wants(const char *keys, const char *name)
+{
+    const char *only = bench_run.opts.only;
+    char key[64];
+
+    if (!only || !keys) {
+        return true;
+    }
+    for (const char *p = keys; *p;) {
+        size_t n = strcspn(p, ",");
+
+        snprintf(key, sizeof(key), "%.*s", (int)n, p);
+        if (bench_list_has(only, key)) {
+            return bench_list_has(only, name);
+        }
+        p += n + (p[n] == ',');
+    }
+    return true;
+}
+
+bool bench_want_fig(const char *key)
+{
+    return only_wants(bench_run.spec->figures, key);
+}
+
+bool bench_want_impl(const char *key)
+{
+    return only_wants(bench_run.spec->impls, key);
+}
+
+void bench_init(bench_opts *o, const bench_spec *spec, int argc, char **argv)
 {
     bench_run.spec = spec;
     o->reps = spec->reps;
     o->rep_seconds = spec->rep_seconds;
     o->scale = 1.0;
     o->quick = false;
+    o->only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *arg = i + 1 < argc ? argv[i + 1] : NULL;
@@ -295,14 +342,15 @@ static inline void bench_init_(bench_opts *o, const bench_spec *spec, int argc,
             o->reps = 2;
             o->rep_seconds /= 4;
             o->scale = 0.25;
+        } else if (!strcmp(a, "-only") && arg &&
+                   (spec->figures || spec->impls)) {
+            o->only = arg;
+            i++;
         } else {
             for (; e && e->name; e++) {
                 if (!strcmp(a, e->name) && (!e->metavar || arg)) {
                     break;
                 }
-            }
-            if ((!e || !e->name) && !strict) {
-                continue; /* the legacy caller parses the rest itself */
             }
             if (!e || !e->name) {
                 fprintf(stderr,
@@ -322,6 +370,8 @@ static inline void bench_init_(bench_opts *o, const bench_spec *spec, int argc,
     }
     bench_run.opts = *o;
     bench_machine();
+    bench_run.syscall_ns = NAN;
+    bench_run.wakeup_rt_us = NAN;
     printf("%s: %s build, %d repetitions; %s, %ld CPUs, %s, %s\n", spec->prog,
            BENCH_BUILD_MODE, o->reps, bench_run.cpu_model, bench_run.cpus,
            bench_run.kernel, bench_run.date);
@@ -333,60 +383,32 @@ static inline void bench_init_(bench_opts *o, const bench_spec *spec, int argc,
     fflush(stdout);
 }
 
-static inline void bench_init(bench_opts *o, const bench_spec *spec, int argc,
-                              char **argv)
+/*
+ * Measure and print the host's costs, once, before the first figure: not
+ * in bench_init, so that a program's special modes (e.g. bench-bh
+ * --syscall-check under strace) make no system call of their own first.
+ */
+static void host_costs(void)
 {
-    bench_init_(o, spec, argc, argv, true);
+    const char *prog = bench_run.spec->prog;
+
+    if (bench_run.host_measured) {
+        return;
+    }
+    bench_run.host_measured = true;
+    bench_run.syscall_ns = host_syscall_ns(bench_run.opts.quick ? 5 : 15);
+    bench_run.wakeup_rt_us =
+        host_wakeup_rt_us(bench_run.opts.quick ? 200 : 1000);
+    printf("%s: host: a system call (getppid) %.3f us, a cross-thread "
+           "wake-up (eventfd ping-pong\n%s: between two threads blocked in "
+           "read) %.1f us per round trip; medians\n",
+           prog, bench_run.syscall_ns / 1e3, prog, bench_run.wakeup_rt_us);
+    fflush(stdout);
 }
 
-/* ---------------------------------------------------------------------- */
-/* Figures.                                                                 */
-
-typedef enum {
-    BENCH_LOWER,  /* a time or a cost: lower is better */
-    BENCH_HIGHER, /* a rate: higher is better */
-} bench_dir;
-
-enum bench_target_kind {
-    BENCH_TARGET_NONE,
-    BENCH_TARGET_ABS,   /* actx's median <= value (LOWER) or >= (HIGHER) */
-    BENCH_TARGET_RATIO, /* actx x faster than a peer >= value */
-};
-
-#define BENCH_MAX_IMPLS 8
-
-typedef struct {
-    const char *name;
-    double *v;
-    int n, cap;
-} bench_impl;
-
-struct bench_fig {
-    char name[96];
-    const char *unit;
-    bench_dir dir;
-    const char *group;
-    const char *group_title;
-    const char *curve; /* a scaling curve's name, or NULL */
-    const char *xlabel;
-    double x;
-    const char *curve_target;         /* see bench_curve_target, or NULL */
-    bench_impl impl[BENCH_MAX_IMPLS]; /* impl[0] is "actx" */
-    int nimpl;
-    enum bench_target_kind target;
-    double target_value;
-    const char *target_peer;
-    char note[256];
-    char check[128]; /* what bench_fig_check verified, "" if nothing */
-    int check_ok;    /* 1 ok, 0 failed, -1 not checked */
-};
-
-/*
- * Start a group of figures: prints the table header; report.py draws one
- * bar chart per group.  id is short ("bh"), title is a sentence.
- */
-static inline void bench_group(const char *id, const char *title)
+void bench_group(const char *id, const char *title)
 {
+    host_costs();
     bench_run.group = id;
     bench_run.group_title = title;
     printf("\n%s\n", title);
@@ -399,11 +421,12 @@ static inline void bench_group(const char *id, const char *title)
 }
 
 /* A new figure in the current group.  name is copied; unit must live on. */
-static inline bench_fig *bench_fig_new(const char *name, const char *unit,
-                                       bench_dir dir)
+bench_fig *bench_fig_new(const char *name, const char *unit, bench_dir dir)
 {
-    bench_fig *f = calloc(1, sizeof(*f));
+    bench_fig *f;
 
+    host_costs();
+    f = calloc(1, sizeof(*f));
     if (!f) {
         fprintf(stderr, "bench: out of memory\n");
         exit(1);
@@ -423,8 +446,7 @@ static inline bench_fig *bench_fig_new(const char *name, const char *unit,
  * Make f a point of the scaling curve `curve` at x (xlabel names the x
  * axis, e.g. "producers").  curve and xlabel must live on.
  */
-static inline void bench_fig_x(bench_fig *f, const char *curve,
-                               const char *xlabel, double x)
+void bench_fig_x(bench_fig *f, const char *curve, const char *xlabel, double x)
 {
     f->curve = curve;
     f->xlabel = xlabel;
@@ -439,13 +461,13 @@ static inline void bench_fig_x(bench_fig *f, const char *curve,
  * (cost grows at most 1.2x as much as PEER's, an O(log n) reference
  * measured in the same run: cache misses count for both).
  */
-static inline void bench_curve_target(bench_fig *f, const char *target)
+void bench_curve_target(bench_fig *f, const char *target)
 {
     f->curve_target = target;
 }
 
 /* The implementation named impl in f, added if new.  name must live on. */
-static inline bench_impl *bench_impl_of(bench_fig *f, const char *impl)
+bench_impl *bench_impl_of(bench_fig *f, const char *impl)
 {
     for (int i = 0; i < f->nimpl; i++) {
         if (!strcmp(f->impl[i].name, impl)) {
@@ -465,7 +487,7 @@ static inline bench_impl *bench_impl_of(bench_fig *f, const char *impl)
  * One repetition's figure for implementation impl ("actx" or a peer's
  * name, which must live on).  NAN is ignored (not measured).
  */
-static inline void bench_add(bench_fig *f, const char *impl, double v)
+void bench_add(bench_fig *f, const char *impl, double v)
 {
     bench_impl *m = bench_impl_of(f, impl);
 
@@ -480,31 +502,52 @@ static inline void bench_add(bench_fig *f, const char *impl, double v)
 }
 
 /* Declare a peer without samples (e.g. not compiled in): the table says -. */
-static inline void bench_peer(bench_fig *f, const char *impl)
+void bench_peer(bench_fig *f, const char *impl)
 {
     bench_impl_of(f, impl);
 }
 
 /* Target on actx's own median: <= value (BENCH_LOWER) or >= (HIGHER). */
-static inline void bench_target_abs(bench_fig *f, double value)
+/* The target slot for kind (and peer): the one it replaces, or a new one. */
+static int target_slot(bench_fig *f, enum bench_target_kind kind,
+                       const char *peer)
 {
-    f->target = BENCH_TARGET_ABS;
-    f->target_value = value;
+    for (int i = 0; i < f->ntargets; i++) {
+        if (f->target[i].kind == kind &&
+            (kind == BENCH_TARGET_ABS || !strcmp(f->target[i].peer, peer))) {
+            return i;
+        }
+    }
+    if (f->ntargets == BENCH_MAX_TARGETS) {
+        fprintf(stderr, "bench: more than %d targets in %s\n",
+                BENCH_MAX_TARGETS, f->name);
+        exit(1);
+    }
+    return f->ntargets++;
 }
 
-/* Target: actx at least `times` x faster than peer (see "x faster"). */
-static inline void bench_target_ratio(bench_fig *f, const char *peer,
-                                      double times)
+void bench_target_abs(bench_fig *f, double value)
 {
-    f->target = BENCH_TARGET_RATIO;
-    f->target_value = times;
-    f->target_peer = peer;
+    int i = target_slot(f, BENCH_TARGET_ABS, NULL);
+
+    f->target[i].kind = BENCH_TARGET_ABS;
+    f->target[i].value = value;
+    f->target[i].peer = NULL;
+}
+
+void bench_target_ratio(bench_fig *f, const char *peer, double times)
+{
+    int i = target_slot(f, BENCH_TARGET_RATIO, peer);
+
+    f->target[i].kind = BENCH_TARGET_RATIO;
+    f->target[i].value = times;
+    f->target[i].peer = peer;
 }
 
 /* A line of explanation printed under the figure and kept in the JSON. */
-static inline void bench_note(bench_fig *f, const char *fmt, ...)
+void bench_note(bench_fig *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static inline void bench_note(bench_fig *f, const char *fmt, ...)
+void bench_note(bench_fig *f, const char *fmt, ...)
 {
     va_list ap;
     size_t len = strlen(f->note);
@@ -524,7 +567,7 @@ static inline void bench_note(bench_fig *f, const char *fmt, ...)
  * the figure is verified if all passed.  A failed check is printed and
  * makes bench_finish() return 1.
  */
-static inline void bench_fig_check(bench_fig *f, bool ok, const char *what)
+void bench_fig_check(bench_fig *f, bool ok, const char *what)
 {
     snprintf(f->check, sizeof(f->check), "%s", what);
     if (!ok) {
@@ -534,19 +577,7 @@ static inline void bench_fig_check(bench_fig *f, bool ok, const char *what)
     f->check_ok = (f->check_ok != 0) && ok;
 }
 
-static int bench_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x > y) - (x < y);
-}
-
-typedef struct {
-    double min, median, max;
-    int n;
-} bench_stat;
-
-static inline bench_stat bench_stat_of(const bench_impl *m)
+bench_stat bench_stat_of(const bench_impl *m)
 {
     bench_stat s = {NAN, NAN, NAN, m->n};
     double *v;
@@ -556,7 +587,7 @@ static inline bench_stat bench_stat_of(const bench_impl *m)
     }
     v = bench_xrealloc(NULL, (size_t)m->n * sizeof(double));
     memcpy(v, m->v, (size_t)m->n * sizeof(double));
-    qsort(v, (size_t)m->n, sizeof(double), bench_cmp_double);
+    qsort(v, (size_t)m->n, sizeof(double), cmp_double);
     s.min = v[0];
     s.max = v[m->n - 1];
     s.median = m->n % 2 ? v[m->n / 2] : (v[m->n / 2 - 1] + v[m->n / 2]) / 2;
@@ -565,7 +596,7 @@ static inline bench_stat bench_stat_of(const bench_impl *m)
 }
 
 /* How many times better actx is than a peer with median p (> 1: actx). */
-static inline double bench_x_faster(const bench_fig *f, double actx, double p)
+static double bench_x_faster(const bench_fig *f, double actx, double p)
 {
     if (isnan(actx) || isnan(p) || actx == 0 || p == 0) {
         return NAN;
@@ -573,36 +604,45 @@ static inline double bench_x_faster(const bench_fig *f, double actx, double p)
     return f->dir == BENCH_LOWER ? p / actx : actx / p;
 }
 
-/* 1 met, 0 missed, -1 not applicable / not measured. */
-static inline int bench_target_met(const bench_fig *f, char *text, size_t n)
+/*
+ * Every target of f as text ("; "-separated); 1 all met, 0 one missed, -1
+ * none (or one not measured and none missed).
+ */
+static int bench_target_met(const bench_fig *f, char *text, size_t n)
 {
     double a = bench_stat_of(&f->impl[0]).median;
+    int all = f->ntargets ? 1 : -1;
 
     text[0] = '\0';
-    if (f->target == BENCH_TARGET_ABS) {
-        snprintf(text, n, "%s %g %s",
-                 f->dir == BENCH_LOWER ? "<=" : ">=", f->target_value, f->unit);
-        if (isnan(a)) {
-            return -1;
-        }
-        return f->dir == BENCH_LOWER ? a <= f->target_value
-                                     : a >= f->target_value;
-    }
-    if (f->target == BENCH_TARGET_RATIO) {
-        double x = NAN;
+    for (int k = 0; k < f->ntargets; k++) {
+        size_t len = strlen(text);
+        double v = f->target[k].value;
+        int met;
 
-        snprintf(text, n, ">= %.3gx %s", f->target_value, f->target_peer);
-        for (int i = 1; i < f->nimpl; i++) {
-            if (!strcmp(f->impl[i].name, f->target_peer)) {
-                x = bench_x_faster(f, a, bench_stat_of(&f->impl[i]).median);
+        if (f->target[k].kind == BENCH_TARGET_ABS) {
+            snprintf(text + len, n - len, "%s%s %g %s", len ? "; " : "",
+                     f->dir == BENCH_LOWER ? "<=" : ">=", v, f->unit);
+            met = isnan(a) ? -1 : f->dir == BENCH_LOWER ? a <= v : a >= v;
+        } else {
+            double x = NAN;
+
+            snprintf(text + len, n - len, "%s>= %.3gx %s", len ? "; " : "", v,
+                     f->target[k].peer);
+            for (int i = 1; i < f->nimpl; i++) {
+                if (!strcmp(f->impl[i].name, f->target[k].peer)) {
+                    x = bench_x_faster(f, a, bench_stat_of(&f->impl[i]).median);
+                }
             }
+            met = isnan(x) ? -1 : x >= v;
         }
-        return isnan(x) ? -1 : x >= f->target_value;
+        if (met == 0 || (met < 0 && all > 0)) {
+            all = met;
+        }
     }
-    return -1;
+    return all;
 }
 
-static inline void bench_fmt(char *buf, size_t n, double v)
+static void bench_fmt(char *buf, size_t n, double v)
 {
     double a = v < 0 ? -v : v;
 
@@ -626,9 +666,9 @@ static inline void bench_fmt(char *buf, size_t n, double v)
  * faster per implementation, target), a progress line on stderr, and keep
  * it for the JSON file.  f belongs to the run from now on.
  */
-static inline void bench_fig_done(bench_fig *f)
+void bench_fig_done(bench_fig *f)
 {
-    char t[96], med[32], lo[32], hi[32], xf[32];
+    char t[192], med[32], lo[32], hi[32], xf[32];
     int met = bench_target_met(f, t, sizeof(t));
     double a = bench_stat_of(&f->impl[0]).median;
 
@@ -689,7 +729,7 @@ static inline void bench_fig_done(bench_fig *f)
 /* ---------------------------------------------------------------------- */
 /* The JSON file.                                                           */
 
-static inline void bench_json_str(FILE *o, const char *s)
+static void bench_json_str(FILE *o, const char *s)
 {
     fputc('"', o);
     for (; s && *s; s++) {
@@ -706,7 +746,7 @@ static inline void bench_json_str(FILE *o, const char *s)
     fputc('"', o);
 }
 
-static inline void bench_json_num(FILE *o, double v)
+static void bench_json_num(FILE *o, double v)
 {
     if (isnan(v) || isinf(v)) {
         fputs("null", o);
@@ -715,7 +755,7 @@ static inline void bench_json_num(FILE *o, double v)
     }
 }
 
-static inline int bench_json_write(const char *path)
+static int bench_json_write(const char *path)
 {
     FILE *o = fopen(path, "w");
 
@@ -733,6 +773,10 @@ static inline int bench_json_write(const char *path)
     bench_json_str(o, bench_run.cpu_model);
     fprintf(o, ", \"cpus\": %ld, \"kernel\": ", bench_run.cpus);
     bench_json_str(o, bench_run.kernel);
+    fprintf(o, ", \"syscall_ns\": ");
+    bench_json_num(o, bench_run.syscall_ns);
+    fprintf(o, ", \"wakeup_rt_us\": ");
+    bench_json_num(o, bench_run.wakeup_rt_us);
     fprintf(o, "},\n  \"options\": {\"reps\": %d, \"rep_seconds\": ",
             bench_run.opts.reps);
     bench_json_num(o, bench_run.opts.rep_seconds);
@@ -741,7 +785,7 @@ static inline int bench_json_write(const char *path)
     for (int k = 0; k < bench_run.nfigs; k++) {
         const bench_fig *f = bench_run.figs[k];
         double a = bench_stat_of(&f->impl[0]).median;
-        char t[96];
+        char t[192];
         int met = bench_target_met(f, t, sizeof(t));
 
         fprintf(o, "%s\n    {\"group\": ", k ? "," : "");
@@ -769,7 +813,7 @@ static inline int bench_json_write(const char *path)
             }
         }
         fprintf(o, ",\n     \"target\": ");
-        if (f->target == BENCH_TARGET_NONE) {
+        if (f->ntargets == 0) {
             fputs("null", o);
         } else {
             fputs("{\"text\": ", o);
@@ -829,7 +873,7 @@ static inline int bench_json_write(const char *path)
  * figures.  Returns main's exit status: 0, or 1 if a check failed or the
  * JSON file could not be written.
  */
-static inline int bench_finish(void)
+int bench_finish(void)
 {
     int rc = bench_run.failed_checks ? 1 : 0;
 
@@ -853,126 +897,54 @@ static inline int bench_finish(void)
     return rc;
 }
 
-/* ---------------------------------------------------------------------- */
-/* Legacy: the best-of-N row API of actx 1.0's benchmarks.  Kept so that a  */
-/* figure written against it still prints and reaches the JSON file (as a   */
-/* figure with one sample per implementation, its best); new code uses      */
-/* bench_fig_new / bench_add / bench_fig_done.                              */
-
-typedef struct {
-    double best;
-    bool higher_is_better;
-    int n;
-} bench_best;
-
-static inline void bench_best_init(bench_best *b, bool higher_is_better)
+bench_fig *bench_measure(const bench_figure *d)
 {
-    b->best = NAN;
-    b->higher_is_better = higher_is_better;
-    b->n = 0;
-}
+    int split = d->split > 0 ? d->split : 1;
+    int nimpl = 0;
+    const bench_impl_def *run[BENCH_MAX_IMPLS];
+    bench_rep r = {
+        .arg = d->arg,
+        .seconds = bench_run.opts.rep_seconds / split,
+        .scale = bench_run.opts.scale,
+        .rep = -1,
+    };
+    bench_fig *f;
 
-static inline void bench_best_add(bench_best *b, double v)
-{
-    if (b->n++ == 0 || (b->higher_is_better ? v > b->best : v < b->best)) {
-        b->best = v;
+    if (d->key && !bench_want_fig(d->key)) {
+        return NULL;
     }
-}
-
-enum bench_legacy_target {
-    BENCH_TARGET_ABS_MAX = 16, /* actx figure <= value */
-    BENCH_TARGET_RATIO_MAX,    /* actx/peer <= value (times) */
-    BENCH_TARGET_RATIO_MIN,    /* actx/peer >= value (rates) */
-    BENCH_TARGET_ABS_EQ0,      /* actx figure == 0 (e.g. mallocs) */
-};
-
-typedef struct {
-    const char *name;
-    double fig;
-} bench_peer_fig;
-
-typedef struct {
-    const char *name;
-    const char *unit;
-    double actx;
-    bench_peer_fig peer[4];
-    int npeers;
-    int target; /* 0 or an enum bench_legacy_target */
-    double target_value;
-    int target_peer; /* for ratio targets */
-    const char *note;
-} bench_row;
-
-static inline void bench_row_peer(bench_row *r, const char *name, double v)
-{
-    r->peer[r->npeers].name = name;
-    r->peer[r->npeers].fig = v;
-    r->npeers++;
-}
-
-static inline void bench_table_header(const char *title)
-{
-    bench_group(bench_run.spec->prog, title);
-}
-
-static inline void bench_table_row(const bench_row *r)
-{
-    bool higher = r->target == BENCH_TARGET_RATIO_MIN ||
-                  (r->target != BENCH_TARGET_RATIO_MAX &&
-                   r->target != BENCH_TARGET_ABS_MAX && strstr(r->unit, "/s"));
-    bench_fig *f =
-        bench_fig_new(r->name, r->unit, higher ? BENCH_HIGHER : BENCH_LOWER);
-
-    bench_add(f, "actx", r->actx);
-    for (int i = 0; i < r->npeers; i++) {
-        bench_peer(f, r->peer[i].name);
-        bench_add(f, r->peer[i].name, r->peer[i].fig);
+    f = bench_fig_new(d->name, d->unit, d->dir);
+    for (const bench_impl_def *i = d->impls; i->name; i++) {
+        if (bench_want_impl(i->key ? i->key : i->name) &&
+            nimpl < BENCH_MAX_IMPLS) {
+            run[nimpl++] = i;
+            bench_peer(f, i->name); /* the table's order is the table's */
+        }
     }
-    switch (r->target) {
-    case BENCH_TARGET_ABS_MAX:
-        bench_target_abs(f, r->target_value);
-        break;
-    case BENCH_TARGET_ABS_EQ0:
-        bench_target_abs(f, 0);
-        break;
-    case BENCH_TARGET_RATIO_MAX:
-        bench_target_ratio(f, r->peer[r->target_peer].name,
-                           1 / r->target_value);
-        break;
-    case BENCH_TARGET_RATIO_MIN:
-        bench_target_ratio(f, r->peer[r->target_peer].name, r->target_value);
-        break;
+    for (int w = 0; w < d->warmup; w++) {
+        for (int k = 0; k < nimpl; k++) {
+            BENCH_USE(run[k]->run(&r));
+        }
     }
-    if (r->note) {
-        bench_note(f, "%s", r->note);
+    for (r.rep = 0; r.rep < split * (d->reps ? d->reps : bench_run.opts.reps);
+         r.rep++) {
+        /* Alternate the order so no implementation always runs first. */
+        for (int k = 0; k < nimpl; k++) {
+            const bench_impl_def *i = run[r.rep % 2 ? nimpl - 1 - k : k];
+
+            bench_add(f, i->name, i->run(&r));
+        }
+    }
+    if (d->target_peer) {
+        bench_peer(f, d->target_peer);
+        bench_target_ratio(f, d->target_peer, d->target_ratio);
+    }
+    if (d->target_abs != 0) {
+        bench_target_abs(f, d->target_abs);
+    }
+    if (d->finish) {
+        d->finish(f, d->arg);
     }
     bench_fig_done(f);
+    return f;
 }
-
-/*
- * Legacy: actx 1.0's entry point.  The common options as bench_init takes
- * them (--help, --json, -n, -t, -q), but options it does not know are left
- * to the caller (no exit 2), and the JSON file is written at exit.
- */
-static inline void bench_legacy_finish(void)
-{
-    if (bench_run.figs) {
-        (void)bench_finish();
-    }
-}
-
-static inline void bench_parse(bench_opts *o, int argc, char **argv, int reps,
-                               double rep_seconds)
-{
-    static bench_spec spec;
-    const char *slash = strrchr(argv[0], '/');
-
-    spec.prog = slash ? slash + 1 : argv[0];
-    spec.what = "(this program's options are described in its source)";
-    spec.reps = reps;
-    spec.rep_seconds = rep_seconds;
-    bench_init_(o, &spec, argc, argv, false);
-    atexit(bench_legacy_finish);
-}
-
-#endif /* BENCH_UTIL_H */
