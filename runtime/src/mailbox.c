@@ -266,7 +266,14 @@ unsigned long actx__refused_all(void)
     return atomic_load_explicit(&refused_all, memory_order_acquire);
 }
 
-/* The owner reads the eventfd: a wake-up received. */
+/*
+ * The owner reads the eventfd: a wake-up received.  A read that got the
+ * write also ends the poster's `notified' (as O1 would, read first, then
+ * clear): the next sleep's O1 then has nothing to read, where it would
+ * otherwise make a read that can only fail (one system call per sleep).
+ * The spin model checks this clear at the wake-up and in the polling
+ * window (tests/model/mailbox.pml, bh-idle.pml).
+ */
 void actx__mb_ack(actx__loop *loop)
 {
     uint64_t v;
@@ -274,6 +281,7 @@ void actx__mb_ack(actx__loop *loop)
     if (read(atomic_load_explicit(&loop->mb->efd, memory_order_relaxed), &v,
              sizeof(v)) == sizeof(v)) {
         loop->st.wakeups++;
+        atomic_store(&loop->mb->notified, false);
     }
 }
 

@@ -309,7 +309,7 @@ top:
     :: work -> work = 0
     :: else ->
 sleep:  if
-        :: efd > 0 -> efd = 0                 /* woken; actx__mb_ack */
+        :: efd > 0 -> efd = 0; notified = 0   /* woken; actx__mb_ack */
         :: level == WAKE_ANY && TIMEOUT_OK -> skip   /* timed out */
         :: atomic {
                nfinished == NTHR && !inmb && !(rflags & R_SCHED) ->

@@ -3,11 +3,14 @@
  * (top comment), as used by actx_poll (runtime/src/poll.c) and the epoll
  * backend (runtime/src/backend-epoll.c).  Run by tests/model/run.sh.
  *
- *   poster:  P1 CAS push msg       owner: O1 if (xchg(notified, 0)) read efd
- *            P2 load notify_me            O2 store notify_me = level
- *            P3 if (notify_me >= level    O3 look for work; none: sleep
- *                   && !xchg(notified, 1))   (epoll; reads efd when it
- *                   write efd                 reports it readable)
+ *   poster:  P1 CAS push msg       owner: O1 if (notified) read efd;
+ *            P2 load notify_me                  notified = 0
+ *            P3 if (notify_me >= level    O2 store notify_me = level
+ *                   && !xchg(notified, 1)) O3 look for work; none: sleep
+ *                   write efd                 (epoll; reads efd when it
+ *                                             reports it readable, and
+ *                                             after a read that got the
+ *                                             write, notified = 0)
  *                                         O4 store notify_me = 0; drain
  *
  * Memory model: every access in the protocol is seq_cst in the C code, so
@@ -291,9 +294,11 @@ progress_drain:
                 :: np < NPOLL - 1 -> np++    /* look again */
                 :: np < NPOLL - 1 && efd > 0 ->
                     /* the window's zero-timeout wait for fd handlers
-                       reported the eventfd: actx__mb_ack reads it */
+                       reported the eventfd: actx__mb_ack reads it,
+                       then clears notified (the read succeeded) */
                     np++;
-                    efd = 0
+                    efd = 0;
+                    notified = 0
                 :: true -> break             /* the window is over */
                 fi
             od;
@@ -355,7 +360,8 @@ progress_drain3:
 sleep:          if
                 :: efd > 0 ->                 /* epoll: efd readable ... */
 #ifndef MUT_NO_WAKE_READ
-                    efd = 0                   /* ... actx__mb_ack reads it */
+                    efd = 0;                  /* ... actx__mb_ack reads it */
+                    notified = 0              /* ... then clears notified */
 #else
                     skip
 #endif
