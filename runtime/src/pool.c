@@ -64,10 +64,25 @@
  * time out and retire.  Not a condition variable: glibc's
  * pthread_cond_wait takes the mutex back marked contended, so a woken
  * worker's next unlock of the pool lock was one more system call (a
- * FUTEX_WAKE with nobody to wake) between its waker and its job.  Workers
- * do not spin before sleeping: measured on 2 CPUs, a spinning worker takes
- * the CPU the submitting loop needs and cut pipelined throughput several
- * times over while not helping round trips.
+ * FUTEX_WAKE with nobody to wake) between its waker and its job.
+ *
+ * Spinning before the sleep.  Waking a sleeping thread costs a system call
+ * on the waker's side and, on a virtual machine whose other vCPU is idle,
+ * the hypervisor's wake-up of that vCPU: tens of microseconds, the whole
+ * cost of a pool round trip with one job in flight.  So a worker that
+ * finished a job and found the queue empty watches `incoming' for a while
+ * before it goes idle (worker_spin), with these rules:
+ *   - one spinner at a time (nspinning is 0 or 1): it costs at most one
+ *     CPU, never the CPU the submitting loops need on a small machine;
+ *   - a submitter that sees a spinner wakes nobody: S1 push, S2 load
+ *     nspinning (seq_cst) against the spinner's decrement of nspinning and
+ *     its exchange of incoming (seq_cst): either the spinner takes the job
+ *     or the submitter sees it gone and wakes as usual;
+ *   - the window adapts per worker as a loop's polling window does
+ *     (poll.c): it grows while the wait for the next job (window and sleep)
+ *     ends within POOL_SPIN_MAX_NS, halves while it does not, and drops to
+ *     0 after a long idle, so a pool whose work comes rarely never spins;
+ *   - it gives the CPU away now and then (sched_yield), as the loop does.
  */
 #define _GNU_SOURCE
 #include "actx-internal.h"
@@ -93,6 +108,10 @@
 #define POOL_IDLE_NS (5 * 1000 * 1000 * 1000LL)
 /* A worker beyond the size (grown for nested waits) retires sooner. */
 #define POOL_EXTRA_IDLE_NS (200 * 1000 * 1000LL)
+/* The longest a worker spins before it sleeps, and where a window starts. */
+#define POOL_SPIN_MAX_NS (50 * 1000)
+#define POOL_SPIN_START_NS (4 * 1000)
+#define POOL_SPIN_MIN_NS 500
 /* How long process exit waits for running work before detaching. */
 #define POOL_EXIT_S 2
 
@@ -116,6 +135,8 @@ typedef struct worker {
     _Atomic int wake_refs;     /* wakers about to bump wake_seq */
     struct worker *idle_next;  /* idle stack */
     struct worker *all_prev, *all_next; /* registry (joined at exit) */
+    int64_t spin_ns;     /* its spin window (worker_spin), 0: none */
+    uint64_t wait_start; /* when its wait for the next job began, or 0 */
 } worker;
 
 static struct {
@@ -124,9 +145,11 @@ static struct {
 
     /* Read by submitters without the lock; written under it. */
     alignas(ACTX__CACHELINE) _Atomic int nidle; /* on the idle stack */
-    _Atomic int nwaking;  /* woken or created, not yet at the queue */
-    _Atomic int nthreads; /* in the registry (created, not retired) */
-    _Atomic int nblocked; /* in a nested wait */
+    _Atomic int nwaking;   /* woken or created, not yet at the queue */
+    _Atomic int nthreads;  /* in the registry (created, not retired) */
+    _Atomic int nblocked;  /* in a nested wait */
+    _Atomic int nspinning; /* watching incoming before it sleeps (0 or 1) */
+    _Atomic long queued;   /* qlen, for the spinner (relaxed) */
     _Atomic bool stopping;
     _Atomic int size; /* 0 until the pool starts */
 
@@ -221,6 +244,7 @@ static void grab_locked(void)
         *pool.tail = fifo;
         pool.tail = &last->next;
         pool.qlen += n;
+        atomic_store_explicit(&pool.queued, pool.qlen, memory_order_relaxed);
     }
 }
 
@@ -239,6 +263,7 @@ static actx__job *take_locked(void)
             pool.tail = &pool.head;
         }
         pool.qlen--;
+        atomic_store_explicit(&pool.queued, pool.qlen, memory_order_relaxed);
     }
     return job;
 }
@@ -500,6 +525,87 @@ static void run_job(worker *self, actx__job *job)
     worker_tidy();
 }
 
+static void spin_grow(worker *self)
+{
+    int64_t w = self->spin_ns ? self->spin_ns * 2 : POOL_SPIN_START_NS;
+
+    self->spin_ns = w < POOL_SPIN_MAX_NS ? w : POOL_SPIN_MAX_NS;
+}
+
+/* A wait for the next job (window and sleep) took ns: adapt the window. */
+static void spin_adapt(worker *self, uint64_t ns)
+{
+    if (ns <= POOL_SPIN_MAX_NS) {
+        spin_grow(self);
+    } else if (ns / 16 > POOL_SPIN_MAX_NS) {
+        self->spin_ns = 0; /* idle: stop spinning at once */
+    } else {
+        self->spin_ns /= 2;
+        if (self->spin_ns < POOL_SPIN_MIN_NS) {
+            self->spin_ns = 0;
+        }
+    }
+}
+
+static inline void spin_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/*
+ * Before going idle (the top comment, "Spinning before the sleep"): watch
+ * incoming for up to the worker's window.  True if work came; false if
+ * the window ended (or another worker spins): the worker then goes idle
+ * as usual, and its wait is timed from wait_start.
+ */
+static bool worker_spin(worker *self)
+{
+    uint64_t now = actx_now_ns(), end;
+    int expected = 0;
+    bool found = false;
+
+    self->wait_start = now;
+    if (self->spin_ns == 0) {
+        /* Not spinning; the sleep alone may show that it should. */
+        return false;
+    }
+    if (!atomic_compare_exchange_strong(&pool.nspinning, &expected, 1)) {
+        return false;
+    }
+    end = now + (uint64_t)self->spin_ns;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&pool.incoming, memory_order_relaxed) ||
+            atomic_load_explicit(&pool.queued, memory_order_relaxed) > 0 ||
+            atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
+            found = true;
+            break;
+        }
+        if ((i & 7) == 0 && (now = actx_now_ns()) >= end) {
+            break;
+        }
+        if ((i & 63) == 0) {
+            sched_yield();
+        } else {
+            spin_relax();
+        }
+    }
+    /* seq_cst: before the exchange of incoming that follows (take). */
+    atomic_fetch_sub(&pool.nspinning, 1);
+    if (found) {
+        if (actx_now_ns() - self->wait_start > (uint64_t)self->spin_ns / 2) {
+            spin_grow(self); /* found late in the window */
+        }
+        self->wait_start = 0;
+    }
+    return found;
+}
+
 /* Sleep on the idle stack until woken, stopped or timed out; true: retire. */
 static bool idle_wait_locked(worker *self)
 {
@@ -535,7 +641,15 @@ static bool idle_wait_locked(worker *self)
     if (self->woken) {
         /* The waker counted us; uncount before looking at the queue. */
         atomic_fetch_sub(&pool.nwaking, 1);
+        if (self->wait_start != 0) {
+            spin_adapt(self, actx_now_ns() - self->wait_start);
+            self->wait_start = 0;
+        }
         return false;
+    }
+    if (rc == -ETIMEDOUT) {
+        self->spin_ns = 0;
+        self->wait_start = 0;
     }
     idle_remove_locked(self);
     return rc == -ETIMEDOUT && !have_work_locked() &&
@@ -566,6 +680,10 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&pool.lock);
             wake_worker(next);
             run_job(self, job);
+            if (!next) {
+                /* The queue was empty when this job was taken. */
+                worker_spin(self);
+            }
             pthread_mutex_lock(&pool.lock);
             atomic_fetch_sub(&pool.nwaking, 1); /* counted by run_job */
             continue;
@@ -719,10 +837,12 @@ static void atfork_child(void)
     pool.head = NULL;
     pool.tail = &pool.head;
     pool.qlen = 0;
+    atomic_store_explicit(&pool.queued, 0, memory_order_relaxed);
     atomic_store(&pool.nidle, 0);
     atomic_store(&pool.nwaking, 0);
     atomic_store(&pool.nthreads, 0);
     atomic_store(&pool.nblocked, 0);
+    atomic_store(&pool.nspinning, 0);
     pool.nexiting = 0;
     pool.idle = NULL;
     /* The parent's workers' records stay reachable (leak checkers). */
@@ -821,6 +941,7 @@ static void pool_stop(void)
     pool.head = NULL;
     pool.tail = &pool.head;
     pool.qlen = 0;
+    atomic_store_explicit(&pool.queued, 0, memory_order_relaxed);
     for (w = pool.idle; w; w = w->idle_next) {
         futex_bump(w); /* under the lock: w cannot retire meanwhile */
     }
@@ -979,7 +1100,11 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
         job->next = old;
     } while (!atomic_compare_exchange_weak(&pool.incoming, &old, job));
 
-    /* S2: is a worker idle and none on its way, or may the pool grow? */
+    /* S2: a spinner takes it; else is a worker idle and none on its way,
+     * or may the pool grow? */
+    if (atomic_load(&pool.nspinning) != 0) {
+        return req;
+    }
     idle = atomic_load(&pool.nidle);
     if (idle > 0) {
         if (atomic_load(&pool.nwaking) == 0) {

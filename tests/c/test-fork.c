@@ -459,3 +459,64 @@ ACTX_TEST_TIMEOUT("/fork/child-embeds/parent-backend-fd-intact", 20)
     ASSERT_EQ(runs, 1);
     actx_ctx_unref(h);
 }
+
+/*
+ * A pool worker that spins for the next job (pool.c, "Spinning before the
+ * sleep") at fork time: the child's pool starts empty all the same, and a
+ * job submitted in the child runs.  A thread keeps one job in flight, so
+ * that a worker is spinning or running nearly all the time.
+ */
+static atomic_bool spin_stop;
+
+static void *one_in_flight(void *arg)
+{
+    (void)arg;
+    if (actx_thread_init() != 0) {
+        return (void *)1;
+    }
+    while (!atomic_load(&spin_stop)) {
+        struct cb_rec r = {0};
+
+        if (!actx_submit(job_work, rec_done, &r) ||
+            ACTX_WAIT_WHILE(r.runs == 0) != 0) {
+            return (void *)2;
+        }
+    }
+    actx_thread_shutdown();
+    return NULL;
+}
+
+ACTX_TEST_TIMEOUT("/fork/pool-worker-spinning/child-pool-runs-jobs", 240)
+{
+    pthread_t th;
+
+    atomic_store(&spin_stop, false);
+    th = thread_start(one_in_flight, NULL);
+    usleep(20 * 1000); /* round trips: the worker's window grows */
+    for (int i = 0; i < 20; i++) {
+        pid_t pid;
+
+        fflush(NULL);
+        pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            struct cb_rec r = {0};
+
+            alarm(CHILD_ALARM_S);
+            if (actx_thread_init() != 0) {
+                child_exit(2);
+            }
+            if (CHILD_CAN_START_THREADS &&
+                (!actx_submit(job_work, rec_done, (void *)&r) ||
+                 actx_flush() != 0 || r.runs != 1)) {
+                child_exit(3);
+            }
+            actx_thread_shutdown();
+            child_exit(0);
+        }
+        ASSERT_EQ(wait_child(pid), 0);
+        usleep(1000);
+    }
+    atomic_store(&spin_stop, true);
+    ASSERT_NULL(thread_join(th));
+}
