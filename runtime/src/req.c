@@ -29,11 +29,12 @@
  * different order than they were issued, consecutive allocations soon land
  * on unrelated lines, every allocation loads ->next from a line that may
  * have left the cache, and a batch of completions stops walking memory the
- * way the hardware prefetcher expects (measured: up to 2x per completion).
- * With the bitmap the order of frees does not matter: allocation reads one
- * hot bitmap word and only writes the request line, consecutive
- * allocations are adjacent, and a request freed and reallocated at once
- * (synchronous use) reuses the same hot line.
+ * way the hardware prefetcher expects.  With the bitmap the order of frees
+ * does not matter: allocation reads one hot bitmap word and only writes
+ * the request line, and consecutive allocations are adjacent.  The one
+ * exception is the line freed last (req_last, see req_free): it is handed
+ * out first, so a done callback that issues the next request reuses the
+ * line its completion just ran on.
  *
  * Growth: when fewer than 1/GROW_FRACTION of the lines are free, a new slab
  * is added instead of searching, so the search for a free word stays
@@ -46,20 +47,10 @@
  * of completions is walked twice in the order it was allocated (the
  * mailbox's reversal in actx__drain, then the queue run), and the hardware
  * prefetcher keeps up with that only when consecutive slabs are adjacent
- * and ascending.  With one aligned_alloc per slab, glibc served each slab
- * either by its own mmap (64 KiB of alignment slack between slabs, each
- * new one below the last) or from the heap (ascending, the slack between
- * them), depending on its dynamic mmap threshold, i.e. on what the
- * application had freed before.
- * Measured on an AMD EPYC (a million completions queued, then run): 8-10
- * ns per completion in heap slabs, 11-14 ns in mmap'd ones, 10-13 ns for
- * the mixture a long run ends up with, and 5-6 ns in chunks, whatever the
- * allocator's history (benchmarks/bench-scale.c's outer-queue curve moved
- * by 1.4x with that history before).  Walking a million lines in 64 KiB
- * blocks: 4.2 ns a line for ascending adjacent blocks (also in 2 MiB
- * chunks), 8-15 ns for descending or gapped ones.  Untouched slabs of a
- * chunk cost address space only: a slab's lines are written when it is
- * carved.
+ * and ascending; one aligned_alloc per slab would leave that to glibc's
+ * heap or mmap placement.  Untouched slabs of a chunk cost address space
+ * only: a slab's lines are written when it is carved.  (The measurements
+ * behind these choices: benchmarks/README.md, "Request memory".)
  *
  * The first lines of a slab are its header and bitmap.  Each chunk holds
  * one reference on the loop's mailbox (so requests need none of their
