@@ -104,12 +104,10 @@ actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
  * a positional read consumes nothing), an error, a kernel or file system
  * without RWF_NOWAIT, a non-seekable fd (ESPIPE) - goes to the pool.  Such
  * a request has finished when actx_aio_pread returns (actx_req_cancel:
- * -EBUSY).  Measured on 2 CPUs with 64 reads in flight: 1.8x the
- * throughput of sending every read to the pool.  Not on the io_uring path,
- * where one io_uring_enter does a whole batch of cached reads (aio-uring.c):
- * measured there (bench-pool, 64 in flight), using preadv2 for the reads
- * made while the ring was idle cut the ring's lead over this path from
- * 1.6-2.5x to 0.9-1.2x, and did not make one-in-flight round trips faster.
+ * -EBUSY).  A read is a system call either way, and this one spares the
+ * pool's two thread wake-ups.  On the io_uring path the ring decides per
+ * batch between the same inline read and one enter for the whole batch
+ * (aio-uring.c, "Buffered reads: inline or on the ring?").
  */
 static actx_req *pread_cached(int fd, void *buf, size_t n, off_t off,
                               actx_done_fn *done, void *opaque)

@@ -112,17 +112,16 @@ static inline int64_t timeout_by(int64_t timeout, uint64_t deadline,
  * finds is run by the same drain and run_pass as without it.
  *
  * Fd handlers are polled too: while the loop has any, the window waits on
- * the epoll set with a zero timeout at most once per POLL_FD_NS (a system
- * call costs about 1.5 us on a VM, so not at every look; its time counts in
- * the window).  That wait stashes the ready fds as any wait does (fd.c); a
- * fresh stash ends the window as any other work does (work_now itself,
- * called at every look, leaves fds out) and the run_pass after it
- * dispatches each event once; fds of other contexts are parked there as
- * always (one epoll_ctl each, so they cannot keep the window busy), and a
- * stash of only such events is consumed all the same.  The wait may also
- * report the eventfd (a write left from an earlier sleep) and read it,
- * before O1: the spin model (tests/model/mailbox.pml -DPOLL) covers that
- * read.
+ * the current context's epoll set with a zero timeout at most once per
+ * POLL_FD_NS (a system call can cost a microsecond or more, so not at
+ * every look; its time counts in the window).  That wait stashes the ready
+ * fds as any wait does (fd.c); a fresh stash ends the window as any other
+ * work does (work_now itself, called at every look, leaves fds out) and
+ * the run_pass after it dispatches each event once.  Fds of other
+ * contexts are in their own sets (fd.c), so they cannot keep the window
+ * busy.  The wait may also report the eventfd (a write left from an
+ * earlier sleep) and read it, before O1: the spin model
+ * (tests/model/mailbox.pml -DPOLL) covers that read.
  *
  * The window adapts (the idea of QEMU's poll-grow/poll-shrink, with its own
  * rule).  The figure that tells whether polling pays is how long the wait
