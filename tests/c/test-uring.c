@@ -717,3 +717,189 @@ ACTX_TEST("/uring/complete-by-hand-refused")
     ASSERT_EQ(r.ret, BS);
     close(fd);
 }
+
+/*
+ * Buffered reads done inline at flush time (aio-uring.c, "Buffered reads:
+ * inline or on the ring?").  A loop that has measured nothing yet tries
+ * inline first, so the first flush of a page-cached read reads inline.
+ */
+static actx__loop *inline_loop(void)
+{
+    actx__loop *loop = ring_loop();
+
+    loop->io_ring_only = false;
+    return loop;
+}
+
+/* Done inline: no enter; done runs at the next poll, in the context the
+ * read was made in, not in the one current at the flush. */
+ACTX_TEST("/uring/inline/cached-read-completes-in-its-context")
+{
+    actx__loop *loop = inline_loop();
+    int fd = data_file(4), outer;
+    struct io io = {0};
+    char b[BS];
+    unsigned long base;
+
+    ASSERT_GT(actx_push(), 0);
+    outer = actx_context_id();
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, 2 * BS, io_done, &io));
+    base = loop->io_submits;
+    ASSERT_GT(actx_push(), 0);
+    actx_poll(false); /* its end flushes: the read is done inline */
+    ASSERT_EQ(loop->io_submits, base);
+    ASSERT_EQ(loop->io_unsubmitted, 0);
+    ASSERT_EQ(loop->io_inflight, 0);
+    actx_poll(false);
+    ASSERT_EQ(io.runs, 0); /* queued for the outer context */
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(io.runs, 1);
+    ASSERT_EQ(io.ret, BS);
+    ASSERT_EQ(io.ctx_id, outer);
+    ASSERT_TRUE(block_ok(b, 2));
+    ASSERT_EQ(actx_pop(), 0);
+    close(fd);
+}
+
+/* A read past the end is as final inline as on the ring: 0. */
+ACTX_TEST("/uring/inline/read-at-end-of-file-is-zero")
+{
+    int fd = data_file(1);
+    struct io io = {0};
+    char b[BS];
+
+    inline_loop();
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, 5 * BS, io_done, &io));
+    ASSERT_EQ(ACTX_WAIT_WHILE(io.runs == 0), 0);
+    ASSERT_EQ(io.ret, 0);
+    close(fd);
+}
+
+/* Not in the page cache: the inline try fails (EAGAIN) and the ring reads
+ * it; the data is right either way. */
+ACTX_TEST("/uring/inline/uncached-read-goes-to-the-ring")
+{
+    actx__loop *loop = inline_loop();
+    int fd = data_file(64);
+    struct io io = {0};
+    char b[BS];
+    unsigned long base;
+
+    ASSERT_EQ(fdatasync(fd), 0);
+    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    base = loop->io_submits;
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, 40 * BS, io_done, &io));
+    ASSERT_EQ(ACTX_WAIT_WHILE(io.runs == 0), 0);
+    ASSERT_EQ(io.ret, BS);
+    ASSERT_TRUE(block_ok(b, 40));
+    ASSERT_GT(loop->io_submits, base);
+    close(fd);
+}
+
+/* O_DIRECT reads are never done inline (RWF_NOWAIT would not keep them
+ * from waiting for the device): each flush enters the ring. */
+ACTX_TEST("/uring/inline/o-direct-always-on-the-ring")
+{
+    actx__loop *loop = inline_loop();
+    int fd = data_file(16), dfd;
+    char path[64];
+    void *b;
+    unsigned long base;
+
+    ASSERT_EQ(fsync(fd), 0);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    dfd = open(path, O_RDONLY | O_DIRECT);
+    if (dfd < 0) {
+        /* tmpfs and some others refuse O_DIRECT: then try the cwd. */
+        ASSERT_EQ(errno, EINVAL);
+        close(fd);
+        fd = -1;
+        dfd = open(".", O_TMPFILE | O_RDWR | O_DIRECT, 0600);
+        ASSERT_GE(dfd, 0);
+        ASSERT_EQ(posix_memalign(&b, BS, BS), 0);
+        for (int i = 0; i < 16; i++) {
+            memset(b, (char)(i * 7 + 1), BS);
+            ASSERT_EQ(pwrite(dfd, b, BS, (off_t)i * BS), BS);
+        }
+        free(b);
+    }
+    ASSERT_EQ(posix_memalign(&b, BS, BS), 0);
+    for (int i = 0; i < 8; i++) {
+        struct io io = {0};
+
+        base = loop->io_submits;
+        ASSERT_NOT_NULL(
+            actx_aio_pread(dfd, b, BS, (off_t)(i + 3) * BS, io_done, &io));
+        ASSERT_EQ(ACTX_WAIT_WHILE(io.runs == 0), 0);
+        ASSERT_EQ(io.ret, BS);
+        ASSERT_TRUE(block_ok(b, i + 3));
+        ASSERT_EQ(loop->io_submits, base + 1);
+    }
+    free(b);
+    close(dfd);
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* A read cancelled before the flush is not read inline: -ECANCELED, and
+ * its buffer is left alone. */
+ACTX_TEST("/uring/inline/cancelled-before-flush-is-not-read")
+{
+    int fd = data_file(2);
+    struct io io = {0};
+    char b[BS];
+    actx_req *req;
+
+    inline_loop();
+    memset(b, 0x5a, sizeof(b));
+    req = actx_aio_pread(fd, b, BS, BS, io_done, &io);
+    ASSERT_NOT_NULL(req);
+    ASSERT_EQ(actx_req_cancel(req), 0);
+    ASSERT_EQ(ACTX_WAIT_WHILE(io.runs == 0), 0);
+    ASSERT_EQ(io.ret, -ECANCELED);
+    for (int k = 0; k < BS; k++) {
+        ASSERT_EQ(b[k], 0x5a);
+    }
+    close(fd);
+}
+
+/* Many batches of every size, mixed with writes: whichever path each
+ * batch takes, every read gets its own block and every write lands. */
+ACTX_TEST("/uring/inline/mixed-batches-all-complete")
+{
+    enum { N = 300 };
+    static char bufs[N][BS];
+    static char wbuf[BS];
+    int fd = data_file(64);
+    long done = 0;
+    struct io *io = calloc(N, sizeof(*io));
+
+    ASSERT_NOT_NULL(io);
+    inline_loop();
+    memset(wbuf, 0x11, sizeof(wbuf));
+    for (int i = 0, batch = 1; i < N; batch = batch * 2 % 127 + 1) {
+        for (int k = 0; k < batch && i < N; k++, i++) {
+            io[i].count = &done;
+            if (i % 10 == 9) {
+                ASSERT_NOT_NULL(actx_aio_pwrite(fd, wbuf, BS, (off_t)70 * BS,
+                                                io_done, &io[i]));
+            } else {
+                ASSERT_NOT_NULL(actx_aio_pread(
+                    fd, bufs[i], BS, (off_t)(i % 64) * BS, io_done, &io[i]));
+            }
+        }
+        actx_poll(false);
+    }
+    ASSERT_EQ(ACTX_WAIT_WHILE(done < N), 0);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(io[i].runs, 1);
+        ASSERT_EQ(io[i].ret, BS);
+        if (i % 10 != 9) {
+            ASSERT_TRUE(block_ok(bufs[i], i % 64));
+        }
+    }
+    free(io);
+    close(fd);
+}
