@@ -289,7 +289,9 @@ struct actx__loop {
     const unsigned *io_khead, *io_ktail; /* the CQ ring's indices */
     unsigned long io_submits;            /* io_uring_enter calls that
                                             submitted (tests, actx_dump) */
-    bool io_ring_only; /* tests: never read inline (aio-uring.c) */
+    bool io_ring_only;      /* tests: never read inline (aio-uring.c) */
+    unsigned char *fd_kind; /* per fd number: ACTX__FD_* (aio-pool.c) */
+    size_t nfd_kind;
     /* Counters (actx_stats, everyone). */
     struct actx_stats st;
 #ifdef ACTX_DEBUG
@@ -554,6 +556,23 @@ actx_req *actx__pool_submit(actx_work_fn *work, const void *arg, size_t argsize,
  *   actx__io_loop_shutdown  shutdown: wait for in-flight ops, close the ring.
  */
 enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
+/*
+ * aio-pool.c: what a loop knows of an fd number for file AIO.  SEEKABLE:
+ * a buffered file (may be read inline with RWF_NOWAIT); DIRECT: seekable,
+ * opened O_DIRECT (never read inline: RWF_NOWAIT does not keep a direct
+ * read from waiting for the device); STREAM: pipe, socket, FIFO (pread's
+ * ESPIPE: the pool); NOWAIT_NO: seekable where RWF_NOWAIT was refused.
+ */
+enum {
+    ACTX__FD_UNKNOWN = 0,
+    ACTX__FD_SEEKABLE,
+    ACTX__FD_STREAM,
+    ACTX__FD_DIRECT,
+    ACTX__FD_NOWAIT_NO
+};
+unsigned actx__fd_kind(actx__loop *loop, int fd);
+void actx__fd_kind_set(actx__loop *loop, int fd, unsigned kind);
+void actx__aio_loop_shutdown(actx__loop *loop);
 /* aio-pool.c: one operation on the pool (the ring's fallback). */
 actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
                          actx_done_fn *done, void *opaque);

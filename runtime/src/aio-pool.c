@@ -22,7 +22,9 @@
 #include "actx-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,6 +44,68 @@ struct aio_args {
 
 _Static_assert(sizeof(struct aio_args) <= ACTX__JOB_ARGS,
                "aio arguments must fit in a job");
+
+/* Fd numbers whose kind is remembered (per loop); beyond: asked each time. */
+#define FD_KIND_MAX (1 << 20)
+
+/*
+ * The kind of fd (ACTX__FD_*), asked of the kernel the first time a loop
+ * sees the number (lseek, then F_GETFL) and remembered.  A completion with
+ * -EBADF forgets it (actx__fd_kind_set).  An fd that is not open counts
+ * as seekable and is not remembered: the read itself answers EBADF.
+ * Limitation: a number closed and reopened as another kind of file without
+ * an AIO on it in between keeps the old kind (a pipe read as a stream by
+ * the ring, an O_DIRECT file tried inline).
+ */
+unsigned actx__fd_kind(actx__loop *loop, int fd)
+{
+    unsigned char k =
+        (size_t)fd < loop->nfd_kind ? loop->fd_kind[fd] : ACTX__FD_UNKNOWN;
+
+    if (ACTX__LIKELY(k != ACTX__FD_UNKNOWN)) {
+        return k;
+    }
+    if (lseek(fd, 0, SEEK_CUR) < 0) {
+        if (errno != ESPIPE) {
+            return ACTX__FD_SEEKABLE;
+        }
+        k = ACTX__FD_STREAM;
+    } else {
+        int fl = fcntl(fd, F_GETFL);
+
+        k = fl >= 0 && (fl & O_DIRECT) ? ACTX__FD_DIRECT : ACTX__FD_SEEKABLE;
+    }
+    if ((size_t)fd >= loop->nfd_kind && fd < FD_KIND_MAX) {
+        size_t n = loop->nfd_kind ? loop->nfd_kind : 64;
+        unsigned char *kind;
+
+        while (n <= (size_t)fd) {
+            n *= 2;
+        }
+        kind = realloc(loop->fd_kind, n);
+        if (kind) {
+            memset(kind + loop->nfd_kind, ACTX__FD_UNKNOWN, n - loop->nfd_kind);
+            loop->fd_kind = kind;
+            loop->nfd_kind = n;
+        }
+    }
+    actx__fd_kind_set(loop, fd, k);
+    return k;
+}
+
+void actx__fd_kind_set(actx__loop *loop, int fd, unsigned kind)
+{
+    if (fd >= 0 && (size_t)fd < loop->nfd_kind) {
+        loop->fd_kind[fd] = (unsigned char)kind;
+    }
+}
+
+void actx__aio_loop_shutdown(actx__loop *loop)
+{
+    free(loop->fd_kind);
+    loop->fd_kind = NULL;
+    loop->nfd_kind = 0;
+}
 
 static long aio_work(void *p)
 {
@@ -102,26 +166,28 @@ actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
  * queued like any other and done runs at the next poll, in its context.
  * Anything else - not cached, partly cached (the partial data is dropped:
  * a positional read consumes nothing), an error, a kernel or file system
- * without RWF_NOWAIT, a non-seekable fd (ESPIPE) - goes to the pool.  Such
+ * without RWF_NOWAIT, a non-seekable fd, an O_DIRECT one (RWF_NOWAIT would
+ * not keep it from waiting for the device) - goes to the pool.  Such
  * a request has finished when actx_aio_pread returns (actx_req_cancel:
  * -EBUSY).  A read is a system call either way, and this one spares the
  * pool's two thread wake-ups.  On the io_uring path the ring decides per
  * batch between the same inline read and one enter for the whole batch
  * (aio-uring.c, "Buffered reads: inline or on the ring?").
  */
-static actx_req *pread_cached(int fd, void *buf, size_t n, off_t off,
-                              actx_done_fn *done, void *opaque)
+static actx_req *pread_cached(actx__loop *loop, int fd, void *buf, size_t n,
+                              off_t off, actx_done_fn *done, void *opaque)
 {
     struct iovec iov = {buf, n};
     ssize_t r = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
-    actx__loop *loop;
     actx_req *req;
 
     if (r != (ssize_t)n && r != 0) {
+        if (r < 0 && errno == EOPNOTSUPP) {
+            actx__fd_kind_set(loop, fd, ACTX__FD_NOWAIT_NO);
+        }
         return NULL; /* 0 is end of file: as final as a full read */
     }
-    loop = actx__loop_get();
-    req = loop ? actx__req_alloc(loop, done, opaque) : NULL;
+    req = actx__req_alloc(loop, done, opaque);
     if (req) {
         actx__req_post(req, r);
     }
@@ -131,14 +197,16 @@ static actx_req *pread_cached(int fd, void *buf, size_t n, off_t off,
 actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
                          actx_done_fn *done, void *opaque)
 {
-    actx__loop *loop = actx__tls_loop;
+    if (fd >= 0 && buf && n > 0 && off >= 0) {
+        actx__loop *loop = actx__loop_get();
 
-    if (fd >= 0 && buf && n > 0 && off >= 0 &&
-        !(loop && loop->st.io_backend == 1)) {
-        actx_req *req = pread_cached(fd, buf, n, off, done, opaque);
+        if (loop && loop->st.io_backend != 1 && !loop->closed &&
+            actx__fd_kind(loop, fd) == ACTX__FD_SEEKABLE) {
+            actx_req *req = pread_cached(loop, fd, buf, n, off, done, opaque);
 
-        if (req) {
-            return req;
+            if (req) {
+                return req;
+            }
         }
     }
     return aio_submit(AIO_PREAD, fd, buf, n, off, done, opaque);

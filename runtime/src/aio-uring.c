@@ -83,24 +83,8 @@
 #define RING_ENTRIES 256
 /* The longest transfer the kernel does in one call (MAX_RW_COUNT). */
 #define RW_MAX 0x7ffff000u
-/* Fds whose seekability is remembered (per loop); beyond: lseek each time. */
-#define SEEK_CACHE_MAX (1 << 20)
 /* CQEs copied out per round before they are dispatched. */
 #define REAP_BATCH 64
-
-/*
- * What a loop knows of an fd number: seekable (buffered), seekable but
- * opened O_DIRECT (never read inline: RWF_NOWAIT does not keep a direct
- * read from waiting for the device), a stream (the pool: ESPIPE), or
- * seekable where RWF_NOWAIT is refused (never read inline again).
- */
-enum {
-    KIND_UNKNOWN = 0,
-    KIND_SEEKABLE,
-    KIND_STREAM,
-    KIND_DIRECT,
-    KIND_NOWAIT_NO
-};
 
 /* Batch sizes 1, 2-3, 4-7, ... 128 and more: one read-path choice each. */
 #define CHOICE_BUCKETS 8
@@ -141,10 +125,8 @@ struct actx__uring {
     struct io_uring ring;
     bool cancel_seen;
     int cancel_res;
-    unsigned char *kind; /* per fd number: KIND_* */
-    size_t nkind;
     unsigned reads_queued; /* SQEs queued since the last flush that could
-                              be read inline (KIND_SEEKABLE) */
+                              be read inline (ACTX__FD_SEEKABLE) */
     struct read_choice choice[CHOICE_BUCKETS];
 };
 
@@ -246,45 +228,6 @@ static struct actx__uring *ring_setup(actx__loop *loop)
     return u;
 }
 
-/* Is fd seekable (pread's ESPIPE rule)?  An fd that is not open: true (the
- * kernel answers -EBADF from the ring). */
-static bool fd_seekable(struct actx__uring *u, int fd)
-{
-    unsigned char k = (size_t)fd < u->nkind ? u->kind[fd] : KIND_UNKNOWN;
-
-    if (ACTX__LIKELY(k != KIND_UNKNOWN)) {
-        return k != KIND_STREAM;
-    }
-    if (lseek(fd, 0, SEEK_CUR) < 0) {
-        if (errno != ESPIPE) {
-            return true;
-        }
-        k = KIND_STREAM;
-    } else {
-        int fl = fcntl(fd, F_GETFL);
-
-        k = fl >= 0 && (fl & O_DIRECT) ? KIND_DIRECT : KIND_SEEKABLE;
-    }
-    if ((size_t)fd >= u->nkind && fd < SEEK_CACHE_MAX) {
-        size_t n = u->nkind ? u->nkind : 64;
-        unsigned char *kind;
-
-        while (n <= (size_t)fd) {
-            n *= 2;
-        }
-        kind = realloc(u->kind, n);
-        if (kind) {
-            memset(kind + u->nkind, KIND_UNKNOWN, n - u->nkind);
-            u->kind = kind;
-            u->nkind = n;
-        }
-    }
-    if ((size_t)fd < u->nkind) {
-        u->kind[fd] = k;
-    }
-    return k != KIND_STREAM;
-}
-
 static void ring_complete(actx__loop *loop, uint64_t ud, int res)
 {
     struct actx__uring *u = loop->uring;
@@ -306,8 +249,9 @@ static void ring_complete(actx__loop *loop, uint64_t ud, int res)
     }
     if (flags & REQ_CANCELLED) {
         res = -ECANCELED;
-    } else if (res == -EBADF && req->msg.aux < u->nkind) {
-        u->kind[req->msg.aux] = KIND_UNKNOWN; /* closed: ask again */
+    } else if (res == -EBADF) {
+        /* closed: ask again */
+        actx__fd_kind_set(loop, (int)req->msg.aux, ACTX__FD_UNKNOWN);
     }
     req->msg.aux = 0;
     if (ACTX__UNLIKELY(loop->closed)) {
@@ -523,7 +467,7 @@ static int enter_or_unqueue(actx__loop *loop, unsigned wait)
  * the other, so that the choice follows the host, the file's caching and
  * the load.  A read done inline completes as if the ring had done it: its
  * completion is queued and runs at the next poll, in its context.  Only
- * reads of KIND_SEEKABLE fds are tried (never O_DIRECT, never streams); a
+ * reads of ACTX__FD_SEEKABLE fds (aio-pool.c) are tried (never O_DIRECT, never streams); a
  * partial inline read (partly cached) is dropped and the ring does the
  * whole read.
  */
@@ -572,8 +516,8 @@ static void reads_inline(actx__loop *loop, struct actx__uring *u)
         int fd = sqe->fd;
 
         if (sqe->opcode == IORING_OP_READ && sqe->user_data != 0 &&
-            sqe->user_data != CANCEL_UD && (size_t)fd < u->nkind &&
-            u->kind[fd] == KIND_SEEKABLE) {
+            sqe->user_data != CANCEL_UD &&
+            actx__fd_kind(loop, fd) == ACTX__FD_SEEKABLE) {
             struct iovec iov = {(void *)(uintptr_t)sqe->addr, sqe->len};
             ssize_t r = preadv2(fd, &iov, 1, (off_t)sqe->off, RWF_NOWAIT);
 
@@ -584,7 +528,8 @@ static void reads_inline(actx__loop *loop, struct actx__uring *u)
                 continue;
             }
             if (r < 0 && errno == EOPNOTSUPP) {
-                u->kind[fd] = KIND_NOWAIT_NO; /* this file system: never */
+                /* This file system: never again. */
+                actx__fd_kind_set(loop, fd, ACTX__FD_NOWAIT_NO);
             }
         }
         if (keep != i) {
@@ -661,6 +606,7 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
 {
     struct actx__uring *u = loop->uring;
     struct io_uring_sqe *sqe;
+    unsigned kind;
     actx_req *req;
 
     if (ACTX__UNLIKELY(!u)) {
@@ -672,7 +618,8 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
             return 0;
         }
     }
-    if (op != ACTX__AIO_FSYNC && !fd_seekable(u, fd)) {
+    kind = actx__fd_kind(loop, fd);
+    if (op != ACTX__AIO_FSYNC && kind == ACTX__FD_STREAM) {
         return 0; /* the pool's pread/pwrite say ESPIPE */
     }
     *out = NULL;
@@ -710,7 +657,7 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
     io_uring_sqe_set_data(sqe, req);
     req->msg.aux = (uint32_t)fd;
     if (op == ACTX__AIO_PREAD) {
-        if ((size_t)fd < u->nkind && u->kind[fd] == KIND_SEEKABLE) {
+        if (kind == ACTX__FD_SEEKABLE) {
             u->reads_queued++;
         }
         req_set_flags(req, REQ_RING | REQ_READ);
@@ -818,7 +765,6 @@ void actx__io_loop_shutdown(actx__loop *loop)
     }
     actx__fd_loopwide_del(loop, u->ring.ring_fd);
     io_uring_queue_exit(&u->ring);
-    free(u->kind);
     free(u);
     loop->uring = NULL;
     loop->io_inflight = 0;
@@ -837,7 +783,6 @@ void actx__io_loop_forget(actx__loop *loop)
      * this task's table only, which a child does not inherit.
      */
     io_uring_queue_exit(&u->ring);
-    free(u->kind);
     free(u);
     loop->uring = NULL;
     loop->io_inflight = 0;

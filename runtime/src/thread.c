@@ -311,6 +311,7 @@ void actx__shutdown_now(actx__loop *loop)
     }
     /* Ring operations still in flight finish (refused) before it closes. */
     actx__io_loop_shutdown(loop);
+    actx__aio_loop_shutdown(loop);
 
     actx__timers_loop_shutdown(loop);
     actx__fd_loop_shutdown(loop);

@@ -903,3 +903,59 @@ ACTX_TEST("/uring/inline/mixed-batches-all-complete")
     free(io);
     close(fd);
 }
+
+/* The pool path (ACTX_IO=pool) reads a page-cached block inline too, but
+ * never an O_DIRECT one, which would keep the loop waiting for the device:
+ * that one goes to the pool (whose size is 0 until its first use). */
+static void pool_loop(void)
+{
+    struct actx_stats st;
+
+    setenv("ACTX_IO", "pool", 1);
+    actx_thread_shutdown();
+    ASSERT_EQ(actx_thread_init(), 0);
+    unsetenv("ACTX_IO");
+    actx_stats(&st);
+    ASSERT_EQ(st.io_backend, 0);
+}
+
+static int pool_size_now(void)
+{
+    struct actx_pool_stats ps;
+
+    memset(&ps, 0, sizeof(ps));
+    actx_pool_stats(&ps);
+    return ps.size;
+}
+
+ACTX_TEST("/aio/pool-path/cached-read-inline-o-direct-to-the-pool")
+{
+    int fd = data_file(8), dfd;
+    char path[64];
+    struct io io = {0};
+    char b[BS];
+    void *db;
+
+    pool_loop();
+    ASSERT_EQ(pool_size_now(), 0);
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, 3 * BS, io_done, &io));
+    ASSERT_EQ(ACTX_WAIT_WHILE(io.runs == 0), 0);
+    ASSERT_EQ(io.ret, BS);
+    ASSERT_TRUE(block_ok(b, 3));
+    ASSERT_EQ(pool_size_now(), 0); /* read inline: the pool never started */
+
+    ASSERT_EQ(fsync(fd), 0);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    dfd = open(path, O_RDONLY | O_DIRECT);
+    ASSERT_GE(dfd, 0);
+    ASSERT_EQ(posix_memalign(&db, BS, BS), 0);
+    memset(&io, 0, sizeof(io));
+    ASSERT_NOT_NULL(actx_aio_pread(dfd, db, BS, 5 * BS, io_done, &io));
+    ASSERT_EQ(ACTX_WAIT_WHILE(io.runs == 0), 0);
+    ASSERT_EQ(io.ret, BS);
+    ASSERT_TRUE(block_ok(db, 5));
+    ASSERT_GT(pool_size_now(), 0); /* the pool read it */
+    free(db);
+    close(dfd);
+    close(fd);
+}
