@@ -7,7 +7,7 @@
  *     ACTX_TEST_TIMEOUT("/stress/completions/4x1M", 600) { ... }
  *
  * Definition registers the test (a constructor appends it to the runner's
- * list, so tests run in link order, then in file order).  runner.c forks a
+ * list, so tests run in link order, then in file order).  main.c forks a
  * child per test, runs the body, then actx_thread_shutdown(), then exit(0)
  * so that LeakSanitizer looks at what shutdown left behind.  A failed
  * assertion prints file:line and both sides, and ends the child with status
@@ -154,7 +154,7 @@ actx_test_fail(const char *file, int line, const char *fmt, ...);
 #define ASSERT_ON_SELF(thr) ASSERT_THREAD_EQ(thr, pthread_self())
 
 /* ------------------------------------------------------------------------ */
-/* Helpers shared by the tests (runner.c).                                   */
+/* Helpers shared by the tests (main.c).                                     */
 
 /*
  * What a callback saw when it ran: how often, the context id current at the
