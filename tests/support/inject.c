@@ -30,6 +30,12 @@ atomic_long inject_epoll_ctl_calls;
 atomic_int inject_uring_enter;
 atomic_int inject_uring_enter_errno = ENOMEM;
 atomic_int inject_uring_enter_hits;
+atomic_int inject_uring_probe;
+atomic_int inject_uring_probe_errno = ENOSYS;
+atomic_int inject_uring_setup;
+atomic_int inject_uring_setup_errno = ENOMEM;
+atomic_int inject_uring_setup_hits;
+atomic_int inject_uring_old_kernel = -1;
 atomic_int inject_no_epoll_pwait2;
 atomic_long inject_epoll_wait_calls;
 atomic_int inject_epoll_wait_last_ms;
@@ -243,12 +249,13 @@ int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int ms)
 }
 
 #ifdef ACTX_TEST_WRAP_URING
+#include <liburing.h>
+
 /*
  * The runtime enters its ring only through these two (aio-uring.c,
  * ring_enter).  A failure returns before the real call, so the SQEs stay
  * queued as after a refused io_uring_enter.
  */
-struct io_uring;
 int __real_io_uring_submit(struct io_uring *ring);
 int __wrap_io_uring_submit(struct io_uring *ring);
 int __real_io_uring_submit_and_wait(struct io_uring *ring, unsigned n);
@@ -268,5 +275,58 @@ int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned n)
         return -atomic_load(&inject_uring_enter_errno);
     }
     return __real_io_uring_submit_and_wait(ring, n);
+}
+
+/* The probe ring (aio-uring.c, uring_usable) and a loop's ring. */
+int __real_io_uring_queue_init(unsigned entries, struct io_uring *ring,
+                               unsigned flags);
+int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring,
+                               unsigned flags);
+int __real_io_uring_queue_init_params(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p);
+int __wrap_io_uring_queue_init_params(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p);
+struct io_uring_probe *__real_io_uring_get_probe_ring(struct io_uring *ring);
+struct io_uring_probe *__wrap_io_uring_get_probe_ring(struct io_uring *ring);
+
+static atomic_int probe_hits;
+
+int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring,
+                               unsigned flags)
+{
+    int err;
+
+    if (take(&inject_uring_probe, &probe_hits)) {
+        return -atomic_load(&inject_uring_probe_errno);
+    }
+    err = __real_io_uring_queue_init(entries, ring, flags);
+    if (err == 0 && atomic_load(&inject_uring_old_kernel) == INJECT_NO_NODROP) {
+        ring->features &= ~IORING_FEAT_NODROP;
+    }
+    return err;
+}
+
+int __wrap_io_uring_queue_init_params(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p)
+{
+    if (take(&inject_uring_setup, &inject_uring_setup_hits)) {
+        return -atomic_load(&inject_uring_setup_errno);
+    }
+    return __real_io_uring_queue_init_params(entries, ring, p);
+}
+
+struct io_uring_probe *__wrap_io_uring_get_probe_ring(struct io_uring *ring)
+{
+    int op = atomic_load(&inject_uring_old_kernel);
+    struct io_uring_probe *p;
+
+    if (op == INJECT_NO_PROBE) {
+        return NULL;
+    }
+    p = __real_io_uring_get_probe_ring(ring);
+    if (p && op >= 0 && op < p->ops_len) {
+        p->ops[op].flags &= ~IO_URING_OP_SUPPORTED;
+    }
+    return p;
 }
 #endif

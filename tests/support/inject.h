@@ -53,6 +53,23 @@ extern atomic_int inject_epoll_ctl_errno;
 extern atomic_int inject_uring_enter;
 extern atomic_int inject_uring_enter_errno;
 extern atomic_int inject_uring_enter_hits;
+/* The ring's setup (aio-uring.c), where the runtime was built with
+ * liburing.  inject_uring_probe: io_uring_queue_init (the process-wide
+ * probe) returns -inject_uring_probe_errno (ENOSYS by default);
+ * inject_uring_setup: io_uring_queue_init_params (a loop's own ring)
+ * returns -inject_uring_setup_errno (ENOMEM by default).
+ * inject_uring_old_kernel makes the probe see an older kernel:
+ * INJECT_NO_PROBE (io_uring_get_probe_ring returns NULL), INJECT_NO_NODROP
+ * (the ring lacks IORING_FEAT_NODROP) or an IORING_OP_* the probe then
+ * says is unsupported; -1 (the default): the kernel as it is. */
+extern atomic_int inject_uring_probe;
+extern atomic_int inject_uring_probe_errno;
+extern atomic_int inject_uring_setup;
+extern atomic_int inject_uring_setup_errno;
+extern atomic_int inject_uring_setup_hits;
+#define INJECT_NO_PROBE 1000
+#define INJECT_NO_NODROP 1001
+extern atomic_int inject_uring_old_kernel;
 /* Non-zero: epoll_pwait2 fails with ENOSYS (a kernel before 5.11), so the
  * loop takes backend-epoll.c's epoll_wait path. */
 extern atomic_int inject_no_epoll_pwait2;
