@@ -123,7 +123,8 @@ static actx_req *pread_cached(int fd, void *buf, size_t n, off_t off,
         return NULL; /* 0 is end of file: as final as a full read */
     }
     loop = actx__loop_get();
-    req = loop ? actx__req_alloc(loop, done, opaque) : NULL;
+    /* Closed (a callback during shutdown): the pool path says EPIPE. */
+    req = loop && !loop->closed ? actx__req_alloc(loop, done, opaque) : NULL;
     if (req) {
         actx__req_post(req, r);
     }
