@@ -251,3 +251,40 @@ ACTX_TEST("/uring/setup/seek-cache-grows-for-a-large-fd")
     close(300);
     close(fd);
 }
+
+static atomic_int bad_env_logs;
+
+static void count_bad_env(int level, const char *msg, void *opaque)
+{
+    (void)opaque;
+    if (level == ACTX_LOG_ERROR && strstr(msg, "ACTX_IO")) {
+        atomic_fetch_add(&bad_env_logs, 1);
+    }
+}
+
+/* ACTX_IO: "uring", "io_uring" or empty mean the default (the ring);
+ * anything but those and "pool" is reported and ignored. */
+ACTX_TEST("/uring/setup/actx-io-values")
+{
+    const char *ring[] = {"uring", "io_uring", "", "bogus"};
+    struct actx_stats st;
+
+    actx_set_log_handler(count_bad_env, NULL);
+    for (unsigned i = 0; i < sizeof(ring) / sizeof(ring[0]); i++) {
+        setenv("ACTX_IO", ring[i], 1);
+        actx_thread_shutdown();
+        ASSERT_EQ(actx_thread_init(), 0);
+        actx_stats(&st);
+        ASSERT_EQ(st.io_backend, 1);
+        ASSERT_EQ(round_trip(), 1);
+        ASSERT_EQ(atomic_load(&bad_env_logs), i == 3 ? 1 : 0);
+    }
+    setenv("ACTX_IO", "pool", 1);
+    actx_thread_shutdown();
+    ASSERT_EQ(actx_thread_init(), 0);
+    actx_stats(&st);
+    ASSERT_EQ(st.io_backend, 0);
+    ASSERT_EQ(round_trip(), 0);
+    ASSERT_EQ(atomic_load(&bad_env_logs), 1);
+    unsetenv("ACTX_IO");
+}
