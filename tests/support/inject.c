@@ -20,6 +20,8 @@
 atomic_int inject_pthread_create;
 atomic_int inject_alloc;
 atomic_int inject_alloc_skip;
+atomic_int inject_epoll_create;
+atomic_int inject_epoll_create_hits;
 atomic_int inject_epoll_ctl;
 atomic_int inject_epoll_ctl_op = EPOLL_CTL_ADD;
 atomic_int inject_epoll_ctl_errno = ENOMEM;
@@ -203,7 +205,9 @@ int __wrap_eventfd(unsigned int initval, int flags)
 
 int __wrap_epoll_create1(int flags)
 {
-    if (sweep_hit("epoll_create1")) {
+    bool swept = sweep_hit("epoll_create1");
+
+    if (swept || take(&inject_epoll_create, &inject_epoll_create_hits)) {
         errno = EMFILE;
         return -1;
     }

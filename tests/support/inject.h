@@ -41,6 +41,9 @@ static inline void inject_skip_alloc(int n)
 {
     atomic_store(&inject_alloc_skip, n);
 }
+/* epoll_create1 fails with EMFILE. */
+extern atomic_int inject_epoll_create;
+extern atomic_int inject_epoll_create_hits;
 /* epoll_ctl with op inject_epoll_ctl_op (EPOLL_CTL_ADD by default) fails
  * with inject_epoll_ctl_errno (ENOMEM by default). */
 extern atomic_int inject_epoll_ctl;
