@@ -277,6 +277,41 @@ double test_env_double(const char *name, double dflt)
     return v;
 }
 
+int test_temp_file(size_t nbytes, char c)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096], buf[4096];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/actx-test-XXXXXX",
+             dir && *dir ? dir : "/tmp");
+    fd = mkstemp(path);
+    if (fd < 0) {
+        actx_test_fail(__FILE__, __LINE__, "mkstemp: %s", strerror(errno));
+    }
+    unlink(path);
+    memset(buf, c, sizeof(buf));
+    for (size_t done = 0; done < nbytes;) {
+        size_t n = nbytes - done < sizeof(buf) ? nbytes - done : sizeof(buf);
+
+        if (pwrite(fd, buf, n, (off_t)done) != (ssize_t)n) {
+            actx_test_fail(__FILE__, __LINE__, "pwrite: %s", strerror(errno));
+        }
+        done += n;
+    }
+    return fd;
+}
+
+void test_in_child(void (*body)(void *), void *arg)
+{
+    char why[256];
+
+    if (runner_run_forked(body, arg, 60 * runner_timeout_scale(), -1, why,
+                          sizeof(why)) != 0) {
+        actx_test_fail(__FILE__, __LINE__, "child: %s", why);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Running.                                                                  */
 

@@ -13,40 +13,10 @@
 #include "actx-internal.h"
 #include "inject.h"
 
-#include <fcntl.h>
 #include <linux/io_uring.h>
 #include <sys/epoll.h>
 
 #define BS 4096
-
-struct io {
-    int runs;
-    long ret;
-};
-
-static void io_done(void *opaque, long ret)
-{
-    struct io *io = opaque;
-
-    io->runs++;
-    io->ret = ret;
-}
-
-static int data_file(void)
-{
-    const char *dir = getenv("TMPDIR");
-    char path[4096], b[BS];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/actx-setup-XXXXXX",
-             dir && *dir ? dir : "/tmp");
-    fd = mkstemp(path);
-    ASSERT_GE(fd, 0);
-    unlink(path);
-    memset(b, 'd', sizeof(b));
-    ASSERT_EQ(pwrite(fd, b, sizeof(b), 0), BS);
-    return fd;
-}
 
 /* A fresh loop (ACTX_IO unset) and the backend it chose. */
 static int fresh_loop(void)
@@ -64,16 +34,16 @@ static int fresh_loop(void)
  * the contract gives; returns the backend the loop ended on. */
 static int round_trip(void)
 {
-    struct io w = {0}, s = {0}, r = {0};
+    struct cb_rec w = {0}, s = {0}, r = {0};
     struct actx_stats st;
     char out[BS], in[BS];
-    int fd = data_file();
+    int fd = test_temp_file(BS, 'd');
 
     memset(out, 'x', sizeof(out));
-    ASSERT_NOT_NULL(actx_aio_pwrite(fd, out, BS, 0, io_done, &w));
-    ASSERT_NOT_NULL(actx_aio_fsync(fd, io_done, &s));
+    ASSERT_NOT_NULL(actx_aio_pwrite(fd, out, BS, 0, rec_done, &w));
+    ASSERT_NOT_NULL(actx_aio_fsync(fd, rec_done, &s));
     ASSERT_EQ(actx_flush(), 0);
-    ASSERT_NOT_NULL(actx_aio_pread(fd, in, BS, 0, io_done, &r));
+    ASSERT_NOT_NULL(actx_aio_pread(fd, in, BS, 0, rec_done, &r));
     ASSERT_EQ(actx_flush(), 0);
     ASSERT_EQ(w.runs, 1);
     ASSERT_EQ(w.ret, BS);
@@ -236,13 +206,13 @@ ACTX_TEST("/uring/setup/ring-not-in-epoll-set-pool-for-this-loop")
  * first size: a read there is right, and stays on the ring. */
 ACTX_TEST("/uring/setup/seek-cache-grows-for-a-large-fd")
 {
-    int fd = data_file();
-    struct io r = {0};
+    int fd = test_temp_file(BS, 'd');
+    struct cb_rec r = {0};
     char in[BS] = {0};
 
     ASSERT_EQ(fresh_loop(), 1);
     ASSERT_EQ(dup2(fd, 300), 300);
-    ASSERT_NOT_NULL(actx_aio_pread(300, in, BS, 0, io_done, &r));
+    ASSERT_NOT_NULL(actx_aio_pread(300, in, BS, 0, rec_done, &r));
     ASSERT_EQ(actx_flush(), 0);
     ASSERT_EQ(r.runs, 1);
     ASSERT_EQ(r.ret, BS);

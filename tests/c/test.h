@@ -218,4 +218,16 @@ int stop_from_thread(actx_ctx *h);
 /* Environment knobs. */
 double test_env_double(const char *name, double dflt);
 
+/* A temporary file (in $TMPDIR, else /tmp), already unlinked, holding
+ * nbytes bytes of value c.  The caller closes it. */
+int test_temp_file(size_t nbytes, char c);
+
+/*
+ * Run body(arg) in a child process (tests/support/runner.h: it ends with
+ * exit(0), so atexit handlers run) and fail the test unless the child
+ * exits 0 within 60 s (scaled).  For what must happen in a fresh process
+ * or at its exit.
+ */
+void test_in_child(void (*body)(void *), void *arg);
+
 #endif /* ACTX_TEST_H */

@@ -439,15 +439,16 @@ static void wrong_thread_calls(void *opaque)
                actx_timer_free(o->t));
 }
 
-ACTX_TEST("/misuse/thread/owner-only-calls")
+/* The calls made by caller (on another thread) change nothing: the BH
+ * still runs, the timer is still unarmed. */
+static void owner_only_case(void (*caller)(void *))
 {
     struct cb_rec b = {0}, t = {0};
     struct objs o = {actx_bh_new(rec_fn, &b), actx_timer_new(rec_fn, &t)};
 
     ASSERT_NOT_NULL(o.bh);
     ASSERT_NOT_NULL(o.t);
-    on_thread(wrong_thread_calls, &o);
-    /* Nothing changed: the BH still runs, the timer is still unarmed. */
+    on_thread(caller, &o);
     actx_bh_schedule(o.bh);
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(b.runs, 1);
@@ -455,6 +456,11 @@ ACTX_TEST("/misuse/thread/owner-only-calls")
     actx_bh_delete(o.bh);
     actx_timer_free(o.t);
     still_works();
+}
+
+ACTX_TEST("/misuse/thread/owner-only-calls")
+{
+    owner_only_case(wrong_thread_calls);
 }
 
 /* The same from a thread that has a loop of its own: not the owner either. */
@@ -467,19 +473,7 @@ static void other_loop_calls(void *opaque)
 
 ACTX_TEST("/misuse/thread/owner-only-calls-from-another-loop")
 {
-    struct cb_rec b = {0}, t = {0};
-    struct objs o = {actx_bh_new(rec_fn, &b), actx_timer_new(rec_fn, &t)};
-
-    ASSERT_NOT_NULL(o.bh);
-    ASSERT_NOT_NULL(o.t);
-    on_thread(other_loop_calls, &o);
-    actx_bh_schedule(o.bh);
-    ASSERT_EQ(actx_poll(false), 1);
-    ASSERT_EQ(b.runs, 1);
-    ASSERT_EQ(t.runs, 0);
-    actx_bh_delete(o.bh);
-    actx_timer_free(o.t);
-    still_works();
+    owner_only_case(other_loop_calls);
 }
 
 /* ------------------------------------------------------------------------ */
