@@ -386,7 +386,7 @@ static char *dump_of(bool to_stderr)
  * stop requested on a context of the stack; NULL writes to stderr. */
 ACTX_TEST("/view/dump/zombies-stop-and-stderr")
 {
-    actx_ctx *h;
+    actx_ctx *h, *root;
     char *text;
 
     ASSERT_EQ(actx_push(), 1);
@@ -395,8 +395,9 @@ ACTX_TEST("/view/dump/zombies-stop-and-stderr")
     ASSERT_EQ(actx_pop(), 0);
     /* A stop from the owner arrives as a message: the poll takes it in,
      * and it waits for the next actx_run. */
-    ASSERT_EQ(actx_stop(actx_ctx_current()), 0);
-    actx_ctx_unref(actx_ctx_current());
+    root = actx_ctx_current();
+    ASSERT_EQ(actx_stop(root), 0);
+    actx_ctx_unref(root);
     actx_poll(false);
     text = dump_of(true);
     ASSERT_NOT_NULL(strstr(text, "popped contexts still referenced 1"));
