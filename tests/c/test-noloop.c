@@ -40,8 +40,8 @@ ACTX_TEST("/thread/no-loop/context-id-is-root")
 struct noloop_calls {
     int poll, poll_timeout, process, flush, cancel, run, backend_fd;
     int timeout_ms, bh_poll, pop, set_fd;
-    void *bh, *timer, *cur;
-    int bh_errno, timer_errno, cur_errno;
+    void *bh, *timer, *cur, *submit, *aio[3];
+    int bh_errno, timer_errno, cur_errno, submit_errno, aio_errno[3];
     char *dump;
 };
 
@@ -50,11 +50,18 @@ static void nothing(void *opaque)
     (void)opaque;
 }
 
+static long no_work(void *opaque)
+{
+    (void)opaque;
+    return 0;
+}
+
 static void *noloop_calls_main(void *arg)
 {
     struct noloop_calls *r = arg;
     size_t len = 0;
     FILE *f = open_memstream(&r->dump, &len);
+    char buf[16] = {0};
     int p[2];
 
     ASSERT_NOT_NULL(f);
@@ -80,6 +87,18 @@ static void *noloop_calls_main(void *arg)
     errno = 0;
     r->cur = actx_ctx_current();
     r->cur_errno = errno;
+    errno = 0;
+    r->submit = actx_submit(no_work, NULL, NULL);
+    r->submit_errno = errno;
+    errno = 0;
+    r->aio[0] = actx_aio_pread(p[0], buf, sizeof(buf), 0, NULL, NULL);
+    r->aio_errno[0] = errno;
+    errno = 0;
+    r->aio[1] = actx_aio_pwrite(p[1], buf, sizeof(buf), 0, NULL, NULL);
+    r->aio_errno[1] = errno;
+    errno = 0;
+    r->aio[2] = actx_aio_fsync(p[1], NULL, NULL);
+    r->aio_errno[2] = errno;
     inject_fail(&inject_alloc, 0);
     actx_dump(f); /* still no loop: dumping does not make one */
     fclose(f);
@@ -114,6 +133,12 @@ ACTX_TEST("/thread/no-loop/every-call-reports-it")
     ASSERT_EQ(r.timer_errno, ENOMEM);
     ASSERT_NULL(r.cur);
     ASSERT_EQ(r.cur_errno, ENOMEM);
+    ASSERT_NULL(r.submit);
+    ASSERT_EQ(r.submit_errno, ENOMEM);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_NULL(r.aio[i]);
+        ASSERT_EQ(r.aio_errno[i], ENOMEM);
+    }
     ASSERT_NOT_NULL(strstr(r.dump, "no loop on this thread"));
     free(r.dump);
 }

@@ -5,8 +5,11 @@
  * (EAGAIN), never accepted to strand; work nobody else can run is run
  * inline by the blocked pool thread waiting for it (a cancelled job among
  * it never runs; one that leaves a context pushed has it popped, with a
- * diagnostic); exit() called by a work function ends the process (the
- * pool's exit hook does not wait for its own thread).
+ * diagnostic); what a work function leaves on its pool thread's loop (a
+ * scheduled BH) runs there between jobs, and a work function that shuts
+ * that loop down leaves a pool thread that still serves nested waits;
+ * exit() called by a work function ends the process (the pool's exit
+ * hook does not wait for its own thread).
  */
 #include "test.h"
 
@@ -180,6 +183,83 @@ ACTX_TEST("/pool/stranded/inline-work-leaving-a-context-is-popped")
     ASSERT_EQ(run_stranded(wait_for_leaky), 6);
     ASSERT_EQ(leaky_rec.ret, 5);
     ASSERT_GE(atomic_load(&misuse_logs), 1);
+}
+
+/* --- what a work function leaves behind ---------------------------------- */
+
+static actx_bh *left_bh;
+static atomic_int left_bh_runs;
+static pthread_t left_bh_thread, left_work_thread;
+
+static void left_bh_fn(void *opaque)
+{
+    (void)opaque;
+    left_bh_thread = pthread_self();
+    actx_bh_delete(left_bh);
+    atomic_store(&left_bh_runs, 1);
+}
+
+/* Schedules a BH on this pool thread's loop and returns without polling. */
+static long leave_a_bh(void *opaque)
+{
+    (void)opaque;
+    left_work_thread = pthread_self();
+    left_bh = actx_bh_new(left_bh_fn, NULL);
+    ASSERT_NOT_NULL(left_bh);
+    actx_bh_schedule(left_bh);
+    return 1;
+}
+
+ACTX_TEST("/pool/worker/bh-left-by-work-runs-on-its-thread")
+{
+    struct cb_rec r = {0}, r2 = {0};
+
+    ASSERT_EQ(actx_pool_set_size(1), 0);
+    ASSERT_NOT_NULL(actx_submit(leave_a_bh, rec_done, &r));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    /* The next job on the same (only) thread comes after the tidy-up. */
+    ASSERT_NOT_NULL(actx_submit(val_work, rec_done, &r2));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r2.runs == 0), 0);
+    ASSERT_EQ(atomic_load(&left_bh_runs), 1);
+    ASSERT_THREAD_EQ(left_bh_thread, left_work_thread);
+}
+
+static pthread_t shut_thread;
+static struct cb_rec nested_rec;
+
+static long shut_own_loop(void *opaque)
+{
+    (void)opaque;
+    shut_thread = pthread_self();
+    actx_thread_shutdown();
+    return 2;
+}
+
+/* A nested wait on the same pool thread, after its loop was shut down. */
+static long nested_after_shutdown(void *opaque)
+{
+    (void)opaque;
+    ASSERT_THREAD_EQ(pthread_self(), shut_thread);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_NOT_NULL(actx_submit(val_work, rec_done, &nested_rec));
+    ASSERT_EQ(ACTX_WAIT_WHILE(nested_rec.runs == 0), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    return 3;
+}
+
+ACTX_TEST("/pool/worker/work-that-shuts-its-loop-down")
+{
+    struct cb_rec r = {0};
+
+    ASSERT_EQ(actx_pool_set_size(1), 0);
+    ASSERT_NOT_NULL(actx_submit(shut_own_loop, rec_done, &r));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_EQ(r.ret, 2);
+    memset(&r, 0, sizeof(r));
+    ASSERT_NOT_NULL(actx_submit(nested_after_shutdown, rec_done, &r));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_EQ(r.ret, 3);
+    ASSERT_EQ(nested_rec.runs, 1);
 }
 
 /* --- exit() from a work function ------------------------------------------- */
