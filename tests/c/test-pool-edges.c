@@ -6,7 +6,7 @@
  * inline by the blocked pool thread waiting for it (a cancelled job among
  * it never runs; one that leaves a context pushed has it popped, with a
  * diagnostic); what a work function leaves on its pool thread's loop (a
- * scheduled BH) runs there between jobs, and a work function that shuts
+ * scheduled BH, a completed request) runs there between jobs, and a work function that shuts
  * that loop down leaves a pool thread that still serves nested waits;
  * exit() called by a work function ends the process (the pool's exit
  * hook does not wait for its own thread).
@@ -188,50 +188,63 @@ ACTX_TEST("/pool/stranded/inline-work-leaving-a-context-is-popped")
 /* --- what a work function leaves behind ---------------------------------- */
 
 static actx_bh *left_bh;
-static atomic_int left_bh_runs;
-static pthread_t left_bh_thread, left_work_thread;
+static struct cb_rec left_bh_rec, left_done_rec;
+static pthread_t left_work_thread;
 
 static void left_bh_fn(void *opaque)
 {
-    (void)opaque;
-    left_bh_thread = pthread_self();
     actx_bh_delete(left_bh);
-    atomic_store(&left_bh_runs, 1);
+    rec_fn(opaque);
 }
 
-/* Schedules a BH on this pool thread's loop and returns without polling. */
-static long leave_a_bh(void *opaque)
+/* Leaves a scheduled BH and a completed request on this pool thread's
+ * loop, and returns without polling. */
+static long leave_things(void *opaque)
 {
+    actx_req *req;
+
     (void)opaque;
     left_work_thread = pthread_self();
-    left_bh = actx_bh_new(left_bh_fn, NULL);
+    left_bh = actx_bh_new(left_bh_fn, &left_bh_rec);
     ASSERT_NOT_NULL(left_bh);
     actx_bh_schedule(left_bh);
+    req = actx_req_new(rec_done, &left_done_rec);
+    ASSERT_NOT_NULL(req);
+    ASSERT_EQ(actx_req_complete(req, 8), 0);
     return 1;
 }
 
-ACTX_TEST("/pool/worker/bh-left-by-work-runs-on-its-thread")
+ACTX_TEST("/pool/worker/what-work-leaves-runs-on-its-thread")
 {
     struct cb_rec r = {0}, r2 = {0};
 
     ASSERT_EQ(actx_pool_set_size(1), 0);
-    ASSERT_NOT_NULL(actx_submit(leave_a_bh, rec_done, &r));
+    ASSERT_NOT_NULL(actx_submit(leave_things, rec_done, &r));
     ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
     /* The next job on the same (only) thread comes after the tidy-up. */
     ASSERT_NOT_NULL(actx_submit(val_work, rec_done, &r2));
     ASSERT_EQ(ACTX_WAIT_WHILE(r2.runs == 0), 0);
-    ASSERT_EQ(atomic_load(&left_bh_runs), 1);
-    ASSERT_THREAD_EQ(left_bh_thread, left_work_thread);
+    ASSERT_EQ(left_bh_rec.runs, 1);
+    ASSERT_THREAD_EQ(left_bh_rec.thread, left_work_thread);
+    ASSERT_EQ(left_done_rec.runs, 1);
+    ASSERT_EQ(left_done_rec.ret, 8);
+    ASSERT_THREAD_EQ(left_done_rec.thread, left_work_thread);
 }
 
 static pthread_t shut_thread;
 static struct cb_rec nested_rec;
 
+static bool make_new_loop;
+
+/* Shuts its pool thread's loop down; with make_new_loop, makes another. */
 static long shut_own_loop(void *opaque)
 {
     (void)opaque;
     shut_thread = pthread_self();
     actx_thread_shutdown();
+    if (make_new_loop) {
+        ASSERT_EQ(actx_thread_init(), 0);
+    }
     return 2;
 }
 
@@ -247,10 +260,13 @@ static long nested_after_shutdown(void *opaque)
     return 3;
 }
 
-ACTX_TEST("/pool/worker/work-that-shuts-its-loop-down")
+/* The pool thread serves a nested wait after the work before it shut its
+ * loop down (and, with new_loop, made another). */
+static void shut_then_nested_wait(bool new_loop)
 {
     struct cb_rec r = {0};
 
+    make_new_loop = new_loop;
     ASSERT_EQ(actx_pool_set_size(1), 0);
     ASSERT_NOT_NULL(actx_submit(shut_own_loop, rec_done, &r));
     ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
@@ -260,6 +276,16 @@ ACTX_TEST("/pool/worker/work-that-shuts-its-loop-down")
     ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
     ASSERT_EQ(r.ret, 3);
     ASSERT_EQ(nested_rec.runs, 1);
+}
+
+ACTX_TEST("/pool/worker/work-that-shuts-its-loop-down")
+{
+    shut_then_nested_wait(false);
+}
+
+ACTX_TEST("/pool/worker/work-that-replaces-its-loop")
+{
+    shut_then_nested_wait(true);
 }
 
 /* --- exit() from a work function ------------------------------------------- */
