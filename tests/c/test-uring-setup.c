@@ -258,3 +258,40 @@ ACTX_TEST("/uring/setup/actx-io-values")
     ASSERT_EQ(atomic_load(&bad_env_logs), 1);
     unsetenv("ACTX_IO");
 }
+
+/*
+ * One allocation fails, at each step of a fresh loop's first AIO (the
+ * ring's setup, its registration in the loop's epoll sets, the request):
+ * the write is refused up front with ENOMEM, or it completes with its
+ * result, on the ring or on the pool.  (A fresh loop's first pwrite
+ * makes four allocations of the runtime's own.)
+ */
+ACTX_TEST("/uring/setup/no-memory-at-each-step")
+{
+    for (int skip = 0; skip < 4; skip++) {
+        struct cb_rec w = {0};
+        char out[BS], in[BS];
+        int fd = test_temp_file(BS, 'd');
+        actx_req *req;
+
+        ASSERT_EQ(fresh_loop(), 1);
+        memset(out, 'a' + skip, sizeof(out));
+        inject_skip_alloc(skip);
+        inject_fail(&inject_alloc, 1);
+        errno = 0;
+        req = actx_aio_pwrite(fd, out, BS, 0, rec_done, &w);
+        if (!req) {
+            ASSERT_EQ(errno, ENOMEM);
+            req = actx_aio_pwrite(fd, out, BS, 0, rec_done, &w);
+        }
+        inject_fail(&inject_alloc, 0);
+        inject_skip_alloc(0);
+        ASSERT_NOT_NULL(req);
+        ASSERT_EQ(actx_flush(), 0);
+        ASSERT_EQ(w.runs, 1);
+        ASSERT_EQ(w.ret, BS);
+        ASSERT_EQ(pread(fd, in, BS, 0), BS);
+        ASSERT_EQ(memcmp(in, out, BS), 0);
+        close(fd);
+    }
+}
