@@ -187,6 +187,7 @@ static actx_req *pread_cached(actx__loop *loop, int fd, void *buf, size_t n,
         }
         return NULL; /* 0 is end of file: as final as a full read */
     }
+    /* (Not tried when the loop is closed: the pool path says EPIPE.) */
     req = actx__req_alloc(loop, done, opaque);
     if (req) {
         actx__req_post(req, r);

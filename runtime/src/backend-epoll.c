@@ -35,7 +35,7 @@ int actx__backend_ctl(int epfd, int op, int fd, uint32_t events, uint64_t key)
  * milliseconds, rounded up so that a timer is never run early and clamped
  * to INT_MAX (a sleep that long ends early and is simply taken again).
  * The tests force that path by making epoll_pwait2 fail with ENOSYS
- * (tests/c/inject.h, inject_no_epoll_pwait2).
+ * (tests/support/inject.h, inject_no_epoll_pwait2).
  */
 int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
                        int64_t timeout_ns)

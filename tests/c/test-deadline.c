@@ -841,3 +841,43 @@ ACTX_TEST("/deadline/embed/backend-timeout-ends-by-deadline")
     ASSERT_EQ(actx_pop(), 0);
     actx_timer_free(t);
 }
+
+/* A deadline of 0 is long past: a wait gives up at once, as for 1. */
+ACTX_TEST("/deadline/push/zero-is-already-passed")
+{
+    struct cb_rec rec = {0};
+    actx_req *req;
+
+    ASSERT_EQ(actx_push_deadline(0), 1);
+    ASSERT_TRUE(actx_deadline() == 0);
+    req = actx_req_new(rec_done, &rec);
+    ASSERT_NOT_NULL(req);
+    ASSERT_EQ(actx_poll_timeout((int64_t)HOUR), -ETIMEDOUT);
+    ASSERT_EQ(ACTX_WAIT_WHILE(rec.runs == 0), -ETIMEDOUT);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(complete_from_thread(req, 4), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_EQ(rec.ret, 4);
+}
+
+/* A deadline further out than a wait can count (past INT64_MAX ns from
+ * now) neither ends a sleep early nor makes it endless: a timer due in
+ * 1 ms still ends it. */
+ACTX_TEST("/deadline/push/beyond-int64-sleeps-until-the-timer")
+{
+    int fired = 0;
+    actx_timer *t;
+
+    ASSERT_EQ(actx_push_deadline(UINT64_MAX - 1), 1);
+    ASSERT_TRUE(actx_deadline() == UINT64_MAX - 1);
+    t = actx_timer_new(set_flag, &fired);
+    ASSERT_NOT_NULL(t);
+    actx_timer_mod(t, actx_now_ns() + 1000 * 1000);
+    while (!fired) {
+        ASSERT_EQ(actx_poll(true), 1);
+    }
+    ASSERT_EQ(fired, 1);
+    actx_timer_free(t);
+    ASSERT_EQ(actx_pop(), 0);
+}

@@ -7,6 +7,8 @@
  */
 #include "test.h"
 
+#include "inject.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -525,19 +527,29 @@ static void give_up_on_ebadf(void *opaque)
     }
 }
 
+/* A handler on p[0], whose number is closed while a dup (returned) keeps
+ * the file open and readable. */
+static int closed_but_dup_open(struct fdrec *r, int p[2])
+{
+    int d;
+
+    make_pipe(p);
+    r->fd = p[0];
+    ASSERT_EQ(actx_set_fd_handler(p[0], give_up_on_ebadf, NULL, r), 0);
+    d = dup(p[0]);
+    ASSERT_GE(d, 0);
+    close(p[0]);
+    put_byte(p[1]); /* readable through the dup, forever */
+    return d;
+}
+
 ACTX_TEST("/fd/closed/dup-keeps-file-open")
 {
     struct fdrec r = {0};
     struct actx_stats st0, st1;
     int p[2], d, reads;
 
-    make_pipe(p);
-    r.fd = p[0];
-    ASSERT_EQ(actx_set_fd_handler(p[0], give_up_on_ebadf, NULL, &r), 0);
-    d = dup(p[0]);
-    ASSERT_GE(d, 0);
-    close(p[0]);
-    put_byte(p[1]); /* readable through the dup, forever */
+    d = closed_but_dup_open(&r, p);
     actx_stats(&st0);
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(r.reads, 1);
@@ -562,6 +574,28 @@ ACTX_TEST("/fd/closed/dup-keeps-file-open")
     ASSERT_EQ(r2.reads, 1);
     ASSERT_EQ(actx_set_fd_handler(q[0], NULL, NULL, NULL), 0);
     close_pipe(q);
+    close(d);
+    close(p[1]);
+}
+
+/* The same when the epoll set that may hold the dead registration cannot
+ * be replaced at once (epoll_create1 fails): the next poll replaces it,
+ * and the handler never runs again meanwhile. */
+ACTX_TEST("/fd/closed/dup-keeps-file-open-rebuild-retried")
+{
+    struct fdrec r = {0};
+    int p[2], d;
+
+    d = closed_but_dup_open(&r, p);
+    inject_fail(&inject_epoll_create, 1);
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(r.reads, 1);
+    ASSERT_EQ(inject_epoll_create_hits, 1);
+    for (int i = 0; i < 5; i++) {
+        ASSERT_EQ(actx_poll(false), 0);
+    }
+    ASSERT_EQ(r.reads, 1);
+    ASSERT_FALSE(readable(actx_backend_fd()));
     close(d);
     close(p[1]);
 }

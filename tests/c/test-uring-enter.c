@@ -150,6 +150,24 @@ ACTX_TEST("/uring/enter/eagain-forever/falls-back")
     ASSERT_GE(atomic_load(&warnings), 1);
 }
 
+/* An enter that returns without consuming anything, for ever: after the
+ * retries, the queued operations go to the pool. */
+ACTX_TEST("/uring/enter/consumes-nothing-forever/falls-back")
+{
+    reads_survive(0, INJECT_ALWAYS);
+    ASSERT_GE(atomic_load(&warnings), 1);
+}
+
+/* A wait that times out in the kernel (ETIME) is no failure: the queued
+ * operations are entered again, no fallback, no warning. */
+ACTX_TEST("/uring/enter/etime-retried")
+{
+    reads_survive(ETIME, 2);
+    ASSERT_EQ(atomic_load(&inject_uring_enter_hits), 2);
+    ASSERT_EQ(atomic_load(&warnings), 0);
+    ring_works_again();
+}
+
 /* A few EAGAIN/EBUSY/EINTR are retried: no fallback, no warning. */
 ACTX_TEST("/uring/enter/transient-refusals-retried")
 {

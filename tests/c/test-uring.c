@@ -959,3 +959,31 @@ ACTX_TEST("/aio/pool-path/cached-read-inline-o-direct-to-the-pool")
     close(dfd);
     close(fd);
 }
+
+/* Cancelling a request queued behind others takes only that one. */
+ACTX_TEST("/uring/cancel/before-enter-behind-others")
+{
+    struct io a = {0}, b = {0}, c = {0};
+    char ba[BS], bb[BS], bc[BS];
+    int fd = data_file(3);
+    actx_req *rb;
+
+    ring_loop();
+    memset(bb, 0x55, sizeof(bb));
+    ASSERT_NOT_NULL(actx_aio_pread(fd, ba, BS, 0, io_done, &a));
+    rb = actx_aio_pread(fd, bb, BS, BS, io_done, &b);
+    ASSERT_NOT_NULL(rb);
+    ASSERT_NOT_NULL(actx_aio_pread(fd, bc, BS, 2 * BS, io_done, &c));
+    ASSERT_EQ(actx_req_cancel(rb), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(a.runs, 1);
+    ASSERT_EQ(a.ret, BS);
+    ASSERT_TRUE(block_ok(ba, 0));
+    ASSERT_EQ(b.runs, 1);
+    ASSERT_EQ(b.ret, -ECANCELED);
+    ASSERT_EQ(bb[0], 0x55);
+    ASSERT_EQ(c.runs, 1);
+    ASSERT_EQ(c.ret, BS);
+    ASSERT_TRUE(block_ok(bc, 2));
+    close(fd);
+}

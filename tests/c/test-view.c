@@ -7,6 +7,8 @@
  */
 #include "test.h"
 
+#include "inject.h"
+
 #include <semaphore.h>
 
 /* --- another loop's counters --------------------------------------------- */
@@ -331,4 +333,81 @@ ACTX_TEST("/view/pool/threads-named-actx-pool-n")
     ASSERT_NE(ret[1], ret[2]);
     ASSERT_NE(ret[0], ret[2]);
     sem_destroy(&gate);
+}
+
+/* No memory for the question: -ENOMEM, the owner is not disturbed; the
+ * next question (with a limit of just under a second) is answered. */
+ACTX_TEST("/view/ctx-stats/no-memory-for-the-question-enomem")
+{
+    struct owner o = {.bhs = 2};
+    struct actx_stats st;
+    pthread_t t = owner_start(&o);
+
+    wait_until_sleeping(o.tid, 0);
+    inject_fail(&inject_alloc, 1);
+    ASSERT_EQ(actx_ctx_stats(o.h, &st, -1), -ENOMEM);
+    ASSERT_EQ(inject_alloc_hits, 1);
+    ASSERT_EQ(actx_ctx_stats(o.h, &st, 999999999), (long)sizeof(st));
+    ASSERT_EQ(st.bh_runs, 2);
+    owner_stop(&o, t);
+}
+
+/* --- actx_dump ------------------------------------------------------------ */
+
+static char *dump_of(bool to_stderr)
+{
+    FILE *f = tmpfile();
+    char *text = calloc(1, 4096);
+    int saved = -1;
+
+    ASSERT_NOT_NULL(f);
+    ASSERT_NOT_NULL(text);
+    if (to_stderr) {
+        /* NULL means stderr: catch it there. */
+        fflush(stderr);
+        saved = dup(2);
+        ASSERT_GE(saved, 0);
+        ASSERT_EQ(dup2(fileno(f), 2), 2);
+        actx_dump(NULL);
+        fflush(stderr);
+        ASSERT_EQ(dup2(saved, 2), 2);
+        close(saved);
+    } else {
+        actx_dump(f);
+        fflush(f);
+    }
+    rewind(f);
+    ASSERT_GT(fread(text, 1, 4095, f), 0);
+    fclose(f);
+    return text;
+}
+
+/* The dump names a popped context still referenced by a handle, and a
+ * stop requested on a context of the stack; NULL writes to stderr. */
+ACTX_TEST("/view/dump/zombies-stop-and-stderr")
+{
+    actx_ctx *h, *root;
+    char *text;
+
+    ASSERT_EQ(actx_push(), 1);
+    h = actx_ctx_current();
+    ASSERT_NOT_NULL(h);
+    ASSERT_EQ(actx_pop(), 0);
+    /* A stop from the owner arrives as a message: the poll takes it in,
+     * and it waits for the next actx_run. */
+    root = actx_ctx_current();
+    ASSERT_EQ(actx_stop(root), 0);
+    actx_ctx_unref(root);
+    actx_poll(false);
+    text = dump_of(true);
+    ASSERT_NOT_NULL(strstr(text, "popped contexts still referenced 1"));
+    ASSERT_NOT_NULL(strstr(text, "context 0 (current)"));
+    ASSERT_NOT_NULL(strstr(text, ", stop requested"));
+    free(text);
+    ASSERT_EQ(actx_run(), 0); /* the stop is taken */
+    actx_ctx_unref(h);
+    text = dump_of(false);
+    ASSERT_NOT_NULL(strstr(text, "popped contexts still referenced 0"));
+    ASSERT_NULL(strstr(text, "stop requested"));
+    free(text);
 }

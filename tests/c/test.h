@@ -7,7 +7,7 @@
  *     ACTX_TEST_TIMEOUT("/stress/completions/4x1M", 600) { ... }
  *
  * Definition registers the test (a constructor appends it to the runner's
- * list, so tests run in link order, then in file order).  runner.c forks a
+ * list, so tests run in link order, then in file order).  main.c forks a
  * child per test, runs the body, then actx_thread_shutdown(), then exit(0)
  * so that LeakSanitizer looks at what shutdown left behind.  A failed
  * assertion prints file:line and both sides, and ends the child with status
@@ -154,7 +154,7 @@ actx_test_fail(const char *file, int line, const char *fmt, ...);
 #define ASSERT_ON_SELF(thr) ASSERT_THREAD_EQ(thr, pthread_self())
 
 /* ------------------------------------------------------------------------ */
-/* Helpers shared by the tests (runner.c).                                   */
+/* Helpers shared by the tests (main.c).                                     */
 
 /*
  * What a callback saw when it ran: how often, the context id current at the
@@ -217,5 +217,17 @@ int stop_from_thread(actx_ctx *h);
 
 /* Environment knobs. */
 double test_env_double(const char *name, double dflt);
+
+/* A temporary file (in $TMPDIR, else /tmp), already unlinked, holding
+ * nbytes bytes of value c.  The caller closes it. */
+int test_temp_file(size_t nbytes, char c);
+
+/*
+ * Run body(arg) in a child process (tests/support/runner.h: it ends with
+ * exit(0), so atexit handlers run) and fail the test unless the child
+ * exits 0 within 60 s (scaled).  For what must happen in a fresh process
+ * or at its exit.
+ */
+void test_in_child(void (*body)(void *), void *arg);
 
 #endif /* ACTX_TEST_H */

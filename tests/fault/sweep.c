@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include "inject.h"
+#include "runner.h"
 
 #include "actx.h"
 
@@ -46,16 +47,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-/* What a child reports to the sweep through shared memory. */
+/* What a child reports to the sweep through shared memory (why it
+ * failed: runner_msg()). */
 struct report {
     long calls;
     char fired[32];
-    char why[512];
 };
 
 static struct report *rep;
@@ -66,14 +64,12 @@ __attribute__((noreturn, format(printf, 1, 2))) static void
 fail(const char *fmt, ...)
 {
     va_list ap;
-    char buf[sizeof(rep->why)];
+    char buf[RUNNER_MSG_LEN];
 
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    if (rep) {
-        snprintf(rep->why, sizeof(rep->why), "%s", buf);
-    }
+    snprintf(runner_msg(), RUNNER_MSG_LEN, "%s", buf);
     fprintf(stderr, "actx-fault: %s\n", buf);
     fflush(stderr);
     _exit(1);
@@ -797,7 +793,7 @@ static void scenario(void)
  */
 static void *watchdog_main(void *p)
 {
-    char why[sizeof(rep->why)];
+    char why[RUNNER_MSG_LEN];
     const char *at;
     size_t len;
 
@@ -828,19 +824,23 @@ static void child_main(long k, double timeout)
      * the first job has only the first worker.
      */
     actx_pool_set_size(1);
-    fault_arm(k, persist, rep->fired, sizeof(rep->fired));
+    inject_sweep_arm(k, persist, rep->fired, sizeof(rep->fired));
     scenario();
-    fault_disarm();
+    inject_sweep_disarm();
     check_items();
-    rep->calls = fault_calls();
+    rep->calls = inject_sweep_calls();
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
+struct k_arg {
+    long k;
+    double timeout;
+};
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
+static void k_body(void *p)
+{
+    struct k_arg *a = p;
+
+    child_main(a->k, a->timeout);
 }
 
 /*
@@ -849,54 +849,10 @@ static double now_s(void)
  */
 static int run_k(long k, double timeout, int log, char *why, size_t n)
 {
-    double deadline;
-    int status;
-    pid_t pid;
+    struct k_arg a = {k, timeout};
 
     memset(rep, 0, sizeof(*rep));
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0) {
-        snprintf(why, n, "fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (log >= 0) {
-            dup2(log, 2);
-        }
-        child_main(k, timeout);
-        exit(0); /* atexit: the pool stops; then LeakSanitizer */
-    }
-    deadline = now_s() + timeout;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-
-        if (r == pid) {
-            break;
-        }
-        if (now_s() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            snprintf(why, n, "hang: killed after %.0f s", timeout);
-            return -1;
-        }
-        usleep(2000);
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        return 0;
-    }
-    if (rep->why[0]) {
-        snprintf(why, n, "%s", rep->why);
-    } else if (WIFSIGNALED(status)) {
-        snprintf(why, n, "crash: signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    } else {
-        snprintf(why, n, "exit status %d (a sanitizer report, or a leak)",
-                 WEXITSTATUS(status));
-    }
-    return -1;
+    return runner_run_forked(k_body, &a, timeout, log, why, n);
 }
 
 /* The child's stderr, indented, at most 40 lines. */
@@ -918,9 +874,8 @@ int main(int argc, char **argv)
 {
     long only = -1, from = 1, to = -1, count;
     int passed = 0, failed = 0;
-    double scale = 1.0, timeout;
-    const char *s = getenv("ACTX_TEST_TIMEOUT_SCALE");
-    char why[sizeof(rep->why)];
+    double timeout;
+    char why[RUNNER_MSG_LEN];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) {
@@ -941,10 +896,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (s && atof(s) > 0) {
-        scale = atof(s);
-    }
-    timeout = 20.0 * scale;
+    timeout = 20.0 * runner_timeout_scale();
     rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (rep == MAP_FAILED) {
@@ -974,14 +926,15 @@ int main(int argc, char **argv)
            "k = %ld..%ld%s\n",
            count, from, to, persist ? " and every call after it" : "");
     for (long k = from; k <= to; k++) {
-        double t0 = now_s();
+        double t0 = runner_now_s();
         FILE *log = tmpfile();
 
         if (run_k(k, timeout, log ? fileno(log) : -1, why, sizeof(why)) == 0) {
             passed++;
             if (verbose) {
                 printf("PASS k=%ld (%s, %.2f s)\n", k,
-                       rep->fired[0] ? rep->fired : "no fault", now_s() - t0);
+                       rep->fired[0] ? rep->fired : "no fault",
+                       runner_now_s() - t0);
             }
         } else {
             failed++;

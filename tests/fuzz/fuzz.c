@@ -56,19 +56,16 @@
  */
 #define _GNU_SOURCE
 #include "actx.h"
+#include "runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,8 +77,6 @@
 #define MAX_TIMERS 16
 #define NPIPES 2
 #define MS 1000000ULL
-
-static char *fail_msg; /* shared with the parent */
 
 /* The owner's latest operations, printed with a failure. */
 #define TRACE_N 48
@@ -99,9 +94,9 @@ fail(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(fail_msg, 512, fmt, ap);
+    vsnprintf(runner_msg(), RUNNER_MSG_LEN, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "actx-fuzz: %s\n", fail_msg);
+    fprintf(stderr, "actx-fuzz: %s\n", runner_msg());
     trace_print();
     fflush(stderr);
     _exit(1);
@@ -1103,60 +1098,16 @@ static void iteration(uint64_t seed, int ops)
     }
 }
 
-static double now_s(void)
+struct seed_arg {
+    uint64_t seed;
+    int ops;
+};
+
+static void seed_body(void *p)
 {
-    struct timespec ts;
+    struct seed_arg *a = p;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* 0: passed.  Otherwise *why says how the child failed. */
-static int run_seed(uint64_t seed, int ops, double timeout, char *why, size_t n)
-{
-    double deadline;
-    int status;
-    pid_t pid;
-
-    fail_msg[0] = '\0';
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0) {
-        snprintf(why, n, "fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        iteration(seed, ops);
-        exit(0); /* LeakSanitizer looks here */
-    }
-    deadline = now_s() + timeout;
-    for (;;) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            break;
-        }
-        if (now_s() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            snprintf(why, n, "hang: killed after %.0f s", timeout);
-            return -1;
-        }
-        usleep(2000);
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        return 0;
-    }
-    if (fail_msg[0]) {
-        snprintf(why, n, "%s", fail_msg);
-    } else if (WIFSIGNALED(status)) {
-        snprintf(why, n, "crash: signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-    } else {
-        snprintf(why, n, "exit status %d (a sanitizer report?)",
-                 WEXITSTATUS(status));
-    }
-    return -1;
+    iteration(a->seed, a->ops);
 }
 
 int main(int argc, char **argv)
@@ -1165,9 +1116,8 @@ int main(int argc, char **argv)
     long iterations = 100;
     int ops = 400, passed = 0, failed = 0;
     bool same = false;
-    const char *s = getenv("ACTX_TEST_TIMEOUT_SCALE");
-    double timeout = 30.0 * (s && atof(s) > 0 ? atof(s) : 1.0);
-    char why[600];
+    double timeout = 30.0 * runner_timeout_scale();
+    char why[RUNNER_MSG_LEN + 64];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
@@ -1188,21 +1138,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    fail_msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (fail_msg == MAP_FAILED) {
-        perror("mmap");
-        return 1;
-    }
     for (long i = 0; i < iterations; i++) {
         uint64_t sd = same ? seed : seed + (uint64_t)i;
-        double t0 = now_s();
+        struct seed_arg a = {sd, ops};
+        double t0 = runner_now_s();
 
-        if (run_seed(sd, ops, timeout, why, sizeof(why)) == 0) {
+        if (runner_run_forked(seed_body, &a, timeout, -1, why, sizeof(why)) ==
+            0) {
             passed++;
             if (verbose) {
                 printf("PASS seed %llu (%.2f s)\n", (unsigned long long)sd,
-                       now_s() - t0);
+                       runner_now_s() - t0);
             }
         } else {
             failed++;

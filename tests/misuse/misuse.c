@@ -4,7 +4,7 @@
  * prints its diagnostic on stderr, and the process goes on working.  One
  * actx_ctx_unref too many stops debug builds with the message (abort).
  *
- * Each test runs in its own forked child (tests/c/runner.c); EXPECT_MSG
+ * Each test runs in its own forked child (tests/c/main.c); EXPECT_MSG
  * captures what the runtime writes to stderr while it runs its statement.
  */
 #include "test.h"
@@ -439,15 +439,16 @@ static void wrong_thread_calls(void *opaque)
                actx_timer_free(o->t));
 }
 
-ACTX_TEST("/misuse/thread/owner-only-calls")
+/* The calls made by caller (on another thread) change nothing: the BH
+ * still runs, the timer is still unarmed. */
+static void owner_only_case(void (*caller)(void *))
 {
     struct cb_rec b = {0}, t = {0};
     struct objs o = {actx_bh_new(rec_fn, &b), actx_timer_new(rec_fn, &t)};
 
     ASSERT_NOT_NULL(o.bh);
     ASSERT_NOT_NULL(o.t);
-    on_thread(wrong_thread_calls, &o);
-    /* Nothing changed: the BH still runs, the timer is still unarmed. */
+    on_thread(caller, &o);
     actx_bh_schedule(o.bh);
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(b.runs, 1);
@@ -455,6 +456,24 @@ ACTX_TEST("/misuse/thread/owner-only-calls")
     actx_bh_delete(o.bh);
     actx_timer_free(o.t);
     still_works();
+}
+
+ACTX_TEST("/misuse/thread/owner-only-calls")
+{
+    owner_only_case(wrong_thread_calls);
+}
+
+/* The same from a thread that has a loop of its own: not the owner either. */
+static void other_loop_calls(void *opaque)
+{
+    ASSERT_EQ(actx_thread_init(), 0);
+    wrong_thread_calls(opaque);
+    actx_thread_shutdown();
+}
+
+ACTX_TEST("/misuse/thread/owner-only-calls-from-another-loop")
+{
+    owner_only_case(other_loop_calls);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,7 +1,8 @@
 /*
- * runner.c - runs the actx C tests, each in a forked child with a timeout.
+ * main.c - runs the actx C tests, each in a forked child with a timeout
+ * (tests/support/runner.h).  The C suite's and the misuse suite's main.
  *
- * Usage: runner [-l] [-n] [PREFIX...]
+ * Usage: actx-tests [-l] [-n] [PREFIX...]
  *   -l        list the test names (filtered by the prefixes) and exit
  *   -n        no fork: run the selected tests in this process (debugging;
  *             the first failure ends the run)
@@ -18,12 +19,10 @@
  */
 #include "test.h"
 
-#include <signal.h>
+#include "runner.h"
+
 #include <stdarg.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 
 static struct actx_test *tests_head;
 static struct actx_test **tests_tail = &tests_head;
@@ -278,16 +277,43 @@ double test_env_double(const char *name, double dflt)
     return v;
 }
 
+int test_temp_file(size_t nbytes, char c)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096], buf[4096];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/actx-test-XXXXXX",
+             dir && *dir ? dir : "/tmp");
+    fd = mkstemp(path);
+    if (fd < 0) {
+        actx_test_fail(__FILE__, __LINE__, "mkstemp: %s", strerror(errno));
+    }
+    unlink(path);
+    memset(buf, c, sizeof(buf));
+    for (size_t done = 0; done < nbytes;) {
+        size_t n = nbytes - done < sizeof(buf) ? nbytes - done : sizeof(buf);
+
+        if (pwrite(fd, buf, n, (off_t)done) != (ssize_t)n) {
+            actx_test_fail(__FILE__, __LINE__, "pwrite: %s", strerror(errno));
+        }
+        done += n;
+    }
+    return fd;
+}
+
+void test_in_child(void (*body)(void *), void *arg)
+{
+    char why[256];
+
+    if (runner_run_forked(body, arg, 60 * runner_timeout_scale(), -1, why,
+                          sizeof(why)) != 0) {
+        actx_test_fail(__FILE__, __LINE__, "child: %s", why);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Running.                                                                  */
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static bool selected(const struct actx_test *t, int nprefix, char **prefix)
 {
@@ -302,72 +328,13 @@ static bool selected(const struct actx_test *t, int nprefix, char **prefix)
     return false;
 }
 
-static void run_body(const struct actx_test *t)
+static void run_body(void *arg)
 {
+    const struct actx_test *t = arg;
+
     t->fn();
     /* Shutdown paths are part of every test; LSan checks what is left. */
     actx_thread_shutdown();
-}
-
-/* 0: passed; otherwise failed, with *why filled in. */
-static int run_forked(const struct actx_test *t, double scale, char *why,
-                      size_t whylen)
-{
-    double timeout = t->timeout_s * scale;
-    double deadline;
-    unsigned nap_us = 200;
-    int status;
-    pid_t pid, r;
-
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    if (pid < 0) {
-        snprintf(why, whylen, "fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        run_body(t);
-        fflush(stdout);
-        fflush(stderr);
-        exit(0);
-    }
-    deadline = now_s() + timeout;
-    for (;;) {
-        r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            break;
-        }
-        if (r < 0 && errno != EINTR) {
-            snprintf(why, whylen, "waitpid: %s", strerror(errno));
-            return -1;
-        }
-        if (now_s() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            snprintf(why, whylen, "timeout after %.0f s (killed)", timeout);
-            return -1;
-        }
-        usleep(nap_us);
-        if (nap_us < 20000) {
-            nap_us *= 2;
-        }
-    }
-    if (WIFEXITED(status)) {
-        if (WEXITSTATUS(status) == 0) {
-            return 0;
-        }
-        snprintf(why, whylen, "exit status %d", WEXITSTATUS(status));
-        return -1;
-    }
-    if (WIFSIGNALED(status)) {
-        snprintf(why, whylen, "killed by signal %d (%s)", WTERMSIG(status),
-                 strsignal(WTERMSIG(status)));
-        return -1;
-    }
-    snprintf(why, whylen, "unexpected wait status %#x", status);
-    return -1;
 }
 
 static void usage(const char *argv0)
@@ -380,7 +347,7 @@ int main(int argc, char **argv)
     bool list = false, nofork = false;
     char **prefix = calloc((size_t)argc + 1, sizeof(*prefix));
     int nprefix = 0, passed = 0, failed = 0;
-    double scale = test_env_double("ACTX_TEST_TIMEOUT_SCALE", 1.0);
+    double scale = runner_timeout_scale();
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-l") == 0) {
@@ -415,10 +382,11 @@ int main(int argc, char **argv)
             passed++;
             continue;
         }
-        char why[160];
-        double t0 = now_s();
-        int rc = run_forked(t, scale, why, sizeof(why));
-        double dt = now_s() - t0;
+        char why[256];
+        double t0 = runner_now_s();
+        int rc = runner_run_forked(run_body, t, t->timeout_s * scale, -1, why,
+                                   sizeof(why));
+        double dt = runner_now_s() - t0;
 
         if (rc == 0) {
             printf("PASS %s (%.2f s)\n", t->name, dt);
