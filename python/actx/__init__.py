@@ -104,9 +104,14 @@ asyncio, and contexts held across an await
         across all tasks of the thread.  A task that leaves its context
         while a later one is current gets RuntimeError and nothing is
         popped (never someone else's context); the same for an exit on
-        another thread.  When awaiting things that are not actx work of
-        the context itself (asyncio.sleep, another task's event), leave
-        the context first, or enter it in one task only.
+        another thread.  Except for a task being cancelled (its block
+        left by asyncio.CancelledError): its exit is deferred, the
+        CancelledError goes on, and its context is cancelled (as
+        ctx.cancel()) and popped as soon as it is current again (by the
+        pop of the context above it), so nothing stays pushed.  When
+        awaiting things that are not actx work of the context itself
+        (asyncio.sleep, another task's event), leave the context first,
+        or enter it in one task only.
 
 Lifetimes
     An object given to C stays alive exactly as long as C can call back

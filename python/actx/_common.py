@@ -273,12 +273,15 @@ class Token:
     """Python's view of one context on a thread's stack.  A popped
     context's token forwards to the parent it was re-homed to (fwd).
     async_context records the asyncio task that entered it (task; None
-    outside a running loop)."""
-    __slots__ = ('fwd', 'task', 'timers', 'dl', '__weakref__')
+    outside a running loop).  left: the async_context whose exit is
+    deferred (a cancelled task left it while a context entered later was
+    current): it is cancelled and popped as soon as it is current again."""
+    __slots__ = ('fwd', 'task', 'timers', 'dl', 'left', '__weakref__')
 
     def __init__(self, task=None, dl=NO_DEADLINE):
         self.fwd = None
         self.task = task
+        self.left = None
         self.timers = None  # its call_later/call_at heap (_timers._Timers)
         self.dl = dl  # its effective deadline (actx_deadline()), ns
 
