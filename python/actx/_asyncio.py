@@ -63,6 +63,29 @@ class BridgeBase:
         elif t > 0:
             self._timer = self._loop.call_later(t / 1000.0, self._ready)
 
+    def _detach(self):
+        """Before this thread's runtime shuts down (thread_shutdown()):
+        stop watching its fd while the number is still the loop's."""
+        if self._st is None:
+            return
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _reattach(self):
+        """After thread_shutdown(): the thread's next loop is made now, and
+        the bridge watches its fd (a new number, or the old number reused by
+        another file) from here on."""
+        if self._st is None or self._loop.is_closed():
+            self.close()
+            return
+        self._st = self._api._state()
+        self._fd = self._api.backend_fd()
+        self._loop.add_reader(self._fd, self._ready)
+        self._arm()
+
     def _stale(self, loop):
         """Its loop ended (closed, or another loop runs on the thread
         while it does not): the bridge ends with it."""

@@ -243,11 +243,18 @@ def thread_shutdown() -> None:
     """Shut this thread's runtime down now (it also happens when a Python
     thread ends): delete this thread's live BottomHalf objects, cancel its
     timers and remove its fd handlers, pop every context, run what was
-    already accepted, refuse later posts (EPIPE)."""
+    already accepted, refuse later posts (EPIPE).  The next call into actx
+    on this thread makes a new loop; an asyncio bridge of the thread moves
+    to the new loop at once (it stays open)."""
     st = _state()
     _release_thread(st)
+    br = _common.bridges.get(st.ident)
+    if br is not None:
+        br._detach()
     B.thread_shutdown()
     _common.reset_state(st.ident)
+    if br is not None:
+        br._reattach()
     if _pending:
         _raise_pending()
 
