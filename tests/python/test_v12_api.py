@@ -217,7 +217,7 @@ def test_runtime_diagnostics_go_to_logging(ax, caplog):
     """actx_req_complete() on a pool request is misuse the runtime reports
     through its log handler (in every build): it reaches logging."""
     import sys
-    B = sys.modules['actx._backend'].B
+    B = sys.modules['actx._impl._backend'].B
     ev = threading.Event()
     req = ax.submit(ev.wait, HUNG)
     try:

@@ -1,5 +1,5 @@
 """The SWIG backend: the extension _actx_swig under the names of
-actx/_backend.py's INTERFACE.
+actx/_impl/_backend.py's INTERFACE.
 
 The generated shadow module actx_swig is imported (it loads _actx_swig),
 but the calls go to the extension's functions directly: the shadow

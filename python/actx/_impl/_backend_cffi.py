@@ -1,5 +1,5 @@
 """The cffi backend: the API-mode extension _actx_cffi under the names of
-actx/_backend.py's INTERFACE.
+actx/_impl/_backend.py's INTERFACE.
 
 Objects handed to C as an opaque pointer are ffi.new_handle() handles.
 A one-shot handle (a call, a request) sits in _keep until its callback ran
