@@ -73,6 +73,82 @@ def test_fd_handler_runs_in_its_registration_context(ax):
     assert seen == ['reader']
 
 
+def test_call_soon_from_empty_contexts_runs_each_in_its_own(ax):
+    """A thread whose context is empty: each call still runs in a context
+    of its own (a var one sets is unset for the next, and for the owner),
+    interleaved with calls made while a var was set, with and without
+    arguments."""
+    h = ax.current_context()
+    seen = []
+
+    def look(tag, *rest):
+        seen.append((tag, var.get()) + rest)
+        var.set('set by ' + tag)
+
+    def other():
+        h.call_soon(look, 'a')
+        h.call_soon(look, 'b', 1, 2)
+        tok = var.set('producer')
+        h.call_soon(look, 'c')
+        h.call_soon(look, 'd', 3)
+        var.reset(tok)
+        h.call_soon(look, 'e')
+    th = threading.Thread(target=other)
+    th.start()
+    th.join()
+    var.set('owner')
+    ax.poll()
+    h.close()
+    assert var.get() == 'owner'
+    assert seen == [('a', 'unset'), ('b', 'unset', 1, 2), ('c', 'producer'),
+                    ('d', 'producer', 3), ('e', 'unset')]
+
+
+def test_call_soon_from_many_threads_keeps_each_threads_order(ax):
+    """Calls of several threads through one handle: none lost, none run
+    twice, each thread's in the order it made them (three entries a call
+    in the queue never mix)."""
+    h = ax.current_context()
+    seen = {i: [] for i in range(4)}
+    n = 5000
+
+    def producer(i):
+        cs = h.call_soon
+        for k in range(n):
+            if k % 2:
+                cs(seen[i].append, k)
+            else:
+                cs(seen[i].append, k, *())
+    ths = [threading.Thread(target=producer, args=(i,)) for i in range(4)]
+    for t in ths:
+        t.start()
+    while any(t.is_alive() for t in ths) or sum(map(len, seen.values())) \
+            < 4 * n:
+        ax.poll(True, timeout=0.05)
+    for t in ths:
+        t.join()
+    h.close()
+    assert all(seen[i] == list(range(n)) for i in range(4))
+
+
+def test_refused_call_is_taken_back(ax):
+    """A call refused (EPIPE: the owner's runtime shut down) is taken out
+    of the queue: a later drain never runs it."""
+    box = {}
+
+    def t():
+        box['h'] = ax.current_context()
+    th = threading.Thread(target=t)
+    th.start()
+    th.join()
+    h = box['h']
+    for args in ((), (1,), (1,)):  # equal calls: each refused, none left
+        with pytest.raises(OSError):
+            h.call_soon(print, *args)
+    assert len(h._poster.dq) == 0
+    h.close()
+
+
 # --- poll(timeout=), set_pool_size -----------------------------------------
 
 def test_poll_with_timeout_returns(ax):

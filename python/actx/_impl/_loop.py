@@ -1,5 +1,4 @@
 """Running the loop: poll, flush, run, stop, thread_shutdown."""
-import contextvars
 import errno as _errno
 import threading
 
@@ -202,9 +201,6 @@ def run(exception_handler=None) -> None:
             return
 
 
-_EMPTY = contextvars.Context()  # stop() runs in no caller's context
-
-
 def _stop_here():
     st = _state()
     st.stops.add(st.top)
@@ -218,7 +214,8 @@ def stop(handle: 'ContextHandle') -> None:
         raise TypeError('stop() takes a handle from current_context(), not '
                         '%s' % type(handle).__name__)
     handle._live()
-    r = handle._post((_stop_here, (), _EMPTY))
+    # None: in a new empty context, no caller's (_common.Poster).
+    r = handle._post((_stop_here, (), None))
     if r < 0:
         raise _oserror(r)
     if _bridges:
