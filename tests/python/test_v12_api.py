@@ -104,6 +104,36 @@ def test_call_soon_from_empty_contexts_runs_each_in_its_own(ax):
                     ('d', 'producer', 3), ('e', 'unset')]
 
 
+def test_timers_from_an_empty_context_each_run_in_their_own(ax):
+    """Timers scheduled while the context is empty run one after another
+    in one poll, each in a context of its own: what one sets is unset for
+    the next (also when it raised), the owner's context is untouched."""
+    seen = []
+
+    def look(tag, fail=False):
+        seen.append((tag, var.get()))
+        var.set('set by ' + tag)
+        if fail:
+            raise KeyError(tag)
+
+    def schedule():
+        ax.call_later(0, look, 'a')
+        ax.call_later(0, look, 'b', True)
+        tok = var.set('scheduler')
+        ax.call_later(0, look, 'c')
+        var.reset(tok)
+        ax.call_later(0, look, 'd')
+        ax.call_at(ax.time(), look, 'e')
+    contextvars.Context().run(schedule)
+    var.set('owner')
+    with pytest.raises(KeyError):
+        ax.run()
+    ax.run()
+    assert var.get() == 'owner'
+    assert seen == [('a', 'unset'), ('b', 'unset'), ('c', 'scheduler'),
+                    ('d', 'unset'), ('e', 'unset')]
+
+
 def test_call_soon_from_many_threads_keeps_each_threads_order(ax):
     """Calls of several threads through one handle: none lost, none run
     twice, each thread's in the order it made them (three entries a call

@@ -319,9 +319,11 @@ class Token:
     outside a running loop).  left: the async_context whose exit is
     deferred (a cancelled task left it while a context entered later was
     current): it is cancelled and popped as soon as it is current again."""
-    __slots__ = ('fwd', 'task', 'timers', 'dl', 'left', '__weakref__')
+    __slots__ = ('fwd', 'task', 'timers', 'dl', 'left', 'cid',
+                 '__weakref__')
 
     def __init__(self, task=None, dl=NO_DEADLINE):
+        self.cid = 0  # the context's id (set by async_context)
         self.fwd = None
         self.task = task
         self.left = None

@@ -4,7 +4,8 @@ from ._backend import B
 from ._common import ContextTimeout
 from . import _common
 from ._thread import (
-    _bridges, _current_task, _get_running_loop, _kick, _oserror, _here,
+    _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
+    _here, _pool_states, _states,
     _pending, _pop, _push, _raise_pending, _state, _task_of, _Token)
 from ._timers import _timers_popped
 from ._asyncio import asyncio
@@ -67,7 +68,6 @@ def _pop_deferred(st):
         for i, x in enumerate(cm._toks):
             if x is t:
                 del cm._toks[i]
-                del cm._ids[i]
                 break
         stack.pop()
         t.fwd = st.top = stack[-1]
@@ -132,11 +132,10 @@ class async_context:
     """
     # _dl: None (no deadline of its own: the fast path), or (timeout ns
     # or None, deadline ns or None).
-    __slots__ = ('_toks', '_ids', '_dl')
+    __slots__ = ('_toks', '_dl')
 
     def __init__(self, timeout: float = None, deadline: float = None):
         self._toks = []
-        self._ids = []
         self._dl = None
         if timeout is not None or deadline is not None:
             self._dl = (None if timeout is None
@@ -149,7 +148,10 @@ class async_context:
             r = _push()
             if r < 0:
                 raise _oserror(r)
-            st = _here() or _state()
+            ident = _get_ident()
+            st = _states.get(ident)
+            if st is None or ident in _pool_states:  # _here(), inlined
+                st = _here() or _state()
             dl = st.top.dl  # inherited, as the runtime does
         else:
             own = self._own_deadline()
@@ -160,16 +162,23 @@ class async_context:
             # The effective deadline, as the runtime fixed it at the push.
             dl = min(own, st.top.dl)
         loop = _get_running_loop()
-        t = _Token(None if loop is None else _task_of(loop), dl)
+        # _Token(task, dl) without a Python __init__ frame (the hot path).
+        t = _new_token(_Token)
+        t.fwd = t.timers = t.left = None
+        t.task = None if loop is None else _task_of(loop)
+        t.dl = dl
+        t.cid = r
         st.stack.append(t)
         st.top = t
         self._toks.append(t)
-        self._ids.append(r)
         return self
 
     def __exit__(self, et, ev, tb):
         toks = self._toks
-        st = _here()
+        ident = _get_ident()
+        st = _states.get(ident)
+        if st is None or ident in _pool_states:  # _here(), inlined
+            st = _here()
         i = len(toks) - 1
         # Fast path: the last entry, made outside asyncio, is current here.
         if i < 0 or st is None or toks[i] is not st.top or \
@@ -187,7 +196,6 @@ class async_context:
                 _raise_pending()
             raise _oserror(r)
         del toks[i]
-        del self._ids[i]
         stack = st.stack  # _popped(st), inlined
         t = stack.pop()
         t.fwd = st.top = stack[-1]
@@ -276,16 +284,18 @@ class async_context:
     @property
     def id(self) -> int:
         """Depth of the context this object pushed last."""
-        if not self._ids:
+        if not self._toks:
             raise RuntimeError('async_context is not active')
-        return self._ids[-1]
+        return self._toks[-1].cid
 
     def __repr__(self):
-        return '<actx.async_context ids=%r>' % (self._ids,)
+        return '<actx.async_context ids=%r>' % ([t.cid for t in
+                                                 self._toks],)
 
 
 _NO_DEADLINE = (1 << 64) - 1
 _push_deadline = B.push_deadline
+_new_token = object.__new__
 
 
 def _seconds(x, what):
