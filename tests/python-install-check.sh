@@ -52,6 +52,12 @@ stray=$(comm -13 "$work/before" "$work/after" | grep -v '^\./build/' || true)
 [ -z "$stray" ] || fail "pip's build left files outside build/: $stray"
 platlib='import sysconfig; print(sysconfig.get_path("platlib"))'
 site=$("$venv/bin/python" -c "$platlib")
+# METADATA: the long description is README.md (the tree names no project
+# URL, so there is none to give).
+meta=$(echo "$site"/actx-*.dist-info/METADATA)
+grep -q '^Description-Content-Type: text/markdown' "$meta" &&
+    grep -qxF "$(head -n 1 "$src/README.md")" "$meta" ||
+    fail "METADATA lacks the long description (README.md)"
 # What the wheel ships: liburing linked into libactx.so.1 (no liburing.so.2
 # needed where it is installed), and every library stripped, naming no
 # path of the tree it was built in.

@@ -134,6 +134,21 @@ def test_timers_from_an_empty_context_each_run_in_their_own(ax):
                     ('d', 'unset'), ('e', 'unset')]
 
 
+def test_submit_from_an_empty_context_each_in_its_own(ax):
+    """Work functions submitted while the context is empty each run in a
+    context of their own: what one sets (on whichever pool thread) is unset
+    for the next."""
+    def work(tag):
+        seen = var.get()
+        var.set('set by ' + tag)
+        return seen
+
+    def submit_all():
+        return [ax.submit(work, str(i)) for i in range(50)]
+    reqs = contextvars.Context().run(submit_all)
+    assert [r.result() for r in reqs] == ['unset'] * 50
+
+
 def test_call_soon_from_many_threads_keeps_each_threads_order(ax):
     """Calls of several threads through one handle: none lost, none run
     twice, each thread's in the order it made them (three entries a call
@@ -164,14 +179,11 @@ def test_call_soon_from_many_threads_keeps_each_threads_order(ax):
 def test_refused_call_is_taken_back(ax):
     """A call refused (EPIPE: the owner's runtime shut down) is taken out
     of the queue: a later drain never runs it."""
-    box = {}
-
-    def t():
-        box['h'] = ax.current_context()
-    th = threading.Thread(target=t)
+    box = []
+    th = threading.Thread(target=lambda: box.append(ax.current_context()))
     th.start()
-    th.join()
-    h = box['h']
+    th.join()  # its runtime shut down as it ended
+    h = box[0]
     for args in ((), (1,), (1,)):  # equal calls: each refused, none left
         with pytest.raises(OSError):
             h.call_soon(print, *args)

@@ -64,8 +64,9 @@ class BridgeBase:
             self._timer = self._loop.call_later(t / 1000.0, self._ready)
 
     def _detach(self):
-        """Before this thread's runtime shuts down (thread_shutdown()):
-        stop watching its fd while the number is still the loop's."""
+        """Stop watching the fd and the timeout (close(); before this
+        thread's runtime shuts down, thread_shutdown(), while the number is
+        still the loop's)."""
         if self._st is None:
             return
         if not self._loop.is_closed():
@@ -122,10 +123,7 @@ class BridgeBase:
         asyncio loop has closed and another bridge starts on the thread."""
         if self._st is None:
             return
-        if not self._loop.is_closed():
-            self._loop.remove_reader(self._fd)
-        if self._timer is not None:
-            self._timer.cancel()
+        self._detach()
         if self._soon is not None:
             self._soon.cancel()
         self._bridges.pop(self._st.ident, None)

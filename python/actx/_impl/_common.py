@@ -16,6 +16,8 @@ import threading
 import traceback
 import weakref
 
+_Context = contextvars.Context
+
 get_ident = threading.get_ident
 
 
@@ -142,11 +144,11 @@ def run_work(req):
     (the exception is delivered by result())."""
     running_work[0] += 1  # under the GIL
     try:
-        cx = req._cx
-        if cx is None:
-            req._value = req._fn(*req._args)
-        else:
+        cx = req._cx or _Context()  # None: the submitter's copy was empty
+        if req._args:
             req._value = cx.run(req._fn, *req._args)
+        else:  # no bound method, list and tuple for *args
+            req._value = cx.run(req._fn)
         return 0
     except BaseException as e:
         req._exc = e
@@ -215,15 +217,14 @@ def loop_bound(cls):
 # under the GIL: other threads' calls never interleave with them), so that
 # a queued call keeps no object of its own alive: a tuple or a Context per
 # call, kept until the owner runs it and allocated on another core, costs
-# more than the whole call (memory and GC traffic; see benchmarks/README.md,
-# bench:py).  cx is the contextvars context to run fn in: a copy taken by
+# about as much as the rest of the call (memory traffic between the cores,
+# GC).  cx is the contextvars context to run fn in: a copy taken by
 # call_soon, or None when that copy was empty: the drain then runs fn in a
 # new empty Context, which no one can tell from the copy (a copy is a new
 # object either way, and no API returns the Context a function runs in).
 
 POSTED, IDLE, DEAD = 2, 0, 3
 posters = set()  # live posters (their queue's drain may be pending)
-_Context = contextvars.Context
 
 
 class Poster:

@@ -12,7 +12,8 @@ from ._common import CancelledError, DeadlockError
 from ._thread import (
     _bridges, _can_progress, context_timeout, _fd, _get_ident, _here, int_arg,
     _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
-    _raise_pending, _SLICE_NS, _state, _states, timed_out, _timeout_ns)
+    _pool_states, _raise_pending, _SLICE_NS, _state, _states, timed_out,
+    _timeout_ns)
 from ._context import context_id
 
 __all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']
@@ -402,7 +403,10 @@ def _wake(fut):
 
 
 def _new_request(kind):
-    st = _here() or _state()
+    ident = _get_ident()
+    st = _states.get(ident)
+    if st is None or ident in _pool_states:  # _here(), inlined
+        st = _here() or _state()
     req = Request.__new__(Request)
     req._init(kind, st)
     return req
@@ -426,7 +430,10 @@ def submit(fn, *args) -> Request:
     req = _new_request(_SUBMIT)
     req._fn = fn
     req._args = args
-    req._cx = _copy_context()
+    # None for an empty copy: run_work runs fn in a new empty Context
+    # (as _common.Poster's calls: nothing tells the two apart).
+    cx = _copy_context()
+    req._cx = cx if cx else None
     req._p = B.submit(req)
     return req
 
