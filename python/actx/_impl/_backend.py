@@ -80,8 +80,9 @@ INTERFACE = {
     'ctx_unref': ('void actx_ctx_unref(actx_ctx *ctx)', True),
     'ctx_id': ('int actx_ctx_id(actx_ctx *ctx)', True),
     'ctx_key': ('the identity of an actx_ctx *', False),
-    'make_poster': ('a coalesced call queue on actx_ctx *: .post((fn, '
-                    'args)) -> int, .close() (actx_py_q_*)', False),
+    'make_poster': ('a coalesced call queue on actx_ctx * '
+                    '(_common.Poster: .post((fn, args, cx)) -> int, .dq, '
+                    '.word, .kick(call), .close(); actx_py_q_*)', False),
 }
 
 NAMES = ('cffi', 'swig')
