@@ -148,9 +148,8 @@ class async_context:
             r = _push()
             if r < 0:
                 raise _oserror(r)
-            ident = _get_ident()
-            st = _states.get(ident)
-            if st is None or ident in _pool_states:  # _here(), inlined
+            st = _states.get(_get_ident())
+            if st is None or _pool_states:  # _here(), inlined
                 st = _here() or _state()
             dl = st.top.dl  # inherited, as the runtime does
         else:
@@ -175,9 +174,8 @@ class async_context:
 
     def __exit__(self, et, ev, tb):
         toks = self._toks
-        ident = _get_ident()
-        st = _states.get(ident)
-        if st is None or ident in _pool_states:  # _here(), inlined
+        st = _states.get(_get_ident())
+        if st is None or _pool_states:  # _here(), inlined
             st = _here()
         i = len(toks) - 1
         # Fast path: the last entry, made outside asyncio, is current here.

@@ -422,9 +422,8 @@ def _wake(fut):
 
 
 def _new_request(kind):
-    ident = _get_ident()
-    st = _states.get(ident)
-    if st is None or ident in _pool_states:  # _here(), inlined
+    st = _states.get(_get_ident())
+    if st is None or _pool_states:  # _here(), inlined
         st = _here() or _state()
     req = Request.__new__(Request)
     req._init(kind, st)

@@ -344,9 +344,8 @@ def call_later(delay: float, fn, *args) -> Timer:
         ns = _deadline_ns(delay, 'call_later')
         return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
     # _timer(), inlined: the common case in one Python frame.
-    ident = _get_ident()
-    st = _states.get(ident)
-    if st is None or ident in _pool_states:  # _here(), inlined
+    st = _states.get(_get_ident())
+    if st is None or _pool_states:  # _here(), inlined
         st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
     t = _new_timer(Timer)
