@@ -29,7 +29,10 @@ from setuptools.command.egg_info import egg_info
 TOP = os.path.dirname(os.path.abspath(__file__))
 STAGE = os.path.join('build', 'release', 'wheel', 'actx')
 # Files of the staged tree that the build makes (build_py copies the rest,
-# the package's own sources, from python/actx).
+# the package's own sources, from python/actx), all in actx/_impl (the
+# implementation: python/actx/__init__.py says why it is a directory
+# without __init__.py).
+IMPL = '_impl'
 MADE = ('libactx.so.1', 'actx_swig.py')
 
 
@@ -74,8 +77,8 @@ class BuildWithSCons(build_ext):
     def _files(self):
         names = [self.get_ext_filename(e.name).split(os.sep)[-1]
                  for e in self.extensions] + list(MADE)
-        dest = os.path.join(self.build_lib, 'actx')
-        return [(os.path.join(TOP, STAGE, n), os.path.join(dest, n))
+        dest = os.path.join(self.build_lib, 'actx', IMPL)
+        return [(os.path.join(TOP, STAGE, IMPL, n), os.path.join(dest, n))
                 for n in names]
 
     def get_outputs(self):
@@ -116,11 +119,11 @@ setup(
     # The default backend needs cffi's runtime module (_cffi_backend); the
     # SWIG backend needs nothing (actx falls back to it, with a warning).
     install_requires=['cffi>=1.12'],
-    packages=['actx'],
+    packages=['actx', 'actx.' + IMPL],
     package_dir={'': 'python'},
     package_data={'actx': ['py.typed', '*.pyi']},
-    ext_modules=[Extension('actx._actx_cffi', sources=[]),
-                 Extension('actx._actx_swig', sources=[])],
+    ext_modules=[Extension('actx.%s._actx_cffi' % IMPL, sources=[]),
+                 Extension('actx.%s._actx_swig' % IMPL, sources=[])],
     cmdclass={'build_ext': BuildWithSCons, 'egg_info': EggInfoUnderBuild},
     options={'build': {'build_base': os.path.join('build', 'setuptools')},
              'bdist_wheel': {'bdist_dir': os.path.join(

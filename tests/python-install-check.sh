@@ -52,13 +52,19 @@ stray=$(comm -13 "$work/before" "$work/after" | grep -v '^\./build/' || true)
 [ -z "$stray" ] || fail "pip's build left files outside build/: $stray"
 platlib='import sysconfig; print(sysconfig.get_path("platlib"))'
 site=$("$venv/bin/python" -c "$platlib")
+# METADATA: the long description is README.md (the tree names no project
+# URL, so there is none to give).
+meta=$(echo "$site"/actx-*.dist-info/METADATA)
+grep -q '^Description-Content-Type: text/markdown' "$meta" &&
+    grep -qxF "$(head -n 1 "$src/README.md")" "$meta" ||
+    fail "METADATA lacks the long description (README.md)"
 # What the wheel ships: liburing linked into libactx.so.1 (no liburing.so.2
 # needed where it is installed), and every library stripped, naming no
 # path of the tree it was built in.
-if readelf -d "$site/actx/libactx.so.1" | grep -q 'NEEDED.*liburing'; then
+if readelf -d "$site/actx/_impl/libactx.so.1" | grep -q 'NEEDED.*liburing'; then
     fail "the wheel's libactx.so.1 needs liburing.so (not in the wheel)"
 fi
-for so in "$site"/actx/*.so*; do
+for so in "$site"/actx/_impl/*.so*; do
     if readelf -S "$so" | grep -q -e '\.symtab' -e '\.debug_'; then
         fail "$so is not stripped"
     fi
@@ -66,7 +72,7 @@ for so in "$site"/actx/*.so*; do
         fail "$so names a build path"
     fi
 done
-if nm -D --defined-only "$site/actx/libactx.so.1" | awk '{ print $3 }' |
+if nm -D --defined-only "$site/actx/_impl/libactx.so.1" | awk '{ print $3 }' |
         grep -v '^actx_' | grep -q .; then
     fail "the wheel's libactx.so.1 exports more than actx_* (liburing's?)"
 fi
@@ -96,16 +102,16 @@ PY
 for b in cffi swig; do
     # No environment at all beyond the backend's name.
     (cd "$work" && env -i ACTX_BACKEND=$b "$venv/bin/python" check.py \
-        "$site" "$site/actx/libactx.so.1") || fail "pip: import ($b)"
+        "$site" "$site/actx/_impl/libactx.so.1") || fail "pip: import ($b)"
 done
 # The default (no ACTX_BACKEND) is cffi, without a warning.
 (cd "$work" && env -i "$venv/bin/python" check.py "$site" \
-    "$site/actx/libactx.so.1") || fail "pip: import (default)"
+    "$site/actx/_impl/libactx.so.1") || fail "pip: import (default)"
 
 say "the pytest suite against the pip-installed package (each backend)"
 for b in cffi swig; do
     (cd "$src" && ACTX_TEST_INSTALLED=$site ACTX_BACKEND=$b \
-        ACTX_TEST_LIBACTX=$site/actx/libactx.so.1 \
+        ACTX_TEST_LIBACTX=$site/actx/_impl/libactx.so.1 \
         "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/python) ||
         fail "pytest against the pip-installed package ($b)"
 done
@@ -119,9 +125,9 @@ $py -m venv --system-site-packages "$prefix"
 [ -e "$src/build/release/runtime/libactx.a" ] && [ ! -e "$src/build/debug" ] ||
     fail "scons install did not build (only) the release build"
 psite=$("$prefix/bin/python" -c "$platlib")
-[ ! -e "$psite/actx/libactx.so.1" ] ||
+[ ! -e "$psite/actx/_impl/libactx.so.1" ] ||
     fail "scons install bundled a libactx.so.1 with the package"
-for so in "$psite"/actx/_actx_*.so; do
+for so in "$psite"/actx/_impl/_actx_*.so; do
     readelf -d "$so" | grep -q "RUNPATH.*\[$prefix/lib\]" ||
         fail "$so: RUNPATH is not $prefix/lib"
 done

@@ -14,7 +14,7 @@ thread-local state per process).
 Callbacks: the C helpers and trampolines are bindings/common/actx_py.h,
 shared with the SWIG binding; here only how they enter Python (the
 `extern "Python+C"` functions defined with @ffi.def_extern in
-actx/_backend_cffi.py).
+actx/_impl/_backend_cffi.py).
 """
 import re
 import sys
@@ -62,7 +62,7 @@ def helpers_cdef(text):
 
 
 # How the shared helpers enter Python: cffi's extern "Python" functions
-# (defined with @ffi.def_extern in actx/_backend_cffi.py; cffi takes the
+# (defined with @ffi.def_extern in actx/_impl/_backend_cffi.py; cffi takes the
 # GIL itself, also on pool threads).  A one-shot opaque is a handle that
 # Python keeps in a set, so C holds no reference of its own.
 TRAMPOLINES_CDEF = '''
@@ -114,7 +114,7 @@ def main():
         cdef += '\n' + helpers_cdef(f.read())
     ffi = cffi.FFI()
     ffi.cdef(cdef + TRAMPOLINES_CDEF)
-    ffi.set_source('actx._actx_cffi', TRAMPOLINES_C)
+    ffi.set_source('actx._impl._actx_cffi', TRAMPOLINES_C)
     ffi.emit_c_code(out)
 
 

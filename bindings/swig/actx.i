@@ -23,7 +23,7 @@
  * %nothread (keeps the GIL: ~60% cheaper, and callbacks run inside a
  * non-blocking poll do not have to take it again).
  */
-%module(package="actx", threads="1") actx_swig
+%module(package="actx._impl", threads="1") actx_swig
 
 %{
 #include "actx.h"

@@ -104,9 +104,14 @@ asyncio, and contexts held across an await
         across all tasks of the thread.  A task that leaves its context
         while a later one is current gets RuntimeError and nothing is
         popped (never someone else's context); the same for an exit on
-        another thread.  When awaiting things that are not actx work of
-        the context itself (asyncio.sleep, another task's event), leave
-        the context first, or enter it in one task only.
+        another thread.  Except for a task being cancelled (its block
+        left by asyncio.CancelledError): its exit is deferred, the
+        CancelledError goes on, and its context is cancelled (as
+        ctx.cancel()) and popped as soon as it is current again (by the
+        pop of the context above it), so nothing stays pushed.  When
+        awaiting things that are not actx work of the context itself
+        (asyncio.sleep, another task's event), leave the context first,
+        or enter it in one task only.
 
 Lifetimes
     An object given to C stays alive exactly as long as C can call back
@@ -134,59 +139,25 @@ Errors
     integers out of the C range: OverflowError.
 """
 import importlib
-import importlib.machinery
 import os
 import sys
 import warnings
 
-from ._common import (  # noqa: F401  (re-exported)
+# The implementation is the package actx._impl: the directory _impl holds
+# no __init__.py (a namespace package, PEP 420), and pkgutil.iter_modules
+# lists only modules and regular packages, so help(actx)'s PACKAGE
+# CONTENTS lists nothing private.  Importing a submodule binds its name in
+# the parent (help lists such attributes as SUBMODULES): _tidy() removes
+# that binding; the modules stay in sys.modules.
+from ._impl._common import (  # noqa: F401  (re-exported)
     CancelledError, ContextTimeout, DeadlockError)
 
-# help(actx) lists what pkgutil finds on the package's __path__ (PACKAGE
-# CONTENTS) and its submodule attributes (SUBMODULES): here only internal
-# modules.  So __path__ holds one entry that only actx's own path hook
-# understands: its finder finds the modules for the import system like
-# the usual FileFinder of this directory, but has no iter_modules, so
-# pkgutil lists nothing; and _tidy() drops the attribute the import system
-# sets on the package for each submodule it loads (they stay in
-# sys.modules, where `from . import _common` and the like find them).
-_DIR = os.path.dirname(os.path.abspath(__file__))
-_ENTRY = os.path.join(_DIR, '<actx modules>')
-
-
-class _Finder:
-    """The path entry finder of _ENTRY: actx's directory, unlisted."""
-
-    def __init__(self):
-        m = importlib.machinery
-        self._f = m.FileFinder(
-            _DIR, (m.ExtensionFileLoader, m.EXTENSION_SUFFIXES),
-            (m.SourceFileLoader, m.SOURCE_SUFFIXES),
-            (m.SourcelessFileLoader, m.BYTECODE_SUFFIXES))
-
-    def find_spec(self, fullname, target=None):
-        return self._f.find_spec(fullname, target)
-
-    def invalidate_caches(self):
-        self._f.invalidate_caches()
-
-
-def _path_hook(entry):
-    if entry != _ENTRY:
-        raise ImportError('not actx\'s path entry')
-    return _Finder()
+_IMPL = __name__ + '._impl'
 
 
 def _tidy():
-    g = globals()
-    for n, v in list(g.items()):
-        if isinstance(v, type(sys)) and v.__name__.startswith(__name__ + '.'):
-            del g[n]
+    globals().pop('_impl', None)
 
-
-if _path_hook not in sys.path_hooks:
-    sys.path_hooks.insert(0, _path_hook)
-__path__ = [_ENTRY]
 
 # The API modules, in the order they import each other.
 _MODULES = ('_thread', '_timers', '_fds', '_context', '_bh', '_request',
@@ -200,7 +171,7 @@ def _import_api(again=False):
     g = globals()
     names = ['DeadlockError', 'CancelledError', 'ContextTimeout']
     for n in _MODULES:
-        mod = importlib.import_module(__name__ + '.' + n)
+        mod = importlib.import_module(_IMPL + '.' + n)
         if again:
             importlib.reload(mod)
         for name in getattr(mod, '__all__', ()):
@@ -215,7 +186,7 @@ def _import_api(again=False):
 def _initial_backend():
     """ACTX_BACKEND if set (it must load); else the first backend that
     loads, with one warning for those that did not."""
-    from . import _backend
+    from ._impl import _backend
     name = os.environ.get('ACTX_BACKEND')
     if name:
         return _backend.select(name).NAME
@@ -241,7 +212,7 @@ def use_backend(name: str) -> None:
     actx.  Both bind the same libactx.so.1.  ImportError if it cannot be
     loaded, ValueError for another name."""
     global BACKEND
-    from . import _backend, _common
+    from ._impl import _backend, _common
     if name not in _backend.NAMES:
         _backend.load(name)  # the ValueError
     if BACKEND == name:
@@ -263,6 +234,6 @@ def _api(name):
 
 BACKEND = _initial_backend()
 __all__ = _import_api() + ['use_backend', 'BACKEND']
-__version__ = sys.modules[__name__ + '._backend'].B.version_string()
+__version__ = sys.modules[_IMPL + '._backend'].B.version_string()
 
 _tidy()

@@ -31,10 +31,11 @@ def _check_installed():
     if not where:
         return
     # Both extensions (and so their libactx), not only the backend's; the
-    # package keeps no attribute for them (help(actx) lists none).
+    # package keeps no attribute for its implementation (help(actx) lists
+    # none).
     for ext in ('_actx_cffi', '_actx_swig'):
-        importlib.import_module('actx.' + ext)
-        vars(actx).pop(ext, None)
+        importlib.import_module('actx._impl.' + ext)
+    vars(actx).pop('_impl', None)
     where = os.path.realpath(where)
     got = os.path.realpath(actx.__file__)
     if not got.startswith(where + os.sep):

@@ -68,3 +68,54 @@ def test_bridge_callback_exception_to_handler(ax):
             h.close()
     asyncio.run(main())
     assert isinstance(errors[0]['exception'], ValueError)
+
+
+HUNG = 20  # seconds: only tells "finished" from "hung"
+
+
+@pytest.mark.parametrize('reuse', [False, True], ids=['fresh', 'fd-reused'])
+def test_bridge_follows_loop_recreated_after_thread_shutdown(pool, reuse):
+    """Issue 19 item 4: after actx.thread_shutdown() the thread's next loop
+    must be told that its owner waits in asyncio (the dead loop's fds are
+    closed, and an idle pipe may take their numbers meanwhile); the open
+    bridge follows it."""
+    ax = pool
+    import os
+
+    async def main():
+        with ax.asyncio_bridge():
+            assert await ax.submit(lambda: 1) == 1
+            ax.thread_shutdown()
+            pipe = None
+            if reuse:
+                pipe = os.pipe()  # takes the freed numbers, stays idle
+            try:
+                # Completion from a pool thread (mailbox, eventfd).
+                r = ax.submit(lambda: 2)
+                assert await asyncio.wait_for(r, HUNG) == 2
+                # A call from another thread, a timer, a BH.
+                loop = asyncio.get_running_loop()
+                fut = loop.create_future()
+                h = ax.current_context()
+                threading.Thread(target=h.call_soon,
+                                 args=(fut.set_result, 'call')).start()
+                assert await asyncio.wait_for(fut, HUNG) == 'call'
+                h.close()
+                fut = loop.create_future()
+                ax.call_later(0.01, fut.set_result, 'timer')
+                assert await asyncio.wait_for(fut, HUNG) == 'timer'
+            finally:
+                if pipe:
+                    os.close(pipe[0])
+                    os.close(pipe[1])
+    asyncio.run(main())
+
+
+def test_thread_shutdown_twice_under_bridge(ax):
+    async def main():
+        with ax.asyncio_bridge() as br:
+            ax.thread_shutdown()
+            ax.thread_shutdown()
+            assert await asyncio.wait_for(ax.submit(int, 3), HUNG) == 3
+        br.close()  # idempotent after the with block
+    asyncio.run(main())

@@ -3,7 +3,9 @@ the current context's (issue 10, cases 2 and 3).
 
 The rule (see help(actx)): a thread's context stack is shared by all its
 tasks; an exit pops only its own context and only when it is current
-(else RuntimeError, nothing changes); after every pop the bridge runs
+(else RuntimeError, nothing changes; but a cancelled task's exit is
+deferred: its context is cancelled and popped once it is current again);
+after every pop the bridge runs
 what became runnable in the parent.  Time bounds only tell "finished"
 from "hung".
 """
@@ -258,3 +260,146 @@ def test_pop_kicks_bridge(ax):
             h.close()
     run(main())
     assert seen == [1]
+
+
+# ------------------------------------------------------------------------
+# A cancelled task that leaves its context while a later one is current
+# (issue 19 item 9): its CancelledError goes on, and the context is
+# cancelled and popped as soon as it is current again; nothing stays
+# pushed.
+
+def test_cancelled_task_context_popped_when_on_top(pool):
+    ax = pool
+    ev = threading.Event()
+    ran = []
+    log = []
+
+    async def a():
+        with ax.async_context():
+            # Queued behind the blockers: not started when cancelled.
+            log.append(ax.submit(ran.append, 1))
+            await asyncio.sleep(HUNG)
+
+    async def b(left):
+        with ax.async_context() as c:
+            await left.wait()
+            log.append(('b', c.id))
+
+    async def main():
+        with ax.asyncio_bridge():
+            blockers = [ax.submit(ev.wait, HUNG) for _ in range(64)]
+            left = asyncio.Event()
+            ta = asyncio.ensure_future(a())
+            tb = asyncio.ensure_future(b(left))
+            await asyncio.sleep(0.05)
+            assert ax.context_id() == 2
+            ta.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await ta
+            assert ta.cancelled()
+            # B's context is current: A's stays pushed below it for now.
+            assert ax.context_id() == 2 and not log[0].done()
+            left.set()
+            await tb
+            # B's pop cancelled and popped A's context.
+            assert ax.context_id() == 0
+            assert log[0].cancelled() and ran == []
+            ev.set()
+            # Root requests complete.
+            await asyncio.gather(*blockers)
+    try:
+        run(main())
+    finally:
+        ev.set()
+    assert log[1] == ('b', 2)
+
+
+def test_wait_for_timeout_keeps_timeout_error(ax):
+    """wait_for cancels the inner task: the caller sees TimeoutError (not
+    RuntimeError) and both contexts are gone at the end."""
+    async def a(a_in):
+        with ax.async_context():
+            a_in.set()
+            await asyncio.sleep(HUNG)
+
+    async def b(b_in, left):
+        with ax.async_context():
+            b_in.set()
+            await left.wait()
+
+    async def main():
+        with ax.asyncio_bridge():
+            a_in, b_in, left = asyncio.Event(), asyncio.Event(), \
+                asyncio.Event()
+            # The timeout only has to come after B entered.
+            ta = asyncio.ensure_future(asyncio.wait_for(a(a_in), 1))
+            await a_in.wait()
+            tb = asyncio.ensure_future(b(b_in, left))
+            await b_in.wait()
+            with pytest.raises(asyncio.TimeoutError):
+                await ta
+            assert ax.context_id() == 2
+            left.set()
+            await tb
+            assert ax.context_id() == 0
+            req = ax.new_request()
+            threading.Thread(target=req.set_result, args=(7,)).start()
+            assert await req == 7
+    run(main())
+
+
+def test_several_cancelled_contexts_popped_in_turn(ax):
+    """Two cancelled tasks under a third: when the third leaves, both
+    contexts are popped (each cancelled first), innermost first."""
+    async def holder():
+        with ax.async_context():
+            await asyncio.sleep(HUNG)
+
+    async def top(left):
+        with ax.async_context() as c:
+            await left.wait()
+            return c.id
+
+    async def main():
+        with ax.asyncio_bridge():
+            left = asyncio.Event()
+            t1 = asyncio.ensure_future(holder())
+            await asyncio.sleep(0)
+            t2 = asyncio.ensure_future(holder())
+            await asyncio.sleep(0)
+            t3 = asyncio.ensure_future(top(left))
+            await asyncio.sleep(0.01)
+            assert ax.context_id() == 3
+            t1.cancel()
+            t2.cancel()
+            await asyncio.gather(t1, t2, return_exceptions=True)
+            assert t1.cancelled() and t2.cancelled()
+            assert ax.context_id() == 3
+            left.set()
+            assert await t3 == 3
+            assert ax.context_id() == 0
+    run(main())
+
+
+def test_cancelled_top_context_pops_deferred_below(ax):
+    """The context above the deferred one is itself left by a cancelled
+    task (it is current, so it is popped at once), and the deferred one
+    under it follows."""
+    async def holder():
+        with ax.async_context():
+            await asyncio.sleep(HUNG)
+
+    async def main():
+        with ax.asyncio_bridge():
+            t1 = asyncio.ensure_future(holder())
+            await asyncio.sleep(0)
+            t2 = asyncio.ensure_future(holder())
+            await asyncio.sleep(0.01)
+            assert ax.context_id() == 2
+            t1.cancel()
+            await asyncio.gather(t1, return_exceptions=True)
+            assert ax.context_id() == 2
+            t2.cancel()
+            await asyncio.gather(t2, return_exceptions=True)
+            assert ax.context_id() == 0
+    run(main())

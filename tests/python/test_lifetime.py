@@ -128,7 +128,7 @@ def test_million_submit_cycles_memory_stable(pool):
     assert sys.getrefcount(fn) == rc0
     assert ax.stats()['outstanding'] == 0
     if ax.BACKEND == 'cffi':
-        from actx import _backend_cffi
+        from actx._impl import _backend_cffi
         assert len(_backend_cffi._keep) == 0
     if not ASAN:
         assert rss1 - rss0 < 8 * 1024, 'RSS grew %d kB' % (rss1 - rss0)

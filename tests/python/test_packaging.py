@@ -2,7 +2,7 @@
 
 A missing backend is simulated in a fresh interpreter by an import hook
 that refuses one module: _cffi_backend (cffi's runtime, which the cffi
-extension imports) or actx._actx_swig (the SWIG extension).
+extension imports) or actx._impl._actx_swig (the SWIG extension).
 """
 import os
 import re
@@ -15,7 +15,7 @@ import pytest
 import actx
 
 # What each backend needs that the other does not.
-NEEDS = {'cffi': '_cffi_backend', 'swig': 'actx._actx_swig'}
+NEEDS = {'cffi': '_cffi_backend', 'swig': 'actx._impl._actx_swig'}
 OTHER = {'cffi': 'swig', 'swig': 'cffi'}
 
 BLOCK = '''
@@ -150,8 +150,8 @@ def test_version_is_the_librarys(ax):
     # Both extensions, in a child: this process keeps one backend.
     r = subprocess.run([sys.executable, '-c', textwrap.dedent('''
         import actx
-        from actx import actx_swig
-        from actx._actx_cffi import ffi, lib
+        from actx._impl import actx_swig
+        from actx._impl._actx_cffi import ffi, lib
         c = ffi.string(lib.actx_version_string()).decode()
         assert actx.__version__ == c == actx_swig.actx_version_string()
         n = lib.actx_version()

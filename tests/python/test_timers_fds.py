@@ -206,7 +206,7 @@ def test_timer_on_other_thread_runs_there(ax):
 
 
 
-# The timers of a context share one C timer (python/actx/_core.py, _Timers):
+# The timers of a context share one C timer (python/actx/_impl/_timers.py, _Timers):
 # what that must not change.
 
 def test_same_deadline_runs_in_creation_order(ax):

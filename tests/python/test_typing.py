@@ -69,8 +69,8 @@ def test_help_shows_no_internal_paths():
     for line in text.split('CLASSES', 1)[0].splitlines()[2:]:
         assert not line.strip().startswith('_'), line
     body = text.split('CLASSES', 1)[1]
-    for internal in ('actx._core', 'actx._common', 'actx._asyncio',
-                     'actx._backend', 'BridgeBase'):
+    for internal in ('actx._impl', 'actx._core', 'actx._common',
+                     'actx._asyncio', 'actx._backend', 'BridgeBase'):
         assert internal not in body, internal
     for name in actx.__all__:
         assert name in text, name
@@ -88,7 +88,7 @@ def test_other_backend_loads_after_import():
         ax = actx
         with ax.async_context():
             assert ax.context_id() == 1
-        import actx._common  # the import system still finds them
+        import actx._impl._common  # the import system still finds them
         text = pydoc.render_doc(actx, renderer=pydoc.plaintext)
         assert 'SUBMODULES' not in text, text
         listed = text.split('PACKAGE CONTENTS', 1)[1].split('CLASSES')[0]
@@ -99,3 +99,27 @@ def test_other_backend_loads_after_import():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith('ok')
+
+
+def test_plain_package_no_import_hook():
+    """help(actx) lists nothing private by the layout alone: actx.__path__
+    is the package's directory, no path hook or finder of actx's is
+    installed, and the implementation (actx._impl, a directory without
+    __init__.py) is found by the ordinary import system."""
+    code = textwrap.dedent('''
+        import os, pkgutil, sys
+        hooks, finders = list(sys.path_hooks), list(sys.meta_path)
+        import actx
+        assert sys.path_hooks == hooks, sys.path_hooks
+        assert sys.meta_path == finders, sys.meta_path
+        assert actx.__path__ == [os.path.dirname(actx.__file__)]
+        assert list(pkgutil.iter_modules(actx.__path__)) == []
+        import actx._impl._context as c
+        assert c.__file__.startswith(os.path.join(actx.__path__[0],
+                                                  '_impl') + os.sep)
+        print('ok')
+        ''')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'ok'

@@ -73,6 +73,124 @@ def test_fd_handler_runs_in_its_registration_context(ax):
     assert seen == ['reader']
 
 
+def test_call_soon_from_empty_contexts_runs_each_in_its_own(ax):
+    """A thread whose context is empty: each call still runs in a context
+    of its own (a var one sets is unset for the next, and for the owner),
+    interleaved with calls made while a var was set, with and without
+    arguments."""
+    h = ax.current_context()
+    seen = []
+
+    def look(tag, *rest):
+        seen.append((tag, var.get()) + rest)
+        var.set('set by ' + tag)
+
+    def other():
+        h.call_soon(look, 'a')
+        h.call_soon(look, 'b', 1, 2)
+        tok = var.set('producer')
+        h.call_soon(look, 'c')
+        h.call_soon(look, 'd', 3)
+        var.reset(tok)
+        h.call_soon(look, 'e')
+    th = threading.Thread(target=other)
+    th.start()
+    th.join()
+    var.set('owner')
+    ax.poll()
+    h.close()
+    assert var.get() == 'owner'
+    assert seen == [('a', 'unset'), ('b', 'unset', 1, 2), ('c', 'producer'),
+                    ('d', 'producer', 3), ('e', 'unset')]
+
+
+def test_timers_from_an_empty_context_each_run_in_their_own(ax):
+    """Timers scheduled while the context is empty run one after another
+    in one poll, each in a context of its own: what one sets is unset for
+    the next (also when it raised), the owner's context is untouched."""
+    seen = []
+
+    def look(tag, fail=False):
+        seen.append((tag, var.get()))
+        var.set('set by ' + tag)
+        if fail:
+            raise KeyError(tag)
+
+    def schedule():
+        ax.call_later(0, look, 'a')
+        ax.call_later(0, look, 'b', True)
+        tok = var.set('scheduler')
+        ax.call_later(0, look, 'c')
+        var.reset(tok)
+        ax.call_later(0, look, 'd')
+        ax.call_at(ax.time(), look, 'e')
+    contextvars.Context().run(schedule)
+    var.set('owner')
+    with pytest.raises(KeyError):
+        ax.run()
+    ax.run()
+    assert var.get() == 'owner'
+    assert seen == [('a', 'unset'), ('b', 'unset'), ('c', 'scheduler'),
+                    ('d', 'unset'), ('e', 'unset')]
+
+
+def test_submit_from_an_empty_context_each_in_its_own(ax):
+    """Work functions submitted while the context is empty each run in a
+    context of their own: what one sets (on whichever pool thread) is unset
+    for the next."""
+    def work(tag):
+        seen = var.get()
+        var.set('set by ' + tag)
+        return seen
+
+    def submit_all():
+        return [ax.submit(work, str(i)) for i in range(50)]
+    reqs = contextvars.Context().run(submit_all)
+    assert [r.result() for r in reqs] == ['unset'] * 50
+
+
+def test_call_soon_from_many_threads_keeps_each_threads_order(ax):
+    """Calls of several threads through one handle: none lost, none run
+    twice, each thread's in the order it made them (three entries a call
+    in the queue never mix)."""
+    h = ax.current_context()
+    seen = {i: [] for i in range(4)}
+    n = 5000
+
+    def producer(i):
+        cs = h.call_soon
+        for k in range(n):
+            if k % 2:
+                cs(seen[i].append, k)
+            else:
+                cs(seen[i].append, k, *())
+    ths = [threading.Thread(target=producer, args=(i,)) for i in range(4)]
+    for t in ths:
+        t.start()
+    while any(t.is_alive() for t in ths) or sum(map(len, seen.values())) \
+            < 4 * n:
+        ax.poll(True, timeout=0.05)
+    for t in ths:
+        t.join()
+    h.close()
+    assert all(seen[i] == list(range(n)) for i in range(4))
+
+
+def test_refused_call_is_taken_back(ax):
+    """A call refused (EPIPE: the owner's runtime shut down) is taken out
+    of the queue: a later drain never runs it."""
+    box = []
+    th = threading.Thread(target=lambda: box.append(ax.current_context()))
+    th.start()
+    th.join()  # its runtime shut down as it ended
+    h = box[0]
+    for args in ((), (1,), (1,)):  # equal calls: each refused, none left
+        with pytest.raises(OSError):
+            h.call_soon(print, *args)
+    assert len(h._poster.dq) == 0
+    h.close()
+
+
 # --- poll(timeout=), set_pool_size -----------------------------------------
 
 def test_poll_with_timeout_returns(ax):
@@ -217,7 +335,7 @@ def test_runtime_diagnostics_go_to_logging(ax, caplog):
     """actx_req_complete() on a pool request is misuse the runtime reports
     through its log handler (in every build): it reaches logging."""
     import sys
-    B = sys.modules['actx._backend'].B
+    B = sys.modules['actx._impl._backend'].B
     ev = threading.Event()
     req = ax.submit(ev.wait, HUNG)
     try:

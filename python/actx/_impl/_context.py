@@ -4,9 +4,15 @@ from ._backend import B
 from ._common import ContextTimeout
 from . import _common
 from ._thread import (
-    _bridges, _current_task, _get_running_loop, _kick, _oserror, _here,
+    _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
+    _here, _pool_states, _states,
     _pending, _pop, _push, _raise_pending, _state, _task_of, _Token)
 from ._timers import _timers_popped
+from ._asyncio import asyncio
+
+# The exception of a task being cancelled (a BaseException, not
+# concurrent.futures' CancelledError).
+_TaskCancelled = asyncio.CancelledError
 
 __all__ = ['async_context', 'context_id', 'pop', 'push']
 
@@ -40,8 +46,35 @@ def _popped(st):
             _timers_popped(t, st.top)
         if st.stops:
             st.stops.discard(t)
+        if st.top.left is not None:
+            _pop_deferred(st)
     if _bridges:
         _kick()
+
+
+def _pop_deferred(st):
+    """The context now current was left by a cancelled task while a later
+    one was current (async_context.__exit__): cancel and pop it now, and
+    so on down the stack.  Exceptions of callbacks that run meanwhile are
+    stored (_pending) for the caller to raise."""
+    stack = st.stack
+    while len(stack) > 1 and st.top.left is not None:
+        t = st.top
+        cm = t.left
+        B.cancel_context()
+        if _pop() < 0:  # cannot happen: t is C's current context
+            break
+        t.left = None
+        for i, x in enumerate(cm._toks):
+            if x is t:
+                del cm._toks[i]
+                break
+        stack.pop()
+        t.fwd = st.top = stack[-1]
+        if t.timers is not None:
+            _timers_popped(t, st.top)
+        if st.stops:
+            st.stops.discard(t)
 
 
 def pop() -> None:
@@ -79,7 +112,12 @@ class async_context:
     thread, or while a context entered later (by the same code or by
     another asyncio task) is still current, raises RuntimeError and
     changes nothing (the stack and this object stay as they were; the
-    correct exit later works).  In asyncio, the context stack belongs to
+    correct exit later works).  Except when an asyncio task that entered
+    it is being cancelled (the block left by asyncio.CancelledError): the
+    task cannot exit again later, so the exit is deferred: the
+    CancelledError propagates unchanged, and the context stays pushed
+    until the contexts above it are popped; the pop that makes it current
+    again cancels it (as ``ctx.cancel()``) and pops it too.  In asyncio, the context stack belongs to
     the thread, not to the task: a context held across an ``await`` is
     current for every task that runs meanwhile (see the package help).
 
@@ -94,11 +132,10 @@ class async_context:
     """
     # _dl: None (no deadline of its own: the fast path), or (timeout ns
     # or None, deadline ns or None).
-    __slots__ = ('_toks', '_ids', '_dl')
+    __slots__ = ('_toks', '_dl')
 
     def __init__(self, timeout: float = None, deadline: float = None):
         self._toks = []
-        self._ids = []
         self._dl = None
         if timeout is not None or deadline is not None:
             self._dl = (None if timeout is None
@@ -111,7 +148,9 @@ class async_context:
             r = _push()
             if r < 0:
                 raise _oserror(r)
-            st = _here() or _state()
+            st = _states.get(_get_ident())
+            if st is None or _pool_states:  # _here(), inlined
+                st = _here() or _state()
             dl = st.top.dl  # inherited, as the runtime does
         else:
             own = self._own_deadline()
@@ -122,21 +161,29 @@ class async_context:
             # The effective deadline, as the runtime fixed it at the push.
             dl = min(own, st.top.dl)
         loop = _get_running_loop()
-        t = _Token(None if loop is None else _task_of(loop), dl)
+        # _Token(task, dl) without a Python __init__ frame (the hot path).
+        t = _new_token(_Token)
+        t.fwd = t.timers = t.left = None
+        t.task = None if loop is None else _task_of(loop)
+        t.dl = dl
+        t.cid = r
         st.stack.append(t)
         st.top = t
         self._toks.append(t)
-        self._ids.append(r)
         return self
 
     def __exit__(self, et, ev, tb):
         toks = self._toks
-        st = _here()
+        st = _states.get(_get_ident())
+        if st is None or _pool_states:  # _here(), inlined
+            st = _here()
         i = len(toks) - 1
         # Fast path: the last entry, made outside asyncio, is current here.
         if i < 0 or st is None or toks[i] is not st.top or \
                 toks[i].task is not None or _get_running_loop() is not None:
-            i = self._which(st)
+            i = self._which(st, et)
+            if i < 0:  # deferred: the task's cancellation goes on
+                return False
         if et is not None and issubclass(et, ContextTimeout):
             # Leave nothing of the context behind (its requests' done
             # callbacks have run when this returns).
@@ -147,7 +194,6 @@ class async_context:
                 _raise_pending()
             raise _oserror(r)
         del toks[i]
-        del self._ids[i]
         stack = st.stack  # _popped(st), inlined
         t = stack.pop()
         t.fwd = st.top = stack[-1]
@@ -155,21 +201,24 @@ class async_context:
             _timers_popped(t, st.top)
         if st.stops:
             st.stops.discard(t)
+        if st.top.left is not None:
+            _pop_deferred(st)
         if _bridges:
             _kick()
         if _pending:
             _raise_pending()
         return False
 
-    def _which(self, st):
+    def _which(self, st, et=None):
         """The index of the entry this exit closes (the caller's task's
-        latest one), or RuntimeError when it is not the current context."""
+        latest one), or RuntimeError when it is not the current context
+        (-1, the exit deferred, when a cancelled task leaves it)."""
         toks = self._toks
         if not toks:
             raise RuntimeError('async_context exited but not entered')
         stack = st.stack if st is not None else ()
         mine = [i for i, t in enumerate(toks)
-                if any(t is s for s in stack)]
+                if t.left is None and any(t is s for s in stack)]
         if not mine:
             raise RuntimeError(
                 'async_context exited on a thread other than the one that '
@@ -183,6 +232,12 @@ class async_context:
                 'nothing was popped')
         i = own[-1]
         if toks[i] is not st.top:
+            if et is not None and issubclass(et, _TaskCancelled) and \
+                    toks[i].task is not None:
+                # The task cannot come back to exit later: its context is
+                # cancelled and popped once the contexts above it are.
+                toks[i].left = self
+                return -1
             raise RuntimeError(
                 'async_context exited while context %d, entered later, is '
                 'still current (by another asyncio task, or an unbalanced '
@@ -227,16 +282,18 @@ class async_context:
     @property
     def id(self) -> int:
         """Depth of the context this object pushed last."""
-        if not self._ids:
+        if not self._toks:
             raise RuntimeError('async_context is not active')
-        return self._ids[-1]
+        return self._toks[-1].cid
 
     def __repr__(self):
-        return '<actx.async_context ids=%r>' % (self._ids,)
+        return '<actx.async_context ids=%r>' % ([t.cid for t in
+                                                 self._toks],)
 
 
 _NO_DEADLINE = (1 << 64) - 1
 _push_deadline = B.push_deadline
+_new_token = object.__new__
 
 
 def _seconds(x, what):

@@ -7,6 +7,7 @@ from . import _common
 from ._thread import _bridges, _kick, _oserror, _state
 
 _copy_context = contextvars.copy_context
+_POSTED = _common.POSTED
 
 __all__ = ['ContextHandle', 'current_context', 'stats']
 
@@ -20,14 +21,16 @@ class ContextHandle:
     thread while that context (or the one it was re-homed to) is current.
     While a handle is held, a blocking wait in its context keeps waiting
     for calls.  close() (or garbage collection) drops the reference."""
-    __slots__ = ('_p', '_poster', '_post', '__weakref__')
+    __slots__ = ('_p', '_poster', '_post', '_dq', '_word', '__weakref__')
 
     def __init__(self):
         _state()
         self._p = None
         p = B.ctx_current()
-        self._poster = B.make_poster(p)
-        self._post = self._poster.post
+        po = self._poster = B.make_poster(p)
+        self._post = po.post
+        self._dq = po.dq
+        self._word = po.word
         self._p = p
 
     def _live(self):
@@ -44,9 +47,15 @@ class ContextHandle:
             raise TypeError('call_soon: %r is not callable' % (fn,))
         if self._p is None:
             raise RuntimeError('ContextHandle is closed')
-        r = self._post((fn, args, _copy_context()))
-        if r:
-            raise _oserror(r)
+        # Poster.post inlined: the hot path of cross-thread calls.  An empty
+        # copy is queued as None (see _common.Poster).
+        cx = _copy_context()
+        call = (fn, args, cx if cx else None)
+        self._dq.extend(call)
+        if self._word[0] != _POSTED:  # else the pending drain runs it
+            r = self._poster.kick(call)
+            if r:
+                raise _oserror(r)
         if _bridges:
             _kick()
 

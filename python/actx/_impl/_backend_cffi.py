@@ -1,5 +1,5 @@
 """The cffi backend: the API-mode extension _actx_cffi under the names of
-actx/_backend.py's INTERFACE.
+actx/_impl/_backend.py's INTERFACE.
 
 Objects handed to C as an opaque pointer are ffi.new_handle() handles.
 A one-shot handle (a call, a request) sits in _keep until its callback ran
@@ -7,6 +7,8 @@ A one-shot handle (a call, a request) sits in _keep until its callback ran
 Python object.  cffi releases the GIL around every C call and takes it
 again in each callback.
 """
+import functools
+import operator
 import os
 
 from ._actx_cffi import ffi, lib
@@ -115,31 +117,14 @@ class _Poster(_common.Poster):
         self.h = q.py = _new_handle(self)
         _common.Poster.__init__(self, q)
         self.word = ffi.cast('intptr_t *', q)
+        self.state = functools.partial(operator.getitem, self.word, 0)
 
-    def state(self):
-        return self.word[0]
-
-    def post(self, fnargs):
-        self.dq.append(fnargs)
-        if self.word[0] == 2:  # POSTED: the pending drain takes it
-            return 0
-        r = _kick(self.q)
-        if r:
-            try:
-                self.dq.remove(fnargs)
-            except ValueError:
-                return 0  # a drain took it before the refusal: it runs
-        return r
-
-    _kick = staticmethod(lib.actx_py_q_kick)  # noqa: F811
+    _kick = staticmethod(lib.actx_py_q_kick)
     _reset = staticmethod(lib.actx_py_q_reset)
 
     def _free(self):
         self.q.py = _NULL
         self.h = None
-
-
-_kick = lib.actx_py_q_kick
 
 
 def make_poster(p):

@@ -9,11 +9,14 @@ state.
 import atexit
 import collections
 import concurrent.futures
+import contextvars
 import logging
 import sys
 import threading
 import traceback
 import weakref
+
+_Context = contextvars.Context
 
 get_ident = threading.get_ident
 
@@ -141,11 +144,11 @@ def run_work(req):
     (the exception is delivered by result())."""
     running_work[0] += 1  # under the GIL
     try:
-        cx = req._cx
-        if cx is None:
-            req._value = req._fn(*req._args)
-        else:
+        cx = req._cx or _Context()  # None: the submitter's copy was empty
+        if req._args:
             req._value = cx.run(req._fn, *req._args)
+        else:  # no bound method, list and tuple for *args
+            req._value = cx.run(req._fn)
         return 0
     except BaseException as e:
         req._exc = e
@@ -206,49 +209,90 @@ def loop_bound(cls):
 # backends: the calls wait in a deque and one drain call posted to the
 # context (bindings/common/actx_py.h, actx_py_q_kick) runs every call
 # appended before it starts.  A backend's subclass gives the C queue (q)
-# and its calls: state(), _kick(q), _reset(q), _free().
+# and its calls: state(), _kick(q), _reset(q), _free(), and word: the
+# state word as an object whose [0] reads it without a call (ContextHandle.
+# call_soon tests it inline; any value but POSTED sends it to kick()).
+#
+# A call is three entries, fn, args, cx, added by one deque.extend (atomic
+# under the GIL: other threads' calls never interleave with them), so that
+# a queued call keeps no object of its own alive: a tuple or a Context per
+# call, kept until the owner runs it and allocated on another core, costs
+# about as much as the rest of the call (memory traffic between the cores,
+# GC).  cx is the contextvars context to run fn in: a copy taken by
+# call_soon, or None when that copy was empty: the drain then runs fn in a
+# new empty Context, which no one can tell from the copy (a copy is a new
+# object either way, and no API returns the Context a function runs in).
 
 POSTED, IDLE, DEAD = 2, 0, 3
 posters = set()  # live posters (their queue's drain may be pending)
 
 
 class Poster:
-    __slots__ = ('q', 'dq', 'closing', '__weakref__')
+    __slots__ = ('q', 'dq', 'closing', 'state', 'lock', '__weakref__')
 
     def __init__(self, q):
         self.q = q
         self.dq = collections.deque()
         self.closing = False
+        # Held by a drain, and by a refused kick taking its call back: no
+        # drain takes entries meanwhile (reentrant: a call run by the drain
+        # may be refused on the owner thread).
+        self.lock = threading.RLock()
         posters.add(self)
 
-    def post(self, fnargs):
-        """Queue fnargs, (fn, args, contextvars context): 0, or a negative
-        errno (it was not queued)."""
-        self.dq.append(fnargs)
+    def post(self, call):
+        """Queue call, (fn, args, cx) with cx a contextvars.Context or
+        None (see above): 0, or a negative errno (it was not queued)."""
+        self.dq.extend(call)
         if self.state() == POSTED:  # the pending drain takes it
             return 0
+        return self.kick(call)
+
+    def kick(self, call):
+        """call was queued and no drain was pending: post one.  0, or a
+        negative errno (call was taken back)."""
         r = self._kick(self.q)
         if r:
-            try:
-                self.dq.remove(fnargs)
-            except ValueError:
-                return 0  # a drain took it before the refusal: it runs
+            with self.lock:
+                if not self._take_back(call):
+                    return 0  # a drain took it before the refusal: it runs
         return r
+
+    def _take_back(self, call):
+        """Remove the latest queued call that is call (its entries the same
+        objects); False if there is none.  With the lock held."""
+        dq = self.dq
+        fn, args, cx = call
+        for i in range(len(dq) - 3, -1, -3):
+            if dq[i] is fn and dq[i + 1] is args and dq[i + 2] is cx:
+                del dq[i + 2]
+                del dq[i + 1]
+                del dq[i]
+                return True
+        return False
 
     def drain(self):
         """The posted drain, on the owner thread."""
         self._reset(self.q)
         dq = self.dq
         take = dq.popleft
-        for _ in range(len(dq)):
-            try:
-                fn, args, cx = take()
-            except IndexError:  # a refused kick took its call back
-                break
-            try:
-                cx.run(fn, *args)
-            except BaseException as e:
-                store_exception(e)
+        with self.lock:
+            for _ in range(len(dq) // 3):
+                try:
+                    fn = take()
+                    args = take()
+                    cx = take()
+                except IndexError:  # a call run here took its call back
+                    break
+                if cx is None:
+                    cx = _Context()
+                try:
+                    if args:
+                        cx.run(fn, *args)
+                    else:  # no bound method, list and tuple for *args
+                        cx.run(fn)
+                except BaseException as e:
+                    store_exception(e)
         if self.closing and self.state() == IDLE:
             self._release()
 
@@ -273,12 +317,17 @@ class Token:
     """Python's view of one context on a thread's stack.  A popped
     context's token forwards to the parent it was re-homed to (fwd).
     async_context records the asyncio task that entered it (task; None
-    outside a running loop)."""
-    __slots__ = ('fwd', 'task', 'timers', 'dl', '__weakref__')
+    outside a running loop).  left: the async_context whose exit is
+    deferred (a cancelled task left it while a context entered later was
+    current): it is cancelled and popped as soon as it is current again."""
+    __slots__ = ('fwd', 'task', 'timers', 'dl', 'left', 'cid',
+                 '__weakref__')
 
     def __init__(self, task=None, dl=NO_DEADLINE):
+        self.cid = 0  # the context's id (set by async_context)
         self.fwd = None
         self.task = task
+        self.left = None
         self.timers = None  # its call_later/call_at heap (_timers._Timers)
         self.dl = dl  # its effective deadline (actx_deadline()), ns
 

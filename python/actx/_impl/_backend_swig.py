@@ -1,5 +1,5 @@
 """The SWIG backend: the extension _actx_swig under the names of
-actx/_backend.py's INTERFACE.
+actx/_impl/_backend.py's INTERFACE.
 
 The generated shadow module actx_swig is imported (it loads _actx_swig),
 but the calls go to the extension's functions directly: the shadow
@@ -7,6 +7,9 @@ functions only add a Python frame.  Pointers are integers; a one-shot
 object handed to C is INCREF'd by the shared helpers until C is done
 (bindings/common/actx_py.h, bindings/swig/actx.i).
 """
+import ctypes
+import functools
+
 from . import actx_swig  # noqa: F401  (loads the extension)
 from . import _actx_swig as _m
 from . import _common
@@ -49,28 +52,14 @@ def ctx_key(p):
 
 
 class _Poster(_common.Poster):
-    __slots__ = ()
+    __slots__ = ('word',)
 
     def __init__(self, ctx):
         _common.Poster.__init__(self, None)
         self.q = _m.actx_py_q_new(ctx, self)
-
-    def state(self, _state=_m.actx_py_q_state):
-        return _state(self.q)
-
-    def post(self, fnargs, _state=_m.actx_py_q_state,
-             _kick=_m.actx_py_q_kick):
-        # _common.Poster.post with state() inlined (the hot path).
-        self.dq.append(fnargs)
-        if _state(self.q) == 2:  # POSTED: the pending drain takes it
-            return 0
-        r = _kick(self.q)
-        if r:
-            try:
-                self.dq.remove(fnargs)
-            except ValueError:
-                return 0  # a drain took it before the refusal: it runs
-        return r
+        self.state = functools.partial(_m.actx_py_q_state, self.q)
+        # The word (the struct's first member) read without a C call.
+        self.word = (ctypes.c_ssize_t * 1).from_address(self.q)
 
     _kick = staticmethod(_m.actx_py_q_kick)
     _reset = staticmethod(_m.actx_py_q_reset)

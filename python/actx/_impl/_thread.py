@@ -12,6 +12,10 @@ from . import _asyncio
 _get_ident = _common.get_ident
 _states = _common.states
 _here = _common.here
+# Hot paths look the state up inline: _states.get(_get_ident()) is the
+# thread's state unless it is None or a pool thread holds a state
+# (_pool_states, usually empty: then _here() decides).
+_pool_states = _common.pool_states
 _pending = _common.pending
 _raise_pending = _common.raise_pending
 _store = _common.store_exception

@@ -1,5 +1,4 @@
 """Running the loop: poll, flush, run, stop, thread_shutdown."""
-import contextvars
 import errno as _errno
 import threading
 
@@ -202,9 +201,6 @@ def run(exception_handler=None) -> None:
             return
 
 
-_EMPTY = contextvars.Context()  # stop() runs in no caller's context
-
-
 def _stop_here():
     st = _state()
     st.stops.add(st.top)
@@ -218,7 +214,8 @@ def stop(handle: 'ContextHandle') -> None:
         raise TypeError('stop() takes a handle from current_context(), not '
                         '%s' % type(handle).__name__)
     handle._live()
-    r = handle._post((_stop_here, (), _EMPTY))
+    # None: in a new empty context, no caller's (_common.Poster).
+    r = handle._post((_stop_here, (), None))
     if r < 0:
         raise _oserror(r)
     if _bridges:
@@ -243,11 +240,18 @@ def thread_shutdown() -> None:
     """Shut this thread's runtime down now (it also happens when a Python
     thread ends): delete this thread's live BottomHalf objects, cancel its
     timers and remove its fd handlers, pop every context, run what was
-    already accepted, refuse later posts (EPIPE)."""
+    already accepted, refuse later posts (EPIPE).  The next call into actx
+    on this thread makes a new loop; an asyncio bridge of the thread moves
+    to the new loop at once (it stays open)."""
     st = _state()
     _release_thread(st)
+    br = _common.bridges.get(st.ident)
+    if br is not None:
+        br._detach()
     B.thread_shutdown()
     _common.reset_state(st.ident)
+    if br is not None:
+        br._reattach()
     if _pending:
         _raise_pending()
 

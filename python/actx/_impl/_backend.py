@@ -80,14 +80,15 @@ INTERFACE = {
     'ctx_unref': ('void actx_ctx_unref(actx_ctx *ctx)', True),
     'ctx_id': ('int actx_ctx_id(actx_ctx *ctx)', True),
     'ctx_key': ('the identity of an actx_ctx *', False),
-    'make_poster': ('a coalesced call queue on actx_ctx *: .post((fn, '
-                    'args)) -> int, .close() (actx_py_q_*)', False),
+    'make_poster': ('a coalesced call queue on actx_ctx * '
+                    '(_common.Poster: .post((fn, args, cx)) -> int, .dq, '
+                    '.word, .kick(call), .close(); actx_py_q_*)', False),
 }
 
 NAMES = ('cffi', 'swig')
 # The modules each backend needs (its extension; cffi's runtime module).
-NEEDS = {'cffi': ('actx._actx_cffi', '_cffi_backend'),
-         'swig': ('actx._actx_swig',)}
+NEEDS = {'cffi': (__package__ + '._actx_cffi', '_cffi_backend'),
+         'swig': (__package__ + '._actx_swig',)}
 
 
 def c_name(name):
@@ -96,13 +97,13 @@ def c_name(name):
 
 
 def load(name):
-    """Import backend name (the module actx._backend_<name>), fill in its
-    plain entries from its extension (its C attribute) and check that it
-    has the whole interface."""
+    """Import backend name (the module actx._impl._backend_<name>), fill
+    in its plain entries from its extension (its C attribute) and check
+    that it has the whole interface."""
     if name not in NAMES:
         raise ValueError('actx backend must be one of %s, not %r' %
                          (', '.join(NAMES), name))
-    mod = importlib.import_module('actx._backend_' + name)
+    mod = importlib.import_module(__package__ + '._backend_' + name)
     for n, (sig, plain) in INTERFACE.items():
         if plain and not hasattr(mod, n):
             setattr(mod, n, getattr(mod.C, c_name(n)))

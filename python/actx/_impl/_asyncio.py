@@ -63,6 +63,30 @@ class BridgeBase:
         elif t > 0:
             self._timer = self._loop.call_later(t / 1000.0, self._ready)
 
+    def _detach(self):
+        """Stop watching the fd and the timeout (close(); before this
+        thread's runtime shuts down, thread_shutdown(), while the number is
+        still the loop's)."""
+        if self._st is None:
+            return
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _reattach(self):
+        """After thread_shutdown(): the thread's next loop is made now, and
+        the bridge watches its fd (a new number, or the old number reused by
+        another file) from here on."""
+        if self._st is None or self._loop.is_closed():
+            self.close()
+            return
+        self._st = self._api._state()
+        self._fd = self._api.backend_fd()
+        self._loop.add_reader(self._fd, self._ready)
+        self._arm()
+
     def _stale(self, loop):
         """Its loop ended (closed, or another loop runs on the thread
         while it does not): the bridge ends with it."""
@@ -99,10 +123,7 @@ class BridgeBase:
         asyncio loop has closed and another bridge starts on the thread."""
         if self._st is None:
             return
-        if not self._loop.is_closed():
-            self._loop.remove_reader(self._fd)
-        if self._timer is not None:
-            self._timer.cancel()
+        self._detach()
         if self._soon is not None:
             self._soon.cancel()
         self._bridges.pop(self._st.ident, None)

@@ -7,7 +7,9 @@ import time as _time
 
 from ._backend import B
 from . import _common
-from ._thread import _bridges, _get_ident, _here, _kick, _state, _store
+from ._thread import (
+    _bridges, _get_ident, _here, _kick, _pool_states, _state, _states,
+    _store)
 
 __all__ = ['Timer', 'call_at', 'call_later', 'time']
 
@@ -22,6 +24,7 @@ _monotonic_ns = _time.monotonic_ns  # CLOCK_MONOTONIC, as actx_now_ns()
 _NS_MAX = (1 << 64) - 1
 _new_timer = object.__new__
 _copy_context = contextvars.copy_context
+_Context = contextvars.Context
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 
@@ -152,6 +155,7 @@ class _Timers:
         if not ready:
             self._collect(_monotonic_ns())
         popleft = ready.popleft
+        empty = None  # for timers that kept no Context (call_later)
         while ready:
             t = popleft()
             if t._tok is not self:
@@ -163,8 +167,18 @@ class _Timers:
                 # More are due: a poll nested in fn must find them too.
                 self.armed = 0
                 _ctimer_mod(self.p, 0)
+            cx = t._cx
+            if cx is None:
+                # A new empty Context, or the last one if the timer run in
+                # it left it empty (nothing tells them apart).
+                if empty is None or empty:
+                    empty = _Context()
+                cx = empty
             try:
-                t._cx.run(t._fn, *t._args)
+                if t._args:
+                    cx.run(t._fn, *t._args)
+                else:  # no bound method, list and tuple for *args
+                    cx.run(t._fn)
             except BaseException as exc:
                 _store(exc)
         self._arm()
@@ -301,7 +315,8 @@ def _timer(ns, fn, args):
     t = _new_timer(Timer)
     t._fn = fn
     t._args = args
-    t._cx = _copy_context()
+    cx = _copy_context()
+    t._cx = cx if cx else None  # see call_later
     t._when = ns
     t._tok = tm
     tm._add(t, ns)
@@ -329,12 +344,18 @@ def call_later(delay: float, fn, *args) -> Timer:
         ns = _deadline_ns(delay, 'call_later')
         return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
     # _timer(), inlined: the common case in one Python frame.
-    st = _here() or _state()
+    st = _states.get(_get_ident())
+    if st is None or _pool_states:  # _here(), inlined
+        st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
     t = _new_timer(Timer)
     t._fn = fn
     t._args = args
-    t._cx = _copy_context()
+    # A pending timer keeps no Context when the copy is empty: it runs in
+    # a new empty one, which no one can tell from the copy (a copy is a
+    # new object either way; no API returns the Context code runs in).
+    cx = _copy_context()
+    t._cx = cx if cx else None
     t._when = ns = _monotonic_ns() + int(ns)
     t._tok = tm
     lst = tm.bk.get(ns >> _SHIFT)  # tm._add(t, ns), inlined
