@@ -570,7 +570,15 @@ enum {
     ACTX__FD_DIRECT,
     ACTX__FD_NOWAIT_NO
 };
-unsigned actx__fd_kind(actx__loop *loop, int fd);
+unsigned actx__fd_kind_slow(actx__loop *loop, int fd);
+static inline unsigned actx__fd_kind(actx__loop *loop, int fd)
+{
+    if (ACTX__LIKELY((size_t)fd < loop->nfd_kind &&
+                     loop->fd_kind[fd] != ACTX__FD_UNKNOWN)) {
+        return loop->fd_kind[fd];
+    }
+    return actx__fd_kind_slow(loop, fd);
+}
 void actx__fd_kind_set(actx__loop *loop, int fd, unsigned kind);
 void actx__aio_loop_shutdown(actx__loop *loop);
 /* aio-pool.c: one operation on the pool (the ring's fallback). */

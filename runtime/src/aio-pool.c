@@ -50,21 +50,18 @@ _Static_assert(sizeof(struct aio_args) <= ACTX__JOB_ARGS,
 
 /*
  * The kind of fd (ACTX__FD_*), asked of the kernel the first time a loop
- * sees the number (lseek, then F_GETFL) and remembered.  A completion with
- * -EBADF forgets it (actx__fd_kind_set).  An fd that is not open counts
- * as seekable and is not remembered: the read itself answers EBADF.
- * Limitation: a number closed and reopened as another kind of file without
- * an AIO on it in between keeps the old kind (a pipe read as a stream by
- * the ring, an O_DIRECT file tried inline).
+ * sees the number (lseek, then F_GETFL) and remembered; actx__fd_kind
+ * (actx-internal.h) looks it up.  A completion with -EBADF forgets it
+ * (actx__fd_kind_set).  An fd that is not open counts as seekable and is
+ * not remembered: the read itself answers EBADF.  Limitation: a number
+ * closed and reopened as another kind of file without an AIO on it in
+ * between keeps the old kind (a pipe read as a stream by the ring, an
+ * O_DIRECT file tried inline).
  */
-unsigned actx__fd_kind(actx__loop *loop, int fd)
+unsigned actx__fd_kind_slow(actx__loop *loop, int fd)
 {
-    unsigned char k =
-        (size_t)fd < loop->nfd_kind ? loop->fd_kind[fd] : ACTX__FD_UNKNOWN;
+    unsigned char k;
 
-    if (ACTX__LIKELY(k != ACTX__FD_UNKNOWN)) {
-        return k;
-    }
     if (lseek(fd, 0, SEEK_CUR) < 0) {
         if (errno != ESPIPE) {
             return ACTX__FD_SEEKABLE;

@@ -88,10 +88,15 @@
 
 /* Batch sizes 1, 2-3, 4-7, ... 128 and more: one read-path choice each. */
 #define CHOICE_BUCKETS 8
-/* Every EXPLORE_EVERY-th batch of a size tries the other path... */
+/*
+ * Every EXPLORE_EVERY-th batch of a size tries the other path, only every
+ * EXPLORE_RARELY-th when the other was found more than a quarter dearer;
+ * every SAMPLE_EVERY-th batch is timed (the explored ones always).  Powers
+ * of two.
+ */
 #define EXPLORE_EVERY 32
-/* ...and every SAMPLE_EVERY-th is timed (the explored ones always). */
-#define SAMPLE_EVERY 4
+#define EXPLORE_RARELY 256
+#define SAMPLE_EVERY 16
 
 /* Cost estimates of one batch size, ns per read (0: not measured yet). */
 struct read_choice {
@@ -463,7 +468,8 @@ static int enter_or_unqueue(actx__loop *loop, unsigned wait)
  * each loop measures: per batch size class (1, 2-3, 4-7, ...) it keeps an
  * average cost per read of each path, timed over whole flushes (the
  * inline reads, the enter of what is left, the completions reaped), takes
- * the cheaper one, and every EXPLORE_EVERY-th batch of that size takes
+ * the cheaper one, and every EXPLORE_EVERY-th batch of that size (every
+ * EXPLORE_RARELY-th while the other is clearly dearer) takes
  * the other, so that the choice follows the host, the file's caching and
  * the load.  A read done inline completes as if the ring had done it: its
  * completion is queued and runs at the next poll, in its context.  Only
@@ -562,17 +568,23 @@ void actx__io_flush_slow(actx__loop *loop)
         u->reads_queued = 0;
     }
     if (reads != 0) {
-        uint32_t n;
+        uint32_t n, best, other, every;
+        bool explore;
 
         ch = &u->choice[choice_bucket(reads)];
         n = ch->batches++;
         inl = ch->ns_inline == 0 ||
               (ch->ns_ring != 0 && ch->ns_inline <= ch->ns_ring);
-        if (n % EXPLORE_EVERY == EXPLORE_EVERY - 1) {
+        best = inl ? ch->ns_inline : ch->ns_ring;
+        other = inl ? ch->ns_ring : ch->ns_inline;
+        every = other != 0 && other / 4 > best / 4 + best / 16 ? EXPLORE_RARELY
+                                                               : EXPLORE_EVERY;
+        explore = (n & (every - 1)) == every - 1;
+        if (explore) {
             inl = !inl;
         }
-        if ((inl ? ch->ns_inline : ch->ns_ring) == 0 ||
-            n % EXPLORE_EVERY == EXPLORE_EVERY - 1 || n % SAMPLE_EVERY == 0) {
+        if ((inl ? ch->ns_inline : ch->ns_ring) == 0 || explore ||
+            (n & (SAMPLE_EVERY - 1)) == 0) {
             t0 = actx_now_ns();
         }
         if (inl) {
