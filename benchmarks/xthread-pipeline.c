@@ -33,6 +33,11 @@ static inline void complete_one(enum variant v, void *p, long ret)
     }
 }
 
+void xthread_complete(enum variant v, void *p, long ret)
+{
+    complete_one(v, p, ret);
+}
+
 static void *producer_main(void *arg)
 {
     producer *pr = arg;

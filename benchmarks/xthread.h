@@ -65,6 +65,8 @@ void producers_start(enum variant v, int nprod, size_t ring_size);
 /* Stop them once they have completed everything pushed. */
 void producers_stop(int nprod);
 
+/* Any thread.  Complete p (ret) as the producers do. */
+void xthread_complete(enum variant v, void *p, long ret);
 /* The done callback that counts into done_count. */
 void xthread_done_cb(void *opaque, long ret);
 /* A new request of variant v (actx_req_new or a node). */
@@ -129,6 +131,7 @@ pp_result pingpong_actx(double seconds, int64_t poll_ns);
 void xthread_batch(const bench_opts *o);    /* c1, c2 */
 void xthread_blocking(const bench_opts *o); /* b1, b2 */
 void xthread_reissue(const bench_opts *o);  /* r1, r2 */
+void xthread_stages(const bench_opts *o);   /* os, ps */
 void xthread_pingpong(const bench_opts *o); /* pp */
 void xthread_polling(const bench_opts *o);  /* p1, p2, ppp, idle */
 
