@@ -8,7 +8,7 @@ import time as _time
 from ._backend import B
 from . import _common
 from ._thread import (
-    _bridges, _get_ident, _here, _kick, _pool_states, _state, _states,
+    _bridges, _get_ident, _here, _kick, _pool_states, _state, _state_of,
     _store)
 
 __all__ = ['Timer', 'call_at', 'call_later', 'time']
@@ -344,7 +344,7 @@ def call_later(delay: float, fn, *args) -> Timer:
         ns = _deadline_ns(delay, 'call_later')
         return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
     # _timer(), inlined: the common case in one Python frame.
-    st = _states.get(_get_ident())
+    st = _state_of(_get_ident())
     if st is None or _pool_states:  # _here(), inlined
         st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
