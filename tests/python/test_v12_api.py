@@ -134,6 +134,40 @@ def test_timers_from_an_empty_context_each_run_in_their_own(ax):
                     ('d', 'unset'), ('e', 'unset')]
 
 
+def test_timers_run_by_a_nested_poll_each_in_their_own_context(ax):
+    """Timers from an empty context that a poll nested in one of them runs
+    (the rest of the same round) each run in a context of their own: what
+    they set is unset for the next and for the timer whose poll ran them;
+    what that timer set before its poll is unseen by them."""
+    seen = []
+
+    def outer():
+        var.set('set by outer')
+        ax.poll()  # runs b, c and d
+        seen.append(('outer after poll', var.get()))
+
+    def look(tag):
+        seen.append((tag, var.get()))
+        var.set('set by ' + tag)
+
+    def quiet(tag):
+        seen.append((tag, var.get()))
+
+    def schedule():
+        ax.call_later(0, outer)
+        ax.call_later(0, look, 'b')
+        ax.call_later(0, quiet, 'c')
+        ax.call_later(0, look, 'd')
+        ax.call_later(0, quiet, 'e')
+    contextvars.Context().run(schedule)
+    mine = var.get()
+    ax.poll()
+    ax.poll()
+    assert var.get() == mine
+    assert seen == [('b', 'unset'), ('c', 'unset'), ('d', 'unset'),
+                    ('e', 'unset'), ('outer after poll', 'set by outer')]
+
+
 def test_submit_from_an_empty_context_each_in_its_own(ax):
     """Work functions submitted while the context is empty each run in a
     context of their own: what one sets (on whichever pool thread) is unset

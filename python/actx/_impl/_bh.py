@@ -5,7 +5,7 @@ from ._backend import B
 from . import _common
 from ._thread import (
     _bh_schedule, _bh_schedule_idle, _bridges, _get_ident, _kick, _state,
-    _states)
+    _state_of)
 
 __all__ = ['BottomHalf']
 
@@ -46,7 +46,7 @@ class BottomHalf:
         # in the current context (see _loop.reap_orphans).
         p = getattr(self, '_p', None)
         if p is not None:
-            st = _states.get(self._owner)
+            st = _state_of(self._owner)
             if st is not None:
                 st.orphans.append((p, self._keep, self._tok))
 
@@ -97,7 +97,7 @@ class BottomHalf:
         self._p = None
         B.bh_delete(p)
         self._keep = self._fn = None
-        st = _states.get(self._owner)
+        st = _state_of(self._owner)
         if st is not None:
             st.bhs.discard(self)
 

@@ -5,7 +5,7 @@ from ._common import ContextTimeout
 from . import _common
 from ._thread import (
     _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
-    _here, _pool_states, _states,
+    _here, _pool_states, _state_of,
     _pending, _pop, _push, _raise_pending, _state, _task_of, _Token)
 from ._timers import _timers_popped
 from ._asyncio import asyncio
@@ -148,7 +148,7 @@ class async_context:
             r = _push()
             if r < 0:
                 raise _oserror(r)
-            st = _states.get(_get_ident())
+            st = _state_of(_get_ident())
             if st is None or _pool_states:  # _here(), inlined
                 st = _here() or _state()
             dl = st.top.dl  # inherited, as the runtime does
@@ -174,7 +174,7 @@ class async_context:
 
     def __exit__(self, et, ev, tb):
         toks = self._toks
-        st = _states.get(_get_ident())
+        st = _state_of(_get_ident())
         if st is None or _pool_states:  # _here(), inlined
             st = _here()
         i = len(toks) - 1

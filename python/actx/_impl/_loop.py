@@ -7,9 +7,10 @@ from . import _common
 from ._common import ContextTimeout, DeadlockError
 from ._thread import (
     _backend_fd, _bridges, _can_progress, context_timeout, _flush_slice,
-    _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _poll_block,
-    _poll_nb, _poll_timeout, _raise_pending, reap_orphans, _release_thread,
-    _SLICE_MS, _SLICE_NS, _state, timed_out, _timeout_ms, _timeout_ns)
+    _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _pending_of,
+    _poll_block, _poll_nb, _poll_timeout, _raise_pending, reap_orphans,
+    _release_thread, _SLICE_MS, _SLICE_NS, _state, timed_out, _timeout_ms,
+    _timeout_ns)
 from ._handle import ContextHandle
 
 __all__ = [
@@ -144,7 +145,7 @@ def flush() -> None:
         r = _flush_slice(_SLICE_MS)
         if r <= 0:
             break
-        if _pending and not isinstance(_pending.get(ident), Exception):
+        if _pending and not isinstance(_pending_of(ident), Exception):
             _raise_pending()  # KeyboardInterrupt, SystemExit: at once
     _flush_done(r)
 

@@ -10,9 +10,9 @@ from ._backend import B
 from . import _common
 from ._common import CancelledError, DeadlockError
 from ._thread import (
-    _bridges, _can_progress, context_timeout, _fd, _get_ident, _here, int_arg,
+    _bridge_of, _can_progress, context_timeout, _fd, _get_ident, _here, int_arg,
     _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
-    _pool_states, _raise_pending, _SLICE_NS, _state, _states, timed_out,
+    _pool_states, _raise_pending, _SLICE_NS, _state, _state_of, timed_out,
     _timeout_ns)
 from ._context import context_id
 
@@ -199,7 +199,7 @@ class Request(_Future):
 
     def _cancel_at_owner(self):
         h = _common.loop_handles.get(self._owner)
-        st = _states.get(self._owner)
+        st = _state_of(self._owner)
         if h is None or st is None:
             return
         t = self._tok
@@ -279,7 +279,7 @@ class Request(_Future):
         # in slices (actx_poll_timeout; between them Python runs its signal
         # handlers and the deadline is checked), else in one call.
         self._check_owner('result')
-        st = _states.get(self._owner) or _state()
+        st = _state_of(self._owner) or _state()
         deadline = None
         if timeout is not None:
             deadline = B.now_ns() + _timeout_ns(timeout)
@@ -350,7 +350,7 @@ class Request(_Future):
             loop = asyncio.get_running_loop()
             me = _get_ident()
             if me == self._owner:
-                br = _bridges.get(me)
+                br = _bridge_of(me)
                 if br is None or br._loop is not loop:
                     raise RuntimeError('await on an actx Request on its '
                                        'owner thread needs '
@@ -422,7 +422,7 @@ def _wake(fut):
 
 
 def _new_request(kind):
-    st = _states.get(_get_ident())
+    st = _state_of(_get_ident())
     if st is None or _pool_states:  # _here(), inlined
         st = _here() or _state()
     req = Request.__new__(Request)

@@ -8,7 +8,7 @@ import time as _time
 from ._backend import B
 from . import _common
 from ._thread import (
-    _bridges, _get_ident, _here, _kick, _pool_states, _state, _states,
+    _bridges, _get_ident, _here, _kick, _pool_states, _state, _state_of,
     _store)
 
 __all__ = ['Timer', 'call_at', 'call_later', 'time']
@@ -22,7 +22,9 @@ _ctimer_del = B.timer_del
 _ctimer_free = B.timer_free
 _monotonic_ns = _time.monotonic_ns  # CLOCK_MONOTONIC, as actx_now_ns()
 _NS_MAX = (1 << 64) - 1
-_new_timer = object.__new__
+# _Timers.armed when the C timer is disarmed: above every deadline, so
+# that call_later tests `ns < armed` alone.
+_DISARMED = 1 << 64
 _copy_context = contextvars.copy_context
 _Context = contextvars.Context
 _heappush = heapq.heappush
@@ -72,7 +74,7 @@ class _Timers:
         self.ready = collections.deque()  # due, being run, in order
         self.live = 0     # pending timers (not run, not cancelled)
         self.dead = 0     # cancelled ones still in bk or ready
-        self.armed = -1   # the C timer's deadline; -1: disarmed
+        self.armed = _DISARMED  # the C timer's deadline, if armed
         self.ident = ident
         self.p, self.keep = _ctimer_new(self._fire)
 
@@ -85,7 +87,7 @@ class _Timers:
         else:
             lst.append(t)
         self.live += 1
-        if w < self.armed or self.armed < 0:
+        if w < self.armed:
             self._arm_at(w)
 
     def _arm_at(self, w):
@@ -119,8 +121,8 @@ class _Timers:
             return
         w = 0 if self.ready else self._head()
         if w < 0:
-            if self.armed >= 0:
-                self.armed = -1
+            if self.armed is not _DISARMED:
+                self.armed = _DISARMED
                 _ctimer_del(self.p)
         elif w != self.armed:
             self.armed = w
@@ -150,12 +152,25 @@ class _Timers:
 
     def _fire(self):
         """The C timer fired (and is disarmed)."""
-        self.armed = -1
+        self.armed = _DISARMED
         ready = self.ready
         if not ready:
             self._collect(_monotonic_ns())
+        while ready:
+            # The timers that kept no Context (see call_later) run in a new
+            # empty one, entered once for as many of them as leave it
+            # empty: nothing tells them from one Context each (a copy is
+            # a new object either way, and no API returns the Context code
+            # runs in); _run returns when one set a var.
+            cx = _Context()
+            cx.run(self._run, cx)
+        self._arm()
+
+    def _run(self, empty):
+        """Run the due timers in order; those that kept no Context run in
+        empty (the current Context), until one leaves it not empty."""
+        ready = self.ready
         popleft = ready.popleft
-        empty = None  # for timers that kept no Context (call_later)
         while ready:
             t = popleft()
             if t._tok is not self:
@@ -163,25 +178,26 @@ class _Timers:
                 continue  # cancelled
             t._tok = None
             self.live -= 1
-            if self.armed < 0 and ready:
+            if self.armed is _DISARMED and ready:
                 # More are due: a poll nested in fn must find them too.
                 self.armed = 0
                 _ctimer_mod(self.p, 0)
             cx = t._cx
             if cx is None:
-                # A new empty Context, or the last one if the timer run in
-                # it left it empty (nothing tells them apart).
-                if empty is None or empty:
-                    empty = _Context()
-                cx = empty
-            try:
-                if t._args:
-                    cx.run(t._fn, *t._args)
-                else:  # no bound method, list and tuple for *args
-                    cx.run(t._fn)
-            except BaseException as exc:
-                _store(exc)
-        self._arm()
+                try:
+                    t._fn(*t._args)
+                except BaseException as exc:
+                    _store(exc)
+                if empty:
+                    return  # a var is set: the next timer needs a new one
+            else:
+                try:
+                    if t._args:
+                        cx.run(t._fn, *t._args)
+                    else:  # no bound method, list and tuple for *args
+                        cx.run(t._fn)
+                except BaseException as exc:
+                    _store(exc)
 
     def _compact(self):
         bk, heap = self.bk, self.heap
@@ -312,7 +328,7 @@ def _timer(ns, fn, args):
         raise TypeError('%r is not callable' % (fn,))
     st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
-    t = _new_timer(Timer)
+    t = Timer()  # no __init__: cheaper than object.__new__(Timer)
     t._fn = fn
     t._args = args
     cx = _copy_context()
@@ -344,11 +360,11 @@ def call_later(delay: float, fn, *args) -> Timer:
         ns = _deadline_ns(delay, 'call_later')
         return _timer(min(_monotonic_ns() + ns, _NS_MAX), fn, args)
     # _timer(), inlined: the common case in one Python frame.
-    st = _states.get(_get_ident())
+    st = _state_of(_get_ident())
     if st is None or _pool_states:  # _here(), inlined
         st = _here() or _state()
     tm = st.top.timers or _timers_here(st)
-    t = _new_timer(Timer)
+    t = Timer()  # no __init__: cheaper than object.__new__(Timer)
     t._fn = fn
     t._args = args
     # A pending timer keeps no Context when the copy is empty: it runs in
@@ -365,7 +381,7 @@ def call_later(delay: float, fn, *args) -> Timer:
     else:
         lst.append(t)
     tm.live += 1
-    if ns < tm.armed or tm.armed < 0:
+    if ns < tm.armed:
         tm._arm_at(ns)  # a method: tm may be of the other backend's core
     if _bridges:
         _kick()
