@@ -679,4 +679,8 @@ void actx__timers_loop_shutdown(actx__loop *loop);
         }                                                                      \
     } while (0)
 
+/* pool.c, for tests: worker spins started; every worker's window, fixed. */
+extern _Atomic unsigned long actx__pool_spins;
+extern _Atomic int64_t actx__pool_spin_fixed_ns;
+
 #endif /* ACTX_INTERNAL_H */

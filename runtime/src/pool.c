@@ -74,6 +74,15 @@
  * before it goes idle (worker_spin), with these rules:
  *   - one spinner at a time (nspinning is 0 or 1): it costs at most one
  *     CPU, never the CPU the submitting loops need on a small machine;
+ *   - only while a CPU is left for it (spin_has_a_cpu): the workers
+ *     running jobs and one submitting loop each need one.  On a machine
+ *     of two CPUs a worker spins only while no other runs a job: the
+ *     round trip with one job in flight the spin is for.  With others
+ *     running, they take the next job when they finish, and a spinner
+ *     would only take a CPU from them or from the submitters (work
+ *     functions that wait for a lock, as Python's wait for the GIL,
+ *     showed it: Python's submit figure lost 9% to spinning workers);
+ *     on a single CPU no worker spins;
  *   - a submitter that sees a spinner wakes nobody: S1 push, S2 load
  *     nspinning (seq_cst) against the spinner's decrement of nspinning and
  *     its exchange of incoming (seq_cst): either the spinner takes the job
@@ -152,6 +161,7 @@ static struct {
     _Atomic long queued;   /* qlen, for the spinner (relaxed) */
     _Atomic bool stopping;
     _Atomic int size; /* 0 until the pool starts */
+    int ncpus;        /* online CPUs, set at the start (for the spin) */
 
     /* Under the lock. */
     alignas(ACTX__CACHELINE) pthread_mutex_t lock;
@@ -171,6 +181,10 @@ static struct {
 };
 
 static bool pool_sleep_hook(actx__loop *loop, bool entering);
+
+/* Tests (tests/c/test-pool.c): spins started, and a fixed window. */
+_Atomic unsigned long actx__pool_spins;
+_Atomic int64_t actx__pool_spin_fixed_ns; /* 0: each worker's own */
 
 /* ------------------------------------------------------------------------ */
 /* Jobs.                                                                     */
@@ -559,26 +573,50 @@ static inline void spin_relax(void)
 }
 
 /*
+ * Is a CPU left for the calling worker to spin on?  The other workers
+ * that run a job (or were woken for one: threads neither idle nor asleep
+ * in a nested wait, the caller aside) and one submitting loop each take
+ * one.  Relaxed reads: it only decides whether to spin.
+ */
+static bool spin_has_a_cpu(void)
+{
+    int others = atomic_load_explicit(&pool.nthreads, memory_order_relaxed) -
+                 atomic_load_explicit(&pool.nidle, memory_order_relaxed) -
+                 atomic_load_explicit(&pool.nblocked, memory_order_relaxed) - 1;
+
+    return others + 2 <= pool.ncpus;
+}
+
+/*
  * Before going idle (the top comment, "Spinning before the sleep"): watch
  * incoming for up to the worker's window.  True if work came; false if
- * the window ended (or another worker spins): the worker then goes idle
- * as usual, and its wait is timed from wait_start.
+ * the window ended (or another worker spins or runs a job): the worker
+ * then goes idle as usual, and its wait is timed from wait_start.
  */
 static bool worker_spin(worker *self)
 {
     uint64_t now = actx_now_ns(), end;
+    int64_t window =
+        atomic_load_explicit(&actx__pool_spin_fixed_ns, memory_order_relaxed);
     int expected = 0;
     bool found = false;
 
     self->wait_start = now;
-    if (self->spin_ns == 0) {
+    if (window == 0) {
+        window = self->spin_ns;
+    }
+    if (window == 0) {
         /* Not spinning; the sleep alone may show that it should. */
+        return false;
+    }
+    if (!spin_has_a_cpu()) {
         return false;
     }
     if (!atomic_compare_exchange_strong(&pool.nspinning, &expected, 1)) {
         return false;
     }
-    end = now + (uint64_t)self->spin_ns;
+    atomic_fetch_add_explicit(&actx__pool_spins, 1, memory_order_relaxed);
+    end = now + (uint64_t)window;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&pool.incoming, memory_order_relaxed) ||
             atomic_load_explicit(&pool.queued, memory_order_relaxed) > 0 ||
@@ -598,7 +636,7 @@ static bool worker_spin(worker *self)
     /* seq_cst: before the exchange of incoming that follows (take). */
     atomic_fetch_sub(&pool.nspinning, 1);
     if (found) {
-        if (actx_now_ns() - self->wait_start > (uint64_t)self->spin_ns / 2) {
+        if (actx_now_ns() - self->wait_start > (uint64_t)window / 2) {
             spin_grow(self); /* found late in the window */
         }
         self->wait_start = 0;
@@ -905,6 +943,10 @@ static int default_size(bool *bad)
 
 static void start_locked(bool *bad_env)
 {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    /* Before the first worker exists: workers read it without the lock. */
+    pool.ncpus = cpus < 1 ? 1 : cpus > INT_MAX ? INT_MAX : (int)cpus;
     atomic_store(&pool.size,
                  pool.size_set ? pool.size_set : default_size(bad_env));
     pool.started = true;

@@ -9,6 +9,8 @@
  */
 #include "test.h"
 
+#include "actx-internal.h" /* actx__pool_spins, the fixed window */
+
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -458,6 +460,89 @@ static int count_threads(void)
     }
     closedir(d);
     return n;
+}
+
+/* --- the spin before a worker sleeps (pool.c) -------------------------- */
+
+static atomic_bool hold_release;
+
+/* A work function that keeps its worker busy until released. */
+static long hold_work(void *opaque)
+{
+    (void)opaque;
+    while (!atomic_load(&hold_release)) {
+        usleep(1000);
+    }
+    return 0;
+}
+
+static long null_work(void *opaque)
+{
+    (void)opaque;
+    return 0;
+}
+
+static void count_done(void *opaque, long ret)
+{
+    (void)ret;
+    (*(int *)opaque)++;
+}
+
+/* n round trips with one job in flight; the spins they started. */
+static unsigned long round_trip_spins(int n)
+{
+    unsigned long before = atomic_load(&actx__pool_spins);
+
+    for (int i = 0; i < n; i++) {
+        int done = 0;
+
+        ASSERT_NOT_NULL(actx_submit(null_work, count_done, &done));
+        while (!done) {
+            actx_poll(true);
+        }
+    }
+    return atomic_load(&actx__pool_spins) - before;
+}
+
+/*
+ * A worker that finished a job with the queue empty spins for the next
+ * one only while a CPU is left for it: one for each other worker running
+ * a job, one for a submitting loop.  Alone (and with two CPUs or more) it
+ * is what makes a round trip with one job in flight cheap; beside running
+ * jobs that take the other CPUs it would only take a CPU from them and
+ * from the submitters; on one CPU it never spins.  The window is fixed at
+ * 1 ms here so that nothing depends on how fast jobs come.
+ */
+ACTX_TEST_TIMEOUT("/pool/spin/only-while-a-cpu-is-left-for-it", 60)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long hold = cpus > 1 ? cpus - 1 : 1; /* leaves the spinner no CPU */
+    struct actx_pool_stats ps;
+    int held_done = 0;
+
+    /* The default size, max(4, 2 x CPUs), runs hold + 1 jobs at once. */
+    atomic_store(&actx__pool_spin_fixed_ns, 1000000);
+    if (cpus >= 2) {
+        ASSERT_GT(round_trip_spins(100), 0);
+    } else {
+        ASSERT_EQ(round_trip_spins(100), 0);
+    }
+
+    atomic_store(&hold_release, false);
+    for (long i = 0; i < hold; i++) {
+        ASSERT_NOT_NULL(actx_submit(hold_work, count_done, &held_done));
+    }
+    do {
+        usleep(1000);
+        actx_pool_stats(&ps);
+    } while (ps.busy < hold);
+    ASSERT_EQ(round_trip_spins(100), 0);
+
+    atomic_store(&hold_release, true);
+    while (held_done < hold) {
+        actx_poll(true);
+    }
+    atomic_store(&actx__pool_spin_fixed_ns, 0);
 }
 
 /*
