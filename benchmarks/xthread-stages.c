@@ -149,23 +149,24 @@ static const bench_impl_def post_impls[] =
 
 void xthread_stages(const bench_opts *o)
 {
+    static const struct {
+        const char *key, *name;
+        const bench_impl_def *impls;
+    } figs[] = {
+        {"os", "owner's cost per re-issued completion", owner_impls},
+        {"ps", "producer's cost per completion post", post_impls},
+    };
+
     (void)o;
-    bench_measure(&(bench_figure){
-        .key = "os",
-        .name = "owner's cost per re-issued completion",
-        .unit = "ns",
-        .dir = BENCH_LOWER,
-        .impls = owner_impls,
-        .split = 3,
-        .warmup = 1,
-    });
-    bench_measure(&(bench_figure){
-        .key = "ps",
-        .name = "producer's cost per completion post",
-        .unit = "ns",
-        .dir = BENCH_LOWER,
-        .impls = post_impls,
-        .split = 3,
-        .warmup = 1,
-    });
+    for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
+        bench_measure(&(bench_figure){
+            .key = figs[i].key,
+            .name = figs[i].name,
+            .unit = "ns",
+            .dir = BENCH_LOWER,
+            .impls = figs[i].impls,
+            .split = 3,
+            .warmup = 1,
+        });
+    }
 }
