@@ -927,28 +927,32 @@ static int env_size(bool *bad)
     return (int)v;
 }
 
-static int default_size(bool *bad)
+/* Online CPUs, 1 to POOL_THREADS_CAP / 2 (1 if the count is unknown). */
+static int online_cpus(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return cpus < 1                      ? 1
+           : cpus > POOL_THREADS_CAP / 2 ? POOL_THREADS_CAP / 2
+                                         : (int)cpus;
+}
+
+static int default_size(int cpus, bool *bad)
+{
     int n = env_size(bad);
 
     if (n > 0) {
         return n;
     }
-    if (cpus > POOL_THREADS_CAP / 2) {
-        cpus = POOL_THREADS_CAP / 2;
-    }
-    return cpus * 2 < 4 ? 4 : (int)cpus * 2;
+    return cpus * 2 < 4 ? 4 : cpus * 2;
 }
 
 static void start_locked(bool *bad_env)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
     /* Before the first worker exists: workers read it without the lock. */
-    pool.ncpus = cpus < 1 ? 1 : cpus > INT_MAX ? INT_MAX : (int)cpus;
-    atomic_store(&pool.size,
-                 pool.size_set ? pool.size_set : default_size(bad_env));
+    pool.ncpus = online_cpus();
+    atomic_store(&pool.size, pool.size_set ? pool.size_set
+                                           : default_size(pool.ncpus, bad_env));
     pool.started = true;
     /*
      * atexit rather than a destructor: registered after the sanitizers'
