@@ -79,10 +79,9 @@
  *     of two CPUs a worker spins only while no other runs a job: the
  *     round trip with one job in flight the spin is for.  With others
  *     running, they take the next job when they finish, and a spinner
- *     would only take a CPU from them or from the submitters (work
- *     functions that wait for a lock, as Python's wait for the GIL,
- *     showed it: Python's submit figure lost 9% to spinning workers);
- *     on a single CPU no worker spins;
+ *     would only take a CPU from them or from the submitters (also when
+ *     they only wait for a lock, as Python work functions wait for the
+ *     GIL); on a single CPU no worker spins;
  *   - a submitter that sees a spinner wakes nobody: S1 push, S2 load
  *     nspinning (seq_cst) against the spinner's decrement of nspinning and
  *     its exchange of incoming (seq_cst): either the spinner takes the job

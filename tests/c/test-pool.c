@@ -464,40 +464,17 @@ static int count_threads(void)
 
 /* --- the spin before a worker sleeps (pool.c) -------------------------- */
 
-static atomic_bool hold_release;
-
-/* A work function that keeps its worker busy until released. */
-static long hold_work(void *opaque)
-{
-    (void)opaque;
-    while (!atomic_load(&hold_release)) {
-        usleep(1000);
-    }
-    return 0;
-}
-
-static long null_work(void *opaque)
-{
-    (void)opaque;
-    return 0;
-}
-
-static void count_done(void *opaque, long ret)
-{
-    (void)ret;
-    (*(int *)opaque)++;
-}
-
 /* n round trips with one job in flight; the spins they started. */
 static unsigned long round_trip_spins(int n)
 {
     unsigned long before = atomic_load(&actx__pool_spins);
 
     for (int i = 0; i < n; i++) {
-        int done = 0;
+        struct job j;
 
-        ASSERT_NOT_NULL(actx_submit(null_work, count_done, &done));
-        while (!done) {
+        job_init(&j, i);
+        ASSERT_NOT_NULL(actx_submit(job_work, job_done, &j));
+        while (j.done_runs == 0) {
             actx_poll(true);
         }
     }
@@ -516,10 +493,10 @@ static unsigned long round_trip_spins(int n)
 ACTX_TEST_TIMEOUT("/pool/spin/only-while-a-cpu-is-left-for-it", 60)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    long hold = cpus > 1 ? cpus - 1 : 1; /* leaves the spinner no CPU */
-    struct actx_pool_stats ps;
-    int held_done = 0;
+    int hold = cpus > 1 ? (int)cpus - 1 : 1; /* leaves the spinner no CPU */
+    struct job *held = calloc((size_t)hold, sizeof(*held));
 
+    ASSERT_NOT_NULL(held);
     /* The default size, max(4, 2 x CPUs), runs hold + 1 jobs at once. */
     atomic_store(&actx__pool_spin_fixed_ns, 1000000);
     if (cpus >= 2) {
@@ -528,21 +505,17 @@ ACTX_TEST_TIMEOUT("/pool/spin/only-while-a-cpu-is-left-for-it", 60)
         ASSERT_EQ(round_trip_spins(100), 0);
     }
 
-    atomic_store(&hold_release, false);
-    for (long i = 0; i < hold; i++) {
-        ASSERT_NOT_NULL(actx_submit(hold_work, count_done, &held_done));
+    for (int i = 0; i < hold; i++) {
+        job_init(&held[i], i);
+        ASSERT_NOT_NULL(actx_submit(gated_work, job_done, &held[i]));
     }
-    do {
-        usleep(1000);
-        actx_pool_stats(&ps);
-    } while (ps.busy < hold);
+    wait_for_waiting(hold);
     ASSERT_EQ(round_trip_spins(100), 0);
 
-    atomic_store(&hold_release, true);
-    while (held_done < hold) {
-        actx_poll(true);
-    }
+    atomic_store(&gate_open, 1);
+    ASSERT_EQ(actx_flush(), 0);
     atomic_store(&actx__pool_spin_fixed_ns, 0);
+    free(held);
 }
 
 /*

@@ -20,8 +20,8 @@ _here = _common.here
 # bound methods below, never as _states.get(...): CPython (3.11 and
 # later) compiles a method call on a name bound by `from ... import` as
 # an attribute load (it assumes a module) followed by a call, which for
-# a dict makes a bound method object each time: ~30 ns a call, 10% of
-# `with async_context(): pass` (tests/python/test_source_rules.py).
+# a dict makes a bound method object on every call
+# (tests/python/test_source_rules.py holds the modules to this).
 _state_of = _states.get
 _pool_states = _common.pool_states
 _pending = _common.pending
