@@ -9,8 +9,8 @@
  * the owner writes at every issue, so each issue pays for cache lines
  * taken back from the spinning producer.  When the owner is the faster
  * one, the rings fill up, the producer reads them in long runs and the
- * owner sleeps between batches.  benchmarks/README.md ("Completions
- * re-issued from callbacks") tells what these figures show.
+ * owner sleeps between batches.  benchmarks/README.md ("Why the misses
+ * happen") tells what these figures show.
  *
  * os: a producer thread posts STAGE_N completions while the owner does
  * nothing; then the owner runs them (owner_poll(false) until all ran),

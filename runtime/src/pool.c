@@ -614,7 +614,11 @@ static bool worker_spin(worker *self)
     if (!atomic_compare_exchange_strong(&pool.nspinning, &expected, 1)) {
         return false;
     }
-    atomic_fetch_add_explicit(&actx__pool_spins, 1, memory_order_relaxed);
+    /* One spinner at a time (nspinning): a count without a locked RMW. */
+    atomic_store_explicit(
+        &actx__pool_spins,
+        atomic_load_explicit(&actx__pool_spins, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     end = now + (uint64_t)window;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&pool.incoming, memory_order_relaxed) ||
