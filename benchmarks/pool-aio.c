@@ -11,7 +11,9 @@
  *           round trips with one read in flight (sync pread on one
  *           thread is the floor);
  *   direct  uncached reads (a 256 MiB file opened O_DIRECT), 64 in flight
- *           and one in flight, io_uring beside the pool path.
+ *           and one in flight, io_uring beside the pool path; with 64 in
+ *           flight also the device's ceiling (synchronous preads on 64
+ *           threads), which bounds how far any path can lead another.
  * All of one repetition's figures are measured in the same repetition:
  * the uring figure's sync and libuv samples are the io figure's.
  */
@@ -21,6 +23,9 @@
 #include <stdlib.h>
 
 #include "pool.h"
+
+/* Synchronous O_DIRECT preads on INFLIGHT_IO threads: the device's limit. */
+#define DEVICE_CEILING "device, 64 sync thr"
 
 static char *a_bufs;
 static uint64_t a_seed = 88172645463325252ull;
@@ -179,6 +184,8 @@ void pool_aio(void)
             bench_add(f_dp, "pool path", x_on(false, dfd, 1, n_dp) / 1e6);
         }
         if (f_dp && pool_want("raw")) {
+            bench_add(f_d, DEVICE_CEILING,
+                      raw_preads(dfd, DIRECT_BLOCKS, INFLIGHT_IO, s) / 1e6);
             bench_add(f_dp, "sync pread, 1 thread",
                       raw_single(dfd, DIRECT_BLOCKS, s) / 1e6);
         }
@@ -237,12 +244,32 @@ void pool_aio(void)
         bench_fig_done(f_p);
     }
     if (f_d) {
+        bench_impl *pp = bench_impl_of(f_d, "pool path");
+        bench_impl *dev = bench_impl_of(f_d, DEVICE_CEILING);
+
         bench_target_ratio(f_d, "pool path", 4.0);
         bench_note(f_d, "uncached: 256 MiB file opened O_DIRECT");
+        if (pp->n > 0 && dev->n > 0) {
+            /* What the device leaves: no path can beat the ceiling. */
+            bench_note(f_d,
+                       "the device serves at most %.3f M/s here (%d sync "
+                       "threads): the most any path can lead the pool "
+                       "path (%d threads) by is %.2fx",
+                       bench_stat_of(dev).median, INFLIGHT_IO, pool.nthreads,
+                       bench_stat_of(dev).median / bench_stat_of(pp).median);
+        }
         bench_fig_done(f_d);
         bench_target_ratio(f_dp, "pool path", 2.0);
         bench_note(f_dp, "uncached, one read in flight; sync pread on 1 "
                          "thread is the device's latency");
+        dev = bench_impl_of(f_dp, "sync pread, 1 thread");
+        pp = bench_impl_of(f_dp, "pool path");
+        if (pp->n > 0 && dev->n > 0) {
+            bench_note(f_dp,
+                       "no path waits less than the device: the most any "
+                       "can lead the pool path by is %.2fx",
+                       bench_stat_of(dev).median / bench_stat_of(pp).median);
+        }
         bench_fig_done(f_dp);
     }
 }
