@@ -5,7 +5,8 @@
  *   io      on today's path (a loop with ACTX_IO=pool: preadv2 RWF_NOWAIT,
  *           else the pool), beside synchronous preads in a tight loop on
  *           as many threads as the pool has (peers/raw-pread.c, target
- *           >= 0.8x) and uv_fs_read (peers/uv-pool.c, also >= 1x);
+ *           >= 0.8x) and on one thread (what one loop's thread is), and
+ *           uv_fs_read (peers/uv-pool.c, also >= 1x);
  *   uring   the same reads on a loop whose file AIO uses io_uring (the
  *           default where the kernel allows it) beside today's path, and
  *           round trips with one read in flight (sync pread on one
@@ -21,11 +22,14 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "pool.h"
 
 /* Synchronous O_DIRECT preads on INFLIGHT_IO threads: the device's limit. */
 #define DEVICE_CEILING "device, 64 sync thr"
+/* Synchronous preads on one thread: one CPU's worth of page-cached reads. */
+#define ONE_THREAD "sync pread, 1 thread"
 
 static char *a_bufs;
 static uint64_t a_seed = 88172645463325252ull;
@@ -131,6 +135,26 @@ double x_on(bool uring, int fd, long window, long total)
     return r.rate;
 }
 
+/*
+ * A loop reads page-cached blocks on its own thread (inline, or by one
+ * io_uring_enter per batch): one CPU's worth, however many the machine
+ * has.  Say how actx compares with that and how many CPUs the sync peer
+ * had, so that a miss against pool-size threads reads for what it is.
+ */
+static void one_cpu_note(bench_fig *f)
+{
+    bench_impl *one = bench_impl_of(f, ONE_THREAD);
+    bench_impl *ax = bench_impl_of(f, "actx");
+
+    if (one->n > 0 && ax->n > 0) {
+        bench_note(f,
+                   "one loop reads on one thread: actx %.2fx sync preads on "
+                   "1 thread; the pool-size peer ran %d threads on %ld CPUs",
+                   bench_stat_of(ax).median / bench_stat_of(one).median,
+                   pool.nthreads, sysconf(_SC_NPROCESSORS_ONLN));
+    }
+}
+
 void pool_aio(void)
 {
     const int fd = pool.file_fd, dfd = pool.direct_fd;
@@ -172,9 +196,17 @@ void pool_aio(void)
                       x_on(false, fd, 1, n_p) / 1e6);
             bench_add(f_p, "actx", x_on(true, fd, 1, n_p) / 1e6);
         }
-        if (f_p && pool_want("raw")) {
-            bench_add(f_p, "sync pread, 1 thread",
-                      raw_single(fd, NBLOCKS, s) / 1e6);
+        if ((f_io || f_x) && pool_want("raw")) {
+            /* One thread's preads: all one loop's thread could do alone. */
+            double one = raw_single(fd, NBLOCKS, s) / 1e6;
+
+            for (int k = 0; k < 3; k++) {
+                bench_fig *f = k == 0 ? f_io : k == 1 ? f_x : f_p;
+
+                if (f) {
+                    bench_add(f, ONE_THREAD, one);
+                }
+            }
         }
         if (f_d && pool_want("actx")) {
             bench_add(f_d, "pool path",
@@ -186,7 +218,7 @@ void pool_aio(void)
         if (f_dp && pool_want("raw")) {
             bench_add(f_d, DEVICE_CEILING,
                       raw_preads(dfd, DIRECT_BLOCKS, INFLIGHT_IO, s) / 1e6);
-            bench_add(f_dp, "sync pread, 1 thread",
+            bench_add(f_dp, ONE_THREAD,
                       raw_single(dfd, DIRECT_BLOCKS, s) / 1e6);
         }
         if ((f_io || f_x) && pool_want("raw")) {
@@ -209,6 +241,7 @@ void pool_aio(void)
         bench_target_ratio(f_io, "sync pread, pool-size thr", 0.8);
         bench_note(f_io, "page-cached 64 MiB file, random blocks; also >= 1x "
                          "libuv uv_fs_read");
+        one_cpu_note(f_io);
         actx_stats(&st);
         bench_note(f_io,
                    "actx loop over the whole run: %lu sleeps, %lu "
@@ -236,6 +269,7 @@ void pool_aio(void)
         bench_note(f_x, "actx here = the default I/O path (io_uring where "
                         "the kernel has it); today's path = the same preads "
                         "on a loop with ACTX_IO=pool");
+        one_cpu_note(f_x);
         bench_fig_done(f_x);
         bench_peer(f_p, "today's path (NOWAIT+pool)");
         bench_target_ratio(f_p, "today's path (NOWAIT+pool)", 0.95);
@@ -262,7 +296,7 @@ void pool_aio(void)
         bench_target_ratio(f_dp, "pool path", 2.0);
         bench_note(f_dp, "uncached, one read in flight; sync pread on 1 "
                          "thread is the device's latency");
-        dev = bench_impl_of(f_dp, "sync pread, 1 thread");
+        dev = bench_impl_of(f_dp, ONE_THREAD);
         pp = bench_impl_of(f_dp, "pool path");
         if (pp->n > 0 && dev->n > 0) {
             bench_note(f_dp,
