@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import ASAN
+from conftest import ASAN, run_child
 
 
 def test_call_soon_runs_on_owner_in_context(ax):
@@ -221,3 +221,50 @@ def test_stress_call_soon_4_threads(ax):
     assert bad == []
     assert runs.count(1) == N, 'runs: %d missing, %d twice' % (
         runs.count(0), N - runs.count(0) - runs.count(1))
+
+
+def test_pool_thread_keeps_its_thread_state(backend):
+    """A pool thread is one Python thread for its life, as an executor's
+    is: threading.local() data (a per-thread connection) persists from
+    job to job, and goes when the thread retires."""
+    r = run_child(backend, '''
+        import os, threading, time, weakref, actx
+        actx.set_pool_size(1)
+        tl = threading.local()
+        conns = []
+
+        class Conn:
+            pass
+
+        def connect():
+            if getattr(tl, 'conn', None) is None:
+                tl.conn = Conn()
+                conns.append(weakref.ref(tl.conn))
+            return threading.get_ident()
+
+        a = actx.submit(connect).result()
+        b = actx.submit(connect).result()
+        assert a == b and len(conns) == 1, (a, b, len(conns))
+
+        # A nested wait on the pool thread: a second thread runs connect,
+        # beyond the size, and retires after 200 ms idle (actx.h).
+        def nested():
+            return actx.submit(connect).result()
+
+        def threads():
+            return len(os.listdir('/proc/self/task'))
+
+        c = actx.submit(nested).result()
+        assert c != a and len(conns) == 2, (a, c, len(conns))
+        n = threads()
+        deadline = time.monotonic() + 20
+        while threads() >= n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert threads() < n, 'the extra pool thread did not retire'
+        # cffi frees a dead thread's state at its next call into Python.
+        actx.submit(connect).result()
+        assert any(w() is None for w in conns), 'a retired thread kept it'
+        print('ok')
+        ''')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok'
