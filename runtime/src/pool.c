@@ -647,22 +647,33 @@ static bool worker_spin(worker *self)
     return found;
 }
 
-/* Sleep on the idle stack until woken, stopped or timed out; true: retire. */
+/* ts = start + ns (CLOCK_MONOTONIC). */
+static void deadline_after(struct timespec *ts, const struct timespec *start,
+                           int64_t ns)
+{
+    ts->tv_sec = start->tv_sec + ns / 1000000000;
+    ts->tv_nsec = start->tv_nsec + ns % 1000000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+/*
+ * Sleep on the idle stack until woken, stopped or timed out; true: retire.
+ * A worker beyond the size retires after the shorter idle time; which
+ * workers are beyond it is decided when the time is up, not when they
+ * went idle: several extra workers idle at once must not all retire and
+ * take the base size's with them.
+ */
 static bool idle_wait_locked(worker *self)
 {
-    int64_t idle_ns = atomic_load(&pool.nthreads) > pool.size
-                          ? POOL_EXTRA_IDLE_NS
-                          : POOL_IDLE_NS;
-    struct timespec ts;
+    struct timespec start, ts;
+    bool extra = true;
     int rc = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += idle_ns / 1000000000;
-    ts.tv_nsec += idle_ns % 1000000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    deadline_after(&ts, &start, POOL_EXTRA_IDLE_NS);
     self->woken = false;
     self->idle_next = pool.idle;
     pool.idle = self;
@@ -671,10 +682,19 @@ static bool idle_wait_locked(worker *self)
         idle_remove_locked(self);
         return false;
     }
-    while (!self->woken && rc != -ETIMEDOUT &&
+    while (!self->woken &&
            !atomic_load_explicit(&pool.stopping, memory_order_relaxed)) {
-        uint32_t seen = atomic_load(&self->wake_seq);
+        uint32_t seen;
 
+        if (rc == -ETIMEDOUT) {
+            if (!extra || atomic_load(&pool.nthreads) > pool.size) {
+                break;
+            }
+            /* Within the size (now): the base idle time applies. */
+            extra = false;
+            deadline_after(&ts, &start, POOL_IDLE_NS);
+        }
+        seen = atomic_load(&self->wake_seq);
         pthread_mutex_unlock(&pool.lock);
         rc = futex_wait_until(self, seen, &ts);
         pthread_mutex_lock(&pool.lock);
