@@ -94,7 +94,8 @@ ACTX_PY_API uintptr_t actx_py_key(void *p);
 #define ACTX_PY_Q_POSTED 2
 #define ACTX_PY_Q_DEAD 3
 
-static volatile int actx_py_exiting_flag;
+/* Set once by the exit hook, read by any thread entering Python. */
+static _Atomic int actx_py_exiting_flag;
 
 static void actx_py_set_exiting(void)
 {
