@@ -6,7 +6,9 @@
  * and wraps its declarations (bindings/swig/actx.i, %include).
  *
  * The binding provides, before including this file, how C enters Python
- * (each called with the exit flag clear; each takes the GIL itself):
+ * (each called with the exit flag clear, on a thread that has a Python
+ * thread state - pinned below if Python did not start the thread; each
+ * takes the GIL itself):
  *   actx_py_enter_call(o)       a one-shot (fn, args), then release o;
  *   actx_py_enter_bh(o)         a BH's or a C timer's (fn, args);
  *   actx_py_enter_done(o, ret)  a request's done, then release o;
@@ -34,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -107,6 +110,82 @@ static int actx_py_exiting(void)
     return actx_py_exiting_flag;
 }
 
+/*
+ * Threads Python did not start (pool workers, a C thread's loop) keep one
+ * Python thread state for their life.  PyGILState_Ensure/Release on such
+ * a thread, with no state kept in between, create one and delete it again
+ * at every call (a malloc, an mmap of its frame stack, a gettid, and a
+ * munmap whose TLB shoot-down interrupts the other CPUs): per submitted
+ * job, more than the job.  cffi's callbacks keep a state of their own
+ * but free a dead thread's only when a new thread first calls into
+ * Python, so its threading.local() data (a per-thread connection) would
+ * outlive a retired worker.  So before C first enters Python on such a
+ * thread, both bindings pin a state here: one PyGILState_Ensure that is
+ * never released (the GIL is dropped, the state kept); later calls only
+ * take and drop the GIL.  A thread-specific key's destructor deletes the
+ * state when the thread ends; once Python is exiting it leaves the state
+ * to finalization.
+ */
+#ifdef Py_LIMITED_API
+/*
+ * cffi compiles against the limited API, which leaves this out; every
+ * CPython since 3.9 (the package's oldest) exports it.
+ */
+PyAPI_FUNC(void) PyThreadState_DeleteCurrent(void);
+#endif
+static pthread_key_t actx_py_pin_key;
+static int actx_py_pin_ok; /* the key exists */
+static pthread_once_t actx_py_pin_once = PTHREAD_ONCE_INIT;
+
+/*
+ * The key's destructor, at thread exit.  The state is the key's value:
+ * glibc clears every thread-specific value before it calls destructors,
+ * CPython's own (PyGILState_GetThisThreadState) included.
+ */
+static void actx_py_unpin(void *ts)
+{
+    if (actx_py_exiting_flag || !Py_IsInitialized()) {
+        return;
+    }
+    PyEval_RestoreThread((PyThreadState *)ts);
+    PyThreadState_Clear((PyThreadState *)ts);
+    PyThreadState_DeleteCurrent(); /* and drops the GIL */
+}
+
+static void actx_py_pin_init(void)
+{
+    actx_py_pin_ok = pthread_key_create(&actx_py_pin_key, actx_py_unpin) == 0;
+}
+
+/* A thread with no Python state, GIL not held: make and pin its state. */
+static void actx_py_pin(void)
+{
+    pthread_once(&actx_py_pin_once, actx_py_pin_init);
+    if (!actx_py_pin_ok) {
+        return; /* no destructor would drop it: no pin */
+    }
+    (void)PyGILState_Ensure(); /* makes the state; never released */
+    if (pthread_setspecific(actx_py_pin_key, PyEval_SaveThread()) != 0) {
+        PyEval_RestoreThread(PyGILState_GetThisThreadState());
+        PyGILState_Release(PyGILState_UNLOCKED); /* deletes it again */
+    }
+}
+
+/*
+ * Before C enters Python on this thread: false once Python is exiting;
+ * else the thread has a Python state (pinned if Python did not start it).
+ */
+static inline bool actx_py_may_enter(void)
+{
+    if (actx_py_exiting_flag) {
+        return false;
+    }
+    if (PyGILState_GetThisThreadState() == NULL) {
+        actx_py_pin();
+    }
+    return true;
+}
+
 static inline uintptr_t actx_py_key(void *p)
 {
     return (uintptr_t)p;
@@ -114,28 +193,28 @@ static inline uintptr_t actx_py_key(void *p)
 
 static void actx_py_call_c(void *opaque)
 {
-    if (!actx_py_exiting_flag) {
+    if (actx_py_may_enter()) {
         actx_py_enter_call(opaque);
     }
 }
 
 static void actx_py_bh_c(void *opaque)
 {
-    if (!actx_py_exiting_flag) {
+    if (actx_py_may_enter()) {
         actx_py_enter_bh(opaque);
     }
 }
 
 static void actx_py_done_c(void *opaque, long ret)
 {
-    if (!actx_py_exiting_flag) {
+    if (actx_py_may_enter()) {
         actx_py_enter_done(opaque, ret);
     }
 }
 
 static long actx_py_work_c(void *opaque)
 {
-    if (actx_py_exiting_flag) {
+    if (!actx_py_may_enter()) {
         return -ECANCELED;
     }
     return actx_py_enter_work(opaque);
@@ -143,14 +222,14 @@ static long actx_py_work_c(void *opaque)
 
 static void actx_py_fd_read_c(void *opaque)
 {
-    if (!actx_py_exiting_flag) {
+    if (actx_py_may_enter()) {
         actx_py_enter_fd(opaque, 0);
     }
 }
 
 static void actx_py_fd_write_c(void *opaque)
 {
-    if (!actx_py_exiting_flag) {
+    if (actx_py_may_enter()) {
         actx_py_enter_fd(opaque, 1);
     }
 }
@@ -159,7 +238,7 @@ static void actx_py_drain_c(void *opaque)
 {
     struct actx_py_q *q = opaque;
 
-    if (!actx_py_exiting_flag && q->py) {
+    if (q->py && actx_py_may_enter()) {
         actx_py_enter_drain(q->py);
     }
 }
@@ -354,7 +433,7 @@ static void actx_py_refused_c(actx_done_fn *done, void *opaque, long ret)
         }
         return;
     }
-    if (!actx_py_exiting_flag) {
+    if (actx_py_may_enter()) {
         actx_py_enter_refused(opaque);
     }
 }
@@ -374,7 +453,7 @@ static void actx_py_install_refused(void)
 static void actx_py_log_c(int level, const char *msg, void *opaque)
 {
     (void)opaque;
-    if (actx_py_exiting_flag) {
+    if (!actx_py_may_enter()) {
         if (level != ACTX_LOG_DEBUG) {
             fprintf(stderr, "actx: %s\n", msg);
         }

@@ -29,7 +29,6 @@
 #include "actx.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -81,70 +80,9 @@ static void actx_py_run_tuple(PyObject *o)
                                 PyTuple_GET_ITEM(o, 1), NULL));
 }
 
-/*
- * Threads Python did not start (pool workers, a C thread's loop) keep one
- * Python thread state for their life.  Plain PyGILState_Ensure/Release
- * on such a thread create one and delete it again at every call (a
- * malloc, an mmap of its frame stack, a gettid, and a munmap whose TLB
- * shoot-down interrupts the other CPUs): per submitted job, more than the
- * job.  The first call on the thread pins its state with one Ensure that
- * is never released (the GIL is dropped, the state kept), so later calls
- * only take and drop the GIL, as cffi's callbacks do.  A thread-specific
- * key's destructor drops the pin when the thread ends; once Python is
- * exiting (actx_py_set_exiting) it leaves the state to finalization.
- * A pin also keeps threading.local() data between calls, as on any
- * thread Python started.
- */
-static int actx_py_exiting(void);
-static pthread_key_t actx_py_pin_key;
-static int actx_py_pin_ok; /* the key exists */
-static pthread_once_t actx_py_pin_once = PTHREAD_ONCE_INIT;
-
-/*
- * The key's destructor, at thread exit.  The state is the key's value:
- * glibc clears every thread-specific value before it calls destructors,
- * CPython's own (PyGILState_GetThisThreadState) included.
- */
-static void actx_py_unpin(void *ts)
-{
-    if (actx_py_exiting() || !Py_IsInitialized()) {
-        return;
-    }
-    PyEval_RestoreThread((PyThreadState *)ts);
-    PyThreadState_Clear((PyThreadState *)ts);
-    PyThreadState_DeleteCurrent(); /* and drops the GIL */
-}
-
-static void actx_py_pin_init(void)
-{
-    actx_py_pin_ok =
-        pthread_key_create(&actx_py_pin_key, actx_py_unpin) == 0;
-}
-
-/*
- * PyGILState_Ensure, pinning the thread state of a thread Python did not
- * start (pair it with PyGILState_Release as usual).
- */
-static PyGILState_STATE actx_py_gil_ensure(void)
-{
-    if (PyGILState_GetThisThreadState() == NULL) {
-        pthread_once(&actx_py_pin_once, actx_py_pin_init);
-        if (actx_py_pin_ok) {
-            (void)PyGILState_Ensure(); /* makes the state; never released */
-            if (pthread_setspecific(actx_py_pin_key,
-                                    PyEval_SaveThread()) != 0) {
-                /* No destructor would drop it: no pin, as before. */
-                PyEval_RestoreThread(PyGILState_GetThisThreadState());
-                PyGILState_Release(PyGILState_UNLOCKED);
-            }
-        }
-    }
-    return PyGILState_Ensure();
-}
-
 static void actx_py_enter_call(void *opaque)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
 
     actx_py_run_tuple((PyObject *)opaque);
     Py_DECREF((PyObject *)opaque);
@@ -154,7 +92,7 @@ static void actx_py_enter_call(void *opaque)
 /* Hold one more reference while it runs (it may delete its own BH). */
 static void actx_py_enter_bh(void *opaque)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
 
     Py_INCREF((PyObject *)opaque);
     actx_py_run_tuple((PyObject *)opaque);
@@ -164,7 +102,7 @@ static void actx_py_enter_bh(void *opaque)
 
 static void actx_py_enter_done(void *opaque, long ret)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
 
     actx_py_check(PyObject_CallFunction(actx_py_done_hook, "Ol",
                                         (PyObject *)opaque, ret));
@@ -174,7 +112,7 @@ static void actx_py_enter_done(void *opaque, long ret)
 
 static long actx_py_enter_work(void *opaque)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r;
     long v = -1;
 
@@ -194,7 +132,7 @@ static long actx_py_enter_work(void *opaque)
 /* py: the queue's Python poster, alive while the queue is. */
 static void actx_py_enter_drain(void *py)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
 
     actx_py_check(PyObject_CallOneArg(actx_py_drain_hook, (PyObject *)py));
     PyGILState_Release(g);
@@ -203,7 +141,7 @@ static void actx_py_enter_drain(void *py)
 /* opaque: a (read, write) pair of callables taking no argument. */
 static void actx_py_enter_fd(void *opaque, int wr)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
     PyObject *fn = PyTuple_GET_ITEM((PyObject *)opaque, wr);
 
     Py_INCREF(fn);
@@ -214,7 +152,7 @@ static void actx_py_enter_fd(void *opaque, int wr)
 
 static void actx_py_enter_refused(void *opaque)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
 
     Py_DECREF((PyObject *)opaque);
     PyGILState_Release(g);
@@ -224,7 +162,7 @@ static PyObject *actx_py_log_hook; /* log(level, msg) */
 
 static void actx_py_enter_log(int level, const char *msg)
 {
-    PyGILState_STATE g = actx_py_gil_ensure();
+    PyGILState_STATE g = PyGILState_Ensure();
 
     if (actx_py_log_hook) {
         PyObject *r = PyObject_CallFunction(actx_py_log_hook, "is", level,
