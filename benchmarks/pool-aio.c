@@ -19,6 +19,7 @@
  * the uring figure's sync and libuv samples are the io figure's.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,17 @@ double x_on(bool uring, int fd, long window, long total)
     return r.rate;
 }
 
+/* Median of a over median of b in f; NAN when either was not measured. */
+static double median_ratio(bench_fig *f, const char *a, const char *b)
+{
+    bench_impl *x = bench_impl_of(f, a), *y = bench_impl_of(f, b);
+
+    if (x->n == 0 || y->n == 0) {
+        return NAN;
+    }
+    return bench_stat_of(x).median / bench_stat_of(y).median;
+}
+
 /*
  * A loop reads page-cached blocks on its own thread (inline, or by one
  * io_uring_enter per batch): one CPU's worth, however many the machine
@@ -143,15 +155,29 @@ double x_on(bool uring, int fd, long window, long total)
  */
 static void one_cpu_note(bench_fig *f)
 {
-    bench_impl *one = bench_impl_of(f, ONE_THREAD);
-    bench_impl *ax = bench_impl_of(f, "actx");
+    double r = median_ratio(f, "actx", ONE_THREAD);
 
-    if (one->n > 0 && ax->n > 0) {
+    if (!isnan(r)) {
         bench_note(f,
                    "one loop reads on one thread: actx %.2fx sync preads on "
                    "1 thread; the pool-size peer ran %d threads on %ld CPUs",
-                   bench_stat_of(ax).median / bench_stat_of(one).median,
-                   pool.nthreads, sysconf(_SC_NPROCESSORS_ONLN));
+                   r, pool.nthreads, sysconf(_SC_NPROCESSORS_ONLN));
+    }
+}
+
+/*
+ * O_DIRECT: no path beats the device (its ceiling impl in f): say how far
+ * any path could lead the pool path here.
+ */
+static void device_note(bench_fig *f, const char *ceiling, const char *what)
+{
+    double r = median_ratio(f, ceiling, "pool path");
+
+    if (!isnan(r)) {
+        bench_note(f,
+                   "%s: the most any path can lead the pool path (%d "
+                   "threads) by is %.2fx",
+                   what, pool.nthreads, r);
     }
 }
 
@@ -278,32 +304,15 @@ void pool_aio(void)
         bench_fig_done(f_p);
     }
     if (f_d) {
-        bench_impl *pp = bench_impl_of(f_d, "pool path");
-        bench_impl *dev = bench_impl_of(f_d, DEVICE_CEILING);
-
         bench_target_ratio(f_d, "pool path", 4.0);
         bench_note(f_d, "uncached: 256 MiB file opened O_DIRECT");
-        if (pp->n > 0 && dev->n > 0) {
-            /* What the device leaves: no path can beat the ceiling. */
-            bench_note(f_d,
-                       "the device serves at most %.3f M/s here (%d sync "
-                       "threads): the most any path can lead the pool "
-                       "path (%d threads) by is %.2fx",
-                       bench_stat_of(dev).median, INFLIGHT_IO, pool.nthreads,
-                       bench_stat_of(dev).median / bench_stat_of(pp).median);
-        }
+        device_note(f_d, DEVICE_CEILING,
+                    "the device's ceiling is its sync preads on 64 threads");
         bench_fig_done(f_d);
         bench_target_ratio(f_dp, "pool path", 2.0);
         bench_note(f_dp, "uncached, one read in flight; sync pread on 1 "
                          "thread is the device's latency");
-        dev = bench_impl_of(f_dp, ONE_THREAD);
-        pp = bench_impl_of(f_dp, "pool path");
-        if (pp->n > 0 && dev->n > 0) {
-            bench_note(f_dp,
-                       "no path waits less than the device: the most any "
-                       "can lead the pool path by is %.2fx",
-                       bench_stat_of(dev).median / bench_stat_of(pp).median);
-        }
+        device_note(f_dp, ONE_THREAD, "no path waits less than the device");
         bench_fig_done(f_dp);
     }
 }

@@ -661,19 +661,20 @@ static void deadline_after(struct timespec *ts, const struct timespec *start,
 
 /*
  * Sleep on the idle stack until woken, stopped or timed out; true: retire.
- * A worker beyond the size retires after the shorter idle time; which
- * workers are beyond it is decided when the time is up, not when they
- * went idle: several extra workers idle at once must not all retire and
- * take the base size's with them.
+ * A worker beyond the size retires after the shorter idle time.  A worker
+ * that went idle beyond it decides again when that time is up: several
+ * extra workers idle at once must not all retire and take the base
+ * size's with them, so one that finds itself within the size then waits
+ * on to the base idle time.
  */
 static bool idle_wait_locked(worker *self)
 {
     struct timespec start, ts;
-    bool extra = true;
+    bool extra = atomic_load(&pool.nthreads) > pool.size;
     int rc = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &start);
-    deadline_after(&ts, &start, POOL_EXTRA_IDLE_NS);
+    deadline_after(&ts, &start, extra ? POOL_EXTRA_IDLE_NS : POOL_IDLE_NS);
     self->woken = false;
     self->idle_next = pool.idle;
     pool.idle = self;
