@@ -64,14 +64,15 @@ def helpers_cdef(text):
 # How the shared helpers enter Python: cffi's extern "Python" functions
 # (defined with @ffi.def_extern in actx/_impl/_backend_cffi.py; cffi takes the
 # GIL itself, also on pool threads).  A one-shot opaque is a handle that
-# Python keeps in a set, so C holds no reference of its own.
+# Python keeps in a set, so C holds no reference of its own.  Requests are
+# the shared helpers' own (Request objects, made through the functions
+# actx_py_export adds to this module: no cffi call, the GIL kept).
+MODULE = 'actx._impl._actx_cffi'
 TRAMPOLINES_CDEF = '''
+int actx_py_export(void);
 extern "Python+C" void _actx_py_call(void *opaque);
 extern "Python+C" void _actx_py_bh(void *opaque);
-extern "Python+C" void _actx_py_done(void *opaque, long ret);
-extern "Python+C" long _actx_py_work(void *opaque);
 extern "Python+C" void _actx_py_drain(void *opaque);
-extern "Python+C" void _actx_py_refused(void *opaque);
 extern "Python+C" void _actx_py_fd_read(void *opaque);
 extern "Python+C" void _actx_py_fd_write(void *opaque);
 extern "Python+C" void _actx_py_log(int level, const char *msg);
@@ -80,22 +81,18 @@ extern "Python+C" void _actx_py_log(int level, const char *msg);
 TRAMPOLINES_C = r'''
 #include "actx.h"
 
+#define ACTX_PY_CFFI_MODULE "%s"
+
 static void _actx_py_call(void *opaque);
 static void _actx_py_bh(void *opaque);
-static void _actx_py_done(void *opaque, long ret);
-static long _actx_py_work(void *opaque);
 static void _actx_py_drain(void *opaque);
-static void _actx_py_refused(void *opaque);
 static void _actx_py_fd_read(void *opaque);
 static void _actx_py_fd_write(void *opaque);
 static void _actx_py_log(int level, const char *msg);
 
 #define actx_py_enter_call _actx_py_call
 #define actx_py_enter_bh _actx_py_bh
-#define actx_py_enter_done _actx_py_done
-#define actx_py_enter_work _actx_py_work
 #define actx_py_enter_drain _actx_py_drain
-#define actx_py_enter_refused _actx_py_refused
 #define actx_py_enter_log _actx_py_log
 #define actx_py_enter_fd(o, wr) \
     ((wr) ? _actx_py_fd_write(o) : _actx_py_fd_read(o))
@@ -103,7 +100,7 @@ static void _actx_py_log(int level, const char *msg);
 #define ACTX_PY_DROP(o) ((void)(o))
 
 #include "actx_py.h"
-'''
+''' % MODULE
 
 
 def main():
@@ -114,7 +111,7 @@ def main():
         cdef += '\n' + helpers_cdef(f.read())
     ffi = cffi.FFI()
     ffi.cdef(cdef + TRAMPOLINES_CDEF)
-    ffi.set_source('actx._impl._actx_cffi', TRAMPOLINES_C)
+    ffi.set_source(MODULE, TRAMPOLINES_C)
     ffi.emit_c_code(out)
 
 

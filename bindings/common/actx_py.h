@@ -6,20 +6,23 @@
  * and wraps its declarations (bindings/swig/actx.i, %include).
  *
  * The binding provides, before including this file, how C enters Python
- * (each called with the exit flag clear, on a thread that has a Python
- * thread state - pinned below if Python did not start the thread; each
- * takes the GIL itself):
+ * for everything but requests (each called with the exit flag clear, on a
+ * thread that has a Python thread state - pinned below if Python did not
+ * start the thread; each takes the GIL itself):
  *   actx_py_enter_call(o)       a one-shot (fn, args), then release o;
  *   actx_py_enter_bh(o)         a BH's or a C timer's (fn, args);
- *   actx_py_enter_done(o, ret)  a request's done, then release o;
- *   actx_py_enter_work(o)       a submit work function (pool thread);
  *   actx_py_enter_drain(o)      a coalesced queue's drain;
  *   actx_py_enter_fd(o, wr)     an fd entry's reader (0) or writer (1);
- *   actx_py_enter_refused(o)    release o: its done will never run;
  *   actx_py_enter_log(lv, msg)  a runtime diagnostic (any thread);
- * and ACTX_PY_KEEP(o) / ACTX_PY_DROP(o), the reference a one-shot opaque
- * holds while C may call back with it (SWIG: the object's refcount, GIL
- * held; cffi: nothing, Python keeps the handle in a set).
+ * and ACTX_PY_KEEP(o) / ACTX_PY_DROP(o), the reference a one-shot call's
+ * opaque holds while C may call back with it (SWIG: the object's
+ * refcount, GIL held; cffi: nothing, Python keeps the handle in a set).
+ *
+ * Requests are the same in both bindings (below, "Requests"): the opaque
+ * is the Request object itself, with a reference, and the functions that
+ * make one are called with the GIL held - under cffi not as cffi calls
+ * (which drop the GIL) but as functions of the module's own
+ * (actx_py_export).
  *
  * After actx's atexit hook ran (actx_py_set_exiting) no trampoline enters
  * Python: finalization must not race with a pool thread or a daemon
@@ -30,8 +33,10 @@
 
 #ifdef SWIG
 #define ACTX_PY_API
+#define ACTX_PY_REQ_API
 #else
 #define ACTX_PY_API static
+#define ACTX_PY_REQ_API static
 #include "actx.h"
 
 #include <errno.h>
@@ -78,13 +83,18 @@ ACTX_PY_API actx_bh *actx_py_bh_new(void *obj);
 ACTX_PY_API actx_timer *actx_py_timer_new(void *obj);
 ACTX_PY_API int actx_py_set_fd(int fd, void *obj, int rd, int wr);
 ACTX_PY_API int actx_py_ctx_call(actx_ctx *ctx, void *obj);
-ACTX_PY_API actx_req *actx_py_submit(void *obj);
-ACTX_PY_API actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
-                                    void *obj);
-ACTX_PY_API actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
-                                     long long off, void *obj);
-ACTX_PY_API actx_req *actx_py_fsync(int fd, void *obj);
-ACTX_PY_API actx_req *actx_py_req_new(void *obj);
+/*
+ * The request makers: obj is the Request object, called with the GIL held
+ * (SWIG wraps them %nothread; cffi gets them through actx_py_export, not
+ * its cdef, which takes only the ACTX_PY_API lines).
+ */
+ACTX_PY_REQ_API actx_req *actx_py_submit(void *obj);
+ACTX_PY_REQ_API actx_req *actx_py_pread(int fd, void *buf, size_t n,
+                                        long long off, void *obj);
+ACTX_PY_REQ_API actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
+                                         long long off, void *obj);
+ACTX_PY_REQ_API actx_req *actx_py_fsync(int fd, void *obj);
+ACTX_PY_REQ_API actx_req *actx_py_req_new(void *obj);
 ACTX_PY_API void actx_py_install_refused(void);
 ACTX_PY_API void actx_py_install_log(void);
 ACTX_PY_API int actx_py_flush_slice(int slice_ms);
@@ -205,19 +215,112 @@ static void actx_py_bh_c(void *opaque)
     }
 }
 
+/*
+ * Requests.  The opaque is the Request object, one reference held from
+ * the request maker until done ran (or was refused); done and work enter
+ * Python through the hooks actx_py_set_req_hooks installs:
+ *   store(exc)          keeps an exception for the API call to raise;
+ *   done(request, ret)  a request's done, on its owner thread;
+ *   work(request)       a submit work function, on a pool thread: 0, or
+ *                       -1 when it raised (kept on the request).
+ * Everything here uses only the limited API cffi compiles against.
+ */
+static PyObject *actx_py_store_hook;
+static PyObject *actx_py_done_hook;
+static PyObject *actx_py_work_hook;
+
+static void actx_py_set_req_hooks(PyObject *store, PyObject *done,
+                                  PyObject *work)
+{
+    Py_XINCREF(store);
+    Py_XINCREF(done);
+    Py_XINCREF(work);
+    actx_py_store_hook = store;
+    actx_py_done_hook = done;
+    actx_py_work_hook = work;
+}
+
+/* fn(arg), GIL held. */
+static inline PyObject *actx_py_call1(PyObject *fn, PyObject *arg)
+{
+#ifdef Py_LIMITED_API
+    return PyObject_CallFunctionObjArgs(fn, arg, NULL);
+#else
+    return PyObject_CallOneArg(fn, arg);
+#endif
+}
+
+/* GIL held, an exception set: hand it to the store hook (or report it). */
+static void actx_py_report(void)
+{
+    PyObject *t, *v, *tb, *r = NULL;
+
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v && tb) {
+        PyException_SetTraceback(v, tb);
+    }
+    if (v && actx_py_store_hook) {
+        r = actx_py_call1(actx_py_store_hook, v);
+    }
+    if (!r) {
+        if (!PyErr_Occurred()) {
+            PyErr_Restore(t, v, tb);
+            t = v = tb = NULL;
+        }
+        PyErr_WriteUnraisable(actx_py_store_hook);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+}
+
+/* GIL held; r: a call's result. */
+static void actx_py_check(PyObject *r)
+{
+    if (r) {
+        Py_DECREF(r);
+    } else {
+        actx_py_report();
+    }
+}
+
 static void actx_py_done_c(void *opaque, long ret)
 {
-    if (actx_py_may_enter()) {
-        actx_py_enter_done(opaque, ret);
+    PyGILState_STATE g;
+
+    if (!actx_py_may_enter()) {
+        return;
     }
+    g = PyGILState_Ensure();
+    actx_py_check(PyObject_CallFunction(actx_py_done_hook, "Ol",
+                                        (PyObject *)opaque, ret));
+    Py_DECREF((PyObject *)opaque);
+    PyGILState_Release(g);
 }
 
 static long actx_py_work_c(void *opaque)
 {
+    PyGILState_STATE g;
+    PyObject *r;
+    long v = -1;
+
     if (!actx_py_may_enter()) {
         return -ECANCELED;
     }
-    return actx_py_enter_work(opaque);
+    g = PyGILState_Ensure();
+    r = actx_py_call1(actx_py_work_hook, (PyObject *)opaque);
+    if (r) {
+        v = PyLong_AsLong(r);
+        Py_DECREF(r);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable(actx_py_work_hook);
+        v = -1;
+    }
+    PyGILState_Release(g);
+    return v;
 }
 
 static void actx_py_fd_read_c(void *opaque)
@@ -367,7 +470,7 @@ static actx_req *actx_py_req_made(actx_req *req, void *obj)
     if (!req) {
         int e = errno;
 
-        ACTX_PY_DROP(obj);
+        Py_DECREF((PyObject *)obj);
         errno = e;
     }
     return req;
@@ -375,7 +478,7 @@ static actx_req *actx_py_req_made(actx_req *req, void *obj)
 
 static actx_req *actx_py_submit(void *obj)
 {
-    ACTX_PY_KEEP(obj);
+    Py_INCREF((PyObject *)obj);
     return actx_py_req_made(actx_submit(actx_py_work_c, actx_py_done_c, obj),
                             obj);
 }
@@ -386,7 +489,7 @@ static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
     if (!actx_py_fd_open(fd)) {
         return NULL;
     }
-    ACTX_PY_KEEP(obj);
+    Py_INCREF((PyObject *)obj);
     return actx_py_req_made(
         actx_aio_pread(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
 }
@@ -397,7 +500,7 @@ static actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
     if (!actx_py_fd_open(fd)) {
         return NULL;
     }
-    ACTX_PY_KEEP(obj);
+    Py_INCREF((PyObject *)obj);
     return actx_py_req_made(
         actx_aio_pwrite(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
 }
@@ -407,14 +510,14 @@ static actx_req *actx_py_fsync(int fd, void *obj)
     if (!actx_py_fd_open(fd)) {
         return NULL;
     }
-    ACTX_PY_KEEP(obj);
+    Py_INCREF((PyObject *)obj);
     return actx_py_req_made(actx_aio_fsync(fd, actx_py_done_c, obj), obj);
 }
 
 /* actx.new_request(): completed by actx_req_complete from any thread. */
 static actx_req *actx_py_req_new(void *obj)
 {
-    ACTX_PY_KEEP(obj);
+    Py_INCREF((PyObject *)obj);
     return actx_py_req_made(actx_req_new(actx_py_done_c, obj), obj);
 }
 
@@ -434,7 +537,10 @@ static void actx_py_refused_c(actx_done_fn *done, void *opaque, long ret)
         return;
     }
     if (actx_py_may_enter()) {
-        actx_py_enter_refused(opaque);
+        PyGILState_STATE g = PyGILState_Ensure();
+
+        Py_DECREF((PyObject *)opaque);
+        PyGILState_Release(g);
     }
 }
 
@@ -512,6 +618,128 @@ static int actx_py_flush_slice(int slice_ms)
         }
     }
 }
+
+#ifdef ACTX_PY_CFFI_MODULE
+/*
+ * cffi: the request makers as functions of the extension module itself
+ * (ACTX_PY_CFFI_MODULE, its import name).  A cffi call releases the GIL
+ * around the C function, and a pool thread waiting for the GIL (to run
+ * the previous job) takes it then: a submit loop paid a GIL hand-off per
+ * submit.  These keep the GIL, as SWIG's %nothread wrappers do.  A
+ * pointer comes back as an int; NULL raises OSError(errno).  Buffers come
+ * as an address and a length (the caller holds the buffer, as
+ * ffi.from_buffer, until done).
+ */
+static PyObject *actx_py_req_result(actx_req *req)
+{
+    if (!req) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromVoidPtr(req);
+}
+
+static PyObject *actx_py_m_submit(PyObject *self, PyObject *req)
+{
+    (void)self;
+    return actx_py_req_result(actx_py_submit(req));
+}
+
+static PyObject *actx_py_m_req_new(PyObject *self, PyObject *req)
+{
+    (void)self;
+    return actx_py_req_result(actx_py_req_new(req));
+}
+
+static PyObject *actx_py_m_fsync(PyObject *self, PyObject *args)
+{
+    PyObject *req;
+    int fd;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO", &fd, &req)) {
+        return NULL;
+    }
+    return actx_py_req_result(actx_py_fsync(fd, req));
+}
+
+/* (fd, address, length, offset, request): pread or pwrite. */
+static PyObject *actx_py_m_rw(PyObject *args, bool wr)
+{
+    unsigned long long addr;
+    Py_ssize_t n;
+    long long off;
+    PyObject *req;
+    int fd;
+
+    if (!PyArg_ParseTuple(args, "iKnLO", &fd, &addr, &n, &off, &req)) {
+        return NULL;
+    }
+    if (wr) {
+        return actx_py_req_result(actx_py_pwrite(
+            fd, (const void *)(uintptr_t)addr, (size_t)n, off, req));
+    }
+    return actx_py_req_result(
+        actx_py_pread(fd, (void *)(uintptr_t)addr, (size_t)n, off, req));
+}
+
+static PyObject *actx_py_m_pread(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return actx_py_m_rw(args, false);
+}
+
+static PyObject *actx_py_m_pwrite(PyObject *self, PyObject *args)
+{
+    (void)self;
+    return actx_py_m_rw(args, true);
+}
+
+static PyObject *actx_py_m_set_req_hooks(PyObject *self, PyObject *args)
+{
+    PyObject *store, *done, *work;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOO", &store, &done, &work)) {
+        return NULL;
+    }
+    actx_py_set_req_hooks(store, done, work);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef actx_py_methods[] = {
+    {"py_submit", actx_py_m_submit, METH_O, NULL},
+    {"py_req_new", actx_py_m_req_new, METH_O, NULL},
+    {"py_fsync", actx_py_m_fsync, METH_VARARGS, NULL},
+    {"py_pread", actx_py_m_pread, METH_VARARGS, NULL},
+    {"py_pwrite", actx_py_m_pwrite, METH_VARARGS, NULL},
+    {"py_set_req_hooks", actx_py_m_set_req_hooks, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/*
+ * A cffi call (GIL released): add actx_py_methods to the module.  0, or -1
+ * with the Python error printed.
+ */
+static int actx_py_export(void)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *m = PyImport_ImportModule(ACTX_PY_CFFI_MODULE);
+    int r = m ? 0 : -1;
+
+    for (PyMethodDef *d = actx_py_methods; m && d->ml_name && r == 0; d++) {
+        PyObject *f = PyCFunction_NewEx(d, NULL, NULL);
+
+        r = f ? PyObject_SetAttrString(m, d->ml_name, f) : -1;
+        Py_XDECREF(f);
+    }
+    if (r < 0) {
+        PyErr_Print();
+    }
+    Py_XDECREF(m);
+    PyGILState_Release(g);
+    return r;
+}
+#endif /* ACTX_PY_CFFI_MODULE */
 
 #endif /* SWIG */
 

@@ -32,46 +32,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static PyObject *actx_py_store_hook; /* store_exception(exc) */
-static PyObject *actx_py_done_hook;  /* run_done(request, ret) */
-static PyObject *actx_py_work_hook;  /* run_work(request) -> int */
 static PyObject *actx_py_drain_hook; /* drain(poster) */
 
-/* GIL held, an exception set: hand it to the store hook (or report it). */
-static void actx_py_report(void)
-{
-    PyObject *t, *v, *tb, *r = NULL;
-
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (v && tb) {
-        PyException_SetTraceback(v, tb);
-    }
-    if (v && actx_py_store_hook) {
-        r = PyObject_CallOneArg(actx_py_store_hook, v);
-    }
-    if (!r) {
-        if (!PyErr_Occurred()) {
-            PyErr_Restore(t, v, tb);
-            t = v = tb = NULL;
-        }
-        PyErr_WriteUnraisable(actx_py_store_hook);
-    }
-    Py_XDECREF(r);
-    Py_XDECREF(t);
-    Py_XDECREF(v);
-    Py_XDECREF(tb);
-}
-
-/* GIL held; r: a call's result. */
-static void actx_py_check(PyObject *r)
-{
-    if (r) {
-        Py_DECREF(r);
-    } else {
-        actx_py_report();
-    }
-}
+/* Defined by actx_py.h, with the request hooks. */
+static void actx_py_check(PyObject *r);
 
 /* o is (fn, args). */
 static void actx_py_run_tuple(PyObject *o)
@@ -100,35 +64,6 @@ static void actx_py_enter_bh(void *opaque)
     PyGILState_Release(g);
 }
 
-static void actx_py_enter_done(void *opaque, long ret)
-{
-    PyGILState_STATE g = PyGILState_Ensure();
-
-    actx_py_check(PyObject_CallFunction(actx_py_done_hook, "Ol",
-                                        (PyObject *)opaque, ret));
-    Py_DECREF((PyObject *)opaque);
-    PyGILState_Release(g);
-}
-
-static long actx_py_enter_work(void *opaque)
-{
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *r;
-    long v = -1;
-
-    r = PyObject_CallOneArg(actx_py_work_hook, (PyObject *)opaque);
-    if (r) {
-        v = PyLong_AsLong(r);
-        Py_DECREF(r);
-    }
-    if (PyErr_Occurred()) {
-        PyErr_WriteUnraisable(actx_py_work_hook);
-        v = -1;
-    }
-    PyGILState_Release(g);
-    return v;
-}
-
 /* py: the queue's Python poster, alive while the queue is. */
 static void actx_py_enter_drain(void *py)
 {
@@ -147,14 +82,6 @@ static void actx_py_enter_fd(void *opaque, int wr)
     Py_INCREF(fn);
     actx_py_check(PyObject_CallNoArgs(fn));
     Py_DECREF(fn);
-    PyGILState_Release(g);
-}
-
-static void actx_py_enter_refused(void *opaque)
-{
-    PyGILState_STATE g = PyGILState_Ensure();
-
-    Py_DECREF((PyObject *)opaque);
     PyGILState_Release(g);
 }
 
@@ -187,14 +114,9 @@ static void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
     Py_XINCREF(log);
     actx_py_log_hook = log;
     actx_py_install_log();
-    Py_XINCREF(store);
-    Py_XINCREF(done);
-    Py_XINCREF(work);
     Py_XINCREF(drain);
-    actx_py_store_hook = store;
-    actx_py_done_hook = done;
-    actx_py_work_hook = work;
     actx_py_drain_hook = drain;
+    actx_py_set_req_hooks(store, done, work);
     actx_py_install_refused();
 }
 

@@ -1,5 +1,6 @@
 """Handles, call_soon across threads, stop, the GIL."""
 import errno
+import sys
 import threading
 import time
 
@@ -266,3 +267,41 @@ def test_pool_thread_keeps_its_thread_state(backend):
         ''')
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == 'ok'
+
+
+def test_making_requests_keeps_the_gil(pool, tmp_path):
+    """Making a request does not drop the GIL (under cffi a cffi call
+    would): a pool thread waiting for the GIL to run a submitted job does
+    not take it at the next submit, so a submit loop runs on without a GIL
+    hand-off per call.  With no forced switch (a switch interval longer
+    than the test), no job can run before the loop ends."""
+    ax = pool
+    path = tmp_path / 'f'
+    path.write_bytes(b'x' * 64)
+    ran = []
+    old = sys.getswitchinterval()
+    with open(path, 'r+b') as f:
+        fd = f.fileno()
+        sys.setswitchinterval(1000.0)
+        try:
+            first = ax.submit(ran.append, -1)
+            # The pool thread wakes and waits for the GIL to run it.
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                pass
+            reqs = [first]
+            for i in range(200):
+                reqs.append(ax.submit(ran.append, i))
+                reqs.append(ax.pread(fd, 8, 0))
+                reqs.append(ax.pwrite(fd, b'y', 1))
+                reqs.append(ax.fsync(fd))
+                reqs.append(ax.new_request())
+            seen = list(ran)
+        finally:
+            sys.setswitchinterval(old)
+        for r in reqs[5::5]:
+            r.set_result(None)
+        for r in reqs:
+            r.result()
+    assert seen == [], 'jobs ran during the loop: %d' % len(seen)
+    assert sorted(ran) == list(range(-1, 200))

@@ -1,17 +1,25 @@
 """The cffi backend: the API-mode extension _actx_cffi under the names of
 actx/_impl/_backend.py's INTERFACE.
 
-Objects handed to C as an opaque pointer are ffi.new_handle() handles.
-A one-shot handle (a call, a request) sits in _keep until its callback ran
-(or was refused); a BH's, a timer's or an fd entry's handle is kept by its
+Objects handed to C as an opaque pointer are ffi.new_handle() handles,
+except requests.  A one-shot handle (a call) sits in _keep until its
+callback ran; a BH's, a timer's or an fd entry's handle is kept by its
 Python object.  cffi releases the GIL around every C call and takes it
 again in each callback.
+
+Requests are made as under SWIG, by the shared helpers
+(bindings/common/actx_py.h): the Request object is the opaque, with a
+reference C holds until done ran or was refused, and the makers are
+functions the helpers add to the extension module (actx_py_export), called
+with the GIL held: through a cffi call, every submit would let a pool
+thread waiting for the GIL take it.  Their pointers are ints.
 """
 import functools
 import operator
 import os
 
 from ._actx_cffi import ffi, lib
+from . import _actx_cffi as _ext
 from . import _common
 
 C = lib
@@ -21,8 +29,6 @@ _keep = set()
 _new_handle = ffi.new_handle
 _from_handle = ffi.from_handle
 _store = _common.store_exception
-_run_done = _common.run_done
-_run_work = _common.run_work
 _NULL = ffi.NULL
 
 
@@ -54,13 +60,6 @@ def _actx_py_bh(p):
 
 
 @ffi.def_extern(onerror=_onerror)
-def _actx_py_done(p, ret):
-    o = _from_handle(p)
-    _keep.discard(p)
-    _run_done(o, ret)
-
-
-@ffi.def_extern(onerror=_onerror)
 def _actx_py_fd_read(p):
     # _FdEntry._read, inlined: a Python frame less per ready fd.
     try:
@@ -79,18 +78,6 @@ def _actx_py_fd_write(p):
             w[0](*w[1])
     except BaseException as e:
         _store(e)
-
-
-@ffi.def_extern()
-def _actx_py_work(p):
-    return _run_work(_from_handle(p))
-
-
-@ffi.def_extern()
-def _actx_py_refused(p):
-    """The owner thread died with this request in flight: C will never call
-    done, so the request is released here (on the completing thread)."""
-    _keep.discard(p)
 
 
 @ffi.def_extern()
@@ -162,46 +149,34 @@ def fd_opaque(entry):
     return _new_handle(entry)
 
 
-def _req(p, h):
-    if p == _NULL:
-        e = ffi.errno
-        _keep.discard(h)
-        raise _oserror(e)
-    return p
-
-
-def submit(req):
-    h = _new_handle(req)
-    _keep.add(h)
-    return _req(lib.actx_py_submit(h), h)
+if lib.actx_py_export() < 0:
+    raise ImportError('actx: the cffi extension cannot add its functions')
+_ext.py_set_req_hooks(_store, _common.run_done, _common.run_work)
+submit = _ext.py_submit
+req_new = _ext.py_req_new
+fsync = _ext.py_fsync
+_pread = _ext.py_pread
+_pwrite = _ext.py_pwrite
+_addr = functools.partial(ffi.cast, 'uintptr_t')
+_req_ptr = functools.partial(ffi.cast, 'actx_req *')
 
 
 def pread(fd, buf, off, req):
-    h = _new_handle(req)
-    _keep.add(h)
-    cbuf = ffi.from_buffer(buf)
-    req._cbuf = cbuf
-    return _req(lib.actx_py_pread(fd, cbuf, len(buf), off, h), h)
+    cbuf = req._cbuf = ffi.from_buffer(buf)
+    return _pread(fd, int(_addr(cbuf)), len(buf), off, req)
 
 
 def pwrite(fd, data, off, req):
-    h = _new_handle(req)
-    _keep.add(h)
-    cbuf = ffi.from_buffer(data)
-    req._cbuf = cbuf
-    return _req(lib.actx_py_pwrite(fd, cbuf, len(data), off, h), h)
+    cbuf = req._cbuf = ffi.from_buffer(data)
+    return _pwrite(fd, int(_addr(cbuf)), len(data), off, req)
 
 
-def fsync(fd, req):
-    h = _new_handle(req)
-    _keep.add(h)
-    return _req(lib.actx_py_fsync(fd, h), h)
+def req_cancel(p):
+    return lib.actx_req_cancel(_req_ptr(p))
 
 
-def req_new(req):
-    h = _new_handle(req)
-    _keep.add(h)
-    return _req(lib.actx_py_req_new(h), h)
+def req_complete(p, ret):
+    return lib.actx_req_complete(_req_ptr(p), ret)
 
 
 def ctx_current():
