@@ -318,9 +318,12 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
  * picks the pool).  Both paths give the same results and follow the same
  * rules.  ret is the byte count (short at end of file, as the kernel
  * returns it), 0 for fsync, or -errno (-EBADF for an fd closed by the time
- * the work runs, -ESPIPE for a pipe or socket).  Refused up front with
- * NULL/errno: a negative fd (EBADF); a NULL buffer with a non-zero length
- * or a negative offset (EINVAL: never EFAULT from the kernel).  done may be
+ * the work runs, -ESPIPE for a pipe, a socket or any fd without
+ * positional I/O, such as an eventfd).  Refused up front with NULL/errno:
+ * a negative fd, or one of the runtime's own (its eventfds, epoll sets and
+ * io_uring: a number the caller closed may since be one) (EBADF); a NULL
+ * buffer with a non-zero length or a negative offset (EINVAL: never EFAULT
+ * from the kernel).  done may be
  * NULL.  Otherwise as actx_submit.
  *
  * io_uring: the requests a loop iteration makes are entered into the
@@ -355,7 +358,10 @@ ACTX_EXTERN actx_req *actx_aio_fsync(int fd, actx_done_fn *done, void *opaque);
  * done then runs later (in its context, as usual, never inside this call)
  * with -ECANCELED.  -EBUSY if it has started or finished, if it was already
  * cancelled, or if the request has no pool or io_uring work (made by
- * actx_req_new).
+ * actx_req_new).  The answer is exact: on io_uring, an operation the
+ * kernel had already taken up may still end cancelled, so its end is
+ * waited for then (the device's latency at most) and the answer says what
+ * done gets.
  * Call it only before done has run (the request is freed after done).
  */
 ACTX_EXTERN int actx_req_cancel(actx_req *req);

@@ -561,14 +561,16 @@ enum { ACTX__AIO_PREAD = 1, ACTX__AIO_PWRITE, ACTX__AIO_FSYNC };
  * a buffered file (may be read inline with RWF_NOWAIT); DIRECT: seekable,
  * opened O_DIRECT (never read inline: RWF_NOWAIT does not keep a direct
  * read from waiting for the device); STREAM: pipe, socket, FIFO (pread's
- * ESPIPE: the pool); NOWAIT_NO: seekable where RWF_NOWAIT was refused.
+ * ESPIPE: the pool); NOWAIT_NO: seekable where RWF_NOWAIT was refused;
+ * CLOSED: not open now (never remembered; the pool answers EBADF).
  */
 enum {
     ACTX__FD_UNKNOWN = 0,
     ACTX__FD_SEEKABLE,
     ACTX__FD_STREAM,
     ACTX__FD_DIRECT,
-    ACTX__FD_NOWAIT_NO
+    ACTX__FD_NOWAIT_NO,
+    ACTX__FD_CLOSED
 };
 unsigned actx__fd_kind_slow(actx__loop *loop, int fd);
 static inline unsigned actx__fd_kind(actx__loop *loop, int fd)
@@ -581,6 +583,15 @@ static inline unsigned actx__fd_kind(actx__loop *loop, int fd)
 }
 void actx__fd_kind_set(actx__loop *loop, int fd, unsigned kind);
 void actx__aio_loop_shutdown(actx__loop *loop);
+/*
+ * ownfd.c: the fds the runtime made for itself (any thread).  Whoever
+ * makes one adds it; actx__own_close removes and closes it.  File AIO
+ * refuses them (EBADF).
+ */
+void actx__own_fd_add(int fd);
+void actx__own_fd_del(int fd);
+bool actx__own_fd(int fd);
+void actx__own_close(int fd);
 /* aio-pool.c: one operation on the pool (the ring's fallback). */
 actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
                          actx_done_fn *done, void *opaque);

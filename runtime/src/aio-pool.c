@@ -50,22 +50,30 @@ _Static_assert(sizeof(struct aio_args) <= ACTX__JOB_ARGS,
 
 /*
  * The kind of fd (ACTX__FD_*), asked of the kernel the first time a loop
- * sees the number (lseek, then F_GETFL) and remembered; actx__fd_kind
- * (actx-internal.h) looks it up.  A completion with -EBADF forgets it
- * (actx__fd_kind_set).  An fd that is not open counts as seekable and is
- * not remembered: the read itself answers EBADF.  Limitation: a number
- * closed and reopened as another kind of file without an AIO on it in
- * between keeps the old kind (a pipe read as a stream by the ring, an
- * O_DIRECT file tried inline).
+ * sees the number (lseek, a zero-length pread, then F_GETFL) and
+ * remembered; actx__fd_kind (actx-internal.h) looks it up.  Seekable means
+ * positional I/O works: lseek does and pread is not ESPIPE.  A completion
+ * with -EBADF forgets it (actx__fd_kind_set).  An fd that is not open
+ * is CLOSED, not remembered: the pool's call answers EBADF.  Limitation: a number closed and reopened as another kind of
+ * file without an AIO on it in between keeps the old kind (a pipe read as
+ * a stream by the ring, an O_DIRECT file tried inline); the runtime's own
+ * fds are refused whatever a loop remembers (ownfd.c).
  */
 unsigned actx__fd_kind_slow(actx__loop *loop, int fd)
 {
     unsigned char k;
 
     if (lseek(fd, 0, SEEK_CUR) < 0) {
+        if (errno == EBADF) {
+            return ACTX__FD_CLOSED;
+        }
         if (errno != ESPIPE) {
             return ACTX__FD_SEEKABLE;
         }
+        k = ACTX__FD_STREAM;
+    } else if (pread(fd, NULL, 0, 0) < 0 && errno == ESPIPE) {
+        /* Seeks but has no positional read (an eventfd, a timerfd): the
+         * ring would read it as a stream, and wait. */
         k = ACTX__FD_STREAM;
     } else {
         int fl = fcntl(fd, F_GETFL);
@@ -109,6 +117,9 @@ static long aio_work(void *p)
     struct aio_args *a = p;
     ssize_t r;
 
+    if (actx__own_fd(a->fd)) {
+        return -EBADF; /* closed by the caller, and taken by the runtime */
+    }
     do {
         switch (a->op) {
         case AIO_PREAD:
@@ -141,6 +152,11 @@ static actx_req *aio_submit(int op, int fd, void *buf, size_t n, off_t off,
         return NULL;
     }
     loop = actx__loop_get();
+    /* After the loop is made: its eventfd may take a number just closed. */
+    if (actx__own_fd(fd)) {
+        errno = EBADF; /* the runtime's own fds are never the caller's */
+        return NULL;
+    }
     if (loop && loop->st.io_backend == 1 &&
         actx__io_submit(loop, op, fd, buf, n, off, done, opaque, &req)) {
         return req;
@@ -199,7 +215,7 @@ actx_req *actx_aio_pread(int fd, void *buf, size_t n, off_t off,
         actx__loop *loop = actx__loop_get();
 
         if (loop && loop->st.io_backend != 1 && !loop->closed &&
-            actx__fd_kind(loop, fd) == ACTX__FD_SEEKABLE) {
+            actx__fd_kind(loop, fd) == ACTX__FD_SEEKABLE && !actx__own_fd(fd)) {
             actx_req *req = pread_cached(loop, fd, buf, n, off, done, opaque);
 
             if (req) {

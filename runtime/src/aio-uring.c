@@ -186,8 +186,11 @@ static bool uring_usable(void)
     }
     err = io_uring_queue_init(2, &ring, 0);
     if (err == 0) {
-        bool ok = has_ops(&ring); /* an old kernel: the pool */
+        bool ok;
 
+        actx__own_fd_add(ring.ring_fd);
+        ok = has_ops(&ring); /* an old kernel: the pool */
+        actx__own_fd_del(ring.ring_fd);
         io_uring_queue_exit(&ring);
         atomic_store_explicit(&probed, ok ? 1 : 0, memory_order_relaxed);
         return ok;
@@ -216,9 +219,11 @@ static struct actx__uring *ring_setup(actx__loop *loop)
         loop->st.io_backend = 0;
         return NULL;
     }
+    actx__own_fd_add(u->ring.ring_fd);
     /* In every epoll set; the CQEs are reaped by actx__drain_if_any. */
     err = actx__fd_loopwide_add(loop, u->ring.ring_fd, NULL, NULL);
     if (err < 0) {
+        actx__own_fd_del(u->ring.ring_fd);
         io_uring_queue_exit(&u->ring);
         free(u);
         loop->st.io_backend = 0;
@@ -631,8 +636,16 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
         }
     }
     kind = actx__fd_kind(loop, fd);
-    if (op != ACTX__AIO_FSYNC && kind == ACTX__FD_STREAM) {
-        return 0; /* the pool's pread/pwrite say ESPIPE */
+    if (kind == ACTX__FD_CLOSED ||
+        (op != ACTX__AIO_FSYNC && kind == ACTX__FD_STREAM)) {
+        /* The pool's pread/pwrite say ESPIPE; a number not open is EBADF
+         * there, also if the runtime takes it meanwhile (ownfd.c). */
+        return 0;
+    }
+    if (ACTX__UNLIKELY(actx__own_fd(fd))) {
+        *out = NULL; /* the ring just made took the number */
+        errno = EBADF;
+        return 1;
     }
     *out = NULL;
     if (ACTX__UNLIKELY(loop->closed)) {
@@ -723,7 +736,18 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
         }
     }
     if (u->cancel_res != 0) {
-        return -EBUSY; /* -EALREADY: running; -ENOENT: already done */
+        /*
+         * -ENOENT: done; -EALREADY: running, and the kernel may still
+         * stop it (its result is then -ECANCELED).  The answer must say
+         * what done will get, so its CQE is waited for (a device's
+         * latency at most): 0 if it ended cancelled, else -EBUSY.
+         */
+        while (req_flags(req) & REQ_RING) {
+            if (enter_or_unqueue(loop, 1) < 0 && (req_flags(req) & REQ_RING)) {
+                return -EBUSY;
+            }
+        }
+        return req->ret == -ECANCELED ? 0 : -EBUSY;
     }
     if (req_flags(req) & REQ_RING) {
         /* Its CQE is still to come. */
@@ -776,6 +800,7 @@ void actx__io_loop_shutdown(actx__loop *loop)
         }
     }
     actx__fd_loopwide_del(loop, u->ring.ring_fd);
+    actx__own_fd_del(u->ring.ring_fd);
     io_uring_queue_exit(&u->ring);
     free(u);
     loop->uring = NULL;
@@ -794,6 +819,7 @@ void actx__io_loop_forget(actx__loop *loop)
      * Unmaps and closes; its unregistration of the ring fd index acts on
      * this task's table only, which a child does not inherit.
      */
+    actx__own_fd_del(u->ring.ring_fd);
     io_uring_queue_exit(&u->ring);
     free(u);
     loop->uring = NULL;

@@ -12,12 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A new, empty epoll set: its fd, or -errno. */
+/* A new, empty epoll set: its fd (one of the runtime's own, ownfd.c, which
+ * actx__own_close closes), or -errno. */
 int actx__backend_new(void)
 {
     int epfd = epoll_create1(EPOLL_CLOEXEC);
 
-    return epfd < 0 ? -errno : epfd;
+    if (epfd < 0) {
+        return -errno;
+    }
+    actx__own_fd_add(epfd);
+    return epfd;
 }
 
 /* EPOLL_CTL_ADD/MOD/DEL on set epfd; 0 or -errno. */

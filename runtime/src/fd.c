@@ -313,7 +313,7 @@ static fdset *set_new(fdtab *tab, int *err)
     for (lw = tab->loopwide; lw; lw = lw->lwnext) {
         *err = set_add(s, lw);
         if (*err < 0) {
-            close(s->epfd);
+            actx__own_close(s->epfd);
             free(s);
             return NULL;
         }
@@ -512,7 +512,7 @@ static void rebuild(actx__loop *loop, fdtab *tab, fdset *s)
     if (tab->embed_member == s) {
         tab->embed_member = NULL; /* its old file leaves the embed set */
     }
-    close(s->epfd);
+    actx__own_close(s->epfd);
     s->epfd = epfd;
     for (f = tab->loopwide; f; f = f->lwnext) {
         if (set_add(s, f) < 0) {
@@ -1072,7 +1072,7 @@ void actx__fd_loop_forget(actx__loop *loop)
 void actx__fd_embed_release(void)
 {
     if (tls_embed_fd >= 0) {
-        close(tls_embed_fd);
+        actx__own_close(tls_embed_fd);
         tls_embed_fd = -1;
     }
 }
@@ -1093,7 +1093,7 @@ void actx__fd_loop_close(actx__loop *loop)
     }
     while ((s = tab->sets) != NULL) {
         tab->sets = s->next;
-        close(s->epfd);
+        actx__own_close(s->epfd);
         free(s);
     }
     if (tab->embed_member) {
@@ -1101,7 +1101,7 @@ void actx__fd_loop_close(actx__loop *loop)
         actx__backend_ctl(tab->embed_fd, EPOLL_CTL_DEL, tab->embed_member->epfd,
                           0, 0);
     }
-    close(tab->base.epfd);
+    actx__own_close(tab->base.epfd);
     free(tab->slot);
     free(tab);
     loop->fdtab = NULL;

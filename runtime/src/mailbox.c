@@ -122,6 +122,7 @@ actx__mailbox *actx__mb_new(int *err)
         *err = -errno;
         return NULL;
     }
+    actx__own_fd_add(efd);
     pthread_mutex_lock(&mb_lock);
     mb = mb_free;
     if (mb) {
@@ -132,7 +133,7 @@ actx__mailbox *actx__mb_new(int *err)
     if (!mb) {
         mb = aligned_alloc(ACTX__CACHELINE, sizeof(*mb));
         if (!mb) {
-            close(efd);
+            actx__own_close(efd);
             *err = -ENOMEM;
             return NULL;
         }
@@ -165,7 +166,7 @@ void actx__mb_close_efd(actx__mailbox *mb)
     while (atomic_load(&mb->efd_writers) != 0) {
         sched_yield();
     }
-    close(efd);
+    actx__own_close(efd);
 }
 
 void actx__mb_unref(actx__mailbox *mb, long n)
@@ -210,7 +211,7 @@ void actx__mb_atfork_child(void)
         int efd = atomic_exchange(&mb->efd, -1);
 
         if (efd >= 0) {
-            close(efd);
+            actx__own_close(efd);
         }
         /* Recycled ones are reset by actx__mb_new; the rest stay closed. */
         atomic_store(&mb->head, ACTX__MB_CLOSED);

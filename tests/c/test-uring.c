@@ -545,9 +545,11 @@ ACTX_TEST("/uring/errors/ebadf-espipe-short-read")
     ASSERT_NOT_NULL(actx_aio_fsync(dead, io_done, &bads));
     ASSERT_NOT_NULL(actx_aio_pread(fd, buf, BS, BS - 100, io_done, &eof));
     ASSERT_NOT_NULL(actx_aio_pread(fd, buf, BS, 10 * BS, io_done, &past));
-    ASSERT_EQ(loop->io_unsubmitted, 5);
+    /* A number that is not open goes to the pool, whose call says EBADF
+     * even if the runtime takes the number meanwhile (ownfd.c). */
+    ASSERT_EQ(loop->io_unsubmitted, 2);
     ASSERT_EQ(actx_flush(), 0);
-    ASSERT_EQ(loop->io_submits, base + 1); /* all five on the ring */
+    ASSERT_EQ(loop->io_submits, base + 1); /* both reads on the ring */
     ASSERT_EQ(bad.ret, -EBADF);
     ASSERT_EQ(badw.ret, -EBADF);
     ASSERT_EQ(bads.ret, -EBADF);

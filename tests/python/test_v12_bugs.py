@@ -11,6 +11,8 @@ import warnings
 
 import pytest
 
+from conftest import run_child
+
 HUNG = 30  # a bound that only a hang reaches
 
 
@@ -264,6 +266,33 @@ def test_closed_fd_is_ebadf_on_a_fresh_loop(ax, tmp_path, op):
     t.start()
     t.join()
     assert out == [errno.EBADF]
+
+
+@pytest.mark.parametrize('io', ['pool', 'io_uring'])
+@pytest.mark.parametrize('op', ['pread', 'pwrite'])
+def test_closed_fd_taken_by_the_runtime_is_ebadf(backend, io, op):
+    """A closed number the runtime then takes for its own eventfd (the
+    thread's first actx call makes its loop) is EBADF: never a read that
+    waits for the runtime's next wake-up, never a write into it."""
+    r = run_child(backend, '''
+        import errno, os
+        os.environ['ACTX_IO'] = %r
+        import actx
+        fd = os.open('/dev/null', os.O_RDONLY)
+        os.close(fd)
+        actx.submit(int).result()  # the loop's fds take the lowest numbers
+        assert 'eventfd' in os.readlink('/proc/self/fd/%%d' %% fd) or \\
+            'io_uring' in os.readlink('/proc/self/fd/%%d' %% fd), fd
+        try:
+            if %r == 'pread':
+                actx.pread(fd, 10).result(timeout=20)
+            else:
+                actx.pwrite(fd, b'12345678').result(timeout=20)
+        except OSError as e:
+            print(errno.errorcode[e.errno])
+        ''' % (io, op))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'EBADF'
 
 
 # --- 6. awaiting an outer context's request --------------------------------
