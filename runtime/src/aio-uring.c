@@ -766,7 +766,7 @@ void actx__io_loop_init(actx__loop *loop)
     }
     if (env && *env && strcmp(env, "uring") != 0 &&
         strcmp(env, "io_uring") != 0) {
-        actx__misuse("actx", "ignoring a bad ACTX_IO (pool or io_uring)");
+        actx__misuse("ACTX_IO", "ignoring a bad value (pool or io_uring)");
     }
     loop->st.io_backend = uring_usable() ? 1 : 0;
 }

@@ -853,7 +853,7 @@ static void retry_deferred(actx__loop *loop, fdtab *tab, actx_ctx *c)
         }
         if (++f->tries >= RETRY_MAX) {
             actx__log(ACTX_LOG_ERROR,
-                      "actx: fd %d: epoll_ctl failed %d times moving its "
+                      "fd %d: epoll_ctl failed %d times moving its "
                       "handler to context %d (%s): handler removed",
                       f->fd, f->tries, c->depth, actx_strerror(err));
             loop->st.fd_errors++;
