@@ -9,7 +9,31 @@ sleep in someone else's loop, so every cross-thread post writes the
 eventfd and wakes asyncio.
 """
 import asyncio
+import sys
+import threading
 import warnings
+import weakref
+
+_get_running_loop = asyncio.events._get_running_loop
+_get_ident = threading.get_ident
+
+
+async def _loop_end(ref):
+    """Started on a bridge's running loop, so that the loop knows it (its
+    asyncgen hooks): when the loop shuts down (asyncio.run() and
+    asyncio.Runner call loop.shutdown_asyncgens()) it closes this
+    generator, and a bridge still open gives its ResourceWarning.  It
+    still drives actx until the loop closes (other async generators'
+    finally blocks and the rest of the shutdown may await actx work);
+    then it is closed at the next actx call, bridge or thread end.
+    close() finishes the generator quietly."""
+    try:
+        yield
+    finally:
+        br = ref()
+        if br is not None and br._watch is not None:
+            br._watch = None
+            br._left_open()
 
 
 class BridgeBase:
@@ -20,37 +44,67 @@ class BridgeBase:
     (bridge_class)."""
 
     def __init__(self, api, loop=None):
+        self._st = None  # None: closed (or never opened)
+        here = _get_running_loop()
         if loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = asyncio.get_event_loop()
+            if here is None:
+                raise RuntimeError('no running event loop: make the bridge '
+                                   'in a coroutine, or pass the loop that '
+                                   'will run on this thread')
+            loop = here
+        elif not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError('AsyncioBridge() takes an asyncio event loop, '
+                            'not %s' % type(loop).__name__)
+        elif loop is not here:
+            if loop.is_closed():
+                raise RuntimeError('the event loop is closed')
+            if loop.is_running():
+                raise RuntimeError('the event loop runs on another thread: '
+                                   'a bridge needs a loop that runs on '
+                                   'this thread')
+            if here is not None:
+                raise RuntimeError('another event loop runs on this thread '
+                                   '(the bridge needs the one that runs '
+                                   'here)')
         self._api = api
         self._loop = loop
+        f = sys._getframe(1)
+        while f.f_back is not None and \
+                f.f_globals.get('__name__', '').partition('.')[0] == 'actx':
+            f = f.f_back
+        # The line that made it (the caller outside actx), for _ended().
+        self._where = (f.f_code.co_filename, f.f_lineno,
+                       f.f_globals.get('__name__', '?'))
         self._timer = None
         self._soon = None
+        # _loop_end() once started on the running loop (None: not yet;
+        # False: never, the loop was shutting down already).
+        self._watch = None
+        self._warned = False
         from . import _common
         self._bridges = _common.bridges
         st = api._state()
         old = self._bridges.get(st.ident)
         if old is not None and old._stale(loop):
-            old.close()
-            try:
-                warnings.warn('an actx asyncio bridge was not closed before '
-                              'its loop ended; closed now', ResourceWarning,
-                              stacklevel=3)
-            except Warning as w:
-                # -W error: reported as Python reports a ResourceWarning
-                # raised in __del__, not raised into the new bridge's caller.
-                _common._unraisable(w, 'AsyncioBridge')
-
+            old._ended()
         if st.ident in self._bridges:
             raise RuntimeError('this thread already has an asyncio bridge')
-        self._bridges[st.ident] = self
+        fd = api.backend_fd()
+        loop.add_reader(fd, self._ready)
+        # Registered only now: a refused loop leaves nothing behind.
+        self._fd = fd
         self._st = st
-        self._fd = api.backend_fd()
-        loop.add_reader(self._fd, self._ready)
-        self._arm()
+        self._bridges[st.ident] = self
+        try:
+            self._arm()
+            if loop is here:
+                self._watch_end()
+            elif self._soon is None:
+                # It runs later: look (and start watching) when it starts.
+                self._soon = loop.call_soon(self._ready)
+        except BaseException:
+            self.close()
+            raise
 
     def _arm(self):
         if self._timer is not None:
@@ -98,36 +152,112 @@ class BridgeBase:
         # Work was made on this thread (no eventfd write): look soon.
         if self._soon is None and self._st is not None:
             if self._loop.is_closed():
-                self.close()  # its loop ended without closing it
+                self._ended()  # its loop ended without closing it
                 return
             self._soon = self._loop.call_soon(self._ready)
 
-    def _ready(self):
-        self._soon = None
+    def _watch_end(self):
+        """Start _loop_end() on the running loop (its asyncgen hooks)."""
+        if getattr(self._loop, '_asyncgens_shutdown_called', False):
+            self._watch = False  # the loop is shutting down already
+            return
+        ag = _loop_end(weakref.ref(self))
+        try:
+            ag.asend(None).send(None)
+        except StopIteration:
+            pass  # at its yield
+        self._watch = ag
+
+    def _ended(self):
+        """Its loop ended (or its thread) with the bridge open: close it,
+        with a ResourceWarning unless given already."""
         if self._st is None:
             return
+        self.close()
+        self._left_open()
+
+    def _left_open(self):
+        """The ResourceWarning, once, at the line that made the bridge."""
+        if self._warned:
+            return
+        self._warned = True
+        filename, lineno, module = self._where
         try:
-            self._api.poll(False)
-        except (SystemExit, KeyboardInterrupt):
-            self._arm()
-            raise
-        except BaseException as e:
-            self._loop.call_exception_handler({
-                'message': 'exception in an actx callback',
-                'exception': e,
-            })
+            warnings.warn_explicit(
+                'an actx asyncio bridge was not closed before its loop '
+                'ended', ResourceWarning, filename, lineno, module)
+        except Warning as w:
+            # -W error: reported as Python reports a ResourceWarning
+            # raised in __del__, not raised into an unrelated caller.
+            from . import _common
+            _common._unraisable(w, 'AsyncioBridge')
+
+    def _ready(self):
+        self._soon = None
+        st = self._st
+        if st is None:
+            return
+        if self._watch is None:
+            if _get_ident() != st.ident:
+                # A loop given before it ran, run on another thread.
+                self.close()
+                self._loop.call_exception_handler({
+                    'message': 'actx asyncio bridge closed',
+                    'exception': RuntimeError(
+                        'the bridge\'s event loop runs on another thread '
+                        'than the bridge\'s: a bridge needs a loop that '
+                        'runs on its thread'),
+                })
+                return
+            self._watch_end()
+        # Every exception a callback raises in this poll reaches the
+        # loop's handler, in order (_common.store_exception keeps the
+        # ones after the first in more).
+        api = self._api
+        more, prev = api.collect_exceptions(st.ident)
+        try:
+            try:
+                api.poll(False)
+            except (SystemExit, KeyboardInterrupt):
+                self._arm()
+                raise
+            except BaseException as e:
+                self._handle(e)
+            while more:
+                e = more.pop(0)
+                if isinstance(e, (SystemExit, KeyboardInterrupt)):
+                    self._arm()
+                    raise e
+                self._handle(e)
+        finally:
+            api.end_collect(st.ident, more, prev)
         self._arm()
 
+    def _handle(self, e):
+        self._loop.call_exception_handler({
+            'message': 'exception in an actx callback',
+            'exception': e,
+        })
+
     def close(self):
-        """Stop driving the actx loop.  Idempotent; also happens when its
-        asyncio loop has closed and another bridge starts on the thread."""
+        """Stop driving the actx loop.  Idempotent; also happens (with a
+        ResourceWarning) when its asyncio loop ends with the bridge
+        open."""
         if self._st is None:
             return
         self._detach()
         if self._soon is not None:
             self._soon.cancel()
+            self._soon = None
         self._bridges.pop(self._st.ident, None)
         self._st = None
+        ag = self._watch
+        if ag:
+            self._watch = None  # _loop_end() finishes quietly
+            try:
+                ag.aclose().send(None)
+            except StopIteration:
+                pass
 
     def __enter__(self):
         return self

@@ -52,10 +52,13 @@ class CancelledError(concurrent.futures.CancelledError):
 # that raised still run (the runtime's state stays exactly as if nothing had
 # been raised).  The first exception wins; a later one that is not an
 # Exception (KeyboardInterrupt, SystemExit) replaces an Exception, with the
-# first as its __context__; any other later one is reported through
-# sys.unraisablehook so that nothing is silently lost.
+# first as its __context__; any other later one goes to the thread's list in
+# more, when a caller with a handler collects them (run(exception_handler=),
+# the asyncio bridge: _thread.collect_exceptions), else it is reported
+# through sys.unraisablehook, so that nothing is silently lost.
 
 pending = {}  # thread ident -> exception
+more = {}  # thread ident -> list of the later exceptions, in order
 
 
 def _hook_args_type():
@@ -114,6 +117,8 @@ def store_exception(exc):
     elif isinstance(first, Exception) and not isinstance(exc, Exception):
         exc.__context__ = first
         pending[ident] = exc
+    elif ident in more:
+        more[ident].append(exc)
     else:
         _unraisable(exc, 'callback (an earlier exception of the same call '
                          'is being raised)')

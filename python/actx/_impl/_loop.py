@@ -6,7 +6,8 @@ from ._backend import B
 from . import _common
 from ._common import ContextTimeout, DeadlockError
 from ._thread import (
-    _backend_fd, _bridges, _can_progress, context_timeout, _flush_slice,
+    _backend_fd, _bridges, _can_progress, collect_exceptions,
+    context_timeout, end_collect, _flush_slice,
     _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _pending_of,
     _poll_block, _poll_nb, _poll_timeout, _raise_pending, reap_orphans,
     _release_thread, _SLICE_MS, _SLICE_NS, _state, timed_out, _timeout_ms,
@@ -171,9 +172,23 @@ def run(exception_handler=None) -> None:
     An exception raised by a callback ends run() (it propagates), unless
     exception_handler is given: then it is called as
     exception_handler(context), context a dict with 'message' and
-    'exception' (as asyncio's loop handler), and run() goes on.
+    'exception' (as asyncio's loop handler), for every exception in the
+    order they were raised, and run() goes on.
     KeyboardInterrupt, SystemExit and ContextTimeout (the current
     context's deadline passed) always propagate."""
+    if exception_handler is None:
+        _run(None, None)
+        return
+    # The exceptions after the first of one iteration: in more, in order.
+    ident = _get_ident()
+    more, prev = collect_exceptions(ident)
+    try:
+        _run(exception_handler, more)
+    finally:
+        end_collect(ident, more, prev)
+
+
+def _run(handler, more):
     st = _state()
     me = st.top
     stops = st.stops
@@ -190,16 +205,27 @@ def run(exception_handler=None) -> None:
                     reap_orphans(st, st.top)
                 r = poll(True)
         except Exception as e:
-            if exception_handler is None or isinstance(e, ContextTimeout):
+            if handler is None or isinstance(e, ContextTimeout):
                 raise
-            exception_handler({'message': 'exception in an actx callback',
-                               'exception': e})
+            _handle(handler, e)
+            r = True
+        if more:
+            while more:
+                e = more.pop(0)
+                if not isinstance(e, Exception) or \
+                        isinstance(e, ContextTimeout):
+                    raise e
+                _handle(handler, e)
             r = True
         if stops and me in stops:
             stops.discard(me)
             return
         if not r and not _can_progress():
             return
+
+
+def _handle(handler, e):
+    handler({'message': 'exception in an actx callback', 'exception': e})
 
 
 def _stop_here():

@@ -68,8 +68,38 @@ def _kick():
 def _state():
     st = _here()
     if st is None:
-        st = _common.new_state(_shutdown_thread)
+        # Its Thread (None for a thread Python did not start), for its
+        # name when it ends: threading has forgotten it by then.
+        th = threading._active.get(_get_ident())
+        st = _common.new_state(lambda: _shutdown_thread(th))
     return st
+
+
+_more = _common.more
+
+
+def collect_exceptions(ident):
+    """From now on the exceptions that callbacks of thread ident raise
+    after the first of one C call are appended to a new list (returned
+    with the previous one: end_collect(ident, more, prev)) instead of being
+    reported as unraisable: run(exception_handler=) and the asyncio bridge
+    give each to their handler."""
+    prev = _more.get(ident)
+    more = _more[ident] = []
+    return more, prev
+
+
+def end_collect(ident, more, prev):
+    """Stop collecting; what is left in more (an exception that ended the
+    caller came first) is reported as unraisable, as without a list."""
+    if prev is None:
+        _more.pop(ident, None)
+    else:
+        _more[ident] = prev
+    for e in more:
+        _common._unraisable(e, 'callback (an earlier exception of the '
+                               'same call is being raised)')
+    del more[:]
 
 
 def _release_thread(st):
@@ -98,11 +128,14 @@ def reap_orphans(st, top):
     st.orphans[:] = keep
 
 
-def _shutdown_thread():
+def _shutdown_thread(thread):
+    br = _bridge_of(_get_ident())
+    if br is not None:
+        br._ended()  # its loop ended before the thread, with it open
     st = _here()
     if st is not None:
-        warn_unfinished(st, 'thread %r ends'
-                        % threading.current_thread().name)
+        name = (thread or threading.current_thread()).name
+        warn_unfinished(st, 'thread %r ends' % name)
         _release_thread(st)
     B.thread_shutdown()
 
@@ -129,8 +162,13 @@ def warn_unfinished(st, who):
 def _main_exit():
     """Interpreter exit: the main thread's loop is not shut down (work
     in flight is abandoned), so say what it leaves."""
+    if _get_ident() != _main_ident:
+        return
+    br = _bridge_of(_main_ident)
+    if br is not None:
+        br._ended()  # its loop ended before the interpreter, with it open
     st = _states.get(_main_ident)
-    if st is not None and _get_ident() == _main_ident:
+    if st is not None:
         warn_unfinished(st, 'the interpreter exits')
 
 
@@ -139,6 +177,7 @@ _common.exit_checks[:] = [_main_exit]
 
 def _oserror(r):
     return OSError(-r, os.strerror(-r))
+
 
 def _fd(fd):
     if not isinstance(fd, int):
@@ -166,7 +205,6 @@ def _timeout_ns(timeout):
     if ns >= 1 << 63:
         return 1 << 63
     return int(max(ns, 0))
-
 
 
 _NO_DEADLINE = (1 << 64) - 1
