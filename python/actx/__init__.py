@@ -58,15 +58,18 @@ Deadlines
     enclosing context's).  Once it passed, Request.result(), flush(),
     poll(True) and run() inside raise ContextTimeout (a TimeoutError);
     leaving the block by it cancels the context first (ctx.cancel():
-    requests whose work has not started are cancelled, and every done
-    callback of its requests has run when the pop happens).
+    requests whose work has not started, and new_request() requests not
+    completed yet, are cancelled, and every done callback of its requests
+    has run when the pop happens).  An infinite timeout or deadline is
+    none of its own.
 
 Requests are futures
     Request is a concurrent.futures.Future that completes only on its
     owner thread (see Request).  Other threads may wait for requests with
     concurrent.futures.wait() / as_completed(), asyncio.wrap_future(req)
     or ``await req`` (any thread whose asyncio loop runs a bridge).
-    cancel() returning True makes cancelled() and done() True at once;
+    cancel() returning True makes cancelled() and done() True at once
+    (its done callbacks run later, on the owner thread in its context);
     cancelling a task that awaits a request on its owner thread (or
     wait_for timing out) cancels the request.  new_request() makes a
     request that any thread completes with set_result()/set_exception().

@@ -170,7 +170,7 @@ def _forget_pool_state():
     drop the state a work function made here once it holds nothing."""
     st = states.get(get_ident())
     if st is not None and len(st.stack) == 1 and not st.bhs and \
-            not st.orphans and \
+            not st.orphans and not st.newreqs and \
             not has_timers(st) and not st.fds and not st.stops:
         del states[st.ident]
         pool_states.discard(st.ident)
@@ -365,7 +365,7 @@ def has_timers(st):
 
 class ThreadState:
     __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'orphans', 'fds',
-                 'shutdown', '__weakref__')
+                 'newreqs', 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
@@ -375,6 +375,9 @@ class ThreadState:
         self.bhs = weakref.WeakSet()  # live BottomHalf objects
         self.orphans = []      # (bh, keep, token) of BHs Python dropped
         self.fds = {}          # fd -> its reader/writer entry
+        # new_request() requests not completed yet (as keys): cancelling
+        # a context cancels those of it (C cannot: no work to cancel).
+        self.newreqs = {}
         self.shutdown = shutdown
 
 

@@ -61,7 +61,7 @@ def _pop_deferred(st):
     while len(stack) > 1 and st.top.left is not None:
         t = st.top
         cm = t.left
-        B.cancel_context()
+        _cancel_context(st)
         if _pop() < 0:  # cannot happen: t is C's current context
             break
         t.left = None
@@ -117,9 +117,10 @@ class async_context:
     task cannot exit again later, so the exit is deferred: the
     CancelledError propagates unchanged, and the context stays pushed
     until the contexts above it are popped; the pop that makes it current
-    again cancels it (as ``ctx.cancel()``) and pops it too.  In asyncio, the context stack belongs to
-    the thread, not to the task: a context held across an ``await`` is
-    current for every task that runs meanwhile (see the package help).
+    again cancels it (as ``ctx.cancel()``) and pops it too.  In asyncio,
+    the context stack belongs to the thread, not to the task: a context
+    held across an ``await`` is current for every task that runs
+    meanwhile (see the package help).
 
     ``async_context(timeout=None, deadline=None)`` gives the context a
     deadline: timeout seconds after the entry, or deadline on the clock of
@@ -128,7 +129,9 @@ class async_context:
     enclosing context's.  Once it passed, blocking calls inside
     (Request.result(), flush(), poll(True), run()) raise ContextTimeout
     (a TimeoutError); leaving the block by a ContextTimeout cancels the
-    context (``ctx.cancel()``) before it is popped.
+    context (``ctx.cancel()``) before it is popped.  A timeout <= 0 or a
+    deadline already past: it has passed at the entry; an infinite (or
+    unreachably far) one: none of its own; NaN: ValueError.
     """
     # _dl: None (no deadline of its own: the fast path), or (timeout ns
     # or None, deadline ns or None).
@@ -138,10 +141,13 @@ class async_context:
         self._toks = []
         self._dl = None
         if timeout is not None or deadline is not None:
-            self._dl = (None if timeout is None
-                        else _seconds(timeout, 'timeout'),
-                        None if deadline is None
-                        else _seconds(deadline, 'deadline'))
+            # A timeout or deadline too far to be reached (infinity):
+            # none of its own (the enclosing context's still counts).
+            dl = (None if timeout is None else _seconds(timeout, 'timeout'),
+                  None if deadline is None
+                  else _seconds(deadline, 'deadline'))
+            if dl != (None, None):
+                self._dl = dl
 
     def __enter__(self):
         if self._dl is None:
@@ -187,7 +193,7 @@ class async_context:
         if et is not None and issubclass(et, ContextTimeout):
             # Leave nothing of the context behind (its requests' done
             # callbacks have run when this returns).
-            B.cancel_context()
+            _cancel_context(st)
         r = _pop()
         if r < 0:  # Python's and C's stacks disagree: say so, change nothing
             if _pending:
@@ -247,8 +253,9 @@ class async_context:
         return i
 
     def _own_deadline(self):
+        """Its own deadline (ns), _NO_DEADLINE if none."""
         timeout, deadline = self._dl
-        ns = _NO_DEADLINE - 1 if deadline is None else deadline
+        ns = _NO_DEADLINE if deadline is None else deadline
         if timeout is not None:
             ns = min(ns, B.now_ns() + timeout)
         return ns
@@ -263,16 +270,18 @@ class async_context:
         return None if d == _NO_DEADLINE else d / 1e9
 
     def cancel(self) -> int:
-        """Cancel every request of the context that has not started, then
-        wait (ignoring the deadline) until none of its requests is
+        """Cancel every request of the context that has not started (a
+        new_request() one: that is not completed yet), then wait
+        (ignoring the deadline) until none of its requests is
         outstanding: their done callbacks have all run when it returns.
-        Work already running is waited for.  The number cancelled.  Only
+        Work already running is waited for.  The number cancelled.
+        Requests of contexts popped into this one count as its own.  Only
         while the context is the current one, on its thread."""
         st = _here()
         if not self._toks or st is None or self._toks[-1] is not st.top:
             raise RuntimeError('async_context.cancel(): the context is not '
                                'the current one on this thread')
-        r = B.cancel_context()
+        r = _cancel_context(st)
         if _pending:
             _raise_pending()
         if r < 0:
@@ -291,16 +300,42 @@ class async_context:
                                                  self._toks],)
 
 
+def _cancel_context(st):
+    """actx_cancel_context() for the current context, st.top, after
+    cancelling its new_request() requests (also those of the contexts
+    popped into it) that are not completed yet: the C call cannot (they
+    have no work to cancel) and would wait for them for ever.  The number
+    cancelled, or a negative errno."""
+    n = 0
+    if st.newreqs:
+        top = st.top
+        for req in list(st.newreqs):
+            t = req._tok
+            while t.fwd is not None:
+                t = t.fwd
+            if t is top and req._cancel_new():
+                n += 1
+    r = B.cancel_context()
+    return r if r < 0 else r + n
+
+
 _NO_DEADLINE = (1 << 64) - 1
 _push_deadline = B.push_deadline
 _new_token = object.__new__
 
 
 def _seconds(x, what):
-    """x seconds (a real number) in ns on actx_now_ns()'s clock."""
-    ns = x * 1e9  # TypeError for what is not a number
+    """x seconds (a real number) in ns on actx_now_ns()'s clock; None
+    when it is too far (infinity) to be a deadline."""
+    try:
+        ns = x * 1e9
+    except TypeError:
+        raise TypeError('async_context: %s must be a number, not %s'
+                        % (what, type(x).__name__)) from None
     if ns != ns:
         raise ValueError('async_context: %s is NaN' % what)
     if ns <= 0:
         return 0
-    return min(int(ns), _NO_DEADLINE - 1)
+    if ns >= _NO_DEADLINE:
+        return None
+    return int(ns)

@@ -30,9 +30,10 @@ _Future = concurrent.futures.Future
 _f_init = _Future.__init__
 _f_set_result = _Future.set_result
 _f_set_exception = _Future.set_exception
-_f_cancel = _Future.cancel
-_f_notify_cancel = _Future.set_running_or_notify_cancel
 _f_add_done_callback = _Future.add_done_callback
+# The state Future.cancel() then set_running_or_notify_cancel() leave (a
+# cancelled request's Future part is set without running its callbacks).
+_CANCELLED_AND_NOTIFIED = concurrent.futures._base.CANCELLED_AND_NOTIFIED
 _InvalidStateError = concurrent.futures.InvalidStateError
 _copy_context = contextvars.copy_context
 _claim_lock = threading.Lock()
@@ -76,9 +77,11 @@ class Request(_Future):
     result(), exception() and cancel() of a request made by submit, pread,
     pwrite or fsync are owner-thread only; done callbacks run on the owner
     thread, in the request's context, each in a copy of the contextvars
-    context current when it was added.  Other threads may wait for it with
-    concurrent.futures.wait() / as_completed() or ``await`` (the owner
-    must keep polling; on the owner thread those would wait for ever).
+    context current when it was added (also those of a cancelled request:
+    when its completion, -ECANCELED, runs there).  Other threads may wait
+    for it with concurrent.futures.wait() / as_completed() or ``await``
+    (the owner must keep polling; on the owner thread those would wait
+    for ever).
     set_result() and set_exception() complete a new_request() request
     (any thread, once); actx completes the others."""
     __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
@@ -114,21 +117,49 @@ class Request(_Future):
             self._publish()
 
     def _publish(self):
-        """The request is complete (_fin): complete its Future part, once
-        (its done callbacks run now, on this thread)."""
+        """The request is complete (_fin): complete its Future part, once.
+        Its done callbacks run now, on this thread (the owner, from
+        _complete), except a cancelled request's: only the wake-ups of
+        tasks awaiting it run now (any thread, as waiters are woken);
+        the others wait for _run_callbacks (from _complete: on the owner
+        thread, in the request's context)."""
         with _init_lock:
             if self._published:
                 return
             self._published = True
         if self._cancelled:
-            _f_cancel(self)
-            # Wakes concurrent.futures.wait()/as_completed() waiters, as
-            # an executor does for a cancelled future (returns False).
-            _f_notify_cancel(self)
+            # As Future.cancel() then set_running_or_notify_cancel() (as an
+            # executor does for a cancelled future): concurrent.futures
+            # wait()/as_completed() waiters and result() wake, without
+            # Future.cancel()'s callbacks.
+            with self._condition:
+                self._state = _CANCELLED_AND_NOTIFIED
+                for w in self._waiters:
+                    w.add_cancelled(self)
+                self._condition.notify_all()
+                cbs = self._done_callbacks
+                wake = [cb for cb in cbs if type(cb) is _Waker]
+                if wake:
+                    self._done_callbacks = [cb for cb in cbs
+                                            if type(cb) is not _Waker]
+            for cb in wake:
+                cb(self)
         elif self._exc is not None:
             _f_set_exception(self, self._exc)
         else:
             _f_set_result(self, self._value)
+
+    def _run_callbacks(self):
+        """The done callbacks still waiting (a cancelled request's), on
+        the owner thread in the request's context (from _complete)."""
+        with self._condition:
+            cbs = self._done_callbacks
+            self._done_callbacks = []
+        for cb in cbs:
+            try:
+                cb(self)
+            except BaseException as e:  # not ours: as _DoneCallback
+                _common.store_exception(e)
 
     def __repr__(self):
         state = ('cancelled' if self._cancelled else
@@ -137,12 +168,22 @@ class Request(_Future):
 
     # Owner thread, from the done trampoline.
     def _complete(self, ret):
+        # _p None first: from now on add_done_callback() runs a callback
+        # at once (_run_callbacks takes the list after this).
         self._p = None
         buf, self._buf = self._buf, None
         self._fn = self._args = self._cbuf = self._cx = None
-        if self._fin:
-            return  # cancelled already (cancel() returned True)
         kind = self._kind
+        if kind == _NEW:
+            st = _state_of(self._owner)
+            if st is not None:
+                st.newreqs.pop(self, None)
+        if self._fin:
+            # Cancelled already (cancel() returned True): its done
+            # callbacks waited for this.
+            if self._inited:
+                self._run_callbacks()
+            return
         if ret == -_ECANCELED:
             # Work functions and new_request() report through
             # _value/_exc (ret 0), so -ECANCELED is always a cancel.
@@ -159,6 +200,8 @@ class Request(_Future):
         self._fin = True
         if self._inited:
             self._publish()
+            if self._cancelled:
+                self._run_callbacks()
 
     def done(self) -> bool:
         """True once it completed (or was cancelled).  Any thread."""
@@ -171,26 +214,43 @@ class Request(_Future):
         return False
 
     def cancel(self) -> bool:
-        """Cancel a request whose work has not started: True if cancelled
-        (cancelled() and done() are then True at once, its done callbacks
-        ran, result() raises CancelledError); False if it started,
+        """Cancel a request whose work has not started (a new_request()
+        one: not completed yet): True if cancelled, False if it started,
         finished or has no pool work.  Owner thread only, except for a
-        new_request() request (any thread)."""
+        new_request() request (any thread).
+
+        When it returns True, cancelled() and done() are True at once,
+        result() raises CancelledError, concurrent.futures.wait() and
+        as_completed() see it done and a task awaiting it wakes.  Its
+        done callbacks (also those added from now until then) run later,
+        as any request's: on the owner thread, in the request's context,
+        when its completion (-ECANCELED) runs there (poll, flush, run,
+        result, or the pop that makes its context current)."""
         if self._fin:
             return self._cancelled
         if self._kind == _NEW:
-            if not self._claim():
-                return self._cancelled
-            self._complete_c(-_ECANCELED)
-        else:
-            p = self._p
-            if p is None:
-                return False
-            self._check_owner('cancel')
-            if B.req_cancel(p) != 0:
-                return False
-        # The done (-ECANCELED) still comes at a later poll; it only
-        # releases the request then.
+            return self._cancel_new() or self._cancelled
+        p = self._p
+        if p is None:
+            return False
+        self._check_owner('cancel')
+        if B.req_cancel(p) != 0:
+            return False
+        # The done (-ECANCELED) still comes at a later poll; it runs the
+        # done callbacks and releases the request then.
+        self._cancelled = True
+        self._fin = True
+        if self._inited:
+            self._publish()
+        return True
+
+    def _cancel_new(self):
+        """Cancel a new_request() request unless it was completed (any
+        thread): True if this call cancelled it."""
+        if not self._claim():
+            return False
+        # Its completion (-ECANCELED) goes to the owner as any other.
+        self._complete_c(-_ECANCELED)
         self._cancelled = True
         self._fin = True
         if self._inited:
@@ -230,26 +290,34 @@ class Request(_Future):
     def set_result(self, result) -> None:
         """Complete a new_request() request with result (any thread, at
         most once: InvalidStateError after that)."""
-        self._check_new('set_result')
+        self._check_new()
+        self._claim_new('set_result')
         self._value = result
         self._complete_c(0)
 
     def set_exception(self, exception) -> None:
-        """Complete a new_request() request with exception (any thread,
-        at most once: InvalidStateError after that)."""
-        self._check_new('set_exception')
-        if isinstance(exception, type):
+        """Complete a new_request() request with exception, an exception
+        instance or class (any thread, at most once: InvalidStateError
+        after that).  A call that raises TypeError (not an exception)
+        completes nothing."""
+        self._check_new()
+        # Checked before the claim: a refused call is no completion.
+        if isinstance(exception, type) and \
+                issubclass(exception, BaseException):
             exception = exception()
         if not isinstance(exception, BaseException):
             raise TypeError('set_exception: %r is not an exception'
                             % (exception,))
+        self._claim_new('set_exception')
         self._exc = exception
         self._complete_c(0)
 
-    def _check_new(self, what):
+    def _check_new(self):
         if self._kind != _NEW:
             raise RuntimeError('an actx Request of %s() is completed by '
                                'actx only' % _KINDS[self._kind])
+
+    def _claim_new(self, what):
         if not self._claim():
             raise _InvalidStateError('%s: the request is already complete'
                                      % what)
@@ -335,13 +403,21 @@ class Request(_Future):
         """Call fn(request) when it is done: on the owner thread, in the
         request's context, in a copy of the contextvars context current
         now; at once (on the calling thread) if it already is.  Any
-        thread.  Its exception is raised by the call that ran it."""
+        thread.  Its exception is raised by the call that ran it.  (A
+        request cancelled whose completion has not run yet is done, but
+        its callbacks wait for that completion: fn joins them.)"""
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
-        if not self._fin:
+        if not self._fin or self._p is not None:
             self._inited or self._future()
-            _f_add_done_callback(self, _DoneCallback(fn, _copy_context()))
-            return
+            with self._condition:
+                # Pending (its Future part too), or cancelled before its
+                # completion ran (_complete clears _p first, then runs
+                # the list): the callback waits.
+                if not self._fin or self._p is not None:
+                    self._done_callbacks.append(
+                        _DoneCallback(fn, _copy_context()))
+                    return
         fn(self)
 
     def __await__(self):
@@ -434,8 +510,13 @@ def new_request() -> Request:
     """A request of the current context that any thread completes, once,
     with set_result(value) or set_exception(exc); it completes (its done
     callbacks run, result() returns) on this thread like any other."""
-    req = _new_request(_NEW)
+    st = _state_of(_get_ident())
+    if st is None or _pool_states:  # _here(), inlined
+        st = _here() or _state()
+    req = Request.__new__(Request)
+    req._init(_NEW, st)
     req._p = B.req_new(req)
+    st.newreqs[req] = None  # cancelling its context cancels it
     return req
 
 

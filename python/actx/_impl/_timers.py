@@ -40,7 +40,8 @@ def time() -> float:
 # Design: the timers of one context live in its token's _Timers, over ONE
 # C timer of that context (actx_timer_*) armed at the earliest deadline.
 # The C timer gives every rule of the runtime (runs only while its context
-# is current, on the owner thread; counted by run()/flush(); re-homed at
+# is current, on the owner thread; waited for by run() and poll(True),
+# not by flush(), which waits for requests and BHs only; re-homed at
 # pop).  Python keeps the order, cheaply for both ends:
 #   - buckets: deadline >> _SHIFT (65.5 us slots) -> list of Timers in
 #     creation order, and a heap of the bucket numbers: call_later is a
