@@ -30,13 +30,13 @@ _Future = concurrent.futures.Future
 _f_init = _Future.__init__
 _f_set_result = _Future.set_result
 _f_set_exception = _Future.set_exception
+_f_cancel = _Future.cancel
+_f_notify_cancel = _Future.set_running_or_notify_cancel
 _f_add_done_callback = _Future.add_done_callback
-# The state Future.cancel() then set_running_or_notify_cancel() leave (a
-# cancelled request's Future part is set without running its callbacks).
-_CANCELLED_AND_NOTIFIED = concurrent.futures._base.CANCELLED_AND_NOTIFIED
 _InvalidStateError = concurrent.futures.InvalidStateError
 _copy_context = contextvars.copy_context
 _claim_lock = threading.Lock()
+_cb_lock = threading.Lock()  # Request._cbs
 _init_lock = threading.Lock()
 # What Future.__init__ makes (Request._future).
 _FUTURE_STATE = frozenset(vars(_Future()))
@@ -86,7 +86,8 @@ class Request(_Future):
     (any thread, once); actx completes the others."""
     __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
                  '_exc', '_fin', '_cancelled', '_claimed', '_tok', '_owner',
-                 '_cx', '_inited', '_published')
+                 '_cx', '_inited', '_published', '_cbs', '_shared',
+                 '_done_ran')
 
     def __init__(self):
         raise TypeError('actx.Request is made by submit(), pread(), '
@@ -102,6 +103,13 @@ class Request(_Future):
         self._value = self._exc = None
         self._fin = self._cancelled = self._claimed = False
         self._inited = self._published = False
+        # The done callbacks (add_done_callback) are the request's own,
+        # not its Future part's: they run when its completion runs on the
+        # owner (_done_ran), also a cancelled request's.  _shared: one was
+        # added by another thread (then both sides take the list under
+        # _cb_lock; see add_done_callback).
+        self._cbs = None
+        self._shared = self._done_ran = False
         self._tok = st.top
         self._owner = st.ident
 
@@ -118,48 +126,31 @@ class Request(_Future):
 
     def _publish(self):
         """The request is complete (_fin): complete its Future part, once.
-        Its done callbacks run now, on this thread (the owner, from
-        _complete), except a cancelled request's: only the wake-ups of
-        tasks awaiting it run now (any thread, as waiters are woken);
-        the others wait for _run_callbacks (from _complete: on the owner
-        thread, in the request's context)."""
+        That wakes concurrent.futures waiters, result() on other threads
+        and awaiting tasks (_Waker, the only callbacks its Future part
+        has); its done callbacks are the request's own (_run_callbacks)."""
         with _init_lock:
             if self._published:
                 return
             self._published = True
         if self._cancelled:
-            # As Future.cancel() then set_running_or_notify_cancel() (as an
-            # executor does for a cancelled future): concurrent.futures
-            # wait()/as_completed() waiters and result() wake, without
-            # Future.cancel()'s callbacks.
-            with self._condition:
-                self._state = _CANCELLED_AND_NOTIFIED
-                for w in self._waiters:
-                    w.add_cancelled(self)
-                self._condition.notify_all()
-                cbs = self._done_callbacks
-                wake = [cb for cb in cbs if type(cb) is _Waker]
-                if wake:
-                    self._done_callbacks = [cb for cb in cbs
-                                            if type(cb) is not _Waker]
-            for cb in wake:
-                cb(self)
+            _f_cancel(self)
+            # Wakes concurrent.futures.wait()/as_completed() waiters, as
+            # an executor does for a cancelled future (returns False).
+            _f_notify_cancel(self)
         elif self._exc is not None:
             _f_set_exception(self, self._exc)
         else:
             _f_set_result(self, self._value)
 
     def _run_callbacks(self):
-        """The done callbacks still waiting (a cancelled request's), on
-        the owner thread in the request's context (from _complete)."""
-        with self._condition:
-            cbs = self._done_callbacks
-            self._done_callbacks = []
-        for cb in cbs:
-            try:
+        """The done callbacks added so far, in order (each in its copy of
+        the contextvars context; its exception stored for the API call)."""
+        with _cb_lock:
+            cbs, self._cbs = self._cbs, None
+        if cbs:
+            for cb in cbs:
                 cb(self)
-            except BaseException as e:  # not ours: as _DoneCallback
-                _common.store_exception(e)
 
     def __repr__(self):
         state = ('cancelled' if self._cancelled else
@@ -168,8 +159,6 @@ class Request(_Future):
 
     # Owner thread, from the done trampoline.
     def _complete(self, ret):
-        # _p None first: from now on add_done_callback() runs a callback
-        # at once (_run_callbacks takes the list after this).
         self._p = None
         buf, self._buf = self._buf, None
         self._fn = self._args = self._cbuf = self._cx = None
@@ -181,8 +170,7 @@ class Request(_Future):
         if self._fin:
             # Cancelled already (cancel() returned True): its done
             # callbacks waited for this.
-            if self._inited:
-                self._run_callbacks()
+            self._callbacks_now()
             return
         if ret == -_ECANCELED:
             # Work functions and new_request() report through
@@ -200,8 +188,19 @@ class Request(_Future):
         self._fin = True
         if self._inited:
             self._publish()
-            if self._cancelled:
-                self._run_callbacks()
+        # (As _callbacks_now, inlined: the path of every completion.)
+        self._done_ran = True
+        if self._cbs is not None or self._shared:
+            self._run_callbacks()
+
+    def _callbacks_now(self):
+        """Owner, its completion ran: the done callbacks run now; any
+        added from here on run at once where they are added."""
+        self._done_ran = True
+        # After that store: an adder on another thread that was not seen
+        # here (_shared still False) sees _done_ran and runs its own.
+        if self._cbs is not None or self._shared:
+            self._run_callbacks()
 
     def done(self) -> bool:
         """True once it completed (or was cancelled).  Any thread."""
@@ -408,17 +407,24 @@ class Request(_Future):
         its callbacks wait for that completion: fn joins them.)"""
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
-        if not self._fin or self._p is not None:
-            self._inited or self._future()
-            with self._condition:
-                # Pending (its Future part too), or cancelled before its
-                # completion ran (_complete clears _p first, then runs
-                # the list): the callback waits.
-                if not self._fin or self._p is not None:
-                    self._done_callbacks.append(
-                        _DoneCallback(fn, _copy_context()))
-                    return
-        fn(self)
+        if self._done_ran:
+            fn(self)
+            return
+        cb = _DoneCallback(fn, _copy_context())
+        other = _get_ident() != self._owner
+        if other:
+            # Marked before it is added; the owner sets _done_ran, then
+            # reads _shared: one of the two sees the other's store.
+            self._shared = True
+        with _cb_lock:
+            if self._cbs is None:
+                self._cbs = [cb]
+            else:
+                self._cbs.append(cb)
+        if other and self._done_ran:
+            # The owner may have run the list before this one was in it:
+            # what is left runs here (each is taken once, under the lock).
+            self._run_callbacks()
 
     def __await__(self):
         if not self._fin:
