@@ -323,7 +323,12 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
  * a negative fd, or one of the runtime's own (its eventfds, epoll sets and
  * io_uring: a number the caller closed may since be one) (EBADF); a NULL
  * buffer with a non-zero length or a negative offset (EINVAL: never EFAULT
- * from the kernel).  done may be
+ * from the kernel).  A loop learns the kind of file behind an fd number at
+ * its first AIO on it (a file, a stream, O_DIRECT) and keeps it until an
+ * AIO on that number fails with EBADF: a number closed and reopened as a
+ * pipe, a socket or an eventfd, then given to this function, is read on
+ * the io_uring path as a stream (as read(2): it waits for data) instead
+ * of failing with -ESPIPE.  done may be
  * NULL.  Otherwise as actx_submit.
  *
  * io_uring: the requests a loop iteration makes are entered into the

@@ -592,6 +592,7 @@ void actx__own_fd_add(int fd);
 void actx__own_fd_del(int fd);
 bool actx__own_fd(int fd);
 void actx__own_close(int fd);
+void actx__own_fd_atfork_child(void);
 /* aio-pool.c: one operation on the pool (the ring's fallback). */
 actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
                          actx_done_fn *done, void *opaque);

@@ -89,3 +89,31 @@ void actx__own_close(int fd)
     actx__own_fd_del(fd);
     close(fd);
 }
+
+/*
+ * A fork child, last in its atfork handler (thread.c): the fds still
+ * recorded belong to loops the child dropped without closing (other
+ * threads', which were in the middle of anything): close the child's
+ * copies (the parent's files stay open) and forget them, so that the
+ * numbers the child reuses are its own again.  The child has one thread.
+ */
+void actx__own_fd_atfork_child(void)
+{
+    for (int pg = 0; pg < OWN_PAGES; pg++) {
+        own_page *p =
+            atomic_load_explicit(&own_pages[pg], memory_order_relaxed);
+
+        if (!p) {
+            continue;
+        }
+        for (int w = 0; w < OWN_PAGE_FDS / 64; w++) {
+            uint64_t bits =
+                atomic_exchange_explicit(&(*p)[w], 0, memory_order_relaxed);
+
+            while (bits) {
+                close(pg * OWN_PAGE_FDS + w * 64 + __builtin_ctzll(bits));
+                bits &= bits - 1;
+            }
+        }
+    }
+}

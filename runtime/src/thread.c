@@ -22,8 +22,10 @@
  * Every inherited loop's memory, the forking thread's and those of
  * threads the child does not have, stays reachable (forked_loops: leak
  * checkers follow children) and is never touched again; the other
- * threads' loops may have been in the middle of anything, so not even
- * their descriptors are closed.  The next call that needs a loop makes a
+ * threads' loops may have been in the middle of anything, so their
+ * structures are not walked: the child's copies of their descriptors are
+ * closed from the record of the runtime's own fds (ownfd.c), which every
+ * fd the runtime makes is in.  The next call that needs a loop makes a
  * fresh one.
  * Every process-wide lock is taken before fork and released after it in
  * both processes, so the child never inherits one held by a thread it
@@ -152,6 +154,7 @@ static void atfork_child(void)
     if (atomic_load(&loop_key_made)) {
         pthread_setspecific(loop_key, NULL);
     }
+    actx__own_fd_atfork_child(); /* the other loops' descriptors: closed */
 }
 
 /* Before main and before any lock exists in use: fork is covered always. */

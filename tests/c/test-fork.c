@@ -520,3 +520,116 @@ ACTX_TEST_TIMEOUT("/fork/pool-worker-spinning/child-pool-runs-jobs", 240)
     atomic_store(&spin_stop, true);
     ASSERT_NULL(thread_join(th));
 }
+
+/*
+ * Another thread's loop, alive at fork: its eventfd, epoll sets (the
+ * root's, a pushed context's for its fd handler, the embed set) and ring.
+ * The child drops it without walking it, and closes its copies of those
+ * descriptors (from the runtime's record of its own fds): none is left
+ * open in the child, and a file the child opens on one of those numbers
+ * is the child's (file AIO reads it; it is not refused as the runtime's).
+ */
+struct other_loop {
+    int fds[64]; /* the runtime's fds this loop made */
+    int nfds;
+    int pipe[2];
+    int file;
+    _Atomic int ready, stop;
+};
+
+static bool fd_open(int fd)
+{
+    return fcntl(fd, F_GETFD) != -1;
+}
+
+static void ignore_readable(void *opaque)
+{
+    (void)opaque; /* nobody writes the pipe */
+}
+
+static void *other_loop_main(void *arg)
+{
+    struct other_loop *o = arg;
+    struct cb_rec r = {0};
+    bool before[1024];
+    int n = 0;
+
+    for (int fd = 0; fd < 1024; fd++) {
+        before[fd] = fd_open(fd);
+    }
+    ASSERT_EQ(actx_thread_init(), 0);
+    ASSERT_GE(actx_backend_fd(), 0);
+    ASSERT_NOT_NULL(actx_aio_fsync(o->file, rec_done, &r));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_GT(actx_push(), 0);
+    ASSERT_EQ(actx_set_fd_handler(o->pipe[0], ignore_readable, NULL, NULL), 0);
+    for (int fd = 0; fd < 1024 && n < 64; fd++) {
+        if (!before[fd] && fd_open(fd) && actx__own_fd(fd)) {
+            o->fds[n++] = fd;
+        }
+    }
+    o->nfds = n;
+    atomic_store(&o->ready, 1);
+    while (!atomic_load(&o->stop)) {
+        actx_poll_timeout(1000000);
+    }
+    ASSERT_EQ(actx_set_fd_handler(o->pipe[0], NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    actx_thread_shutdown();
+    return NULL;
+}
+
+ACTX_TEST_TIMEOUT("/fork/child-closes-other-loops-fds", 30)
+{
+    struct other_loop o = {.file = test_temp_file(4096, 'f')};
+    pthread_t t;
+    pid_t pid;
+
+    ASSERT_EQ(pipe2(o.pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    t = thread_start(other_loop_main, &o);
+    while (!atomic_load(&o.ready)) {
+        usleep(1000);
+    }
+    ASSERT_GE(o.nfds, 3); /* eventfd, epoll sets, ring at least */
+    fflush(NULL);
+    pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int reused = 0;
+
+        alarm(CHILD_ALARM_S);
+        for (int i = 0; i < o.nfds; i++) {
+            if (fd_open(o.fds[i]) || actx__own_fd(o.fds[i])) {
+                child_exit(2);
+            }
+        }
+        /* The child's own files on those numbers: read, not refused. */
+        for (int i = 0; i < o.nfds; i++) {
+            char buf[16];
+            struct cb_rec r = {0};
+            int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+
+            if (fd < 0) {
+                child_exit(3);
+            }
+            if (!actx_aio_pread(fd, buf, sizeof(buf), 0, rec_done, &r) ||
+                ACTX_WAIT_WHILE(r.runs == 0) != 0 || r.ret != 16) {
+                child_exit(4);
+            }
+            for (int j = 0; j < o.nfds; j++) {
+                reused += fd == o.fds[j];
+            }
+        }
+        if (reused == 0) {
+            child_exit(5); /* the check above proved nothing */
+        }
+        actx_thread_shutdown();
+        child_exit(0);
+    }
+    ASSERT_EQ(wait_child(pid), 0);
+    atomic_store(&o.stop, 1);
+    ASSERT_NULL(thread_join(t));
+    close(o.pipe[0]);
+    close(o.pipe[1]);
+    close(o.file);
+}
