@@ -325,10 +325,11 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
  * buffer with a non-zero length or a negative offset (EINVAL: never EFAULT
  * from the kernel).  A loop learns the kind of file behind an fd number at
  * its first AIO on it (a file, a stream, O_DIRECT) and keeps it until an
- * AIO on that number fails with EBADF: a number closed and reopened as a
- * pipe, a socket or an eventfd, then given to this function, is read on
- * the io_uring path as a stream (as read(2): it waits for data) instead
- * of failing with -ESPIPE.  done may be
+ * AIO on that number fails with EBADF or the loop gets an fd handler for
+ * it (actx_set_fd_handler): a number closed and reopened as a pipe, a
+ * socket or an eventfd, then given to this function with neither in
+ * between, is read on the io_uring path as a stream (as read(2): it
+ * waits for data) instead of failing with -ESPIPE.  done may be
  * NULL.  Otherwise as actx_submit.
  *
  * io_uring: the requests a loop iteration makes are entered into the

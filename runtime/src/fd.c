@@ -710,6 +710,11 @@ int actx_set_fd_handler(int fd, actx_fn *on_read, actx_fn *on_write,
     }
     err = set_handler(loop, tab, fd, on_read, on_write, opaque);
     settle(loop, tab);
+    if (err == 0) {
+        /* A pollable fd: what file AIO learned of the number (a regular
+         * file closed since?) is asked again (aio-pool.c). */
+        actx__fd_kind_set(loop, fd, ACTX__FD_UNKNOWN);
+    }
     return err;
 }
 

@@ -218,3 +218,35 @@ ACTX_TEST_TIMEOUT("/aio/own-fds/ring-cancel-answer-says-what-done-gets", 120)
     }
     close(fd);
 }
+
+/*
+ * A number a loop read a file on, closed and reopened as an eventfd: once
+ * the loop has an fd handler for it, file AIO asks its kind again (-ESPIPE
+ * on the ring too, not a read that waits for the eventfd).
+ */
+static void ignore_event(void *opaque)
+{
+    (void)opaque;
+}
+
+ACTX_TEST("/aio/own-fds/fd-handler-refreshes-a-reused-number")
+{
+    char buf[16];
+    struct cb_rec r = {0}, e = {0};
+    int fd, efd;
+
+    fresh_loop(NULL);
+    fd = test_temp_file(BS, 'k');
+    ASSERT_NOT_NULL(actx_aio_pread(fd, buf, sizeof(buf), 0, rec_done, &r));
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.ret, (long)sizeof(buf));
+    close(fd);
+    efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ASSERT_EQ(efd, fd); /* the lowest free number */
+    ASSERT_EQ(actx_set_fd_handler(efd, ignore_event, NULL, NULL), 0);
+    ASSERT_NOT_NULL(actx_aio_pread(efd, buf, 8, 0, rec_done, &e));
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(e.ret, -ESPIPE);
+    ASSERT_EQ(actx_set_fd_handler(efd, NULL, NULL, NULL), 0);
+    close(efd);
+}
