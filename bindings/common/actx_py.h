@@ -40,7 +40,6 @@
 #include "actx.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -449,21 +448,6 @@ static int actx_py_ctx_call(actx_ctx *ctx, void *obj)
     return r;
 }
 
-/*
- * The caller's fd must be open now: a closed number may since belong to
- * one of the runtime's own fds (an io_uring made lazily by this very
- * request takes the lowest free number), and I/O on that must be EBADF,
- * never a read from the runtime's ring.
- */
-static bool actx_py_fd_open(int fd)
-{
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
-        errno = EBADF;
-        return false;
-    }
-    return true;
-}
-
 /* A request made (non-NULL) holds obj until its done ran or was refused. */
 static actx_req *actx_py_req_made(actx_req *req, void *obj)
 {
@@ -486,9 +470,6 @@ static actx_req *actx_py_submit(void *obj)
 static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
                                void *obj)
 {
-    if (!actx_py_fd_open(fd)) {
-        return NULL;
-    }
     Py_INCREF((PyObject *)obj);
     return actx_py_req_made(
         actx_aio_pread(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
@@ -497,9 +478,6 @@ static actx_req *actx_py_pread(int fd, void *buf, size_t n, long long off,
 static actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
                                 long long off, void *obj)
 {
-    if (!actx_py_fd_open(fd)) {
-        return NULL;
-    }
     Py_INCREF((PyObject *)obj);
     return actx_py_req_made(
         actx_aio_pwrite(fd, buf, n, (off_t)off, actx_py_done_c, obj), obj);
@@ -507,9 +485,6 @@ static actx_req *actx_py_pwrite(int fd, const void *buf, size_t n,
 
 static actx_req *actx_py_fsync(int fd, void *obj)
 {
-    if (!actx_py_fd_open(fd)) {
-        return NULL;
-    }
     Py_INCREF((PyObject *)obj);
     return actx_py_req_made(actx_aio_fsync(fd, actx_py_done_c, obj), obj);
 }

@@ -53,11 +53,12 @@ _Static_assert(sizeof(struct aio_args) <= ACTX__JOB_ARGS,
  * sees the number (lseek, a zero-length pread, then F_GETFL) and
  * remembered; actx__fd_kind (actx-internal.h) looks it up.  Seekable means
  * positional I/O works: lseek does and pread is not ESPIPE.  A completion
- * with -EBADF forgets it (actx__fd_kind_set).  An fd that is not open
- * is CLOSED, not remembered: the pool's call answers EBADF.  Limitation: a number closed and reopened as another kind of
- * file without an AIO on it in between keeps the old kind (a pipe read as
- * a stream by the ring, an O_DIRECT file tried inline); the runtime's own
- * fds are refused whatever a loop remembers (ownfd.c).
+ * with -EBADF forgets it, and so does an fd handler set on the number
+ * (actx__fd_kind_set).  An fd that is not open is CLOSED, not remembered:
+ * the pool's call answers EBADF.  Limitation: a number closed and reopened
+ * as another kind of file with neither in between keeps the old kind (a
+ * pipe read as a stream by the ring, an O_DIRECT file tried inline); the
+ * runtime's own fds are refused whatever a loop remembers (ownfd.c).
  */
 unsigned actx__fd_kind_slow(actx__loop *loop, int fd)
 {

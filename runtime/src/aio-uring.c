@@ -634,6 +634,11 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
         if (!u) {
             return 0;
         }
+        if (actx__own_fd(fd)) {
+            *out = NULL; /* the ring just made took the number */
+            errno = EBADF;
+            return 1;
+        }
     }
     kind = actx__fd_kind(loop, fd);
     if (kind == ACTX__FD_CLOSED ||
@@ -641,11 +646,6 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
         /* The pool's pread/pwrite say ESPIPE; a number not open is EBADF
          * there, also if the runtime takes it meanwhile (ownfd.c). */
         return 0;
-    }
-    if (ACTX__UNLIKELY(actx__own_fd(fd))) {
-        *out = NULL; /* the ring just made took the number */
-        errno = EBADF;
-        return 1;
     }
     *out = NULL;
     if (ACTX__UNLIKELY(loop->closed)) {

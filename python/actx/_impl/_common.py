@@ -336,6 +336,14 @@ class Token:
         self.timers = None  # its call_later/call_at heap (_timers._Timers)
         self.dl = dl  # its effective deadline (actx_deadline()), ns
 
+    def live(self):
+        """The token of the context its objects belong to now: itself, or
+        the one it was re-homed to (followed through every pop)."""
+        t = self
+        while t.fwd is not None:
+            t = t.fwd
+        return t
+
 
 _running_loop = None  # asyncio's _get_running_loop, once asyncio is loaded
 _current_task = None

@@ -310,10 +310,7 @@ def _cancel_context(st):
     if st.newreqs:
         top = st.top
         for req in list(st.newreqs):
-            t = req._tok
-            while t.fwd is not None:
-                t = t.fwd
-            if t is top and req._cancel_new():
+            if req._tok.live() is top and req._cancel_new():
                 n += 1
     r = B.cancel_context()
     return r if r < 0 else r + n

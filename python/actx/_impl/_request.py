@@ -235,13 +235,7 @@ class Request(_Future):
         self._check_owner('cancel')
         if B.req_cancel(p) != 0:
             return False
-        # The done (-ECANCELED) still comes at a later poll; it runs the
-        # done callbacks and releases the request then.
-        self._cancelled = True
-        self._fin = True
-        if self._inited:
-            self._publish()
-        return True
+        return self._cancelled_now()
 
     def _cancel_new(self):
         """Cancel a new_request() request unless it was completed (any
@@ -250,6 +244,12 @@ class Request(_Future):
             return False
         # Its completion (-ECANCELED) goes to the owner as any other.
         self._complete_c(-_ECANCELED)
+        return self._cancelled_now()
+
+    def _cancelled_now(self):
+        """cancel() succeeded: cancelled() and done() are True from now on.
+        The done (-ECANCELED) still comes at a later poll on the owner; it
+        runs the done callbacks and releases the request then.  True."""
         self._cancelled = True
         self._fin = True
         if self._inited:
@@ -261,10 +261,7 @@ class Request(_Future):
         st = _state_of(self._owner)
         if h is None or st is None:
             return
-        t = self._tok
-        while t.fwd is not None:
-            t = t.fwd
-        if t is st.stack[0]:
+        if self._tok.live() is st.stack[0]:
             try:
                 h.call_soon(self._cancel_if_pending)
             except (OSError, RuntimeError):
@@ -332,10 +329,7 @@ class Request(_Future):
     def _check_current(self, st):
         """DeadlockError unless the request's context (or the one it was
         re-homed to) is the current one."""
-        t = self._tok
-        while t.fwd is not None:
-            t = t.fwd
-        self._tok = t
+        t = self._tok = self._tok.live()
         if t is not st.top:
             raise DeadlockError(
                 'the request belongs to an outer context: it cannot '

@@ -118,9 +118,7 @@ def reap_orphans(st, top):
     (None: all): the caller knows none of them is scheduled there."""
     keep = []
     for o in st.orphans:
-        t = o[2]
-        while t.fwd is not None:
-            t = t.fwd
+        t = o[2].live()
         if top is None or t is top:
             B.bh_delete(o[0])
         else:
