@@ -412,8 +412,10 @@ ACTX_EXTERN int actx_poll(bool blocking);
  * BH ran; 0 where actx_poll(true) returns 0 (only idle BHs ran, or nothing
  * can ever make progress in the current context); -ETIMEDOUT when
  * timeout_ns passed, or -EINTR when a signal interrupted the sleep (the
- * kernel may also interrupt it without one), with nothing run either way:
- * call again.  -ENOMEM/-EMFILE if the loop cannot be created.
+ * kernel may also interrupt it without one: after an io_uring this thread
+ * used was closed, e.g. by actx_thread_shutdown() of a loop that did file
+ * AIO, its next sleep may end so once), with nothing run either way: call
+ * again.  -ENOMEM/-EMFILE if the loop cannot be created.
  * Since 1.2, the current context's effective deadline (actx_push_deadline())
  * ends the wait as timeout_ns does, whichever comes first (-ETIMEDOUT).
  */

@@ -62,6 +62,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -174,17 +176,12 @@ static bool has_ops(struct io_uring *ring)
     return ok && (ring->features & IORING_FEAT_NODROP);
 }
 
-/* Can this process use io_uring at all?  Errors that say "never" stick. */
-static bool uring_usable(void)
+/* Probe io_uring with a ring of its own: 1 usable, 0 never, -1 not now. */
+static int probe_ring(void)
 {
-    int v = atomic_load_explicit(&probed, memory_order_relaxed);
     struct io_uring ring;
-    int err;
+    int err = io_uring_queue_init(2, &ring, 0);
 
-    if (v >= 0) {
-        return v == 1;
-    }
-    err = io_uring_queue_init(2, &ring, 0);
     if (err == 0) {
         bool ok;
 
@@ -192,13 +189,53 @@ static bool uring_usable(void)
         ok = has_ops(&ring); /* an old kernel: the pool */
         actx__own_fd_del(ring.ring_fd);
         io_uring_queue_exit(&ring);
-        atomic_store_explicit(&probed, ok ? 1 : 0, memory_order_relaxed);
-        return ok;
+        return ok ? 1 : 0;
     }
     if (err == -ENOSYS || err == -EPERM || err == -EINVAL || err == -EACCES) {
-        atomic_store_explicit(&probed, 0, memory_order_relaxed);
+        return 0;
     }
-    return false; /* EMFILE, ENOMEM...: not now; the next loop asks again */
+    return -1; /* EMFILE, ENOMEM...: not now; the next loop asks again */
+}
+
+static void *probe_main(void *res)
+{
+    *(int *)res = probe_ring();
+    return NULL;
+}
+
+/*
+ * Can this process use io_uring at all?  Errors that say "never" stick.
+ *
+ * The probe runs on a thread of its own, with every signal blocked.
+ * Closing a ring makes the kernel run work later on each thread that used
+ * it (task_work), and that work ends a sleep of the thread in epoll_wait
+ * with EINTR: probed on the loop's thread, the first blocking wait of the
+ * process returned -EINTR with no signal sent.  If no thread can be made,
+ * the probe runs here, as it did.
+ */
+static bool uring_usable(void)
+{
+    int v = atomic_load_explicit(&probed, memory_order_relaxed);
+    sigset_t all, old;
+    pthread_t th;
+    int res = -1;
+
+    if (v >= 0) {
+        return v == 1;
+    }
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (pthread_create(&th, NULL, probe_main, &res) == 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_join(th, NULL);
+    } else {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        res = probe_ring();
+    }
+    if (res >= 0) {
+        atomic_store_explicit(&probed, res, memory_order_relaxed);
+    }
+    return res == 1;
 }
 
 /* The loop's first AIO: create its ring; on failure, the pool for good. */

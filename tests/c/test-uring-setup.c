@@ -99,6 +99,29 @@ ACTX_TEST("/uring/setup/probe-emfile-next-loop-asks-again")
     probe_refused(EMFILE, false);
 }
 
+/*
+ * The process's first loop probes io_uring.  A ring closed by a thread
+ * makes the kernel run work on that thread later (task_work), which ends
+ * a sleep of it in epoll_wait with EINTR; a probe on the loop's own thread
+ * made that thread's first blocking wait return -EINTR tens of
+ * milliseconds in, with no signal.  No signal is sent here: the wait must
+ * end by its timeout.
+ */
+ACTX_TEST("/uring/setup/probe-leaves-the-first-sleep-alone")
+{
+    struct cb_rec rec = {0};
+    actx_req *req;
+
+    fresh_loop(); /* the first loop of this (forked) process: it probes */
+    req = actx_req_new(rec_done, &rec);
+    ASSERT_NOT_NULL(req);
+    ASSERT_EQ(actx_poll_timeout(300 * 1000 * 1000), -ETIMEDOUT);
+    ASSERT_EQ(actx_req_complete(req, 7), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(rec.runs, 1);
+    ASSERT_EQ(rec.ret, 7);
+}
+
 /* A kernel that has io_uring but lacks what the ring path needs: the pool
  * for good. */
 static void old_kernel(int what)
