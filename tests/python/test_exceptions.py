@@ -2,6 +2,7 @@
 it, with its traceback; the runtime stays consistent."""
 import sys
 import threading
+import time
 
 import pytest
 
@@ -202,3 +203,135 @@ def test_default_hook_prints_the_exception(backend):
     assert r.stderr.count("KeyError: 'second'") == 2, r.stderr
     assert 'Exception ignored in actx callback' in r.stderr
     assert 'thread exit' in r.stderr
+
+
+# A callback that waits (a nested blocking call) while an earlier callback
+# of the same call has raised: the earlier exception belongs to the outer
+# call, the one that ran both callbacks, and comes out of it; the nested
+# wait raises only what its own callbacks raise.
+NESTED_WAITS = ['result', 'flush', 'poll', 'poll_timeout', 'process_queue',
+                'run', 'with_exit']
+
+
+def _nested_wait(ax, how, r):
+    if how == 'result':
+        return r.result()
+    if how == 'flush':
+        ax.flush()
+    elif how == 'poll':
+        while not r.done():
+            ax.poll(True)
+    elif how == 'poll_timeout':
+        while not r.done():
+            ax.poll(True, timeout=5)
+    elif how == 'process_queue':
+        while not r.done():
+            ax.process_queue()
+    elif how == 'run':
+        ax.run()
+    return r.result()
+
+
+@pytest.mark.parametrize('how', NESTED_WAITS)
+def test_nested_wait_does_not_raise_an_outer_callbacks_exception(pool, how):
+    ax = pool
+    got = []
+
+    def waits():
+        try:
+            with ax.async_context():
+                r = ax.submit(int, '5')
+                if how == 'with_exit':
+                    got.append(r)
+                else:
+                    got.append(_nested_wait(ax, how, r))
+        except BaseException as e:  # noqa: B902 - recorded, checked below
+            got.append(e)
+    bad = ax.BottomHalf(bad_callback)
+    nested = ax.BottomHalf(waits)
+    bad.schedule()
+    nested.schedule()
+    with pytest.raises(ValueError, match='from the callback'):
+        ax.poll()
+    if how == 'with_exit':
+        assert len(got) == 1 and got[0].result() == 5
+    else:
+        assert got == [5]
+    assert ax.poll() is False  # nothing left pending on this thread
+    bad.delete()
+    nested.delete()
+
+
+@pytest.mark.parametrize('how', ['result', 'flush', 'poll'])
+def test_nested_wait_raises_its_own_callbacks_exception(pool, how):
+    ax = pool
+    got = []
+
+    def waits():
+        with ax.async_context():
+            r = ax.submit(int, '5')
+            r.add_done_callback(lambda r: got.append('inner') or 1 / 0)
+            try:
+                _nested_wait(ax, how, r)
+            except ZeroDivisionError:
+                got.append('own')
+    bad = ax.BottomHalf(bad_callback)
+    nested = ax.BottomHalf(waits)
+    bad.schedule()
+    nested.schedule()
+    with pytest.raises(ValueError, match='from the callback'):
+        ax.poll()
+    assert got == ['inner', 'own']
+    bad.delete()
+    nested.delete()
+
+
+def test_nested_wait_keyboardinterrupt_of_an_outer_callback(pool):
+    """A KeyboardInterrupt (or SystemExit) an earlier callback raised is
+    not held back by a later callback's nested wait: the wait raises it at
+    once (Ctrl-C waits for nothing) and it comes out of the outer call."""
+    ax = pool
+    got = []
+
+    def ki():
+        raise KeyboardInterrupt
+
+    def waits():
+        with ax.async_context():
+            r = ax.submit(time.sleep, 0.05)
+            got.append('waiting')
+            r.result()
+            got.append('never')
+    a = ax.BottomHalf(ki)
+    b = ax.BottomHalf(waits)
+    a.schedule()
+    b.schedule()
+    with pytest.raises(KeyboardInterrupt):
+        ax.poll()
+    assert got == ['waiting']
+    ax.flush()  # the job, re-homed to the root when its block was left
+    a.delete()
+    b.delete()
+
+
+def test_nested_wait_under_run_with_a_handler(pool):
+    """run(exception_handler=) gets the outer callback's exception once;
+    a later callback's nested wait is not failed by it."""
+    ax = pool
+    seen = []
+    got = []
+    h = ax.current_context()
+
+    def waits():
+        with ax.async_context():
+            got.append(ax.submit(int, '5').result())
+        ax.stop(h)
+    bad = ax.BottomHalf(bad_callback)
+    nested = ax.BottomHalf(waits)
+    bad.schedule()
+    nested.schedule()
+    ax.run(exception_handler=seen.append)
+    assert got == [5]
+    assert [type(c['exception']) for c in seen] == [ValueError]
+    bad.delete()
+    nested.delete()

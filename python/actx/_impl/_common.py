@@ -130,6 +130,34 @@ def raise_pending():
         raise exc
 
 
+# A call that runs callbacks made inside a callback (a nested wait) while
+# an earlier callback of the outer call has raised: the exception pending
+# on the thread is the outer call's.  Each such API function starts with
+#     if _pending and _get_ident() in _pending:
+#         return _nested(the_function, its arguments...)
+# so that it raises only what its own callbacks raise, and the outer call
+# still raises its own.
+
+def nested(fn, *args):
+    """fn(*args) with the thread's pending exception set aside (see
+    above) and pending again after it.  An exception of fn's callbacks
+    that fn did not raise (it raised another) goes behind it, as a later
+    exception of the outer call.  A pending KeyboardInterrupt or
+    SystemExit is raised at once instead: Ctrl-C does not wait for the
+    nested call (it reaches the outer call through this callback)."""
+    ident = get_ident()
+    outer = pending.pop(ident)
+    if not isinstance(outer, Exception):
+        raise outer
+    try:
+        return fn(*args)
+    finally:
+        mine = pending.pop(ident, None)
+        pending[ident] = outer
+        if mine is not None:
+            store_exception(mine)
+
+
 # --------------------------------------------------------------------------
 # Dispatchers called by the trampolines (GIL held).
 

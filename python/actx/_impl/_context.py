@@ -5,7 +5,7 @@ from ._common import ContextTimeout
 from . import _common
 from ._thread import (
     _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
-    _here, _pool_states, _state_of,
+    _here, _nested, _pool_states, _state_of,
     _pending, _pop, _push, _raise_pending, _state, _task_of, _Token)
 from ._timers import _timers_popped
 from ._asyncio import asyncio
@@ -84,6 +84,8 @@ def pop() -> None:
     here), then re-homes everything still alive in it to the parent.
     Raises OSError(EINVAL) at the root context.
     """
+    if _pending and _get_ident() in _pending:
+        return _nested(pop)
     r = _pop()
     if r < 0:
         if _pending:
@@ -179,6 +181,8 @@ class async_context:
         return self
 
     def __exit__(self, et, ev, tb):
+        if _pending and _get_ident() in _pending:
+            return _nested(self.__exit__, et, ev, tb)
         toks = self._toks
         st = _state_of(_get_ident())
         if st is None or _pool_states:  # _here(), inlined
@@ -277,6 +281,8 @@ class async_context:
         Work already running is waited for.  The number cancelled.
         Requests of contexts popped into this one count as its own.  Only
         while the context is the current one, on its thread."""
+        if _pending and _get_ident() in _pending:
+            return _nested(self.cancel)
         st = _here()
         if not self._toks or st is None or self._toks[-1] is not st.top:
             raise RuntimeError('async_context.cancel(): the context is not '

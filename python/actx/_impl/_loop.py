@@ -9,7 +9,8 @@ from ._thread import (
     _backend_fd, _bridges, _can_progress, collect_exceptions,
     context_timeout, end_collect, _flush_slice,
     _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _pending_of,
-    _poll_block, _poll_nb, _poll_timeout, _raise_pending, reap_orphans,
+    _nested, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
+    reap_orphans,
     _release_thread, _SLICE_MS, _SLICE_NS, _state, timed_out, _timeout_ms,
     _timeout_ns)
 from ._handle import ContextHandle
@@ -47,6 +48,8 @@ def poll(block: bool = False, timeout: float = None) -> bool:
     exception raised by a callback propagates from here after the
     iteration finished.
     """
+    if _pending and _get_ident() in _pending:
+        return _nested(poll, block, timeout)
     if timeout is not None:
         return _poll_until(B.now_ns() + _timeout_ns(timeout)) if block \
             else poll(False)
@@ -119,6 +122,8 @@ def set_poll_max_ns(ns: int) -> None:
 
 def process_queue() -> bool:
     """Run the arrived completions and calls of the current context."""
+    if _pending and _get_ident() in _pending:
+        return _nested(process_queue)
     r = B.process_queue()
     if _pending:
         _raise_pending()
@@ -134,6 +139,8 @@ def flush() -> None:
     released; interruptible by Ctrl-C (KeyboardInterrupt, the runtime stays
     usable: the work goes on and a later flush() waits for it).
     """
+    if _pending and _get_ident() in _pending:
+        return _nested(flush)
     if _get_ident() != _main_ident:
         # No signal handler runs off the main thread: the runtime's flush.
         _flush_done(B.flush())
@@ -176,6 +183,8 @@ def run(exception_handler=None) -> None:
     order they were raised, and run() goes on.
     KeyboardInterrupt, SystemExit and ContextTimeout (the current
     context's deadline passed) always propagate."""
+    if _pending and _get_ident() in _pending:
+        return _nested(run, exception_handler)
     if exception_handler is None:
         _run(None, None)
         return
@@ -270,6 +279,8 @@ def thread_shutdown() -> None:
     already accepted, refuse later posts (EPIPE).  The next call into actx
     on this thread makes a new loop; an asyncio bridge of the thread moves
     to the new loop at once (it stays open)."""
+    if _pending and _get_ident() in _pending:
+        return _nested(thread_shutdown)
     st = _state()
     _release_thread(st)
     br = _common.bridges.get(st.ident)

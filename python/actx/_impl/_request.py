@@ -11,7 +11,7 @@ from . import _common
 from ._common import CancelledError, DeadlockError
 from ._thread import (
     _bridge_of, _can_progress, context_timeout, _fd, _get_ident, _here, int_arg,
-    _main_ident, _oserror, _pending, _poll_block, _poll_timeout,
+    _main_ident, _nested, _oserror, _pending, _poll_block, _poll_timeout,
     _pool_states, _raise_pending, _SLICE_NS, _state, _state_of, timed_out,
     _timeout_ns)
 from ._context import context_id
@@ -339,6 +339,8 @@ class Request(_Future):
         # The runtime's blocking poll: on the main thread or with a timeout
         # in slices (actx_poll_timeout; between them Python runs its signal
         # handlers and the deadline is checked), else in one call.
+        if _pending and _get_ident() in _pending:
+            return _nested(self._wait, timeout)
         self._check_owner('result')
         st = _state_of(self._owner) or _state()
         deadline = None

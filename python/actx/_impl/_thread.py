@@ -27,6 +27,7 @@ _pool_states = _common.pool_states
 _pending = _common.pending
 _pending_of = _pending.get
 _raise_pending = _common.raise_pending
+_nested = _common.nested
 _store = _common.store_exception
 _Token = _common.Token
 _current_task = _common.current_task
