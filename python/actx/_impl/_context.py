@@ -25,14 +25,19 @@ def push() -> int:
     From now on only callbacks of the new context run on this thread until
     the matching pop().  Prefer ``with async_context():``.
     """
-    r = _push()
-    if r < 0:
-        raise _oserror(r)
-    st = _state()
-    t = _Token(_current_task(), st.top.dl)
-    st.stack.append(t)
-    st.top = t
-    return r
+    t = None
+    try:
+        r = _push()
+        if r < 0:
+            raise _oserror(r)
+        st = _state()
+        t = _Token(_current_task(), st.top.dl)
+        st.stack.append(t)
+        st.top = t
+        return r
+    except BaseException:  # see _enter_undo
+        _enter_undo(None, t)
+        raise
 
 
 def _popped(st):
@@ -77,6 +82,70 @@ def _pop_deferred(st):
             st.stops.discard(t)
 
 
+# A signal's exception (Ctrl-C: a Python signal handler that raises) can
+# land at any bytecode, also between a C push or pop and Python's record
+# of it in async_context.__enter__/__exit__ (and push(), pop()).  Left
+# there, C's stack and Python's would disagree for good (a context no exit
+# pops, a popped one Python thinks current).  Each catches it and finishes
+# or undoes its work before it propagates: with the two stacks in step, as
+# if the exception had come just before the entry or just after the exit.
+
+def _enter_undo(cm, t):
+    """__enter__ (cm) or push() (cm None) raised: undo what it did of its
+    push (t: its token, if made)."""
+    st = _here()
+    if st is None:
+        if B.context_id() == 0:
+            return
+        st = _state()  # the thread's first push: its state not made yet
+    stack = st.stack
+    if t is not None:
+        toks = cm._toks if cm is not None else ()
+        if toks and toks[-1] is t:
+            toks.pop()
+        if stack[-1] is t:
+            stack.pop()
+        st.top = stack[-1]
+    if B.context_id() > len(stack) - 1:
+        _pop()  # pushed in C, not recorded: nothing of it ran
+
+
+def _exit_again(cm, et, ev, tb):
+    """__exit__ raised before it knew which context it pops: exit now.  (A
+    refusal, the exit on a wrong thread say, is refused again the same
+    way: the first exception is the one that propagates.)"""
+    try:
+        cm.__exit__(et, ev, tb)
+    except BaseException:
+        pass
+
+
+def _exit_finish(cm, st, t):
+    """__exit__ raised before it finished popping t's context: finish,
+    C's pop first if it did not happen yet.  Stacks that already
+    disagreed (the pop refused) are left as they are."""
+    stack = st.stack
+    depth = B.context_id()
+    if depth == t.cid and stack[-1] is t:
+        if _pop() < 0:
+            return
+        depth -= 1
+    if depth != t.cid - 1:
+        return
+    toks = cm._toks
+    for j in range(len(toks) - 1, -1, -1):
+        if toks[j] is t:
+            del toks[j]
+            break
+    if stack[-1] is t:
+        stack.pop()
+    t.fwd = st.top = stack[-1]
+    if t.timers is not None:  # _timers_popped clears it
+        _timers_popped(t, st.top)
+    if st.stops:
+        st.stops.discard(t)
+
+
 def pop() -> None:
     """Leave the current context.
 
@@ -86,12 +155,19 @@ def pop() -> None:
     """
     if _pending and _get_ident() in _pending:
         return _nested(pop)
-    r = _pop()
+    try:
+        r = _pop()
+        if r >= 0:
+            _popped(_state())
+    except BaseException:  # see _enter_undo
+        st = _here()
+        if st is not None and B.context_id() < len(st.stack) - 1:
+            _popped(st)  # popped in C, not yet in Python
+        raise
     if r < 0:
         if _pending:
             _raise_pending()
         raise _oserror(r)
-    _popped(_state())
     if _pending:
         _raise_pending()
 
@@ -152,65 +228,84 @@ class async_context:
                 self._dl = dl
 
     def __enter__(self):
-        if self._dl is None:
-            r = _push()
-            if r < 0:
-                raise _oserror(r)
-            st = _state_of(_get_ident())
-            if st is None or _pool_states:  # _here(), inlined
+        t = None
+        try:
+            if self._dl is None:
+                r = _push()
+                if r < 0:
+                    raise _oserror(r)
+                st = _state_of(_get_ident())
+                if st is None or _pool_states:  # _here(), inlined
+                    st = _here() or _state()
+                dl = st.top.dl  # inherited, as the runtime does
+            else:
+                own = self._own_deadline()
+                r = _push_deadline(own)
+                if r < 0:
+                    raise _oserror(r)
                 st = _here() or _state()
-            dl = st.top.dl  # inherited, as the runtime does
-        else:
-            own = self._own_deadline()
-            r = _push_deadline(own)
-            if r < 0:
-                raise _oserror(r)
-            st = _here() or _state()
-            # The effective deadline, as the runtime fixed it at the push.
-            dl = min(own, st.top.dl)
-        loop = _get_running_loop()
-        # _Token(task, dl) without a Python __init__ frame (the hot path).
-        t = _new_token(_Token)
-        t.fwd = t.timers = t.left = None
-        t.task = None if loop is None else _task_of(loop)
-        t.dl = dl
-        t.cid = r
-        st.stack.append(t)
-        st.top = t
-        self._toks.append(t)
-        return self
+                # The effective deadline, as the runtime fixed it at the
+                # push.
+                dl = min(own, st.top.dl)
+            loop = _get_running_loop()
+            # _Token(task, dl) without a Python __init__ frame (the hot
+            # path).
+            t = _new_token(_Token)
+            t.fwd = t.timers = t.left = None
+            t.task = None if loop is None else _task_of(loop)
+            t.dl = dl
+            t.cid = r
+            st.stack.append(t)
+            st.top = t
+            self._toks.append(t)
+            return self
+        except BaseException:
+            _enter_undo(self, t)
+            raise
 
     def __exit__(self, et, ev, tb):
         if _pending and _get_ident() in _pending:
             return _nested(self.__exit__, et, ev, tb)
-        toks = self._toks
-        st = _state_of(_get_ident())
-        if st is None or _pool_states:  # _here(), inlined
-            st = _here()
-        i = len(toks) - 1
-        # Fast path: the last entry, made outside asyncio, is current here.
-        if i < 0 or st is None or toks[i] is not st.top or \
-                toks[i].task is not None or _get_running_loop() is not None:
-            i = self._which(st, et)
-            if i < 0:  # deferred: the task's cancellation goes on
-                return False
-        if et is not None and issubclass(et, ContextTimeout):
-            # Leave nothing of the context behind (its requests' done
-            # callbacks have run when this returns).
-            _cancel_context(st)
-        r = _pop()
+        t = None
+        try:
+            toks = self._toks
+            st = _state_of(_get_ident())
+            if st is None or _pool_states:  # _here(), inlined
+                st = _here()
+            i = len(toks) - 1
+            # Fast path: the last entry, made outside asyncio, is current
+            # here.
+            if i < 0 or st is None or toks[i] is not st.top or \
+                    st.top.task is not None or \
+                    _get_running_loop() is not None:
+                i = self._which(st, et)
+                if i < 0:  # deferred: the task's cancellation goes on
+                    return False
+            t = toks[i]
+            if et is not None and issubclass(et, ContextTimeout):
+                # Leave nothing of the context behind (its requests' done
+                # callbacks have run when this returns).
+                _cancel_context(st)
+            r = _pop()
+            if r >= 0:
+                del toks[i]
+                stack = st.stack  # _popped(st), inlined
+                stack.pop()
+                t.fwd = st.top = stack[-1]
+                if t.timers is not None:
+                    _timers_popped(t, st.top)
+                if st.stops:
+                    st.stops.discard(t)
+        except BaseException:
+            if t is None:
+                _exit_again(self, et, ev, tb)
+            else:
+                _exit_finish(self, st, t)
+            raise
         if r < 0:  # Python's and C's stacks disagree: say so, change nothing
             if _pending:
                 _raise_pending()
             raise _oserror(r)
-        del toks[i]
-        stack = st.stack  # _popped(st), inlined
-        t = stack.pop()
-        t.fwd = st.top = stack[-1]
-        if t.timers is not None:
-            _timers_popped(t, st.top)
-        if st.stops:
-            st.stops.discard(t)
         if st.top.left is not None:
             _pop_deferred(st)
         if _bridges:
