@@ -744,7 +744,9 @@ struct actx_stats {
     int depth;                          /**< current context id */
     long live_bhs;                      /**< BHs alive on this thread */
     unsigned long bh_runs;              /**< BH callbacks run */
-    unsigned long completions_run;      /**< done callbacks run */
+    unsigned long completions_run;      /**< completions run on this
+                                           thread (their done callbacks;
+                                           one with no done counts too) */
     unsigned long completions_deferred; /**< arrived while another context
                                            was current */
     unsigned long calls_run;            /**< actx_ctx_call functions run */
@@ -778,7 +780,8 @@ ACTX_EXTERN size_t actx_stats_size(struct actx_stats *st, size_t size);
 
 /**
  * The calling thread's counters.  Owner thread (the calling thread's
- * loop; all zero without one).  In a program, actx_stats(st) is a macro
+ * loop; without one all zero, but for posts_refused - posts refused since
+ * this thread's last loop shut down - and posts_refused_all).  In a program, actx_stats(st) is a macro
  * for actx_stats_size(st, sizeof(struct actx_stats)), so it fills exactly
  * the struct the program was compiled with; the exported function (what
  * `(actx_stats)(st)` and binaries built against version 1.0 call) fills
