@@ -70,9 +70,12 @@ Requests are futures
     or ``await req`` (any thread whose asyncio loop runs a bridge).
     cancel() returning True makes cancelled() and done() True at once
     (its done callbacks run later, on the owner thread in its context);
-    cancelling a task that awaits a request on its owner thread (or
-    wait_for timing out) cancels the request.  new_request() makes a
-    request that any thread completes with set_result()/set_exception().
+    a task awaiting a cancelled request is cancelled, as for a cancelled
+    asyncio future (``await req`` raises asyncio.CancelledError, as
+    ``await asyncio.wrap_future(req)`` does); cancelling a task that
+    awaits a request on its owner thread (or wait_for timing out) cancels
+    the request.  new_request() makes a request that any thread completes
+    with set_result()/set_exception().
 
 contextvars, logging, LoopThread
     Callbacks run in a copy of the contextvars context current when they

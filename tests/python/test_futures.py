@@ -200,3 +200,58 @@ def test_asyncio_bridge_constructible(ax):
     finally:
         loop.close()
     assert seen == ['ok', 'explicit']
+
+
+async def _await(req, how):
+    if how == 'await':
+        return await req
+    return await asyncio.wrap_future(req)
+
+
+@pytest.mark.parametrize('kind', ['submit', 'new_request'])
+@pytest.mark.parametrize('how', ['await', 'wrap_future'])
+def test_await_of_a_request_its_owner_cancels(pool, how, kind):
+    """A request cancelled by its owner (req.cancel()) cancels the task
+    that awaits it, as asyncio does for a cancelled future:
+    asyncio.CancelledError is raised into the coroutine.  ``await req``
+    and ``await asyncio.wrap_future(req)`` agree, also for a request
+    cancelled before the await."""
+    ax = pool
+    ev = threading.Event()
+    blockers = []
+
+    async def main():
+        with ax.asyncio_bridge():
+            if kind == 'submit':
+                # More blockers than the pool has workers: req is queued.
+                blockers.extend(ax.submit(ev.wait, HUNG) for _ in range(64))
+                req = ax.submit(int)
+            else:
+                req = ax.new_request()
+            seen = []
+
+            async def waiter():
+                try:
+                    return await _await(req, how)
+                except BaseException as e:
+                    seen.append(type(e))
+                    raise
+            waiting = asyncio.ensure_future(waiter())
+            await asyncio.sleep(0.01)  # it waits in the await
+            assert req.cancel() is True
+            await asyncio.wait([waiting], timeout=HUNG)
+            late = asyncio.ensure_future(_await(req, how))
+            await asyncio.wait([late], timeout=HUNG)
+            ev.set()
+            for b in blockers:
+                await b
+            # How each task ended (its exception retrieved here).
+            return [t.cancelled() or t.exception()
+                    for t in (waiting, late)], seen
+    try:
+        ended, seen = asyncio.run(asyncio.wait_for(main(), HUNG))
+    finally:
+        ev.set()
+        ax.flush()
+    assert ended == [True, True]  # both tasks cancelled
+    assert seen == [asyncio.CancelledError]

@@ -168,7 +168,8 @@ def test_await_of_request_cancelled_from_another_thread(ax):
             loop = asyncio.get_running_loop()
             loop.call_soon(lambda: threading.Thread(
                 target=req.cancel).start())
-            with pytest.raises(cf.CancelledError):
+            # As for a cancelled asyncio future: asyncio's CancelledError.
+            with pytest.raises(asyncio.CancelledError):
                 await asyncio.wait_for(_aw(req), HUNG)
             return req
     with ax.async_context():

@@ -15,6 +15,7 @@ from ._thread import (
     _pool_states, _raise_pending, _SLICE_NS, _state, _state_of, timed_out,
     _timeout_ns)
 from ._context import context_id
+from ._asyncio import asyncio
 
 __all__ = ['Request', 'fsync', 'new_request', 'pread', 'pwrite', 'submit']
 
@@ -81,7 +82,8 @@ class Request(_Future):
     when its completion, -ECANCELED, runs there).  Other threads may wait
     for it with concurrent.futures.wait() / as_completed() or ``await``
     (the owner must keep polling; on the owner thread those would wait
-    for ever).
+    for ever).  ``await`` of a cancelled request cancels the awaiting
+    task (asyncio.CancelledError), as for a cancelled asyncio future.
     set_result() and set_exception() complete a new_request() request
     (any thread, once); actx completes the others."""
     __slots__ = ('_p', '_kind', '_fn', '_args', '_buf', '_cbuf', '_value',
@@ -220,7 +222,9 @@ class Request(_Future):
 
         When it returns True, cancelled() and done() are True at once,
         result() raises CancelledError, concurrent.futures.wait() and
-        as_completed() see it done and a task awaiting it wakes.  Its
+        as_completed() see it done, and a task awaiting it is cancelled
+        (``await`` raises asyncio.CancelledError, as for a cancelled
+        asyncio future and as asyncio.wrap_future(request)).  Its
         done callbacks (also those added from now until then) run later,
         as any request's: on the owner thread, in the request's context,
         when its completion (-ECANCELED) runs there (poll, flush, run,
@@ -424,7 +428,6 @@ class Request(_Future):
 
     def __await__(self):
         if not self._fin:
-            import asyncio
             loop = asyncio.get_running_loop()
             me = _get_ident()
             if me == self._owner:
@@ -450,6 +453,10 @@ class Request(_Future):
                     else:
                         self._cancel_at_owner()
                 raise
+        if self._cancelled:
+            # As asyncio for a cancelled future (and asyncio.wrap_future):
+            # the awaiting task is cancelled, not failed.
+            raise asyncio.CancelledError()
         return self.result()
 
 
