@@ -57,11 +57,14 @@ Deadlines
     (ctx.deadline: the effective one, the earlier of its own and the
     enclosing context's).  Once it passed, Request.result(), flush(),
     poll(True) and run() inside raise ContextTimeout (a TimeoutError);
-    leaving the block by it cancels the context first (ctx.cancel():
-    requests whose work has not started, and new_request() requests not
-    completed yet, are cancelled, and every done callback of its requests
-    has run when the pop happens).  An infinite timeout or deadline is
-    none of its own.
+    leaving the block by it cancels the context first when the context's
+    own effective deadline has passed (ctx.cancel(): requests whose work
+    has not started, and new_request() requests not completed yet, are
+    cancelled, and every done callback of its requests has run when the
+    pop happens).  An inner context's ContextTimeout passing through a
+    block whose deadline has not passed (or that has none) cancels
+    nothing there: its requests are re-homed to the parent as at any
+    exit.  An infinite timeout or deadline is none of its own.
 
 Requests are futures
     Request is a concurrent.futures.Future that completes only on its

@@ -142,3 +142,62 @@ def test_bad_timeouts(ax):
         ax.async_context(timeout='1')
     with pytest.raises(ValueError):
         ax.async_context(timeout=float('nan'))
+
+
+@pytest.mark.parametrize('outer', [{}, {'timeout': HUNG}],
+                         ids=['no-deadline', 'later-deadline'])
+def test_inner_timeout_leaves_an_outer_context_alone(ax, outer):
+    """An inner context's ContextTimeout that leaves an outer block whose
+    own effective deadline has not passed does not cancel the outer
+    context: its requests are re-homed to the parent, as when any other
+    exception leaves a block, and run (the outer's exit waits for none of
+    its running work)."""
+    ev = threading.Event()
+    ran = []
+    # Were the outer context cancelled, its exit would wait for the
+    # blockers: end them after a while rather than after HUNG.
+    watchdog = threading.Timer(2, ev.set)
+    watchdog.start()
+    try:
+        with pytest.raises(ax.ContextTimeout):
+            with ax.async_context(**outer):
+                # More than the pool's workers: queued is queued.
+                blockers = [ax.submit(ev.wait, HUNG) for _ in range(64)]
+                queued = ax.submit(ran.append, 'outer')
+                with ax.async_context(timeout=0.01):
+                    inner = ax.submit(ran.append, 'inner')
+                    inner.result()
+        # Only the inner context was cancelled; the exits waited for
+        # nothing that runs.
+        assert inner.cancelled()
+        assert not queued.done()
+        assert not any(b.done() for b in blockers)
+    finally:
+        watchdog.cancel()
+        ev.set()
+    ax.flush()
+    assert queued.done() and not queued.cancelled()
+    assert ran == ['outer']
+
+
+def test_inherited_timeout_cancels_each_context_it_leaves(ax):
+    """A plain context inherits the enclosing deadline: when it passes,
+    the ContextTimeout cancels the inner context and then the outer one
+    whose deadline it is."""
+    ev = threading.Event()
+    ran = []
+    _release_later(ev)
+    try:
+        with pytest.raises(ax.ContextTimeout):
+            with ax.async_context(timeout=0.01):
+                blockers = [ax.submit(ev.wait, HUNG) for _ in range(64)]
+                queued = ax.submit(ran.append, 'outer')
+                with ax.async_context():
+                    inner = ax.submit(ran.append, 'inner')
+                    ax.flush()
+    finally:
+        ev.set()
+    assert inner.cancelled() and queued.cancelled()
+    assert all(b.done() for b in blockers)
+    assert ran == []
+    ax.flush()

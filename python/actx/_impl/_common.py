@@ -33,7 +33,9 @@ class ContextTimeout(TimeoutError):
     deadline=), or an enclosing one's) passed while a blocking call
     (Request.result(), flush(), poll(True), run()) waited in it.  Leaving
     an async_context block by this exception cancels the context's
-    requests (its cancel()) before the pop."""
+    requests (its cancel()) before the pop, when that context's own
+    effective deadline has passed (not for an inner context's timeout
+    passing through)."""
     __module__ = 'actx'
 
 

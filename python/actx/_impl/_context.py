@@ -6,7 +6,8 @@ from . import _common
 from ._thread import (
     _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
     _here, _nested, _pool_states, _state_of,
-    _pending, _pop, _push, _raise_pending, _state, _task_of, _Token)
+    _pending, _pop, _push, _raise_pending, _state, _task_of, timed_out,
+    _Token)
 from ._timers import _timers_popped
 from ._asyncio import asyncio
 
@@ -207,7 +208,12 @@ class async_context:
     enclosing context's.  Once it passed, blocking calls inside
     (Request.result(), flush(), poll(True), run()) raise ContextTimeout
     (a TimeoutError); leaving the block by a ContextTimeout cancels the
-    context (``ctx.cancel()``) before it is popped.  A timeout <= 0 or a
+    context (``ctx.cancel()``) before it is popped when its own effective
+    deadline has passed (its own, or an enclosing one it inherited).  An
+    inner context's ContextTimeout that passes through a block whose
+    effective deadline has not passed (or that has none) leaves that
+    context alone: it is popped as for any other exception (its requests
+    re-homed to the parent, not cancelled).  A timeout <= 0 or a
     deadline already past: it has passed at the entry; an infinite (or
     unreachably far) one: none of its own; NaN: ValueError.
     """
@@ -282,9 +288,11 @@ class async_context:
                 if i < 0:  # deferred: the task's cancellation goes on
                     return False
             t = toks[i]
-            if et is not None and issubclass(et, ContextTimeout):
-                # Leave nothing of the context behind (its requests' done
-                # callbacks have run when this returns).
+            if et is not None and issubclass(et, ContextTimeout) and \
+                    timed_out():
+                # Its own effective deadline passed (not only an inner
+                # context's): leave nothing of the context behind (its
+                # requests' done callbacks have run when this returns).
                 _cancel_context(st)
             r = _pop()
             if r >= 0:
