@@ -131,7 +131,9 @@ Lifetimes
     refuse pickle, copy and deepcopy (TypeError).  ContextHandle drops its
     reference on close() or garbage collection (from any thread).  A
     completion refused because its owner thread's runtime had shut down
-    (EPIPE) never runs its done callback; its Request stays unfinished.
+    (EPIPE) never runs its done callback; its Request stays unfinished
+    (on that thread, result() raises DeadlockError: it can never
+    complete; cancel() returns False).
 
 Threads ending, interpreter exit
     When a Python thread ends, its live BottomHalf objects are deleted and

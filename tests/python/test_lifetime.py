@@ -1,5 +1,6 @@
 """Objects live exactly as long as C needs them."""
 import gc
+import logging
 import sys
 import threading
 import weakref
@@ -94,6 +95,53 @@ def test_request_released_when_owner_thread_dies(pool):
         threading.Event().wait(0.01)
     assert refs[0]() is None and refs[1]() is None
     assert ax.stats()['posts_refused_all'] == before + 1
+
+
+def test_with_block_left_after_thread_shutdown_inside(ax):
+    """thread_shutdown() inside a `with async_context()` block popped its
+    context: the exit (on the same thread) says so, instead of claiming
+    it ran on another thread."""
+    ctx = ax.async_context()
+    with pytest.raises(RuntimeError) as e:
+        with ctx:
+            ax.thread_shutdown()
+    assert 'thread_shutdown()' in str(e.value)
+    assert 'other than' not in str(e.value)
+    assert ax.context_id() == 0
+    with ctx:  # usable again, on the new loop
+        assert ax.context_id() == 1
+        assert ax.submit(pow, 2, 2).result() == 4
+
+
+def test_request_of_a_loop_shut_down(pool, caplog):
+    """A request still outstanding when its thread's loop was shut down
+    (thread_shutdown()) can never complete: result() raises DeadlockError
+    saying so (not "belongs to an outer context"), and cancel() returns
+    False without calling into C (the request is gone there: no
+    misleading diagnostic)."""
+    ax = pool
+    ev = threading.Event()
+    try:
+        running = ax.submit(ev.wait, 10)    # its work runs on
+        made = ax.new_request()             # nobody completed it
+        ax.push()
+        inner = ax.submit(ev.wait, 10)      # of a context left pushed
+        with caplog.at_level(logging.DEBUG, logger='actx'):
+            ax.thread_shutdown()
+            for req in (running, made, inner):
+                for timeout in (None, 1):
+                    with pytest.raises(ax.DeadlockError) as e:
+                        req.result(timeout)
+                    assert 'shut down' in str(e.value)
+                    assert 'outer context' not in str(e.value)
+                assert req.cancel() is False
+                assert not req.done() and not req.cancelled()
+        assert [r.getMessage() for r in caplog.records
+                if r.name == 'actx'] == []
+    finally:
+        ev.set()
+    assert ax.context_id() == 0
+    assert ax.submit(pow, 3, 3).result() == 27  # the new loop works
 
 
 def test_handle_unref_from_other_thread(ax):

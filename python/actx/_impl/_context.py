@@ -5,7 +5,7 @@ from ._common import ContextTimeout
 from . import _common
 from ._thread import (
     _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
-    _here, _nested, _pool_states, _state_of,
+    _Ended, _here, _nested, _pool_states, _state_of,
     _pending, _pop, _push, _raise_pending, _state, _task_of, timed_out,
     _Token)
 from ._timers import _timers_popped
@@ -333,6 +333,7 @@ class async_context:
         mine = [i for i, t in enumerate(toks)
                 if t.left is None and any(t is s for s in stack)]
         if not mine:
+            self._ended(_get_ident())
             raise RuntimeError(
                 'async_context exited on a thread other than the one that '
                 'entered it; nothing was popped (exit it on its own thread)')
@@ -358,6 +359,19 @@ class async_context:
                 'thread must be exited in the reverse order of entry, also '
                 'across tasks (see help(actx))' % (len(stack) - 1))
         return i
+
+    def _ended(self, ident):
+        """An exit that finds none of its contexts on this thread's stack:
+        RuntimeError if an entry made on this thread lost its context to
+        thread_shutdown() (which popped it).  Changes nothing, as every
+        refused exit (so a repeated exit is refused the same way)."""
+        for t in self._toks:
+            end = t.live()
+            if end.__class__ is _Ended and end.ident == ident:
+                raise RuntimeError(
+                    'async_context exited after thread_shutdown() inside '
+                    'the block shut this thread\'s loop down and popped '
+                    'its context; nothing was popped')
 
     def _own_deadline(self):
         """Its own deadline (ns), _NO_DEADLINE if none."""

@@ -6,7 +6,7 @@ from ._backend import B
 from . import _common
 from ._common import ContextTimeout, DeadlockError
 from ._thread import (
-    _backend_fd, _bridges, _can_progress, collect_exceptions,
+    _backend_fd, _bridges, _can_progress, collect_exceptions, loop_ended,
     context_timeout, end_collect, _flush_slice,
     _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _pending_of,
     _nested, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
@@ -278,7 +278,11 @@ def thread_shutdown() -> None:
     timers and remove its fd handlers, pop every context, run what was
     already accepted, refuse later posts (EPIPE).  The next call into actx
     on this thread makes a new loop; an asyncio bridge of the thread moves
-    to the new loop at once (it stays open)."""
+    to the new loop at once (it stays open).  A request of the old loop
+    still outstanding can never complete: its result() raises
+    DeadlockError, its cancel() returns False.  A ``with async_context()``
+    block that was active here has lost its context: its exit raises
+    RuntimeError."""
     if _pending and _get_ident() in _pending:
         return _nested(thread_shutdown)
     st = _state()
@@ -287,6 +291,7 @@ def thread_shutdown() -> None:
     if br is not None:
         br._detach()
     B.thread_shutdown()
+    loop_ended(st)
     _common.reset_state(st.ident)
     if br is not None:
         br._reattach()

@@ -11,7 +11,8 @@ from . import _common
 from ._common import CancelledError, DeadlockError
 from ._thread import (
     _bridge_of, _can_progress, context_timeout, _fd, _get_ident, _here, int_arg,
-    _main_ident, _nested, _oserror, _pending, _poll_block, _poll_timeout,
+    _Ended, _main_ident, _nested, _oserror, _pending, _poll_block,
+    _poll_timeout,
     _pool_states, _raise_pending, _SLICE_NS, _state, _state_of, timed_out,
     _timeout_ns)
 from ._context import context_id
@@ -217,8 +218,9 @@ class Request(_Future):
     def cancel(self) -> bool:
         """Cancel a request whose work has not started (a new_request()
         one: not completed yet): True if cancelled, False if it started,
-        finished or has no pool work.  Owner thread only, except for a
-        new_request() request (any thread).
+        finished or has no pool work, or if its loop was shut down
+        (thread_shutdown(), the thread's end) before it completed.  Owner
+        thread only, except for a new_request() request (any thread).
 
         When it returns True, cancelled() and done() are True at once,
         result() raises CancelledError, concurrent.futures.wait() and
@@ -231,6 +233,8 @@ class Request(_Future):
         result, or the pop that makes its context current)."""
         if self._fin:
             return self._cancelled
+        if self._tok.live().__class__ is _Ended:
+            return False  # its loop was shut down (C may have freed it)
         if self._kind == _NEW:
             return self._cancel_new() or self._cancelled
         p = self._p
@@ -335,6 +339,10 @@ class Request(_Future):
         re-homed to) is the current one."""
         t = self._tok = self._tok.live()
         if t is not st.top:
+            if t.__class__ is _Ended:
+                raise DeadlockError(
+                    'the request can never complete: its loop was shut '
+                    'down (thread_shutdown()) before it completed')
             raise DeadlockError(
                 'the request belongs to an outer context: it cannot '
                 'complete while context %d is current' % context_id())

@@ -114,6 +114,27 @@ def _release_thread(st):
         _fds._remove_fd(st, fd, True, True)
 
 
+class _Ended(_Token):
+    """What the tokens of a thread's contexts forward to once its loop was
+    shut down (thread_shutdown(), or the thread's end): the requests and
+    async_context entries of those contexts belong to no loop any more
+    (a request left outstanding can never complete, and C may have freed
+    it).  ident: the thread whose loop it was."""
+    __slots__ = ('ident',)
+
+    def __init__(self, ident):
+        _Token.__init__(self)
+        self.ident = ident
+
+
+def loop_ended(st):
+    """The thread's loop (st) was shut down: forward its contexts' tokens
+    (Token.live() of every one of its objects) to an _Ended."""
+    end = _Ended(st.ident)
+    for t in st.stack:
+        t.fwd = end
+
+
 def reap_orphans(st, top):
     """Delete the BHs Python dropped (BottomHalf.__del__) of context top
     (None: all): the caller knows none of them is scheduled there."""
@@ -137,6 +158,8 @@ def _shutdown_thread(thread):
         warn_unfinished(st, 'thread %r ends' % name)
         _release_thread(st)
     B.thread_shutdown()
+    if st is not None:
+        loop_ended(st)
 
 
 def warn_unfinished(st, who):
