@@ -403,6 +403,19 @@ def test_run_without_handler_still_raises(ax):
         ax.run()
 
 
+@pytest.mark.parametrize('handler', [5, 'log', object()])
+def test_run_refuses_a_handler_that_is_not_callable(ax, handler):
+    """At once: nothing runs (and nothing ends run() later in a
+    TypeError of its own making)."""
+    seen = []
+    ax.call_later(0, seen.append, 'ran')
+    with pytest.raises(TypeError, match='exception_handler'):
+        ax.run(exception_handler=handler)
+    assert seen == []
+    ax.run()
+    assert seen == ['ran']
+
+
 # --- ResourceWarnings ------------------------------------------------------
 
 def test_thread_ending_with_work_warns(backend):

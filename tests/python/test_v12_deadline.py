@@ -1,6 +1,7 @@
 """Deadlines and cancellation of nested waits from Python (actx 1.2):
 async_context(timeout=, deadline=), ctx.deadline, ctx.cancel(),
 ContextTimeout."""
+import errno
 import threading
 
 import pytest
@@ -134,6 +135,59 @@ def test_cancel_only_while_current(ax):
 def test_no_deadline_no_timeout(ax):
     with ax.async_context(timeout=HUNG):
         assert ax.submit(lambda: 3).result() == 3
+        ax.flush()
+
+
+def test_context_timeout_errno(ax):
+    """ContextTimeout is a TimeoutError, an OSError: its errno is
+    ETIMEDOUT, as for any OSError of a timeout."""
+    with pytest.raises(ax.ContextTimeout) as e:
+        with ax.async_context(timeout=0):
+            ax.new_request().result()
+    assert isinstance(e.value, OSError)
+    assert e.value.errno == errno.ETIMEDOUT
+    assert 'deadline' in str(e.value)
+
+
+def _join_loop_thread(ax, timeout):
+    with ax.LoopThread() as lt:
+        lt.join(timeout)
+
+
+def _pending(ax, made):
+    req = ax.new_request()
+    made.append(req)
+    return req
+
+
+# Each call that takes a timeout or a deadline in seconds.
+_TIMEOUT_CALLS = {
+    'async_context(timeout=)': lambda ax, b, made: ax.async_context(
+        timeout=b),
+    'async_context(deadline=)': lambda ax, b, made: ax.async_context(
+        deadline=b),
+    'poll(True, timeout=)': lambda ax, b, made: ax.poll(True, timeout=b),
+    'poll(False, timeout=)': lambda ax, b, made: ax.poll(False, timeout=b),
+    'result(timeout=)': lambda ax, b, made: _pending(ax, made).result(b),
+    'exception(timeout=)': lambda ax, b, made: _pending(
+        ax, made).exception(b),
+    'LoopThread.join(timeout=)': lambda ax, b, made: _join_loop_thread(
+        ax, b),
+}
+
+
+@pytest.mark.parametrize('value', [True, False])
+@pytest.mark.parametrize('call', sorted(_TIMEOUT_CALLS))
+def test_bool_timeouts_are_refused(ax, call, value):
+    """True and False are ints, but not a number of seconds anyone means:
+    TypeError, as for any timeout that is not a number."""
+    made = []
+    try:
+        with pytest.raises(TypeError, match='bool'):
+            _TIMEOUT_CALLS[call](ax, value, made)
+    finally:
+        for req in made:
+            req.cancel()
         ax.flush()
 
 

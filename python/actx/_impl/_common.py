@@ -35,7 +35,7 @@ class ContextTimeout(TimeoutError):
     an async_context block by this exception cancels the context's
     requests (its cancel()) before the pop, when that context's own
     effective deadline has passed (not for an inner context's timeout
-    passing through)."""
+    passing through).  An OSError: actx raises it with errno ETIMEDOUT."""
     __module__ = 'actx'
 
 

@@ -215,7 +215,8 @@ class async_context:
     context alone: it is popped as for any other exception (its requests
     re-homed to the parent, not cancelled).  A timeout <= 0 or a
     deadline already past: it has passed at the entry; an infinite (or
-    unreachably far) one: none of its own; NaN: ValueError.
+    unreachably far) one: none of its own; NaN: ValueError; a bool:
+    TypeError.
     """
     # _dl: None (no deadline of its own: the fast path), or (timeout ns
     # or None, deadline ns or None).
@@ -447,6 +448,9 @@ _new_token = object.__new__
 def _seconds(x, what):
     """x seconds (a real number) in ns on actx_now_ns()'s clock; None
     when it is too far (infinity) to be a deadline."""
+    if isinstance(x, bool):  # an int, but no number of seconds
+        raise TypeError('async_context: %s must be a number, not bool'
+                        % what)
     try:
         ns = x * 1e9
     except TypeError:

@@ -51,8 +51,8 @@ def poll(block: bool = False, timeout: float = None) -> bool:
     if _pending and _get_ident() in _pending:
         return _nested(poll, block, timeout)
     if timeout is not None:
-        return _poll_until(B.now_ns() + _timeout_ns(timeout)) if block \
-            else poll(False)
+        ns = _timeout_ns(timeout)  # checked also when it is not used
+        return _poll_until(B.now_ns() + ns) if block else poll(False)
     if not block or _get_ident() != _main_ident:
         # Off the main thread no signal handler ever runs: the runtime's
         # own blocking poll (which also tells the pool that a worker
@@ -180,7 +180,8 @@ def run(exception_handler=None) -> None:
     exception_handler is given: then it is called as
     exception_handler(context), context a dict with 'message' and
     'exception' (as asyncio's loop handler), for every exception in the
-    order they were raised, and run() goes on.
+    order they were raised, and run() goes on (TypeError at once for
+    an exception_handler that is neither callable nor None).
     KeyboardInterrupt, SystemExit and ContextTimeout (the current
     context's deadline passed) always propagate."""
     if _pending and _get_ident() in _pending:
@@ -188,6 +189,9 @@ def run(exception_handler=None) -> None:
     if exception_handler is None:
         _run(None, None)
         return
+    if not callable(exception_handler):
+        raise TypeError('run: exception_handler must be callable or None, '
+                        'not %s' % type(exception_handler).__name__)
     # The exceptions after the first of one iteration: in more, in order.
     ident = _get_ident()
     more, prev = collect_exceptions(ident)
@@ -358,6 +362,10 @@ class LoopThread:
             pass  # already ended
 
     def join(self, timeout: float = None) -> None:
+        """Wait until the thread ended, at most timeout seconds."""
+        if isinstance(timeout, bool):  # an int, but no number of seconds
+            raise TypeError('join: timeout must be a number of seconds, '
+                            'not bool')
         self._thread.join(timeout)
 
     def is_alive(self) -> bool:

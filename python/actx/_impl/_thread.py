@@ -1,5 +1,6 @@
 """Per-thread plumbing shared by the API modules: the backend's hot
 calls, the thread's state, errors."""
+import errno as _errno
 import operator
 import os
 import threading
@@ -221,6 +222,8 @@ def int_arg(x, lo, hi, what):
 
 
 def _timeout_ns(timeout):
+    if isinstance(timeout, bool):  # an int, but no number of seconds
+        raise TypeError('timeout must be a number of seconds, not bool')
     ns = timeout * 1e9  # TypeError for what is not a number
     if ns != ns:
         return 0  # as concurrent.futures: no time to wait
@@ -240,8 +243,10 @@ def timed_out():
 
 
 def context_timeout():
+    # An OSError of a timeout: errno ETIMEDOUT (as the C call's -ETIMEDOUT).
     return _common.ContextTimeout(
-        'the deadline of context %d passed' % B.context_id())
+        _errno.ETIMEDOUT, 'the deadline of context %d passed'
+        % B.context_id())
 
 
 # Last: they import this module's names.
