@@ -597,6 +597,7 @@ void actx__own_fd_atfork_child(void);
 actx_req *actx__aio_pool(int op, int fd, void *buf, size_t n, off_t off,
                          actx_done_fn *done, void *opaque);
 void actx__io_loop_init(actx__loop *loop);
+void actx__io_atfork_child(void);
 int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
                     off_t off, actx_done_fn *done, void *opaque,
                     actx_req **out);

@@ -211,8 +211,18 @@ static void *probe_main(void *res)
  * it (task_work), and that work ends a sleep of the thread in epoll_wait
  * with EINTR: probed on the loop's thread, the first blocking wait of the
  * process returned -EINTR with no signal sent.  If no thread can be made,
- * the probe runs here, as it did.
+ * and in a fork child that probes (its parent had not), the probe runs
+ * here, as it did: a child of a threaded parent may start no thread
+ * (POSIX allows it only async-signal-safe calls; the sanitizers refuse
+ * or, now and then, hang), and which parent was threaded is not known.
  */
+static bool probe_inline; /* a fork child: no thread for it (see above) */
+
+void actx__io_atfork_child(void)
+{
+    probe_inline = true;
+}
+
 static bool uring_usable(void)
 {
     int v = atomic_load_explicit(&probed, memory_order_relaxed);
@@ -225,7 +235,7 @@ static bool uring_usable(void)
     }
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (pthread_create(&th, NULL, probe_main, &res) == 0) {
+    if (!probe_inline && pthread_create(&th, NULL, probe_main, &res) == 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_join(th, NULL);
     } else {
@@ -865,6 +875,10 @@ void actx__io_loop_forget(actx__loop *loop)
 }
 
 #else /* !ACTX_HAVE_LIBURING: built without liburing, the pool does it all */
+
+void actx__io_atfork_child(void)
+{
+}
 
 void actx__io_loop_init(actx__loop *loop)
 {

@@ -155,6 +155,7 @@ static void atfork_child(void)
         pthread_setspecific(loop_key, NULL);
     }
     actx__own_fd_atfork_child(); /* the other loops' descriptors: closed */
+    actx__io_atfork_child();     /* no thread for the io_uring probe */
 }
 
 /* Before main and before any lock exists in use: fork is covered always. */

@@ -15,6 +15,7 @@
 
 #include <linux/io_uring.h>
 #include <sys/epoll.h>
+#include <sys/wait.h>
 
 #define BS 4096
 
@@ -105,14 +106,35 @@ ACTX_TEST("/uring/setup/probe-emfile-next-loop-asks-again")
  * a sleep of it in epoll_wait with EINTR; a probe on the loop's own thread
  * made that thread's first blocking wait return -EINTR tens of
  * milliseconds in, with no signal.  No signal is sent here: the wait must
- * end by its timeout.
+ * end by its timeout.  A fork child probes on its own thread (see
+ * uring_usable), and every test runs in one: the check runs in a fresh
+ * process, this program exec'd with -n and FRESH_ENV set.
  */
-ACTX_TEST("/uring/setup/probe-leaves-the-first-sleep-alone")
+#define FRESH_ENV "ACTX_TEST_FRESH_PROCESS"
+#define FRESH_TEST "/uring/setup/probe-leaves-the-first-sleep-alone"
+
+ACTX_TEST(FRESH_TEST)
 {
     struct cb_rec rec = {0};
     actx_req *req;
+    pid_t pid;
+    int status;
 
-    fresh_loop(); /* the first loop of this (forked) process: it probes */
+    if (!getenv(FRESH_ENV)) {
+        pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            setenv(FRESH_ENV, "1", 1);
+            execl("/proc/self/exe", "actx-tests", "-n", FRESH_TEST,
+                  (char *)NULL);
+            _exit(127);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        return;
+    }
+    fresh_loop(); /* the first loop of this process: it probes */
     req = actx_req_new(rec_done, &rec);
     ASSERT_NOT_NULL(req);
     ASSERT_EQ(actx_poll_timeout(300 * 1000 * 1000), -ETIMEDOUT);
