@@ -63,12 +63,17 @@
  * call, whose only member is the set of the current context; it follows
  * the current context when the embedder declares a wait
  * (actx_backend_timeout_ms), so an embedder is woken by what can run now
- * and never spins on an outer context's ready fd.  The embed set belongs
- * to the thread, not the loop (tls_embed_fd): a loop created after
- * actx_thread_shutdown() adopts it, so a host loop that watches the fd
- * follows the new loop (GLib, libuv: a number closed under them could be
- * reused by any file).  Between loops it has no member and is never
- * readable; thread exit closes it (actx__fd_embed_release).
+ * and never spins on an outer context's ready fd.  The member is never a
+ * spare: when a pop gives the child's set back, the membership goes with
+ * the child's handlers to the parent's set (the current context's from
+ * then on).  A set leaves the embed set while its epfd is still open
+ * (rebuild, loop close), so the member never names a closed number or
+ * freed memory.  The embed set belongs to the thread, not the loop
+ * (tls_embed_fd): a loop created after actx_thread_shutdown() adopts it,
+ * so a host loop that watches the fd follows the new loop (GLib, libuv: a
+ * number closed under them could be reused by any file).  Between loops
+ * it has no member and is never readable; thread exit closes it
+ * (actx__fd_embed_release).
  *
  * Closed fds.  Closing an fd removes it from epoll only when no dup keeps
  * the open file alive; actx finds out when epoll_ctl fails (EBADF, or
@@ -374,6 +379,33 @@ static inline fdset *wait_set(fdtab *tab, actx_ctx *c)
     return c->depth == 0 || !tab->empty ? &tab->base : tab->empty;
 }
 
+/* The embed set loses its member (see "Embedding" above). */
+static void embed_leave(fdtab *tab)
+{
+    if (tab->embed_member) {
+        /* Before the member's epfd is closed: the number is still its. */
+        actx__backend_ctl(tab->embed_fd, EPOLL_CTL_DEL, tab->embed_member->epfd,
+                          0, 0);
+        tab->embed_member = NULL;
+    }
+}
+
+/* s becomes the embed set's only member; func names the caller if not. */
+static void embed_follow(fdtab *tab, fdset *s, const char *func)
+{
+    if (tab->embed_member == s) {
+        return;
+    }
+    embed_leave(tab);
+    if (actx__backend_ctl(tab->embed_fd, EPOLL_CTL_ADD, s->epfd, EPOLLIN, 0) ==
+        0) {
+        tab->embed_member = s;
+    } else {
+        /* The next declared wait tries again. */
+        actx__misuse(func, "epoll_ctl failed: the backend fd may not wake");
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Registrations.                                                            */
 
@@ -510,7 +542,7 @@ static void rebuild(actx__loop *loop, fdtab *tab, fdset *s)
         return; /* keep trying at the next settle */
     }
     if (tab->embed_member == s) {
-        tab->embed_member = NULL; /* its old file leaves the embed set */
+        embed_leave(tab); /* the next declared wait adds the new epfd */
     }
     actx__own_close(s->epfd);
     s->epfd = epfd;
@@ -926,6 +958,10 @@ void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent)
     }
     s->owned = false;
     dst = parent->depth == 0 ? &tab->base : parent->fdset;
+    if (tab->embed_member == s) {
+        /* s goes to the spares: the backend fd follows the handlers. */
+        embed_follow(tab, dst, "actx_pop");
+    }
     for (f = s->fds; f; f = next) {
         int err;
 
@@ -982,27 +1018,9 @@ int actx__fd_embed_fd(actx__loop *loop)
 void actx__fd_embed_sync(actx__loop *loop)
 {
     fdtab *tab = loop->fdtab;
-    fdset *s;
-    int err;
 
-    if (tab->embed_fd < 0) {
-        return;
-    }
-    s = wait_set(tab, loop->cur);
-    if (tab->embed_member == s) {
-        return;
-    }
-    if (tab->embed_member) {
-        actx__backend_ctl(tab->embed_fd, EPOLL_CTL_DEL, tab->embed_member->epfd,
-                          0, 0);
-    }
-    tab->embed_member = NULL;
-    err = actx__backend_ctl(tab->embed_fd, EPOLL_CTL_ADD, s->epfd, EPOLLIN, 0);
-    if (err == 0) {
-        tab->embed_member = s;
-    } else {
-        actx__misuse("actx_backend_timeout_ms",
-                     "epoll_ctl failed: the backend fd may not wake");
+    if (tab->embed_fd >= 0) {
+        embed_follow(tab, wait_set(tab, loop->cur), "actx_backend_timeout_ms");
     }
 }
 
@@ -1092,6 +1110,8 @@ void actx__fd_loop_close(actx__loop *loop)
     if (!tab) {
         return;
     }
+    /* The thread keeps the embed set: empty, never readable. */
+    embed_leave(tab);
     while ((f = tab->loopwide) != NULL) {
         tab->loopwide = f->lwnext;
         free(f);
@@ -1100,11 +1120,6 @@ void actx__fd_loop_close(actx__loop *loop)
         tab->sets = s->next;
         actx__own_close(s->epfd);
         free(s);
-    }
-    if (tab->embed_member) {
-        /* The thread keeps the embed set: leave it empty, never readable. */
-        actx__backend_ctl(tab->embed_fd, EPOLL_CTL_DEL, tab->embed_member->epfd,
-                          0, 0);
     }
     actx__own_close(tab->base.epfd);
     free(tab->slot);

@@ -4,8 +4,9 @@
  * error (NULL/errno, a negative errno) instead of watching nothing; a GLib
  * source dispatched on another thread than its creator's is destroyed
  * with a critical, never polling a loop that is not that thread's.  The
- * backend fd (actx_backend_fd) that cannot be created or registered is
- * reported and made or registered at the next call.
+ * backend fd (actx_backend_fd) that cannot be created or registered (at
+ * a declared wait, or at the pop of the context it followed) is reported
+ * and made or registered at the next call.
  */
 #include "test.h"
 
@@ -13,6 +14,7 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #ifdef ACTX_HAVE_GLIB
 #include "actx-glib.h"
@@ -85,6 +87,41 @@ ACTX_TEST("/embed/backend/fd-registration-fails-then-retried")
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(atomic_load(&calls), 1);
     actx_ctx_unref(h);
+}
+
+static void count_fd(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+/* The pop of a context whose set the backend fd follows (the last declared
+ * wait was in it) could not move the backend fd to the parent's set:
+ * reported; the next actx_backend_timeout_ms joins it, and the child's
+ * ready handler, the parent's now, makes the fd readable. */
+ACTX_TEST("/embed/backend/pop-registration-fails-then-retried")
+{
+    int fd, efd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC), runs = 0;
+
+    ASSERT_GE(efd, 0);
+    fd = actx_backend_fd();
+    ASSERT_GE(fd, 0);
+    actx_set_log_handler(count_embed_log, NULL);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(actx_set_fd_handler(efd, count_fd, NULL, &runs), 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_TRUE(readable(fd));
+    inject_epoll_ctl_op = EPOLL_CTL_ADD;
+    inject_fail(&inject_epoll_ctl, 1);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(inject_epoll_ctl_hits, 1);
+    ASSERT_EQ(atomic_load(&embed_warnings), 1);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_EQ(atomic_load(&embed_warnings), 1);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(runs, 1);
+    ASSERT_EQ(actx_set_fd_handler(efd, NULL, NULL, NULL), 0);
+    close(efd);
 }
 
 #ifdef ACTX_HAVE_GLIB

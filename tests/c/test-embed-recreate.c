@@ -4,11 +4,16 @@
  * when the thread's loop is shut down and a new one is made: the backend
  * fd is the thread's, the new loop uses it, so the host never watches a
  * dead loop's number that another file may have taken (actx.h,
- * actx_backend_fd; docs/embedding.md).
+ * actx_backend_fd; docs/embedding.md).  That holds whichever context was
+ * current at the embedder's last declared wait (actx_backend_timeout_ms),
+ * nested ones included, and whether the loop ends by actx_thread_shutdown
+ * or by thread exit.
  */
 #include "test.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 
 #ifdef ACTX_HAVE_GLIB
 #include "actx-glib.h"
@@ -63,6 +68,147 @@ ACTX_TEST("/embed/backend/fd-survives-shutdown")
     ASSERT_EQ(actx_backend_fd(), fd);
     ASSERT_EQ(actx_backend_timeout_ms(), -1);
     release_numbers(grabbed);
+}
+
+static bool readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* Where the fd handlers are when the embedder declares a nested wait. */
+enum nested_wait {
+    HANDLER_IN_ROOT,  /* the nested context has none of its own */
+    HANDLER_IN_CHILD, /* it has one, removed before the pop */
+    HANDLER_KEPT,     /* it has one, still registered (and ready) at the pop */
+};
+
+/*
+ * The embedder's last declared wait is one in a nested context, which is
+ * then popped; a handler of that context, or of the root, runs in the
+ * root after the pop.
+ */
+static void declare_wait_in_nested(enum nested_wait how)
+{
+    int fd = actx_backend_fd(), efd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    int runs = 0;
+
+    ASSERT_GE(fd, 0);
+    ASSERT_GE(efd, 0);
+    if (how == HANDLER_IN_ROOT) {
+        ASSERT_EQ(actx_set_fd_handler(efd, ran, NULL, &runs), 0);
+    }
+    ASSERT_EQ(actx_push(), 1);
+    if (how != HANDLER_IN_ROOT) {
+        ASSERT_EQ(actx_set_fd_handler(efd, ran, NULL, &runs), 0);
+    }
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_EQ(readable(fd), how != HANDLER_IN_ROOT);
+    if (how == HANDLER_IN_CHILD) {
+        ASSERT_EQ(actx_set_fd_handler(efd, NULL, NULL, NULL), 0);
+    }
+    ASSERT_EQ(actx_pop(), 0);
+    if (how != HANDLER_IN_CHILD) {
+        ASSERT_EQ(actx_poll(false), 1);
+        ASSERT_EQ(runs, 1);
+        ASSERT_EQ(actx_set_fd_handler(efd, NULL, NULL, NULL), 0);
+    }
+    close(efd);
+}
+
+/* After the shutdown the backend fd is quiet and follows the next loop. */
+static void check_next_loop(int fd)
+{
+    int runs = 0;
+    actx_ctx *h;
+
+    ASSERT_FALSE(readable(fd));
+    ASSERT_EQ(actx_backend_fd(), fd);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_FALSE(readable(fd));
+    h = actx_ctx_current();
+    ASSERT_NOT_NULL(h);
+    ASSERT_EQ(call_from_thread(h, ran, &runs), 0);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(runs, 1);
+    actx_ctx_unref(h);
+}
+
+ACTX_TEST("/embed/backend/shutdown-after-nested-wait/handler-in-root")
+{
+    declare_wait_in_nested(HANDLER_IN_ROOT);
+    actx_thread_shutdown();
+    check_next_loop(actx_backend_fd());
+}
+
+ACTX_TEST("/embed/backend/shutdown-after-nested-wait/handler-in-child")
+{
+    declare_wait_in_nested(HANDLER_IN_CHILD);
+    actx_thread_shutdown();
+    check_next_loop(actx_backend_fd());
+}
+
+ACTX_TEST("/embed/backend/shutdown-after-nested-wait/handler-kept")
+{
+    declare_wait_in_nested(HANDLER_KEPT);
+    actx_thread_shutdown();
+    check_next_loop(actx_backend_fd());
+}
+
+static void *nested_wait_then_exit(void *arg)
+{
+    declare_wait_in_nested(*(enum nested_wait *)arg);
+    return NULL; /* thread exit ends the loop */
+}
+
+ACTX_TEST("/embed/backend/thread-exit-after-nested-wait")
+{
+    enum nested_wait how[] = {HANDLER_IN_ROOT, HANDLER_IN_CHILD, HANDLER_KEPT};
+
+    for (size_t i = 0; i < sizeof(how) / sizeof(how[0]); i++) {
+        thread_join(thread_start(nested_wait_then_exit, &how[i]));
+    }
+}
+
+/*
+ * A nested context's set goes back to the spares at its pop and is taken
+ * again by the next context that registers a handler: the backend fd
+ * follows each declared wait all the same.
+ */
+ACTX_TEST("/embed/backend/nested-set-reused-after-pop")
+{
+    int fd = actx_backend_fd(), runs = 0;
+    int e1 = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int e2 = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+
+    ASSERT_GE(e1, 0);
+    ASSERT_GE(e2, 0);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(actx_set_fd_handler(e1, ran, NULL, &runs), 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_FALSE(readable(fd));
+    ASSERT_EQ(actx_set_fd_handler(e1, NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_EQ(actx_set_fd_handler(e2, ran, NULL, &runs), 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_push(), 2); /* e2 is an outer context's now */
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_FALSE(readable(fd));
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    ASSERT_EQ(actx_backend_timeout_ms(), -1);
+    ASSERT_TRUE(readable(fd));
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(runs, 1);
+    ASSERT_EQ(actx_set_fd_handler(e2, NULL, NULL, NULL), 0);
+    actx_thread_shutdown();
+    check_next_loop(fd);
+    close(e1);
+    close(e2);
 }
 
 #ifdef ACTX_HAVE_GLIB
