@@ -657,7 +657,8 @@ int actx__backend_wait(int epfd, struct epoll_event *evs, int max,
  *                                its events arrive (the eventfd, the ring);
  *   actx__fd_wait                the loop's wait, on the current context's
  *                                set; ready handlers are stashed for
- *                                actx__fd_poll;
+ *                                actx__fd_poll of the same poll call
+ *                                (actx__fd_stash_drop when it returns);
  *   actx__fd_embed_fd/sync       actx_backend_fd() and its member.
  */
 int actx__fd_loop_init(actx__loop *loop);
@@ -674,6 +675,7 @@ int actx__fd_embed_fd(actx__loop *loop);
 void actx__fd_embed_sync(actx__loop *loop);
 int actx__fd_poll(actx__loop *loop, actx_ctx *c);
 bool actx__fd_stashed(actx__loop *loop);
+void actx__fd_stash_drop(actx__loop *loop);
 void actx__fd_pop(actx__loop *loop, actx_ctx *child, actx_ctx *parent);
 void actx__fd_loop_shutdown(actx__loop *loop);
 /* timer.c: timers of the current context. */

@@ -53,9 +53,13 @@
  * Events: a wait hands loop-wide events to their handlers at once (the
  * eventfd is read there) and keeps the others (the "stash", emptied as
  * each wait begins: only the latest wait's events are current, and only
- * for the set it waited on); the actx__fd_poll that follows dispatches
- * them without another syscall.  Without a fresh stash of the current
- * context's set (non-blocking poll) actx__fd_poll waits with a zero
+ * for the set it waited on); the actx__fd_poll that follows in the same
+ * poll call dispatches them without another syscall.  A stash is fresh
+ * only until that call returns: one that returns without dispatching it
+ * (a timeout, a signal, a deadline) drops it (actx__fd_stash_drop), or
+ * the next call would trust a stash older than the fds that are ready
+ * now and skip its look at them.  Without a fresh stash of the current
+ * context's set (a non-blocking poll) actx__fd_poll waits with a zero
  * timeout.  Dispatch works on a local copy, so a handler may poll
  * recursively.
  *
@@ -863,6 +867,15 @@ bool actx__fd_stashed(actx__loop *loop)
 
     return loop->nfds != 0 && tab->stash_fresh && tab->nstash != 0 &&
            tab->stash_set == wait_set(tab, loop->cur);
+}
+
+/* The poll call that waited returns: its stash, if left, is stale. */
+void actx__fd_stash_drop(actx__loop *loop)
+{
+    fdtab *tab = loop->fdtab;
+
+    tab->nstash = 0;
+    tab->stash_fresh = false;
 }
 
 /* Deferred handlers of c: try their move again (at most every RETRY_NS). */

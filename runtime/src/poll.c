@@ -285,8 +285,7 @@ static inline void disarm_embedding(actx__loop *loop)
  */
 #define NO_DEADLINE UINT64_MAX
 
-static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
-                                                   uint64_t deadline)
+static inline int wait_and_run(actx__loop *loop, uint64_t deadline)
 {
     bool ran_idle = false, looked = false;
     uint64_t poll_start = 0;
@@ -380,6 +379,26 @@ static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
             return 0; /* only idle BHs were due: ran them, done */
         }
     }
+}
+
+static __attribute__((noinline)) int poll_blocking(actx__loop *loop,
+                                                   uint64_t deadline)
+{
+    int r = wait_and_run(loop, deadline);
+
+    /*
+     * What a wait stashed is for the run_pass after it in this call
+     * (fd.c).  A return that skipped that run_pass (the timeout or the
+     * deadline passed) must not leave it to the next call, whose run_pass
+     * would trust it and miss the fds that turned ready, or were
+     * registered, since.  (loop is gone if work run here shut this
+     * thread's runtime down; with no fd handler, the first registration
+     * drops the stash.)
+     */
+    if (actx__tls_loop == loop && ACTX__UNLIKELY(loop->nfds != 0)) {
+        actx__fd_stash_drop(loop);
+    }
+    return r;
 }
 
 /*

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 
 struct fdrec {
@@ -687,4 +688,190 @@ ACTX_TEST("/fd/read/nested-poll-no-stale-event")
     actx_bh_delete(bh);
     ASSERT_EQ(actx_set_fd_handler(p[0], NULL, NULL, NULL), 0);
     close_pipe(p);
+}
+
+/* --- after a wait that ran nothing ------------------------------------------ */
+
+/*
+ * A blocking wait that ends with nothing run (actx_poll_timeout's timeout,
+ * a signal, the context's deadline) must not make the next iteration
+ * miss a handler whose fd is ready by then: one iteration runs the
+ * current context's ready fd handlers (actx.h, actx_poll).
+ */
+
+static void count(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+enum made_ready {
+    REGISTERED_READY, /* a handler registered for an fd already ready */
+    WRITTEN_AFTER,    /* a registered handler's fd written to */
+};
+
+/* fd: an eventfd; make it a ready fd of the current context. */
+static void make_ready(int fd, enum made_ready how, int *runs)
+{
+    uint64_t one = 1;
+
+    ASSERT_EQ(write(fd, &one, sizeof(one)), (long)sizeof(one));
+    if (how == REGISTERED_READY) {
+        ASSERT_EQ(actx_set_fd_handler(fd, count, NULL, runs), 0);
+    }
+}
+
+/* actx_poll_timeout(timeout_ns) with nothing ready: -ETIMEDOUT. */
+static void poll_times_out(int64_t timeout_ns)
+{
+    int r;
+
+    do {
+        r = actx_poll_timeout(timeout_ns);
+    } while (r == -EINTR);
+    ASSERT_EQ(r, -ETIMEDOUT);
+}
+
+static void ready_after_timeout(enum made_ready how, bool blocking_next)
+{
+    static const int64_t timeouts[] = {0, 1000, 5 * 1000 * 1000};
+    int idle = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), idle_runs = 0;
+
+    ASSERT_GE(idle, 0);
+    /* Something of the context to wait for, never ready. */
+    ASSERT_EQ(actx_set_fd_handler(idle, count, NULL, &idle_runs), 0);
+    for (int polling = 0; polling < 2; polling++) {
+        ASSERT_EQ(actx_set_poll_max_ns(polling ? 100 * 1000 : 0), 0);
+        for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+            int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), runs = 0;
+            struct cb_rec bh_rec = {0};
+            actx_bh *bh = actx_bh_new(rec_fn, &bh_rec);
+
+            ASSERT_GE(e, 0);
+            ASSERT_NOT_NULL(bh);
+            if (how == WRITTEN_AFTER) {
+                ASSERT_EQ(actx_set_fd_handler(e, count, NULL, &runs), 0);
+            }
+            poll_times_out(timeouts[i]);
+            make_ready(e, how, &runs);
+            if (blocking_next) {
+                /* Something else runnable too: the poll does not sleep. */
+                actx_bh_schedule(bh);
+                ASSERT_EQ(actx_poll(true), 1);
+                ASSERT_EQ(bh_rec.runs, 1);
+            } else {
+                ASSERT_EQ(actx_poll(false), 1);
+            }
+            ASSERT_EQ(runs, 1);
+            actx_bh_delete(bh);
+            ASSERT_EQ(actx_set_fd_handler(e, NULL, NULL, NULL), 0);
+            close(e);
+        }
+    }
+    ASSERT_EQ(idle_runs, 0);
+    ASSERT_EQ(actx_set_fd_handler(idle, NULL, NULL, NULL), 0);
+    close(idle);
+}
+
+ACTX_TEST("/fd/after-timeout/registered-ready-runs-at-next-poll")
+{
+    ready_after_timeout(REGISTERED_READY, false);
+}
+
+ACTX_TEST("/fd/after-timeout/written-runs-at-next-poll")
+{
+    ready_after_timeout(WRITTEN_AFTER, false);
+}
+
+ACTX_TEST("/fd/after-timeout/ready-runs-at-next-blocking-poll")
+{
+    ready_after_timeout(REGISTERED_READY, true);
+    ready_after_timeout(WRITTEN_AFTER, true);
+}
+
+/* The context's deadline passes in ACTX_WAIT_WHILE, actx_poll(true) and
+ * actx_poll_timeout: then a ready handler runs at the next poll. */
+ACTX_TEST("/fd/after-deadline/ready-runs-at-next-poll")
+{
+    for (int waiter = 0; waiter < 3; waiter++) {
+        int idle = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), idle_runs = 0;
+        int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), runs = 0;
+
+        ASSERT_GE(idle, 0);
+        ASSERT_GE(e, 0);
+        ASSERT_EQ(actx_push_deadline(actx_now_ns() + 1000 * 1000), 1);
+        ASSERT_EQ(actx_set_fd_handler(idle, count, NULL, &idle_runs), 0);
+        if (waiter == 0) {
+            ASSERT_EQ(ACTX_WAIT_WHILE(idle_runs == 0), -ETIMEDOUT);
+        } else if (waiter == 1) {
+            while (actx_now_ns() < actx_deadline()) {
+                ASSERT_EQ(actx_poll(true), 0);
+            }
+            ASSERT_EQ(actx_poll(true), 0); /* past it: looks, runs nothing */
+        } else {
+            poll_times_out(-1);
+        }
+        make_ready(e, REGISTERED_READY, &runs);
+        ASSERT_EQ(actx_poll(false), 1);
+        ASSERT_EQ(runs, 1);
+        ASSERT_EQ(idle_runs, 0);
+        ASSERT_EQ(actx_set_fd_handler(e, NULL, NULL, NULL), 0);
+        ASSERT_EQ(actx_set_fd_handler(idle, NULL, NULL, NULL), 0);
+        ASSERT_EQ(actx_pop(), 0);
+        close(e);
+        close(idle);
+    }
+}
+
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    got_usr1 = 1;
+}
+
+struct kicker {
+    pthread_t owner;
+    pid_t tid;
+};
+
+static void *kick_owner(void *arg)
+{
+    struct kicker *k = arg;
+
+    wait_until_sleeping(k->tid, 1000);
+    pthread_kill(k->owner, SIGUSR1);
+    return NULL;
+}
+
+/* A signal ends actx_poll_timeout's sleep: a ready handler runs at the
+ * next poll. */
+ACTX_TEST("/fd/after-signal/ready-runs-at-next-poll")
+{
+    struct sigaction sa = {0};
+    struct kicker k = {pthread_self(), test_gettid()};
+    int idle = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), idle_runs = 0;
+    int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), runs = 0;
+    pthread_t t;
+
+    ASSERT_GE(idle, 0);
+    ASSERT_GE(e, 0);
+    sa.sa_handler = on_usr1; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    ASSERT_EQ(actx_set_fd_handler(idle, count, NULL, &idle_runs), 0);
+    ASSERT_EQ(actx_set_poll_max_ns(100 * 1000), 0);
+    t = thread_start(kick_owner, &k);
+    while (!got_usr1) {
+        ASSERT_EQ(actx_poll_timeout(-1), -EINTR);
+    }
+    thread_join(t);
+    make_ready(e, REGISTERED_READY, &runs);
+    ASSERT_EQ(actx_poll(false), 1);
+    ASSERT_EQ(runs, 1);
+    ASSERT_EQ(idle_runs, 0);
+    ASSERT_EQ(actx_set_fd_handler(e, NULL, NULL, NULL), 0);
+    ASSERT_EQ(actx_set_fd_handler(idle, NULL, NULL, NULL), 0);
+    close(e);
+    close(idle);
 }
