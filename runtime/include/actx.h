@@ -44,6 +44,31 @@
  *   - Callbacks never run while a runtime lock is held and never on a thread
  *     other than their owner thread (work functions of the pool aside).
  *
+ * Callbacks and the context stack
+ *   - A callback (BH, done, call, fd handler, timer) may push and pop
+ *     contexts.  The usual case is a nested wait: push, start the I/O,
+ *     ACTX_WAIT_WHILE(), pop.  The callback returns with the stack as it
+ *     found it, and the call that ran it goes on with the other callbacks
+ *     due in its context.
+ *   - A callback that returns with another context current (it pushed and
+ *     did not pop, one level or several, or it popped its own context)
+ *     ends the pass that ran it: that call (actx_poll(), actx_bh_poll(),
+ *     actx_process_queue(), the flush of actx_pop(), ...) runs no more
+ *     callbacks of the context it ran for, none of any kind, and returns
+ *     as usual (1 if anything but an idle BH ran).  What it did not run is
+ *     kept in its context, in its order (moved to the parent with a popped
+ *     context), and runs at a later call while that context is current:
+ *     after the pop of what was pushed, whether the pushing callback or a
+ *     later callback of the pushed context pops it.
+ *   - A wait in progress when that happens (actx_flush(), actx_run(),
+ *     ACTX_WAIT_WHILE(), actx_cancel_context()) goes on polling the
+ *     context now current, so a later callback of it may pop it and the
+ *     wait goes on in the old context; if the current context can make no
+ *     progress, the wait ends as when nothing can (actx_flush():
+ *     -EDEADLK; actx_run() returns 0).
+ *   - At thread shutdown, a context a callback leaves pushed is popped
+ *     again before the next callback of the root runs.
+ *
  * This is the only public header of the runtime; both Python backends
  * read it.  The guide (concepts, the semantics contract, the wake-up
  * protocol, embedding, the ABI policy) is in docs/.
@@ -124,9 +149,9 @@ ACTX_EXTERN int actx_push(void);
  * Re-homing is O(1) but for the child's own fd handlers when the parent
  * has some too (each moves into the parent's epoll set: two epoll_ctl).
  * A callback running inside the flush must leave the context stack as it
- * found it: if a BH leaves it changed, actx_pop returns -EBUSY (with a
- * diagnostic) and pops nothing.  It never allocates and never fails
- * otherwise.
+ * found it: if a BH leaves it changed, the flush runs no more BHs of the
+ * child and actx_pop returns -EBUSY (with a diagnostic) and pops nothing.
+ * It never allocates and never fails otherwise.
  */
 ACTX_EXTERN int actx_pop(void);
 
@@ -177,8 +202,11 @@ ACTX_EXTERN uint64_t actx_deadline(void);
  * popped child contexts re-homed into this one count as its own; requests
  * a done callback makes during the wait are waited for, not cancelled.
  * BHs, calls, fd handlers and timers are left alone (only the current
- * context's callbacks run meanwhile, as in any wait).  Returns the number
- * of requests cancelled (>= 0).  Owner thread only.
+ * context's callbacks run meanwhile, as in any wait).  A done callback
+ * that leaves another context current which can make no progress ends
+ * the wait early: the rest of the context's done callbacks then run after
+ * that context's pop (see "Callbacks and the context stack" above).
+ * Returns the number of requests cancelled (>= 0).  Owner thread only.
  */
 ACTX_EXTERN int actx_cancel_context(void);
 

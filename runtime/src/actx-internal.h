@@ -351,6 +351,23 @@ static inline void actx__leave(actx__loop *loop, bool outer)
     }
 }
 
+/*
+ * A pass runs callbacks of one context c, the current one (actx__bh_poll_ctx,
+ * actx__run_queue, actx__fd_poll, actx__timers_run, poll.c's run_pass, the
+ * flush of actx_pop).  A callback may leave another context current: it
+ * pushed without popping, or popped c.  From then on the pass runs nothing
+ * more of c (no callback of a context runs while another is current,
+ * actx.h: "Callbacks and the context stack"); what it did not run stays
+ * scheduled or queued in c, in its order, or moved with c to its parent,
+ * and runs when that context is current again.  A push and pop within
+ * the callback (a nested wait) leaves c current and the pass goes on.
+ * Every pass asks this after each callback: one load and one compare.
+ */
+static inline bool actx__pass_ends(actx__loop *loop, actx_ctx *c)
+{
+    return ACTX__UNLIKELY(loop->cur != c);
+}
+
 /* Free a dead BH or timer: at once, or later in debug builds. */
 void actx__quarantine(actx__loop *loop, void *obj);
 

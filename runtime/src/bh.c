@@ -390,6 +390,9 @@ int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
             progress = 1;
             loop->st.bh_runs++;
             bh->cb(bh->opaque); /* may delete bh: do not touch it after */
+            if (actx__pass_ends(loop, c)) {
+                break; /* the rest stays listed in c, in order */
+            }
             continue;
         }
         run = local_valid(ls, rf);
@@ -416,6 +419,9 @@ int actx__bh_poll_ctx(actx__loop *loop, actx_ctx *c, bool *ran_idle)
         }
         loop->st.bh_runs++;
         bh->cb(bh->opaque);
+        if (actx__pass_ends(loop, c)) {
+            break;
+        }
     }
     return progress;
 }

@@ -255,8 +255,9 @@ int actx_pop(void)
     if (c->bh_head) {
         bool outer = actx__enter(loop);
         for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
-            if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle)) {
-                break;
+            if (!c->bh_head || !actx__bh_poll_ctx(loop, c, &ran_idle) ||
+                actx__pass_ends(loop, c)) {
+                break; /* done, or a BH changed the stack: -EBUSY below */
             }
         }
         actx__leave(loop, outer);

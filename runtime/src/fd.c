@@ -61,7 +61,10 @@
  * now and skip its look at them.  Without a fresh stash of the current
  * context's set (a non-blocking poll) actx__fd_poll waits with a zero
  * timeout.  Dispatch works on a local copy, so a handler may poll
- * recursively.
+ * recursively.  Dispatch stops when a handler leaves another context
+ * current (actx__pass_ends); the events not dispatched are dropped, and
+ * level-triggered epoll reports those fds again at the first wait of
+ * their context once it is current.
  *
  * Embedding.  actx_backend_fd() is one more epoll set, made at its first
  * call, whose only member is the set of the current context; it follows
@@ -942,6 +945,9 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c)
         if ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) && f->on_read) {
             progress = 1;
             f->on_read(f->opaque);
+            if (actx__pass_ends(loop, c)) {
+                break;
+            }
             /* It may have removed, moved or re-registered itself. */
             f = lookup(tab, evs[i].key);
             if (!f || f->deferred || actx__obj_ctx(&f->ctx) != c) {
@@ -951,6 +957,9 @@ int actx__fd_poll(actx__loop *loop, actx_ctx *c)
         if ((e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && f->on_write) {
             progress = 1;
             f->on_write(f->opaque);
+            if (actx__pass_ends(loop, c)) {
+                break;
+            }
         }
     }
     settle(loop, tab);

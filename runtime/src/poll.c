@@ -16,19 +16,32 @@
 #include <limits.h>
 #include <sched.h>
 
-/* Everything of c that is due now: BHs, queue, ready fds, due timers. */
+/*
+ * Everything of c that is due now: BHs, queue, ready fds, due timers.  Each
+ * stage stops when a callback leaves another context current, and so does
+ * the pass (actx__pass_ends): the rest of c waits for c.
+ */
 static int run_pass(actx__loop *loop, actx_ctx *c, bool *ran_idle)
 {
     int progress = 0;
 
     if (c->bh_head) {
         progress |= actx__bh_poll_ctx(loop, c, ran_idle);
+        if (actx__pass_ends(loop, c)) {
+            return progress;
+        }
     }
     if (c->q_head) {
         progress |= actx__run_queue(loop, c);
+        if (actx__pass_ends(loop, c)) {
+            return progress;
+        }
     }
     if (ACTX__UNLIKELY(loop->nfds != 0)) {
         progress |= actx__fd_poll(loop, c);
+        if (actx__pass_ends(loop, c)) {
+            return progress;
+        }
     }
     if (ACTX__UNLIKELY(c->timers != NULL)) {
         progress |= actx__timers_run(loop, c);
@@ -525,7 +538,12 @@ static int loop_flush(actx__loop *loop)
         if (ACTX__UNLIKELY(expired)) {
             return -ETIMEDOUT;
         }
-        if (actx_poll(true) == 0 && !can_progress(c)) {
+        /*
+         * loop->cur, not c: a callback that left another context pushed
+         * keeps c's work waiting until a callback of that context pops
+         * it, and none will when it can make no progress.
+         */
+        if (actx_poll(true) == 0 && !can_progress(loop->cur)) {
             return -EDEADLK;
         }
         expired = ctx_expired(c);
@@ -572,7 +590,12 @@ int actx_cancel_context(void)
     n = actx__req_cancel_ctx(loop, c);
     actx__drain_if_any(loop);
     while (c->nreq != 0 && actx__tls_loop == loop) {
-        poll_blocking(loop, 0);
+        /* A done callback that left a context pushed that can make no
+         * progress keeps c's requests from finishing: as in loop_flush. */
+        if (poll_blocking(loop, 0) == 0 && loop->cur != c &&
+            !can_progress(loop->cur)) {
+            break;
+        }
     }
     if (actx__tls_loop == loop) {
         actx__io_flush(loop);
@@ -598,8 +621,8 @@ static int loop_run(actx__loop *loop)
             c->stop = false;
             return 0;
         }
-        if (r == 0 && !can_progress(c)) {
-            return 0;
+        if (r == 0 && !can_progress(loop->cur)) {
+            return 0; /* loop->cur: as in loop_flush */
         }
         if (ctx_expired(c)) {
             return -ETIMEDOUT;

@@ -547,7 +547,8 @@ int actx_req_complete(actx_req *req, long ret)
  * Run the queue of c (the current context).  Bounded by the length it had
  * on entry so that a callback that keeps completing requests on its own
  * thread cannot keep one call going forever; items are taken one at a time
- * so a nested poll from a callback continues the same queue.
+ * so a nested poll from a callback continues the same queue.  Stops when a
+ * callback leaves another context current (actx__pass_ends).
  */
 int actx__run_queue(actx__loop *loop, actx_ctx *c)
 {
@@ -586,6 +587,9 @@ int actx__run_queue(actx__loop *loop, actx_ctx *c)
             }
             actx__ctx_unref_ref(call->ctx);
             free(call);
+        }
+        if (actx__pass_ends(loop, c)) {
+            break; /* the rest stays queued in c, in order */
         }
     }
     return ran;

@@ -261,12 +261,35 @@ static void quarantine_flush(actx__loop *loop)
 #endif
 }
 
-/* Run what can run in the root until nothing more does (bounded). */
+/*
+ * Pop back to the root.  A pop fails (-EBUSY) only when a BH of its flush
+ * changed the stack; popping again undoes that too.  Bounded against a BH
+ * that pushes at every flush: the root is then not current and shutdown
+ * runs none of its callbacks (actx__pass_ends).
+ */
+static bool pop_to_root(actx__loop *loop)
+{
+    int busy = 0;
+
+    while (loop->cur->parent && busy < ACTX__POP_FLUSH_ROUNDS) {
+        if (actx_pop() < 0) {
+            busy++;
+        }
+    }
+    return loop->cur == loop->root;
+}
+
+/*
+ * Run what can run in the root until nothing more does (bounded).  A
+ * callback may leave a context pushed; it is popped before the next round
+ * (its things re-homed to the root), so that the root's callbacks run only
+ * while the root is current.
+ */
 static void run_accepted(actx__loop *loop)
 {
     int i;
 
-    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
+    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS && pop_to_root(loop); i++) {
         if (!actx_poll(false) && !loop->cur->q_head) {
             break;
         }
@@ -292,11 +315,7 @@ void actx__shutdown_now(actx__loop *loop)
 {
     loop->in_cb = loop->shutdown_deferred = false;
     loop->closing = true;
-    while (loop->cur->parent) {
-        if (actx_pop() < 0) {
-            break;
-        }
-    }
+    pop_to_root(loop);
     actx__assert(loop->cur == loop->root);
 
     /*
@@ -310,7 +329,7 @@ void actx__shutdown_now(actx__loop *loop)
     actx__drain(loop, true);
     run_accepted(loop);
     /* Whatever still sits in the queue (bounded rounds ran out) runs now. */
-    while (loop->root->q_head) {
+    while (pop_to_root(loop) && loop->root->q_head) {
         actx__run_queue(loop, loop->root);
     }
     /* Ring operations still in flight finish (refused) before it closes. */

@@ -31,7 +31,9 @@
  * per actx_timer_mod and the callback may mod, del or free it (or others).
  * A run fires at most as many timers as the heap held when it started: a
  * callback that keeps re-arming in the past cannot trap the loop in one
- * poll; the rest are due at the next one.
+ * poll; the rest are due at the next one.  A run also ends when a callback
+ * leaves another context current (actx__pass_ends): the due timers not
+ * fired stay armed in their context and fire when it is current again.
  *
  * Timers still alive at thread shutdown are freed with the loop (as BHs
  * are); using one afterwards is a use-after-free.  In debug builds a freed
@@ -351,6 +353,9 @@ int actx__timers_run(actx__loop *loop, actx_ctx *c)
         loop->st.timers_fired++;
         ran = 1;
         t->cb(t->opaque); /* t may be gone from here on */
+        if (actx__pass_ends(loop, c)) {
+            break; /* the other due timers stay armed in c */
+        }
     }
     return ran;
 }
