@@ -149,6 +149,45 @@ void wait_until_sleeping(pid_t tid, unsigned delay_us)
     }
 }
 
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    got_usr1 = 1;
+}
+
+struct kicker {
+    pthread_t owner;
+    pid_t tid;
+};
+
+static void *kick_owner(void *arg)
+{
+    struct kicker *k = arg;
+
+    wait_until_sleeping(k->tid, 1000);
+    pthread_kill(k->owner, SIGUSR1);
+    return NULL;
+}
+
+void poll_until_signalled(void)
+{
+    struct sigaction sa = {0};
+    struct kicker k = {pthread_self(), test_gettid()};
+    pthread_t t;
+
+    sa.sa_handler = on_usr1; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    got_usr1 = 0;
+    ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    t = thread_start(kick_owner, &k);
+    while (!got_usr1) {
+        ASSERT_EQ(actx_poll_timeout(-1), -EINTR);
+    }
+    thread_join(t);
+}
+
 enum later_op { OP_COMPLETE, OP_CALL, OP_STOP, OP_SCHEDULE };
 
 struct later {

@@ -822,50 +822,18 @@ ACTX_TEST("/fd/after-deadline/ready-runs-at-next-poll")
     }
 }
 
-static volatile sig_atomic_t got_usr1;
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    got_usr1 = 1;
-}
-
-struct kicker {
-    pthread_t owner;
-    pid_t tid;
-};
-
-static void *kick_owner(void *arg)
-{
-    struct kicker *k = arg;
-
-    wait_until_sleeping(k->tid, 1000);
-    pthread_kill(k->owner, SIGUSR1);
-    return NULL;
-}
-
 /* A signal ends actx_poll_timeout's sleep: a ready handler runs at the
  * next poll. */
 ACTX_TEST("/fd/after-signal/ready-runs-at-next-poll")
 {
-    struct sigaction sa = {0};
-    struct kicker k = {pthread_self(), test_gettid()};
     int idle = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), idle_runs = 0;
     int e = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), runs = 0;
-    pthread_t t;
 
     ASSERT_GE(idle, 0);
     ASSERT_GE(e, 0);
-    sa.sa_handler = on_usr1; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
     ASSERT_EQ(actx_set_fd_handler(idle, count, NULL, &idle_runs), 0);
     ASSERT_EQ(actx_set_poll_max_ns(100 * 1000), 0);
-    t = thread_start(kick_owner, &k);
-    while (!got_usr1) {
-        ASSERT_EQ(actx_poll_timeout(-1), -EINTR);
-    }
-    thread_join(t);
+    poll_until_signalled();
     make_ready(e, REGISTERED_READY, &runs);
     ASSERT_EQ(actx_poll(false), 1);
     ASSERT_EQ(runs, 1);

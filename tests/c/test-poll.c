@@ -682,47 +682,14 @@ ACTX_TEST("/poll/timeout/idle-bh")
     actx_bh_delete(bh);
 }
 
-static volatile sig_atomic_t got_usr1;
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    got_usr1 = 1;
-}
-
-struct kicker {
-    pthread_t owner;
-    pid_t tid;
-};
-
-static void *kick_owner(void *arg)
-{
-    struct kicker *k = arg;
-
-    wait_until_sleeping(k->tid, 1000);
-    pthread_kill(k->owner, SIGUSR1);
-    return NULL;
-}
-
 /* A signal ends the sleep: -EINTR, nothing run; the request still runs
  * later. */
 ACTX_TEST("/poll/timeout/signal-interrupts")
 {
-    struct sigaction sa = {0};
     struct cb_rec rec = {0};
-    struct kicker k = {pthread_self(), test_gettid()};
     actx_req *req = actx_req_new(rec_done, &rec);
-    pthread_t t;
 
-    sa.sa_handler = on_usr1; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
-    t = thread_start(kick_owner, &k);
-    while (!got_usr1) {
-        ASSERT_EQ(actx_poll_timeout(-1), -EINTR);
-    }
-    thread_join(t);
-    ASSERT_EQ(got_usr1, 1);
+    poll_until_signalled();
     ASSERT_EQ(rec.runs, 0);
     ASSERT_EQ(complete_from_thread(req, 4), 0);
     ASSERT_EQ(poll_timeout(-1), 1);

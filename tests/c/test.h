@@ -198,6 +198,13 @@ pid_t test_gettid(void);
 void wait_until_sleeping(pid_t tid, unsigned delay_us);
 
 /*
+ * Block in actx_poll_timeout(-1) until a signal ends the sleep: another
+ * thread sends SIGUSR1 (handler without SA_RESTART) once this one sleeps.
+ * Asserts that every such call returned -EINTR, nothing run.
+ */
+void poll_until_signalled(void);
+
+/*
  * Do one cross-thread operation from a new thread: first usleep(delay_us),
  * then (if sleeper != 0) wait until that thread sleeps, then do it and
  * store the return value in *rc (if rc).  Join with thread_join().

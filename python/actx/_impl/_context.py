@@ -71,16 +71,26 @@ def _pop_deferred(st):
         if _pop() < 0:  # cannot happen: t is C's current context
             break
         t.left = None
-        for i, x in enumerate(cm._toks):
-            if x is t:
-                del cm._toks[i]
-                break
+        _left(cm, st, t)
+
+
+def _left(cm, st, t):
+    """Python's side of the C pop of t's context, entered by cm: t leaves
+    cm's entries and the top of st's stack; its timers go to the parent.
+    (async_context.__exit__ has it inline: the hot path.)"""
+    toks = cm._toks
+    for j in range(len(toks) - 1, -1, -1):
+        if toks[j] is t:
+            del toks[j]
+            break
+    stack = st.stack
+    if stack[-1] is t:
         stack.pop()
-        t.fwd = st.top = stack[-1]
-        if t.timers is not None:
-            _timers_popped(t, st.top)
-        if st.stops:
-            st.stops.discard(t)
+    t.fwd = st.top = stack[-1]
+    if t.timers is not None:  # _timers_popped clears it
+        _timers_popped(t, st.top)
+    if st.stops:
+        st.stops.discard(t)
 
 
 # A signal's exception (Ctrl-C: a Python signal handler that raises) can
@@ -131,20 +141,8 @@ def _exit_finish(cm, st, t):
         if _pop() < 0:
             return
         depth -= 1
-    if depth != t.cid - 1:
-        return
-    toks = cm._toks
-    for j in range(len(toks) - 1, -1, -1):
-        if toks[j] is t:
-            del toks[j]
-            break
-    if stack[-1] is t:
-        stack.pop()
-    t.fwd = st.top = stack[-1]
-    if t.timers is not None:  # _timers_popped clears it
-        _timers_popped(t, st.top)
-    if st.stops:
-        st.stops.discard(t)
+    if depth == t.cid - 1:
+        _left(cm, st, t)
 
 
 def pop() -> None:
