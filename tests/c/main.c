@@ -21,6 +21,8 @@
 
 #include "runner.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 
@@ -381,12 +383,16 @@ static void usage(const char *argv0)
     fprintf(stderr, "usage: %s [-l] [-n] [PREFIX...]\n", argv0);
 }
 
+const char *test_argv0;
+
 int main(int argc, char **argv)
 {
     bool list = false, nofork = false;
     char **prefix = calloc((size_t)argc + 1, sizeof(*prefix));
     int nprefix = 0, passed = 0, failed = 0;
     double scale = runner_timeout_scale();
+
+    test_argv0 = argv[0];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-l") == 0) {

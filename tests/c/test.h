@@ -205,6 +205,12 @@ void wait_until_sleeping(pid_t tid, unsigned delay_us);
 void poll_until_signalled(void);
 
 /*
+ * How this program was started (main's argv[0]), to run it again in a
+ * fresh process (/proc/self/exe is valgrind's own under valgrind).
+ */
+extern const char *test_argv0;
+
+/*
  * Do one cross-thread operation from a new thread: first usleep(delay_us),
  * then (if sleeper != 0) wait until that thread sleeps, then do it and
  * store the return value in *rc (if rc).  Join with thread_join().
