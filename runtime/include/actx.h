@@ -65,7 +65,8 @@
  *     context now current, so a later callback of it may pop it and the
  *     wait goes on in the old context; if the current context can make no
  *     progress, the wait ends as when nothing can (actx_flush():
- *     -EDEADLK; actx_run() returns 0).
+ *     -EDEADLK; actx_run() returns 0), and once its deadline has passed,
+ *     as when the wait's own has (-ETIMEDOUT).
  *   - At thread shutdown, a context a callback leaves pushed is popped
  *     again before the next callback of the root runs.
  *
@@ -499,20 +500,24 @@ ACTX_EXTERN int actx_stop(actx_ctx *ctx);
  * no more progress while cond still holds.  Since 1.2, to -ETIMEDOUT when
  * cond still holds after the current context's effective deadline
  * (actx_push_deadline()): the poll that reaches it first runs what is
- * runnable; nothing is cancelled (see actx_cancel_context()).  Owner
- * thread only.
+ * runnable; nothing is cancelled (see actx_cancel_context()).  Also
+ * -ETIMEDOUT once a context a callback left pushed (it became the current
+ * one) has passed its deadline.  Owner thread only.
  */
 #define ACTX_WAIT_WHILE(cond)                                                  \
     __extension__({                                                            \
         int actx_wait_ret_ = 0;                                                \
         uint64_t actx_wait_dl_ = actx_deadline();                              \
         while (cond) {                                                         \
-            if (actx_poll(true) == 0 && !actx_can_progress() && (cond)) {      \
+            int actx_wait_r_ = actx_poll(true);                                \
+            if (actx_wait_r_ == 0 && !actx_can_progress() && (cond)) {         \
                 actx_wait_ret_ = -EDEADLK;                                     \
                 break;                                                         \
             }                                                                  \
-            if (__builtin_expect(actx_wait_dl_ != UINT64_MAX, 0) &&            \
-                actx_now_ns() >= actx_wait_dl_ && (cond)) {                    \
+            if (((__builtin_expect(actx_wait_dl_ != UINT64_MAX, 0) &&          \
+                  actx_now_ns() >= actx_wait_dl_) ||                           \
+                 (actx_wait_r_ == 0 && actx_now_ns() >= actx_deadline())) &&   \
+                (cond)) {                                                      \
                 actx_wait_ret_ = -ETIMEDOUT;                                   \
                 break;                                                         \
             }                                                                  \

@@ -546,7 +546,9 @@ static int loop_flush(actx__loop *loop)
         if (actx_poll(true) == 0 && !can_progress(loop->cur)) {
             return -EDEADLK;
         }
-        expired = ctx_expired(c);
+        /* Also loop->cur's: a context left pushed whose deadline passed
+         * sleeps no more, and the flush would spin on it. */
+        expired = ctx_expired(c) || ctx_expired(loop->cur);
     }
 }
 
@@ -624,8 +626,8 @@ static int loop_run(actx__loop *loop)
         if (r == 0 && !can_progress(loop->cur)) {
             return 0; /* loop->cur: as in loop_flush */
         }
-        if (ctx_expired(c)) {
-            return -ETIMEDOUT;
+        if (ctx_expired(c) || ctx_expired(loop->cur)) {
+            return -ETIMEDOUT; /* loop->cur: as in loop_flush */
         }
     }
 }

@@ -578,6 +578,68 @@ ACTX_TEST_TIMEOUT("/ctx/cb-push/run-returns", 10)
     }
 }
 
+/*
+ * A BH that pushes a context with a deadline and keeps a handle on it (it
+ * can make progress: a call to it may pop it), then returns.  Once that
+ * deadline passes, a poll there sleeps no more: a wait in progress must
+ * end with -ETIMEDOUT, not spin on it.
+ */
+static actx_ctx *pushed_dl;
+
+static void push_deadline_fn(void *opaque)
+{
+    (void)opaque;
+    ASSERT_EQ(actx_push_deadline(actx_now_ns() + 1000 * 1000), 1);
+    pushed_dl = actx_ctx_current();
+}
+
+enum dl_wait { DL_FLUSH, DL_RUN, DL_WAIT_WHILE };
+
+static void pushed_deadline_ends_wait(enum dl_wait w)
+{
+    struct cb_rec rest = {0};
+    actx_bh *a = actx_bh_new(push_deadline_fn, NULL);
+    actx_req *req = actx_req_new(rec_done, &rest);
+    int r = 0;
+
+    actx_bh_schedule(a);
+    switch (w) {
+    case DL_FLUSH:
+        r = actx_flush();
+        break;
+    case DL_RUN:
+        r = actx_run();
+        break;
+    case DL_WAIT_WHILE:
+        r = ACTX_WAIT_WHILE(rest.runs == 0);
+        break;
+    }
+    ASSERT_EQ(r, -ETIMEDOUT);
+    ASSERT_EQ(actx_context_id(), 1);
+    ASSERT_EQ(rest.runs, 0);
+    ASSERT_EQ(actx_pop(), 0);
+    actx_ctx_unref(pushed_dl);
+    ASSERT_EQ(actx_req_complete(req, 3), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(rest.runs, 1);
+    actx_bh_delete(a);
+}
+
+ACTX_TEST_TIMEOUT("/ctx/cb-push/deadline-passed/flush-ends", 10)
+{
+    pushed_deadline_ends_wait(DL_FLUSH);
+}
+
+ACTX_TEST_TIMEOUT("/ctx/cb-push/deadline-passed/run-ends", 10)
+{
+    pushed_deadline_ends_wait(DL_RUN);
+}
+
+ACTX_TEST_TIMEOUT("/ctx/cb-push/deadline-passed/wait-while-ends", 10)
+{
+    pushed_deadline_ends_wait(DL_WAIT_WHILE);
+}
+
 /* Shutdown runs what was accepted; a call that pushes is popped again and
  * the rest runs in the root. */
 static struct probe shutdown_probes[3];
