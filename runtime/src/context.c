@@ -235,10 +235,12 @@ uint64_t actx_deadline(void)
     return loop ? loop->cur->deadline : UINT64_MAX;
 }
 
+static int pop_rehome(actx__loop *loop, actx_ctx *c);
+
 int actx_pop(void)
 {
     actx__loop *loop = actx__loop_get();
-    actx_ctx *c, *p;
+    actx_ctx *c;
     bool ran_idle;
     int i;
 
@@ -269,6 +271,27 @@ int actx_pop(void)
         actx__misuse(__func__, "a BH left the context stack changed");
         return -EBUSY;
     }
+    return pop_rehome(loop, c);
+}
+
+/*
+ * Shutdown only (thread.c): pop the current context without its flush.
+ * Its scheduled BHs move to the parent still scheduled, as the rest of
+ * it does.  For a BH that changes the stack at every flush, so that
+ * actx_pop never succeeds.
+ */
+int actx__pop_noflush(actx__loop *loop)
+{
+    if (!loop->cur->parent) {
+        return -EINVAL;
+    }
+    return pop_rehome(loop, loop->cur);
+}
+
+/* Steps 3-4 of actx_pop: c, the current context, goes. */
+static int pop_rehome(actx__loop *loop, actx_ctx *c)
+{
+    actx_ctx *p;
 
     /* 3: re-home to the parent.  Lists are spliced, so order is kept. */
     p = c->parent;

@@ -263,20 +263,22 @@ static void quarantine_flush(actx__loop *loop)
 
 /*
  * Pop back to the root.  A pop fails (-EBUSY) only when a BH of its flush
- * changed the stack; popping again undoes that too.  Bounded against a BH
- * that pushes at every flush: the root is then not current and shutdown
- * runs none of its callbacks (actx__pass_ends).
+ * changed the stack; popping again undoes that too.  Against a BH that
+ * changes it at every flush, the pops after ACTX__POP_FLUSH_ROUNDS such
+ * failures skip the flush (its BHs move to the root, still scheduled):
+ * shutdown always gets back to the root.
  */
-static bool pop_to_root(actx__loop *loop)
+static void pop_to_root(actx__loop *loop)
 {
     int busy = 0;
 
-    while (loop->cur->parent && busy < ACTX__POP_FLUSH_ROUNDS) {
-        if (actx_pop() < 0) {
+    while (loop->cur->parent) {
+        if (busy >= ACTX__POP_FLUSH_ROUNDS) {
+            actx__pop_noflush(loop);
+        } else if (actx_pop() < 0) {
             busy++;
         }
     }
-    return loop->cur == loop->root;
 }
 
 /*
@@ -289,7 +291,8 @@ static void run_accepted(actx__loop *loop)
 {
     int i;
 
-    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS && pop_to_root(loop); i++) {
+    for (i = 0; i < ACTX__POP_FLUSH_ROUNDS; i++) {
+        pop_to_root(loop);
         if (!actx_poll(false) && !loop->cur->q_head) {
             break;
         }
@@ -329,7 +332,7 @@ void actx__shutdown_now(actx__loop *loop)
     actx__drain(loop, true);
     run_accepted(loop);
     /* Whatever still sits in the queue (bounded rounds ran out) runs now. */
-    while (pop_to_root(loop) && loop->root->q_head) {
+    for (pop_to_root(loop); loop->root->q_head; pop_to_root(loop)) {
         actx__run_queue(loop, loop->root);
     }
     /* Ring operations still in flight finish (refused) before it closes. */

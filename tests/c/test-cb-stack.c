@@ -657,6 +657,38 @@ ACTX_TEST("/ctx/cb-push/thread-shutdown")
     ran_in_order(shutdown_probes, 3);
 }
 
+/*
+ * A BH that pushes a context every time it runs, and reschedules itself:
+ * the flush of every pop of its context runs it and leaves the stack
+ * changed (-EBUSY), and so does every pass of the root it moves to.
+ * Shutdown must still get back to the root and run what was accepted.
+ */
+static actx_bh *repush_bh;
+static int repush_runs;
+
+static void repush_fn(void *opaque)
+{
+    (void)opaque;
+    repush_runs++;
+    actx_bh_schedule(repush_bh);
+    (void)actx_push();
+}
+
+ACTX_TEST_TIMEOUT("/ctx/cb-push/thread-shutdown-with-a-bh-that-pushes", 60)
+{
+    struct cb_rec rest = {0};
+
+    ASSERT_EQ(actx_req_complete(actx_req_new(rec_done, &rest), 5), 0);
+    ASSERT_EQ(actx_push(), 1);
+    repush_bh = actx_bh_new(repush_fn, NULL);
+    ASSERT_NOT_NULL(repush_bh);
+    actx_bh_schedule(repush_bh);
+    actx_thread_shutdown();
+    ASSERT_GT(repush_runs, 0);
+    ASSERT_EQ(rest.runs, 1);
+    ASSERT_EQ(rest.ret, 5);
+}
+
 /* actx_cancel_context while a done callback leaves a context pushed that
  * can do nothing: the wait for the other request could never end. */
 ACTX_TEST_TIMEOUT("/ctx/cb-push/cancel-context-returns", 10)
