@@ -363,7 +363,7 @@ static inline void actx__leave(actx__loop *loop, bool outer)
  * the callback (a nested wait) leaves c current and the pass goes on.
  * Every pass asks this after each callback: one load and one compare.
  */
-int actx__pop_noflush(actx__loop *loop); /* context.c, for shutdown */
+void actx__pop_noflush(actx__loop *loop); /* context.c, for shutdown */
 
 static inline bool actx__pass_ends(actx__loop *loop, actx_ctx *c)
 {

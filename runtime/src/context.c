@@ -235,7 +235,7 @@ uint64_t actx_deadline(void)
     return loop ? loop->cur->deadline : UINT64_MAX;
 }
 
-static int pop_rehome(actx__loop *loop, actx_ctx *c);
+static void pop_rehome(actx__loop *loop, actx_ctx *c);
 
 int actx_pop(void)
 {
@@ -271,7 +271,8 @@ int actx_pop(void)
         actx__misuse(__func__, "a BH left the context stack changed");
         return -EBUSY;
     }
-    return pop_rehome(loop, c);
+    pop_rehome(loop, c);
+    return 0;
 }
 
 /*
@@ -280,16 +281,14 @@ int actx_pop(void)
  * it does.  For a BH that changes the stack at every flush, so that
  * actx_pop never succeeds.
  */
-int actx__pop_noflush(actx__loop *loop)
+void actx__pop_noflush(actx__loop *loop)
 {
-    if (!loop->cur->parent) {
-        return -EINVAL;
-    }
-    return pop_rehome(loop, loop->cur);
+    actx__assert(loop->cur->parent);
+    pop_rehome(loop, loop->cur);
 }
 
 /* Steps 3-4 of actx_pop: c, the current context, goes. */
-static int pop_rehome(actx__loop *loop, actx_ctx *c)
+static void pop_rehome(actx__loop *loop, actx_ctx *c)
 {
     actx_ctx *p;
 
@@ -336,11 +335,11 @@ static int pop_rehome(actx__loop *loop, actx_ctx *c)
             c->fwd = NULL;
             c->parent = loop->ctx_free;
             loop->ctx_free = c;
-            return 0;
+            return;
         }
         atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
         actx__ctx_unref_ref(c);
-        return 0;
+        return;
     }
     /* Still named by objects or handles: keep it, forwarding to p. */
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
@@ -351,7 +350,6 @@ static int pop_rehome(actx__loop *loop, actx_ctx *c)
         loop->zombies->zprev = c;
     }
     loop->zombies = c;
-    return 0;
 }
 
 int actx_context_id(void)

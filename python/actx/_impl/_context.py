@@ -6,7 +6,8 @@ from . import _common
 from ._thread import (
     _bridges, _current_task, _get_ident, _get_running_loop, _kick, _oserror,
     _Ended, _here, _nested, _pool_states, _state_of,
-    _pending, _pop, _push, _raise_pending, _state, _task_of, timed_out,
+    _pending, _pop, _push, _raise_pending, refuse_bool, _state, _task_of,
+    timed_out,
     _Token)
 from ._timers import _timers_popped
 from ._asyncio import asyncio
@@ -446,9 +447,7 @@ _new_token = object.__new__
 def _seconds(x, what):
     """x seconds (a real number) in ns on actx_now_ns()'s clock; None
     when it is too far (infinity) to be a deadline."""
-    if isinstance(x, bool):  # an int, but no number of seconds
-        raise TypeError('async_context: %s must be a number, not bool'
-                        % what)
+    refuse_bool(x, 'async_context: ' + what)
     try:
         ns = x * 1e9
     except TypeError:

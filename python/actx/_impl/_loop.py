@@ -9,6 +9,7 @@ from ._thread import (
     _backend_fd, _bridges, _can_progress, collect_exceptions, loop_ended,
     context_timeout, end_collect, _flush_slice,
     _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _pending_of,
+    refuse_bool,
     _nested, _poll_block, _poll_nb, _poll_timeout, _raise_pending,
     reap_orphans,
     _release_thread, _SLICE_MS, _SLICE_NS, _state, timed_out, _timeout_ms,
@@ -363,9 +364,7 @@ class LoopThread:
 
     def join(self, timeout: float = None) -> None:
         """Wait until the thread ended, at most timeout seconds."""
-        if isinstance(timeout, bool):  # an int, but no number of seconds
-            raise TypeError('join: timeout must be a number of seconds, '
-                            'not bool')
+        refuse_bool(timeout, 'join: timeout')
         self._thread.join(timeout)
 
     def is_alive(self) -> bool:

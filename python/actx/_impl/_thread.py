@@ -221,9 +221,15 @@ def int_arg(x, lo, hi, what):
     return x
 
 
+def refuse_bool(x, what):
+    """TypeError for True/False as a number of seconds: ints, but no
+    duration anyone means."""
+    if isinstance(x, bool):
+        raise TypeError('%s must be a number of seconds, not bool' % what)
+
+
 def _timeout_ns(timeout):
-    if isinstance(timeout, bool):  # an int, but no number of seconds
-        raise TypeError('timeout must be a number of seconds, not bool')
+    refuse_bool(timeout, 'timeout')
     ns = timeout * 1e9  # TypeError for what is not a number
     if ns != ns:
         return 0  # as concurrent.futures: no time to wait
