@@ -221,22 +221,28 @@ static void actx_py_bh_c(void *opaque)
  *   store(exc)          keeps an exception for the API call to raise;
  *   done(request, ret)  a request's done, on its owner thread;
  *   work(request)       a submit work function, on a pool thread: 0, or
- *                       -1 when it raised (kept on the request).
+ *                       -1 when it raised (kept on the request);
+ *   refused(request)    its completion was refused (its owner's runtime
+ *                       shut down first), on the completing thread: done
+ *                       will never run, so the request fails there.
  * Everything here uses only the limited API cffi compiles against.
  */
 static PyObject *actx_py_store_hook;
 static PyObject *actx_py_done_hook;
 static PyObject *actx_py_work_hook;
+static PyObject *actx_py_refused_hook;
 
 static void actx_py_set_req_hooks(PyObject *store, PyObject *done,
-                                  PyObject *work)
+                                  PyObject *work, PyObject *refused)
 {
     Py_XINCREF(store);
     Py_XINCREF(done);
     Py_XINCREF(work);
+    Py_XINCREF(refused);
     actx_py_store_hook = store;
     actx_py_done_hook = done;
     actx_py_work_hook = work;
+    actx_py_refused_hook = refused;
 }
 
 /* fn(arg), GIL held. */
@@ -498,8 +504,10 @@ static actx_req *actx_py_req_new(void *obj)
 
 /*
  * A completion refused because its owner thread's runtime shut down: done
- * never runs, so release what it would have released.  Other done
- * functions (the other binding's, a C user's) go to the previous hook.
+ * never runs, so the request fails here (the refused hook: its waiters on
+ * other threads wake) and what done would have released is released.
+ * Other done functions (the other binding's, a C user's) go to the
+ * previous hook.
  */
 static actx_refused_fn *actx_py_prev_refused;
 
@@ -514,6 +522,16 @@ static void actx_py_refused_c(actx_done_fn *done, void *opaque, long ret)
     if (actx_py_may_enter()) {
         PyGILState_STATE g = PyGILState_Ensure();
 
+        if (actx_py_refused_hook) {
+            PyObject *r =
+                actx_py_call1(actx_py_refused_hook, (PyObject *)opaque);
+
+            if (r) {
+                Py_DECREF(r);
+            } else {
+                PyErr_WriteUnraisable(actx_py_refused_hook);
+            }
+        }
         Py_DECREF((PyObject *)opaque);
         PyGILState_Release(g);
     }
@@ -671,13 +689,13 @@ static PyObject *actx_py_m_pwrite(PyObject *self, PyObject *args)
 
 static PyObject *actx_py_m_set_req_hooks(PyObject *self, PyObject *args)
 {
-    PyObject *store, *done, *work;
+    PyObject *store, *done, *work, *refused;
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOO", &store, &done, &work)) {
+    if (!PyArg_ParseTuple(args, "OOOO", &store, &done, &work, &refused)) {
         return NULL;
     }
-    actx_py_set_req_hooks(store, done, work);
+    actx_py_set_req_hooks(store, done, work, refused);
     Py_RETURN_NONE;
 }
 

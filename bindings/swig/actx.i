@@ -109,14 +109,15 @@ static void actx_py_enter_log(int level, const char *msg)
 #include "actx_py.h"
 
 static void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
-                              PyObject *drain, PyObject *log)
+                              PyObject *refused, PyObject *drain,
+                              PyObject *log)
 {
     Py_XINCREF(log);
     actx_py_log_hook = log;
     actx_py_install_log();
     Py_XINCREF(drain);
     actx_py_drain_hook = drain;
-    actx_py_set_req_hooks(store, done, work);
+    actx_py_set_req_hooks(store, done, work, refused);
     actx_py_install_refused();
 }
 
@@ -215,5 +216,5 @@ ACTX_PY_PTR(struct actx_py_q *)
 %include "actx_py.h"
 
 void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
-                       PyObject *drain, PyObject *log);
+                       PyObject *refused, PyObject *drain, PyObject *log);
 PyObject *actx_py_stats(void);

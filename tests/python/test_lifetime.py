@@ -1,4 +1,6 @@
 """Objects live exactly as long as C needs them."""
+import asyncio
+import concurrent.futures
 import gc
 import logging
 import sys
@@ -118,7 +120,8 @@ def test_request_of_a_loop_shut_down(pool, caplog):
     (thread_shutdown()) can never complete: result() raises DeadlockError
     saying so (not "belongs to an outer context"), and cancel() returns
     False without calling into C (the request is gone there: no
-    misleading diagnostic)."""
+    misleading diagnostic).  It fails (done, DeadlockError) when its work
+    ends, and at once for a new_request() nobody completed."""
     ax = pool
     ev = threading.Event()
     try:
@@ -135,13 +138,121 @@ def test_request_of_a_loop_shut_down(pool, caplog):
                     assert 'shut down' in str(e.value)
                     assert 'outer context' not in str(e.value)
                 assert req.cancel() is False
-                assert not req.done() and not req.cancelled()
+                assert not req.cancelled()
+            assert made.done()
+            assert not running.done() and not inner.done()  # work runs
+            with pytest.raises(concurrent.futures.InvalidStateError):
+                made.set_result(1)
+            ev.set()
+            done, _ = concurrent.futures.wait([running, inner], timeout=60)
+            assert done == {running, inner}
+            for req in (running, inner):
+                assert isinstance(req.exception(), ax.DeadlockError)
+                assert req.cancel() is False and not req.cancelled()
         assert [r.getMessage() for r in caplog.records
                 if r.name == 'actx'] == []
     finally:
         ev.set()
     assert ax.context_id() == 0
     assert ax.submit(pow, 3, 3).result() == 27  # the new loop works
+
+
+def _owner_thread_ends_with(ax, make):
+    """A thread makes requests (make(ax) -> list) and ends with them
+    outstanding (its loop shuts down); the requests, for other threads."""
+    box = []
+    t = threading.Thread(target=lambda: box.extend(make(ax)))
+    t.start()
+    t.join()
+    return box
+
+
+def test_other_thread_waiter_wakes_when_owner_loop_ended(pool):
+    """concurrent.futures.wait() on another thread for a request whose
+    owner thread ended while its work ran: the work's end fails the
+    request (DeadlockError) and wakes the waiter; its done callbacks,
+    which could only run on the owner, never run."""
+    ax = pool
+    ev = threading.Event()
+    ran = []
+    try:
+        def make(ax):
+            req = ax.submit(ev.wait, 30)
+            req.add_done_callback(ran.append)
+            return [req]
+        req, = _owner_thread_ends_with(ax, make)
+        assert not req.done()
+        ev.set()
+        done, _ = concurrent.futures.wait([req], timeout=60)
+        assert done == {req}
+        with pytest.raises(ax.DeadlockError) as e:
+            req.result()
+        assert 'shut down' in str(e.value)
+        assert isinstance(req.exception(), ax.DeadlockError)
+        assert list(concurrent.futures.as_completed([req], timeout=1)) == \
+            [req]
+        assert ran == []
+    finally:
+        ev.set()
+
+
+def test_other_thread_await_wakes_when_owner_loop_ended(pool):
+    """A task awaiting (on another thread) a request whose owner thread
+    ended: it raises DeadlockError when the work ends, instead of
+    waiting for ever."""
+    ax = pool
+    ev = threading.Event()
+    try:
+        req, = _owner_thread_ends_with(
+            ax, lambda ax: [ax.submit(ev.wait, 30)])
+
+        async def waiter():
+            asyncio.get_running_loop().call_later(0.05, ev.set)
+            return await asyncio.wait_for(req, 60)
+        with pytest.raises(ax.DeadlockError):
+            asyncio.run(waiter())
+        assert req.done() and not req.cancelled()
+    finally:
+        ev.set()
+
+
+def test_new_request_fails_when_owner_loop_ended(ax):
+    """A new_request() nobody completed when its owner thread ended: it
+    fails at once (DeadlockError), waking a waiter on another thread; a
+    completer that comes later finds it complete (InvalidStateError), and
+    its C request is freed (nothing left outstanding or leaked)."""
+    woke = []
+    gate = threading.Event()
+    box = []
+
+    def owner():
+        box.append(ax.new_request())
+        gate.wait(30)           # the waiter below waits before we end
+
+    def waiter():
+        while not box:
+            threading.Event().wait(0.001)
+        gate.set()
+        done, _ = concurrent.futures.wait(box, timeout=60)
+        woke.append(done)
+    refused = ax.stats()['posts_refused_all']
+    w = threading.Thread(target=waiter)
+    w.start()
+    t = threading.Thread(target=owner)
+    t.start()
+    t.join()
+    w.join()
+    req, = box
+    assert woke == [{req}]
+    with pytest.raises(ax.DeadlockError):
+        req.result()
+    with pytest.raises(concurrent.futures.InvalidStateError):
+        req.set_result(1)
+    with pytest.raises(concurrent.futures.InvalidStateError):
+        req.set_exception(ValueError)
+    assert req.cancel() is False
+    # Its C request was completed and refused at the shutdown (freed).
+    assert ax.stats()['posts_refused_all'] == refused + 1
 
 
 def test_handle_unref_from_other_thread(ax):

@@ -151,7 +151,8 @@ def fd_opaque(entry):
 
 if lib.actx_py_export() < 0:
     raise ImportError('actx: the cffi extension cannot add its functions')
-_ext.py_set_req_hooks(_store, _common.run_done, _common.run_work)
+_ext.py_set_req_hooks(_store, _common.run_done, _common.run_work,
+                      _common.run_refused)
 submit = _ext.py_submit
 req_new = _ext.py_req_new
 fsync = _ext.py_fsync

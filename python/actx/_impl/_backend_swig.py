@@ -18,7 +18,8 @@ C = _m
 NAME = 'swig'
 
 _m.actx_py_set_hooks(_common.store_exception, _common.run_done,
-                     _common.run_work, _common.Poster.drain, _common.log)
+                     _common.run_work, _common.run_refused,
+                     _common.Poster.drain, _common.log)
 
 _poll = _m.actx_poll
 

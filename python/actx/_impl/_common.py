@@ -171,6 +171,15 @@ def run_done(req, ret):
         store_exception(e)
 
 
+def run_refused(req):
+    """A request's completion was refused (its owner thread's loop shut
+    down before it ran), on the completing thread: the request fails."""
+    try:
+        req._loop_gone()
+    except BaseException as e:
+        _unraisable(e, 'request refused after its loop shut down', req)
+
+
 running_work = [0]  # work functions running in Python right now
 
 

@@ -285,7 +285,10 @@ def thread_shutdown() -> None:
     on this thread makes a new loop; an asyncio bridge of the thread moves
     to the new loop at once (it stays open).  A request of the old loop
     still outstanding can never complete: its result() raises
-    DeadlockError, its cancel() returns False.  A ``with async_context()``
+    DeadlockError, its cancel() returns False, and it fails (done(), with
+    DeadlockError, waking waiters on other threads) when its work ends -
+    at once for a new_request() nobody completed; its done callbacks
+    never run.  A ``with async_context()``
     block that was active here has lost its context: its exit raises
     RuntimeError."""
     if _pending and _get_ident() in _pending:

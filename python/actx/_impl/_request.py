@@ -196,6 +196,33 @@ class Request(_Future):
         if self._cbs is not None or self._shared:
             self._run_callbacks()
 
+    def _loop_gone(self):
+        """Its loop was shut down before its completion ran (any thread:
+        the refused hook, or the shutdown itself for a new_request()
+        nobody completed): it fails with DeadlockError, which wakes its
+        waiters on other threads.  Its done callbacks never run (as C's
+        done: no context is left to run them in)."""
+        self._p = None
+        self._fn = self._args = self._buf = self._cbuf = self._cx = None
+        with _cb_lock:
+            self._cbs = None
+        if self._fin:
+            return  # cancelled already, and published so
+        self._value = None
+        self._exc = _gone_error()
+        self._fin = True
+        if self._inited:
+            self._publish()
+
+    def _abandon(self):
+        """A new_request() request nobody completed when its loop shut
+        down: complete it now (C refuses it and frees it; the refused hook
+        fails it), so that nothing waits for it for ever; a later
+        set_result() finds it complete."""
+        if self._claim():
+            B.req_complete(self._p, -_ECANCELED)  # refused: -EPIPE
+        self._loop_gone()
+
     def _callbacks_now(self):
         """Owner, its completion ran: the done callbacks run now; any
         added from here on run at once where they are added."""
@@ -340,9 +367,7 @@ class Request(_Future):
         t = self._tok = self._tok.live()
         if t is not st.top:
             if t.__class__ is _Ended:
-                raise DeadlockError(
-                    'the request can never complete: its loop was shut '
-                    'down (thread_shutdown()) before it completed')
+                raise _gone_error()
             raise DeadlockError(
                 'the request belongs to an outer context: it cannot '
                 'complete while context %d is current' % context_id())
@@ -507,6 +532,12 @@ class _Waker:
                 self.loop.call_soon_threadsafe(_wake, self.fut)
             except RuntimeError:
                 pass  # the loop closed: nobody awaits any more
+
+
+def _gone_error():
+    return DeadlockError('the request can never complete: its loop was shut '
+                         'down (thread_shutdown(), or its thread ended) '
+                         'before it completed')
 
 
 def _wake(fut):

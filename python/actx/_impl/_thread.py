@@ -134,6 +134,11 @@ def loop_ended(st):
     end = _Ended(st.ident)
     for t in st.stack:
         t.fwd = end
+    # Nobody can complete these on the owner any more: they fail now
+    # (the others fail when their completion is refused).
+    for req in list(st.newreqs):
+        req._abandon()
+    st.newreqs.clear()
 
 
 def reap_orphans(st, top):
