@@ -3,6 +3,7 @@
  * actx, the libuv idiom and the raw protocol.  One scenario per file:
  *   xthread-batch.c     c1, c2  completions issued in batches
  *   xthread-reissue.c   r1, r2  completions re-issued from done callbacks
+ *                       r1s, r2s  the same, producers sleeping when idle
  *   xthread-stages.c    os, ps  r1's owner and producer stages, each alone
  *   xthread-blocking.c  b1, b2  a C service's always-blocking owner loop
  *   xthread-pingpong.c  pp      round trips between two blocking loops
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
         .usage_more = "Completions get 3xREPS repetitions of SECONDS/3, "
                       "ping-pong 10xREPS of SECONDS/10,\nper "
                       "implementation, interleaved.",
-        .figures = "c1,c2,r1,r2,os,ps,b1,b2,pp,p1,p2,ppp,idle",
+        .figures = "c1,c2,r1,r2,r1s,r2s,os,ps,b1,b2,pp,p1,p2,ppp,idle",
         .impls = "actx,uv,raw",
     };
     bench_opts o;

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xthread.h"
 
 producer *prods[MAX_PRODUCERS];
+bool producer_idle_sleeps;
 raw_mailbox rawmb;
 unsigned long done_count;
 
@@ -56,7 +58,9 @@ static void *producer_main(void *arg)
                     t) {
                 break;
             }
-            if (++idle < 256) {
+            if (pr->idle_sleeps) {
+                nanosleep(&(struct timespec){0, 0}, NULL);
+            } else if (++idle < 256) {
                 bench_cpu_relax();
             } else {
                 sched_yield();
@@ -87,6 +91,7 @@ void producers_start(enum variant v, int nprod, size_t ring_size)
         atomic_store(&pr->stop, 0);
         pr->ring.size = ring_size;
         pr->v = v;
+        pr->idle_sleeps = producer_idle_sleeps;
         if (pthread_create(&pr->th, NULL, producer_main, pr)) {
             perror("pthread_create");
             exit(1);

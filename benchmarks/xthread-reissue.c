@@ -159,7 +159,18 @@ void xthread_reissue(const bench_opts *o)
     static const char *const keys[] = {"r1", "r2"};
     static const char *const names[] = {"completions re-issued from done, 1p",
                                         "completions re-issued from done, 2p"};
+    static const char *const skeys[] = {"r1s", "r2s"};
+    static const char *const snames[] = {"re-issued, producer sleeps idle, 1p",
+                                         "re-issued, producer sleeps idle, 2p"};
 
     (void)o;
     xthread_measure_1p2p(keys, names, impls, "libuv mutex+async", 1.2, finish);
+    /*
+     * The same pipeline with producers that sleep when their ring is
+     * empty instead of spinning on its head (xthread.h): no target, it
+     * tells how much of r1/r2 the spinning producer sets.
+     */
+    producer_idle_sleeps = true;
+    xthread_measure_1p2p(skeys, snames, impls, NULL, 0, finish);
+    producer_idle_sleeps = false;
 }

@@ -48,10 +48,19 @@ typedef struct {
     spsc_ring ring;
     _Alignas(BENCH_CACHELINE) atomic_int stop;
     enum variant v;
+    bool idle_sleeps; /* producer_idle_sleeps when it started */
     pthread_t th;
 } producer;
 
 extern producer *prods[MAX_PRODUCERS];
+/*
+ * What a producer does when it finds its ring empty: spin (256 pauses,
+ * then sched_yield at each look), or, if set, sleep: nanosleep(0) at each
+ * look, which lasts up to the thread's timer slack (50 us by default), as
+ * a producer that blocks when it has nothing to do.  Set before
+ * producers_start.
+ */
+extern bool producer_idle_sleeps;
 extern raw_mailbox rawmb;
 /* Done callbacks run by the owner in this run (xthread_done_cb counts). */
 extern unsigned long done_count;
