@@ -73,6 +73,72 @@ def test_fd_handler_runs_in_its_registration_context(ax):
     assert seen == ['reader']
 
 
+def test_a_bh_run_again_by_a_nested_poll_runs(ax):
+    """A BH that reschedules itself and polls (a nested wait in its
+    callback) runs again inside that poll, in a copy of its Context as
+    the outer run left it; Context.run() refused the Context the outer
+    run had entered (RuntimeError, the nested run lost)."""
+    seen = []
+    var.set('made')
+
+    def fn():
+        seen.append(var.get())
+        if len(seen) == 1:
+            var.set('first run')
+            bh.schedule()
+            ax.poll()
+            seen.append(('after nested', var.get()))
+    bh = ax.BottomHalf(fn)
+    bh.schedule()
+    ax.poll()
+    bh.schedule()
+    ax.poll()
+    bh.delete()
+    assert seen == ['made', 'first run', ('after nested', 'first run'),
+                    'first run']
+    assert var.get() == 'made'
+
+
+def test_an_fd_handler_run_again_by_a_nested_poll_runs(ax):
+    """A reader that polls while its fd is still readable is run again by
+    that poll (level-triggered), as without contextvars."""
+    import os
+    r, w = os.pipe()
+    seen = []
+    try:
+        def on_read():
+            seen.append(len(seen))
+            if len(seen) == 1:
+                ax.poll()
+            else:
+                os.read(r, 1)
+                ax.remove_reader(r)
+        ax.add_reader(r, on_read)
+        os.write(w, b'x')
+        ax.run()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert seen == [0, 1]
+
+
+def test_done_callback_added_when_done_runs_in_a_copy(ax):
+    """add_done_callback() on a request that is done already runs the
+    callback at once, in a copy of the caller's context like every
+    callback: a var it sets does not leak into the caller."""
+    req = ax.submit(int)
+    req.result()
+    var.set('caller')
+    seen = []
+
+    def cb(r):
+        seen.append(var.get())
+        var.set('callback')
+    req.add_done_callback(cb)
+    assert seen == ['caller']
+    assert var.get() == 'caller'
+
+
 def test_call_soon_from_empty_contexts_runs_each_in_its_own(ax):
     """A thread whose context is empty: each call still runs in a context
     of its own (a var one sets is unset for the next, and for the owner),

@@ -215,6 +215,32 @@ def _forget_pool_state():
         pool_states.discard(st.ident)
 
 
+class InContext:
+    """fn(*args) in one contextvars Context at every run, for callbacks
+    that run more than once (a BottomHalf, an fd handler), as asyncio
+    runs one Handle of add_reader: what a run sets, the next run sees.
+    A run nested in a run of the same callback (it polled, and the loop
+    ran it again: a BH it rescheduled, an fd still ready) enters a copy
+    of that Context as it is then, since Context.run refuses a Context
+    that is already entered (RuntimeError instead of the callback)."""
+    __slots__ = ('cx', 'fn', 'args', 'busy')
+
+    def __init__(self, cx, fn, args):
+        self.cx = cx
+        self.fn = fn
+        self.args = args
+        self.busy = False
+
+    def __call__(self):
+        if self.busy:
+            return self.cx.copy().run(self.fn, *self.args)
+        self.busy = True
+        try:
+            return self.cx.run(self.fn, *self.args)
+        finally:
+            self.busy = False
+
+
 # --------------------------------------------------------------------------
 # Runtime diagnostics (actx_set_log_handler) go to logging.getLogger("actx"),
 # from the thread that reports them.

@@ -3,6 +3,7 @@
 import contextvars
 
 from ._backend import B
+from ._common import InContext
 from ._thread import _fd, _here, _oserror, _state
 
 __all__ = ['add_reader', 'add_writer', 'remove_reader', 'remove_writer']
@@ -37,7 +38,7 @@ def _add_fd(fd, fn, args, reader):
     if new:
         e = _FdEntry(fd)
     old = e.reader, e.writer
-    run = (contextvars.copy_context().run, (fn,) + args)
+    run = (InContext(contextvars.copy_context(), fn, args), ())
     if reader:
         e.reader = run
     else:

@@ -441,7 +441,8 @@ class Request(_Future):
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
         if self._done_ran:
-            fn(self)
+            # In a copy, as every done callback: a var fn sets stays its.
+            _copy_context().run(fn, self)
             return
         cb = _DoneCallback(fn, _copy_context())
         other = _get_ident() != self._owner
