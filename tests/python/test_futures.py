@@ -142,6 +142,51 @@ def test_done_callback_added_on_other_thread(pool):
     assert late == [req]  # already done: at once, on the calling thread
 
 
+def test_wrap_future_cancelled_on_another_thread_than_the_owner(pool):
+    """asyncio.wrap_future() of a LoopThread's request, timed out by
+    wait_for() on this thread: the wrapper cancels its source here, and
+    Request.cancel() on a thread other than the owner raised
+    RuntimeError into the loop's exception handler.  As
+    concurrent.futures.Future.cancel(), it returns False there, and the
+    LoopThread cancels the queued request, as for ``await req``."""
+    ax = pool
+    ev = threading.Event()
+
+    def make(fn, *args):
+        box = []
+        made = threading.Event()
+
+        def mk():
+            box.append(ax.submit(fn, *args))
+            made.set()
+        lt.call_soon(mk)
+        assert made.wait(HUNG)
+        return box[0]
+
+    async def main():
+        errors = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: errors.append(context))
+        # More blockers than the pool has workers: req is queued.
+        blockers = [make(ev.wait, HUNG) for _ in range(64)]
+        req = make(int)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(req), 0.01)
+        done, _ = await asyncio.get_running_loop().run_in_executor(
+            None, cf.wait, [req], HUNG)
+        ev.set()
+        await asyncio.gather(*(asyncio.wrap_future(b) for b in blockers))
+        return errors, req, done
+
+    with ax.LoopThread() as lt:
+        try:
+            errors, req, done = asyncio.run(asyncio.wait_for(main(), HUNG))
+        finally:
+            ev.set()
+    assert errors == []
+    assert done == {req} and req.cancelled()
+
+
 def test_set_result_refused(pool):
     ax = pool
     req = ax.submit(int)

@@ -246,8 +246,11 @@ class Request(_Future):
         """Cancel a request whose work has not started (a new_request()
         one: not completed yet): True if cancelled, False if it started,
         finished or has no pool work, or if its loop was shut down
-        (thread_shutdown(), the thread's end) before it completed.  Owner
-        thread only, except for a new_request() request (any thread).
+        (thread_shutdown(), the thread's end) before it completed.  On
+        another thread than its owner (a new_request() request aside:
+        any thread) it cannot cancel: False, and a request of a
+        LoopThread's root context is cancelled there soon (as when a
+        task awaiting it is cancelled).
 
         When it returns True, cancelled() and done() are True at once,
         result() raises CancelledError, concurrent.futures.wait() and
@@ -267,7 +270,14 @@ class Request(_Future):
         p = self._p
         if p is None:
             return False
-        self._check_owner('cancel')
+        if _get_ident() != self._owner:
+            # actx_req_cancel() is owner-thread only.  False, not an
+            # exception, as concurrent.futures.Future.cancel() on any
+            # thread (asyncio.wrap_future() cancels its source from the
+            # awaiting loop's thread); the owner cancels it when it is a
+            # LoopThread's root request, as for an awaiting task.
+            self._cancel_at_owner()
+            return False
         if B.req_cancel(p) != 0:
             return False
         return self._cancelled_now()
