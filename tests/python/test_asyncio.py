@@ -39,6 +39,41 @@ def test_bridge_await_request(pool):
     assert asyncio.run(main()) == ('x', 'y')
 
 
+@pytest.mark.parametrize('kind', ['submit', 'new_request'])
+def test_request_awaited_by_a_task_of_a_closed_loop(pool, kind, caplog):
+    """A task of a loop that was closed while it awaited a request of
+    this thread: completing the request later wakes nobody, quietly (as
+    asyncio.wrap_future does; the cross-thread wake-up already did).  The
+    wake-up called set_result() on the closed loop's future, and
+    concurrent.futures logged RuntimeError('Event loop is closed')."""
+    ax = pool
+    ev = threading.Event()
+    loop = asyncio.new_event_loop()
+    try:
+        br = ax.asyncio_bridge(loop)
+        if kind == 'submit':
+            req = ax.submit(ev.wait, 30)
+        else:
+            req = ax.new_request()
+
+        async def waiter():
+            return await req
+        task = loop.create_task(waiter())
+        loop.run_until_complete(asyncio.sleep(0))
+        br.close()
+    finally:
+        loop.close()
+    if kind == 'submit':
+        ev.set()
+    else:
+        req.set_result(True)
+    with caplog.at_level('ERROR'):
+        assert req.result() is True
+        ax.flush()
+    assert [r.getMessage() for r in caplog.records] == []
+    assert not task.done()  # its loop closed before it could finish
+
+
 def test_await_without_bridge(pool):
     ax = pool
 

@@ -537,7 +537,10 @@ class _Waker:
 
     def __call__(self, req):
         if _get_ident() == self.ident:
-            _wake(self.fut)
+            # A loop closed with the task still waiting: nobody awaits
+            # any more (as asyncio.wrap_future; set_result would raise).
+            if not self.loop.is_closed():
+                _wake(self.fut)
         else:
             try:
                 self.loop.call_soon_threadsafe(_wake, self.fut)
