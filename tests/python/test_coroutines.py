@@ -173,6 +173,42 @@ def test_shared_object_never_pops_other_tasks_context(ax):
     assert log == [('a refused', 2, 2), ('b', 2), ('a left', 0)]
 
 
+@pytest.mark.parametrize('how', ['aclose_task', 'shutdown_asyncgens'])
+def test_async_generator_closed_by_asyncio_pops_its_context(ax, how):
+    """An async generator suspended inside ``with async_context():`` is
+    closed by asyncio in a task of its own (aclose() from its finalizer
+    or loop.shutdown_asyncgens() at the end of asyncio.run()).  Its exit
+    finds its context current on its thread, so it pops it (SPEC 3.8
+    refuses only another context on top or another thread); it raised
+    RuntimeError ("exited by a task that did not enter it") and left the
+    context pushed for good."""
+    log = []
+
+    async def agen():
+        with ax.async_context() as c:
+            yield c.id
+            yield 0
+        log.append('left')
+
+    async def main():
+        with ax.asyncio_bridge():
+            ag = agen()
+            log.append(await ag.__anext__())
+            if how == 'aclose_task':
+                await asyncio.create_task(ag.aclose())
+                log.append(ax.context_id())
+            else:
+                log.append(ax.context_id())
+                main.ag = ag  # closed by asyncio.run()'s shutdown
+    run(main())
+    if how == 'aclose_task':
+        assert log == [1, 0]
+    else:
+        assert log == [1, 1]
+        assert main.ag.ag_frame is None  # closed
+    assert ax.context_id() == 0
+
+
 # ------------------------------------------------------------------------
 # Wrong-thread and out-of-order __exit__ (issue 10 case 3), no asyncio.
 

@@ -339,11 +339,17 @@ class async_context:
                 'entered it; nothing was popped (exit it on its own thread)')
         task = _current_task()
         own = [i for i in mine if toks[i].task is task] or \
-            [i for i in mine if toks[i].task is None]
+            [i for i in mine if toks[i].task is None] or \
+            [i for i in mine if toks[i] is st.top]
+        # (The last: an entry of another task whose context is current.
+        # asyncio closes an async generator in a task of its own, aclose()
+        # from its finalizer or shutdown_asyncgens(): its exit pops the
+        # context as any exit on the entering thread that finds it on top.)
         if not own:
             raise RuntimeError(
-                'async_context exited by a task that did not enter it; '
-                'nothing was popped')
+                'async_context exited by a task that did not enter it '
+                'while context %d, entered later, is current; nothing was '
+                'popped' % (len(stack) - 1))
         i = own[-1]
         if toks[i] is not st.top:
             if et is not None and issubclass(et, _TaskCancelled) and \
