@@ -59,3 +59,48 @@ def test_child_after_fork_leaves_parent_alone(backend, child):
     ''' % body, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == 'ok'
+
+
+def test_child_makes_fresh_python_state(backend):
+    """A parent that used call_later(): the child's timers fire.  The child kept the parent's
+    Python thread state, whose timer heap held the parent loop's C timer
+    (actx.h: the child must not use it): the child's call_later() was
+    armed there and never ran ("actx_timer_mod: not called on the owner
+    thread")."""
+    r = run_child(backend, '''
+        import actx, os, threading
+        ev = threading.Event()
+        busy = actx.submit(ev.wait, 30)  # a work function at the fork
+        parent = actx.call_later(3600, print, 'parent timer')
+        pid = os.fork()
+        if pid == 0:
+            try:
+                got = []
+                assert actx.context_id() == 0
+                actx.call_later(0, got.append, 'root')
+                with actx.async_context() as c:
+                    assert c.id == 1
+                    actx.call_later(0, got.append, 'pushed')
+                    for _ in range(100):
+                        if got:
+                            break
+                        actx.poll(True, timeout=0.1)
+                for _ in range(100):
+                    if len(got) == 2:
+                        break
+                    actx.poll(True, timeout=0.1)
+                assert got == ['pushed', 'root'], got
+                os._exit(0)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+                os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        ev.set()
+        assert busy.result() is True
+        parent.cancel()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        print('ok', flush=True)
+    ''', timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok'

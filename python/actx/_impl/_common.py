@@ -11,6 +11,7 @@ import collections
 import concurrent.futures
 import contextvars
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -527,6 +528,29 @@ def reset_state(ident):
     """The thread's runtime was shut down explicitly: start afresh."""
     states.pop(ident, None)
     pool_states.discard(ident)
+
+
+# --------------------------------------------------------------------------
+# fork(): the child's runtime starts with no loop, and the loops it
+# inherited must not be used there (runtime/include/actx.h,
+# actx_thread_init).  Python's record of them goes too, so that the
+# child's first call makes its thread state afresh over its new loop: the
+# parent's state kept, say, the C timer of call_later's heap, and the
+# child's timers were armed on the parent's loop and never fired.  Work
+# functions running at the fork run on in the parent only.  Objects of
+# the parent's loops stay unusable in the child, as in C.
+
+def _after_fork_child():
+    states.clear()
+    pool_states.clear()
+    pending.clear()
+    more.clear()
+    loop_handles.clear()
+    running_work[0] = 0
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 # --------------------------------------------------------------------------
