@@ -239,6 +239,76 @@ def test_bridge_handler_gets_every_exception(ax, monkeypatch):
     assert unraisable == []
 
 
+def _exit():
+    raise SystemExit(7)
+
+
+def test_run_handler_gets_the_exceptions_before_a_system_exit(
+        ax, monkeypatch):
+    """A SystemExit (or KeyboardInterrupt) after ordinary exceptions of
+    the same iteration ends run(), after the handler got those, in order
+    (docs/python.md: every exception is handled, in the order raised).
+    Before: the SystemExit replaced them, they were only its
+    __context__, and the handler never saw them."""
+    unraisable = []
+    monkeypatch.setattr(sys, 'unraisablehook', unraisable.append)
+    got = []
+    _fail_twice(ax, _exit)
+    with pytest.raises(SystemExit):
+        ax.run(exception_handler=lambda c: got.append(type(c['exception'])))
+    assert got == [ZeroDivisionError, ValueError]
+    assert unraisable == []
+
+
+def test_loop_thread_logs_the_exceptions_before_a_system_exit(
+        ax, monkeypatch):
+    """Before: the thread ended by the SystemExit (which
+    threading.excepthook ignores) and the earlier exceptions were lost
+    without a trace."""
+    unraisable = []
+    monkeypatch.setattr(sys, 'unraisablehook', unraisable.append)
+    ended = []
+    monkeypatch.setattr(threading, 'excepthook',
+                        lambda a: ended.append(a.exc_type))
+    logged = []
+
+    class Rec(logging.Handler):
+        def emit(self, record):
+            logged.append(record.exc_info[0] if record.exc_info else None)
+    log = logging.getLogger('actx')
+    rec = Rec()
+    log.addHandler(rec)
+    try:
+        with ax.LoopThread() as lt:
+            lt.call_soon(_fail_twice, ax, _exit)
+            lt.join(HUNG)
+            assert not lt.is_alive()
+    finally:
+        log.removeHandler(rec)
+    assert logged == [ZeroDivisionError, ValueError]
+    assert ended == [SystemExit]
+    assert unraisable == []
+
+
+def test_bridge_handler_gets_the_exceptions_before_a_system_exit(
+        ax, monkeypatch):
+    unraisable = []
+    monkeypatch.setattr(sys, 'unraisablehook', unraisable.append)
+    got = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(
+            lambda lp, c: got.append(type(c['exception'])))
+        with ax.asyncio_bridge():
+            _fail_twice(ax, _exit)
+            await asyncio.sleep(HUNG)
+    with pytest.raises(SystemExit):
+        asyncio.run(main())
+    assert got == [ZeroDivisionError, ValueError]
+    assert unraisable == []
+
+
 # --- F10: a bridge left open when its loop ends -----------------------------
 
 def test_bridge_left_open_warns_when_asyncio_run_ends(backend):

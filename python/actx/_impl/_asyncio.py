@@ -219,6 +219,10 @@ class BridgeBase:
             try:
                 api.poll(False)
             except (SystemExit, KeyboardInterrupt):
+                # The handler first gets what was raised before it.
+                from . import _common
+                for e in _common.take_before(st.ident):
+                    self._handle(e)
                 self._arm()
                 raise
             except BaseException as e:

@@ -62,6 +62,9 @@ class CancelledError(concurrent.futures.CancelledError):
 
 pending = {}  # thread ident -> exception
 more = {}  # thread ident -> list of the later exceptions, in order
+# thread ident -> the exceptions a KeyboardInterrupt or SystemExit
+# replaced while a handler collected (see store_exception)
+before = {}
 
 
 def _hook_args_type():
@@ -120,11 +123,25 @@ def store_exception(exc):
     elif isinstance(first, Exception) and not isinstance(exc, Exception):
         exc.__context__ = first
         pending[ident] = exc
+        lst = more.get(ident)
+        if lst is not None:
+            # A handler collects (run(exception_handler=), the asyncio
+            # bridge): it gets the exceptions raised before this one, in
+            # order, before this one ends its loop (take_before()).
+            before[ident] = before.get(ident, []) + [first] + lst
+            del lst[:]
     elif ident in more:
         more[ident].append(exc)
     else:
         _unraisable(exc, 'callback (an earlier exception of the same call '
                          'is being raised)')
+
+
+def take_before(ident):
+    """The exceptions raised before the KeyboardInterrupt or SystemExit
+    that ends a handler's loop on thread ident (in order; see
+    store_exception): the handler takes them before it propagates."""
+    return before.pop(ident, ())
 
 
 def raise_pending():
@@ -545,6 +562,7 @@ def _after_fork_child():
     pool_states.clear()
     pending.clear()
     more.clear()
+    before.clear()
     loop_handles.clear()
     running_work[0] = 0
 

@@ -198,6 +198,12 @@ def run(exception_handler=None) -> None:
     more, prev = collect_exceptions(ident)
     try:
         _run(exception_handler, more)
+    except BaseException:
+        # A KeyboardInterrupt or SystemExit ends run(): the handler first
+        # gets the exceptions raised before it, in order.
+        for e in _common.take_before(ident):
+            _handle(exception_handler, e)
+        raise
     finally:
         end_collect(ident, more, prev)
 

@@ -98,6 +98,10 @@ def end_collect(ident, more, prev):
         _more.pop(ident, None)
     else:
         _more[ident] = prev
+    for e in _common.take_before(ident):  # no handler took them
+        _common._unraisable(e, 'callback (a KeyboardInterrupt or '
+                               'SystemExit of the same call is being '
+                               'raised)')
     for e in more:
         _common._unraisable(e, 'callback (an earlier exception of the '
                                'same call is being raised)')
