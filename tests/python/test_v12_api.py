@@ -294,14 +294,23 @@ def test_refused_call_is_taken_back(ax):
 # --- poll(timeout=), set_pool_size -----------------------------------------
 
 def test_poll_with_timeout_returns(ax):
-    h = ax.current_context()  # something could still come: poll waits
-    try:
-        assert ax.poll(True, timeout=0.01) is False
-        assert ax.poll(block=True, timeout=0) is False
-        h.call_soon(lambda: None)
-        assert ax.poll(True, timeout=HUNG) is True
-    finally:
-        h.close()
+    """On a thread of its own, so that nothing an earlier test left on the
+    main thread's loop (a late completion, a timer) can arrive here."""
+    out = []
+
+    def body():
+        h = ax.current_context()  # something could still come: poll waits
+        try:
+            out.append(ax.poll(True, timeout=0.01))
+            out.append(ax.poll(block=True, timeout=0))
+            h.call_soon(lambda: None)
+            out.append(ax.poll(True, timeout=HUNG))
+        finally:
+            h.close()
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert out == [False, False, True]
 
 
 def test_set_pool_size(backend):
