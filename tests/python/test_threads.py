@@ -305,3 +305,27 @@ def test_making_requests_keeps_the_gil(pool, tmp_path):
             r.result()
     assert seen == [], 'jobs ran during the loop: %d' % len(seen)
     assert sorted(ran) == list(range(-1, 200))
+
+
+def test_handle_hash_and_equality_survive_close(ax):
+    """Handles on one context are equal and hash alike; a handle closed
+    while in a set or dict can still be found and removed (its hash does
+    not change, and it equals itself), and equals no other handle."""
+    h1 = ax.current_context()
+    h2 = ax.current_context()
+    assert h1 == h2 and hash(h1) == hash(h2)
+    with ax.async_context():
+        inner = ax.current_context()
+    assert inner != h1
+    s = {h1, inner}
+    d = {h1: 'root'}
+    before = hash(h1)
+    h1.close()
+    assert hash(h1) == before
+    assert h1 == h1 and h1 != h2 and h2 != h1
+    assert h1 in s and d[h1] == 'root'
+    s.discard(h1)
+    assert h1 not in s and s == {inner}
+    del d[h1]
+    inner.close()
+    h2.close()

@@ -21,7 +21,8 @@ class ContextHandle:
     thread while that context (or the one it was re-homed to) is current.
     While a handle is held, a blocking wait in its context keeps waiting
     for calls.  close() (or garbage collection) drops the reference."""
-    __slots__ = ('_p', '_poster', '_post', '_dq', '_word', '__weakref__')
+    __slots__ = ('_p', '_key', '_poster', '_post', '_dq', '_word',
+                 '__weakref__')
 
     def __init__(self):
         _state()
@@ -31,6 +32,7 @@ class ContextHandle:
         self._post = po.post
         self._dq = po.dq
         self._word = po.word
+        self._key = B.ctx_key(p)  # its hash for life, closed or not
         self._p = p
 
     def _live(self):
@@ -79,12 +81,16 @@ class ContextHandle:
             self.close()
 
     def __eq__(self, other):
-        return (isinstance(other, ContextHandle) and
-                self._p is not None and other._p is not None and
-                B.ctx_key(self._p) == B.ctx_key(other._p))
+        # Open handles on one context are equal; a closed one equals only
+        # itself (its context may be gone and its address reused).
+        return self is other or (
+            isinstance(other, ContextHandle) and self._p is not None and
+            other._p is not None and self._key == other._key)
 
     def __hash__(self):
-        return hash(B.ctx_key(self._live()))
+        # Stable for the object's life, so that a handle closed while in
+        # a set or dict can still be found and removed.
+        return hash(self._key)
 
     def __repr__(self):
         if self._p is None:
