@@ -550,6 +550,8 @@ long actx__req_cancel_ctx(actx__loop *loop, actx_ctx *c);
 int actx__job_cancel(actx__job *job);
 void actx__job_free(actx__job *job);
 void actx__pool_loop_shutdown(actx__loop *loop);
+/* A new loop of the calling thread: a pool worker's gets the sleep hook. */
+void actx__pool_loop_init(actx__loop *loop);
 
 /*
  * Submit work on the pool for the calling thread's loop.  With argsize > 0,

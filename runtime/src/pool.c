@@ -181,6 +181,9 @@ static struct {
 
 static bool pool_sleep_hook(actx__loop *loop, bool entering);
 
+/* This thread is a pool worker: every loop it has carries the hook. */
+static __thread bool tls_worker;
+
 /* Tests (tests/c/test-pool.c): spins started, and a fixed window. */
 _Atomic unsigned long actx__pool_spins;
 _Atomic int64_t actx__pool_spin_fixed_ns; /* 0: each worker's own */
@@ -464,19 +467,26 @@ static void idle_remove_locked(worker *self)
     }
 }
 
-/* The worker's own loop carries the hook that counts nested waits. */
+/*
+ * Every loop of a worker carries the hook that counts nested waits: the
+ * first one, made here, and any later one, made by the first call after a
+ * work function shut the loop down (actx_thread_shutdown) - also within
+ * that same work function, which may go on to wait for nested work.
+ */
+void actx__pool_loop_init(actx__loop *loop)
+{
+    if (tls_worker) {
+        loop->sleep_hook = pool_sleep_hook;
+    }
+}
+
 static void worker_loop_setup(void)
 {
-    actx__loop *loop = actx__tls_loop;
-
-    if (!loop) {
+    tls_worker = true;
+    if (!actx__tls_loop) {
         /* Without a loop (EMFILE) the worker still runs plain work. */
-        if (actx_thread_init() < 0) {
-            return;
-        }
-        loop = actx__tls_loop;
+        (void)actx_thread_init();
     }
-    loop->sleep_hook = pool_sleep_hook;
 }
 
 /*
@@ -488,7 +498,7 @@ static void worker_tidy(void)
 {
     actx__loop *loop = actx__tls_loop;
 
-    if (ACTX__UNLIKELY(!loop || loop->sleep_hook != pool_sleep_hook)) {
+    if (ACTX__UNLIKELY(!loop)) {
         worker_loop_setup();
         loop = actx__tls_loop;
         if (!loop) {
@@ -918,6 +928,8 @@ static void atfork_child(void)
         forked_workers = pool.all;
     }
     pool.all = NULL;
+    /* A worker that forked: in the child it is no worker of this pool. */
+    tls_worker = false;
     pthread_mutex_unlock(&pool.lock);
 }
 

@@ -200,6 +200,7 @@ actx__loop *actx__loop_create(void)
         goto fail;
     }
     actx__io_loop_init(loop);
+    actx__pool_loop_init(loop);
     actx__tls_loop = loop;
     root = actx__ctx_new_root(loop);
     if (!root) {

@@ -288,6 +288,34 @@ ACTX_TEST("/pool/worker/work-that-replaces-its-loop")
     shut_then_nested_wait(true);
 }
 
+/* Shuts its pool thread's loop down, then waits for nested work on the
+ * loop its next call makes: that loop must count the wait as blocked. */
+static long shut_then_wait_in_new_loop(void *opaque)
+{
+    struct cb_rec r = {0};
+
+    (void)opaque;
+    actx_thread_shutdown();
+    ASSERT_EQ(actx_push(), 1);
+    ASSERT_NOT_NULL(actx_submit(val_work, rec_done, &r));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_EQ(r.ret, (long)(intptr_t)&r);
+    ASSERT_EQ(actx_pop(), 0);
+    return 9;
+}
+
+/* With the only pool thread waiting, the nested job needs another thread
+ * (or to run inline): a hang here is the pool not knowing of the wait. */
+ACTX_TEST("/pool/worker/work-that-replaces-its-loop-and-waits-nested")
+{
+    struct cb_rec r = {0};
+
+    ASSERT_EQ(actx_pool_set_size(1), 0);
+    ASSERT_NOT_NULL(actx_submit(shut_then_wait_in_new_loop, rec_done, &r));
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_EQ(r.ret, 9);
+}
+
 /* --- exit() from a work function ------------------------------------------- */
 
 static long exit_work(void *opaque)
