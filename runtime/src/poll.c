@@ -183,23 +183,27 @@ static void poll_grow(actx__loop *loop)
  * Poll for work for up to the window (measured from *start, which the
  * first call of one actx_poll sets: messages for other contexts do not
  * restart it).  True when work_now() or a zero-timeout wait for fd
- * handlers found something.
+ * handlers found something.  False when the window ran out: the time it
+ * took is part of the wait, so *timeout (ns, -1: none), computed before
+ * the window, is cut to what is left of it for the sleep that follows (a
+ * deadline or a timer the window ran into is not slept for again).
  */
-static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
+static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t *timeout,
                         uint64_t *start)
 {
     int64_t w = loop->poll_ns;
-    uint64_t end, fd_next = 0;
+    uint64_t entry, end, fd_next = 0;
     unsigned i;
 
-    if (timeout >= 0 && timeout < w) {
-        w = timeout;
+    if (*timeout >= 0 && *timeout < w) {
+        w = *timeout;
     }
     if (w <= 0) {
         return false;
     }
+    entry = actx_now_ns();
     if (*start == 0) {
-        *start = actx_now_ns();
+        *start = entry;
     }
     end = *start + (uint64_t)w;
     for (i = 1;; i++) {
@@ -210,6 +214,13 @@ static bool poll_window(actx__loop *loop, actx_ctx *c, int64_t timeout,
             uint64_t now = actx_now_ns();
 
             if (now >= end) {
+                if (*timeout > 0) {
+                    uint64_t spent = now - entry;
+
+                    *timeout = spent >= (uint64_t)*timeout
+                                   ? 0
+                                   : *timeout - (int64_t)spent;
+                }
                 return false;
             }
             if (ACTX__UNLIKELY(loop->nfds != 0) && now >= fd_next) {
@@ -343,7 +354,7 @@ static inline int wait_and_run(actx__loop *loop, uint64_t deadline)
             timeout = timeout_by(timeout, deadline, now);
         }
         if (ACTX__UNLIKELY(loop->poll_max_ns != 0) &&
-            poll_window(loop, c, timeout, &poll_start)) {
+            poll_window(loop, c, &timeout, &poll_start)) {
             continue; /* found work: run it as usual */
         }
         /* Before preparing: the hook may run work (a nested poll) instead. */

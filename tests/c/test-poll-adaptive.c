@@ -2,8 +2,9 @@
  * test-poll-adaptive.c - actx_set_poll_max_ns (adaptive polling before a
  * blocking poll sleeps, runtime/src/poll.c): bad input, posters write no
  * eventfd while the owner polls, a post after the window still wakes the
- * sleeper, the window grows on short sleeps and dies out when idle, and
- * polling never changes what runs (same callbacks, contexts, order).
+ * sleeper, the window grows on short sleeps and dies out when idle, an
+ * empty window counts toward the wait's end (a deadline, a poll_timeout),
+ * and polling never changes what runs (same callbacks, contexts, order).
  *
  * White-box where a window must be known: loop->poll_ns is set or read
  * through runtime/src/actx-internal.h.  No test asserts on timing: delays
@@ -524,4 +525,55 @@ ACTX_TEST("/poll/adaptive/fd-handler-removes-other-in-window")
     close(pa[1]);
     close(pb[0]);
     close(pb[1]);
+}
+
+/*
+ * A window that ran empty until the wait's end (a context's deadline, a
+ * poll_timeout) is time already waited: the sleep after it must not
+ * start the full timeout again (actx.h, actx_push_deadline: waits never
+ * sleep past the deadline; actx_poll_timeout: at most about timeout_ns in
+ * all).  Observed through the epoll_wait path (inject.h), which records
+ * each sleep's timeout: once the window has ended, the end has passed
+ * (the window is never longer than the time left), so a sleep after it
+ * may only look (0 ms).  Nothing completes the request: the window and
+ * any sleep run to the end.
+ */
+static void window_then_end(bool ctx_deadline)
+{
+    actx_req *req;
+    long calls0;
+    int r;
+
+    atomic_store(&inject_no_epoll_pwait2, 1);
+    ASSERT_EQ(actx_set_poll_max_ns(10LL * 1000 * 1000 * 1000), 0);
+    if (ctx_deadline) {
+        ASSERT_EQ(actx_push_deadline(actx_now_ns() + 200 * 1000 * 1000), 1);
+    }
+    req = actx_req_new(NULL, NULL); /* something to wait for */
+    ASSERT_NOT_NULL(req);
+    actx__tls_loop->poll_ns = 10LL * 1000 * 1000 * 1000;
+    calls0 = atomic_load(&inject_epoll_wait_calls);
+    atomic_store(&inject_epoll_wait_last_ms, -2);
+    r = ctx_deadline ? actx_poll(true) : actx_poll_timeout(200 * 1000 * 1000);
+    ASSERT_EQ(r, ctx_deadline ? 0 : -ETIMEDOUT);
+    if (atomic_load(&inject_epoll_wait_calls) != calls0) {
+        int slept_ms = atomic_load(&inject_epoll_wait_last_ms);
+
+        ASSERT_EQ(slept_ms, 0);
+    }
+    ASSERT_EQ(actx_req_complete(req, 0), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    if (ctx_deadline) {
+        ASSERT_EQ(actx_pop(), 0);
+    }
+}
+
+ACTX_TEST("/poll/adaptive/window-counts-toward-deadline")
+{
+    window_then_end(true);
+}
+
+ACTX_TEST("/poll/adaptive/window-counts-toward-poll-timeout")
+{
+    window_then_end(false);
 }
