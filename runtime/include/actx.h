@@ -628,8 +628,10 @@ ACTX_EXTERN actx_timer *actx_timer_new(actx_fn *cb, void *opaque);
  * past: at the next poll), only while the timer's context is current: one
  * that expired under a pushed context fires after the pop.  Timers re-home
  * with their context at pop; a timer armed after its context was popped
- * belongs to the context that context was re-homed to.  O(log n).  Never
- * fails.
+ * belongs to the context that context was re-homed to.  Timers due at
+ * the same deadline fire in the order they were armed (their latest
+ * actx_timer_mod), as in QEMU and libuv, also after a pop merged them.
+ * O(log n).  Never fails.
  */
 ACTX_EXTERN void actx_timer_mod(actx_timer *t, uint64_t expire_ns);
 /** Disarm (no-op if not armed). */

@@ -269,6 +269,7 @@ struct actx__loop {
     long ntimers;           /* armed timers on this loop */
     long timers_live;       /* live timers: room reserved in each heap */
     actx_timer *timers_all; /* every live timer of the loop */
+    uint64_t timer_arms;    /* actx_timer_mod calls: equal deadlines */
     /* Running the loop (poll.c). */
     bool notify_armed;   /* an embedder waits on actx_backend_fd() */
     int64_t poll_max_ns; /* actx_set_poll_max_ns; 0: never poll */

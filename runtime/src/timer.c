@@ -4,8 +4,13 @@
  * ctx->timers is the heap of the context, or NULL when no timer resolves
  * to it (poll.c tests that pointer on its fast path).  Heap entries hold
  * the deadline beside the timer pointer, so sifting compares without
- * touching timer objects; each timer records its index (-1: not armed).
- * Arm, re-arm, disarm and fire are O(log n).
+ * touching timer objects but for equal deadlines, which fall back on the
+ * timers' arm numbers: equal deadlines fire in the order of their
+ * actx_timer_mod calls, as QEMU's timer lists and libuv's timers order
+ * them (a heap alone would fire them in no useful order).  Arm numbers
+ * count per loop, so the order holds across the merge at pop too.  Each
+ * timer records its index (-1: not armed).  Arm, re-arm, disarm and fire
+ * are O(log n).
  *
  * Arming and popping never allocate, so actx_timer_mod() and actx_pop()
  * never fail: a timer's slot is reserved at actx_timer_new().  Invariant:
@@ -52,6 +57,7 @@
 
 struct actx_timer {
     uint64_t expire;
+    uint64_t arm;   /* loop->timer_arms at its latest actx_timer_mod */
     long idx;       /* in the heap of its context; -1: not armed */
     unsigned state; /* TIMER_LIVE, TIMER_DEAD once freed */
     actx_fn *cb;
@@ -82,6 +88,12 @@ uint64_t actx_now_ns(void)
 /* ------------------------------------------------------------------------ */
 /* The heap.                                                                 */
 
+/* a fires before b: earlier deadline, or the same one armed earlier. */
+static inline bool before(theap_ent a, theap_ent b)
+{
+    return a.expire < b.expire || (a.expire == b.expire && a.t->arm < b.t->arm);
+}
+
 static inline void heap_set(theap *h, long i, theap_ent e)
 {
     h->v[i] = e;
@@ -93,7 +105,7 @@ static void sift_up(theap *h, long i, theap_ent e)
     while (i > 0) {
         long p = (i - 1) / 2;
 
-        if (h->v[p].expire <= e.expire) {
+        if (!before(e, h->v[p])) {
             break;
         }
         heap_set(h, i, h->v[p]);
@@ -112,8 +124,8 @@ static void sift_down(theap *h, long i, theap_ent e)
         if (l >= n) {
             break;
         }
-        m = (l + 1 < n && h->v[l + 1].expire < h->v[l].expire) ? l + 1 : l;
-        if (e.expire <= h->v[m].expire) {
+        m = (l + 1 < n && before(h->v[l + 1], h->v[l])) ? l + 1 : l;
+        if (!before(h->v[m], e)) {
             break;
         }
         heap_set(h, i, h->v[m]);
@@ -125,7 +137,7 @@ static void sift_down(theap *h, long i, theap_ent e)
 /* Put e at index i (a hole) and restore the heap property. */
 static void heap_fix(theap *h, long i, theap_ent e)
 {
-    if (i > 0 && e.expire < h->v[(i - 1) / 2].expire) {
+    if (i > 0 && before(e, h->v[(i - 1) / 2])) {
         sift_up(h, i, e);
     } else {
         sift_down(h, i, e);
@@ -251,6 +263,7 @@ actx_timer *actx_timer_new(actx_fn *cb, void *opaque)
         return NULL;
     }
     t->expire = 0;
+    t->arm = 0;
     t->idx = -1;
     t->state = TIMER_LIVE;
     t->cb = cb;
@@ -281,6 +294,7 @@ void actx_timer_mod(actx_timer *t, uint64_t expire_ns)
     c = actx__obj_ctx(&t->ctx);
     h = c->timers; /* the timer's context owns a heap with room for it */
     t->expire = expire_ns;
+    t->arm = ++loop->timer_arms; /* behind the timers armed for that time */
     if (t->idx >= 0) {
         theap_ent e = {expire_ns, t};
 

@@ -1,7 +1,8 @@
 /*
  * test-timer.c - timers (actx.h): never before the deadline, at most
- * once per mod, in deadline order, only while their context is current
- * (one due under a pushed context fires after the pop), re-homed at pop;
+ * once per mod, in deadline order (equal deadlines in arm order), only
+ * while their context is current (one due under a pushed context fires
+ * after the pop), re-homed at pop;
  * mod/del/free from callbacks; a deadline in the past fires at the next
  * poll.  Also the idle-BH bound of a sleeping loop.
  */
@@ -160,6 +161,61 @@ ACTX_TEST("/timer/order/1000-random-deadlines")
         actx_timer_free(r[i].t);
     }
     free(r);
+}
+
+/*
+ * Equal deadlines fire in the order the timers were armed, as QEMU's
+ * timer lists and libuv's timers (uv_timer_start) order them: a re-arm
+ * goes behind the timers already armed for that time, and a child's
+ * timers merged into the parent's at pop keep the order of their arming.
+ */
+ACTX_TEST("/timer/order/equal-deadlines-in-arm-order")
+{
+    enum { N = 20 };
+    struct trec r[N];
+    uint64_t due = actx_now_ns();
+
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < N; i++) {
+        r[i].t = actx_timer_new(trec_cb, &r[i]);
+        ASSERT_NOT_NULL(r[i].t);
+        arm(&r[i], due);
+    }
+    ASSERT_EQ(actx_poll(false), 1);
+    for (int i = 1; i < N; i++) {
+        ASSERT_EQ(r[i].runs, 1);
+        ASSERT_LT(r[i - 1].seq, r[i].seq);
+    }
+    /* Armed in reverse, with 0 re-armed last: N-1, ..., 1, then 0. */
+    for (int i = N - 1; i >= 0; i--) {
+        arm(&r[i], due);
+    }
+    arm(&r[0], due);
+    ASSERT_EQ(actx_poll(false), 1);
+    for (int i = N - 1; i > 1; i--) {
+        ASSERT_LT(r[i].seq, r[i - 1].seq);
+    }
+    ASSERT_LT(r[1].seq, r[0].seq);
+    /* Odd ones armed in the root, even ones in a child, alternately. */
+    for (int i = 0; i < N; i++) {
+        if (i % 2 == 0) {
+            ASSERT_EQ(actx_push(), 1);
+        }
+        actx_timer_free(r[i].t);
+        r[i].t = actx_timer_new(trec_cb, &r[i]);
+        arm(&r[i], due);
+        if (i % 2 == 0) {
+            ASSERT_EQ(actx_pop(), 0);
+        }
+    }
+    ASSERT_EQ(actx_poll(false), 1);
+    for (int i = 1; i < N; i++) {
+        ASSERT_EQ(r[i].runs, 3);
+        ASSERT_LT(r[i - 1].seq, r[i].seq);
+    }
+    for (int i = 0; i < N; i++) {
+        actx_timer_free(r[i].t);
+    }
 }
 
 /* --- contexts ---------------------------------------------------------------- */
