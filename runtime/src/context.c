@@ -314,6 +314,13 @@ static void pop_rehome(actx__loop *loop, actx_ctx *c)
     p->npending += c->npending;
     p->nreq += c->nreq;
     c->npending = c->nreq = 0;
+    /*
+     * The counts are the parent's now, so forward before the hooks: an
+     * object they free (an fd handler found closed when it moves) resolves
+     * to the parent and uncounts itself there, not in c (which would leave
+     * the parent counted for ever: see actx__fd_pop).
+     */
+    c->fwd = p;
     if (ACTX__UNLIKELY(c->timers != NULL)) {
         actx__timers_pop(loop, c, p);
     }
@@ -324,7 +331,6 @@ static void pop_rehome(actx__loop *loop, actx_ctx *c)
     /* 4: the parent is current; its queue runs at its next poll. */
     loop->cur = p;
     c->popped = true;
-    c->fwd = p;
     if (ACTX__LIKELY(c->objs == 0 && !c->hheld)) {
         /*
          * Acquire pairs with the release of the last foreign unref: if we

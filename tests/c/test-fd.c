@@ -482,6 +482,56 @@ ACTX_TEST("/fd/closed/while-outer")
     close(p[1]);
 }
 
+/*
+ * A nested context's fd closed while registered (a misuse), then popped:
+ * moving the handler to the parent finds it closed and removes it
+ * (actx.h, actx_set_fd_handler).  Nothing of it may stay counted in the
+ * parent, or the parent could make progress for ever: a blocking poll
+ * would sleep with nothing to wait for, and a wait never report -EDEADLK.
+ * Both with a root that has fd handlers of its own (the handler is moved
+ * into the root's set) and one that has none.
+ */
+static void closed_in_child_then_popped(bool root_has_fds)
+{
+    struct fdrec r = {0}, o = {0};
+    struct actx_stats st0, st1;
+    int p[2], q[2];
+
+    make_pipe(q);
+    o.fd = q[0];
+    if (root_has_fds) {
+        ASSERT_EQ(actx_set_fd_handler(q[0], on_read, NULL, &o), 0);
+    }
+    ASSERT_EQ(actx_push(), 1);
+    make_pipe(p);
+    r.fd = p[0];
+    ASSERT_EQ(actx_set_fd_handler(p[0], on_read, NULL, &r), 0);
+    close(p[0]); /* closed while registered */
+    actx_stats(&st0);
+    ASSERT_EQ(actx_pop(), 0);
+    actx_stats(&st1);
+    ASSERT_EQ(st1.fd_errors, st0.fd_errors + 1); /* found closed: removed */
+    if (root_has_fds) {
+        ASSERT_EQ(actx_set_fd_handler(q[0], NULL, NULL, NULL), 0);
+    }
+    ASSERT_FALSE(actx_can_progress());
+    ASSERT_EQ(actx_poll(true), 0); /* returns at once: nothing to wait for */
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.reads == 0), -EDEADLK);
+    ASSERT_EQ(r.reads, 0);
+    close(p[1]);
+    close_pipe(q);
+}
+
+ACTX_TEST("/fd/closed/in-child-then-popped")
+{
+    closed_in_child_then_popped(false);
+}
+
+ACTX_TEST("/fd/closed/in-child-then-popped-into-root-set")
+{
+    closed_in_child_then_popped(true);
+}
+
 ACTX_TEST("/fd/closed/then-removed")
 {
     struct fdrec r = {0};
