@@ -1,6 +1,7 @@
 """Objects live exactly as long as C needs them."""
 import asyncio
 import concurrent.futures
+import errno
 import gc
 import logging
 import sys
@@ -253,6 +254,69 @@ def test_new_request_fails_when_owner_loop_ended(ax):
     assert req.cancel() is False
     # Its C request was completed and refused at the shutdown (freed).
     assert ax.stats()['posts_refused_all'] == refused + 1
+
+
+@pytest.mark.parametrize('how', ['set_result', 'cancel'])
+def test_new_request_completed_while_owner_loop_ends(ax, monkeypatch, how):
+    """A new_request() that another thread is completing (claimed, its
+    completion not posted yet) while its owner thread ends: that
+    completion is refused (set_result() raises OSError EPIPE, cancel()
+    returns False), the request fails with DeadlockError, and its C
+    request is freed.  The shutdown had cleared the pointer under the
+    completer: set_result()/cancel() raised TypeError and the C request
+    (and the Python object C held) leaked."""
+    from actx._impl import _request
+    claim = _request.Request._claim
+    claimed = threading.Event()
+    go = threading.Event()
+
+    def slow_claim(req):
+        won = claim(req)
+        if threading.current_thread().name == 'completer':
+            claimed.set()
+            go.wait(30)  # the owner's loop ends meanwhile
+        return won
+    monkeypatch.setattr(_request.Request, '_claim', slow_claim)
+    box = []
+    out = []
+    made = threading.Event()
+    end = threading.Event()
+
+    def owner():
+        box.append(ax.new_request())
+        made.set()
+        end.wait(30)
+
+    def completer():
+        made.wait(30)
+        try:
+            if how == 'set_result':
+                box[0].set_result(5)
+            else:
+                out.append(box[0].cancel())
+        except BaseException as e:
+            out.append(e)
+    refused = ax.stats()['posts_refused_all']
+    t = threading.Thread(target=owner)
+    c = threading.Thread(target=completer, name='completer')
+    t.start()
+    c.start()
+    assert claimed.wait(30)
+    end.set()
+    t.join()
+    go.set()
+    c.join()
+    req, = box
+    if how == 'set_result':
+        e, = out
+        assert isinstance(e, OSError) and e.errno == errno.EPIPE, e
+    else:
+        assert out == [False]
+    assert req.done() and not req.cancelled()
+    assert isinstance(req.exception(), ax.DeadlockError)
+    assert ax.stats()['posts_refused_all'] == refused + 1
+    del req, box[:]
+    gc.collect()
 
 
 def test_handle_unref_from_other_thread(ax):

@@ -218,10 +218,13 @@ class Request(_Future):
         """A new_request() request nobody completed when its loop shut
         down: complete it now (C refuses it and frees it; the refused hook
         fails it), so that nothing waits for it for ever; a later
-        set_result() finds it complete."""
+        set_result() finds it complete.  One that another thread claimed
+        first (its set_result(), set_exception() or cancel() is under
+        way) is left to that completion, which C refuses in turn: the
+        refused hook fails it then, and _p must stay until it is read."""
         if self._claim():
             B.req_complete(self._p, -_ECANCELED)  # refused: -EPIPE
-        self._loop_gone()
+            self._loop_gone()
 
     def _callbacks_now(self):
         """Owner, its completion ran: the done callbacks run now; any
@@ -287,8 +290,11 @@ class Request(_Future):
         thread): True if this call cancelled it."""
         if not self._claim():
             return False
-        # Its completion (-ECANCELED) goes to the owner as any other.
-        self._complete_c(-_ECANCELED)
+        # Its completion (-ECANCELED) goes to the owner as any other.  A
+        # refused one (its loop shut down meanwhile) cancels nothing: the
+        # refused hook failed the request (cancel() never raises).
+        if B.req_complete(self._p, -_ECANCELED) < 0:
+            return False
         return self._cancelled_now()
 
     def _cancelled_now(self):
