@@ -171,15 +171,17 @@ def _owner_thread_ends_with(ax, make):
 def test_other_thread_waiter_wakes_when_owner_loop_ended(pool):
     """concurrent.futures.wait() on another thread for a request whose
     owner thread ended while its work ran: the work's end fails the
-    request (DeadlockError) and wakes the waiter; its done callbacks,
-    which could only run on the owner, never run."""
+    request (DeadlockError) and wakes the waiter; its done callbacks run
+    on the thread that failed it (the owner has no loop left), as
+    concurrent.futures runs them on the thread that completes a future."""
     ax = pool
     ev = threading.Event()
     ran = []
     try:
         def make(ax):
             req = ax.submit(ev.wait, 30)
-            req.add_done_callback(ran.append)
+            req.add_done_callback(
+                lambda r: ran.append((r, threading.get_ident())))
             return [req]
         req, = _owner_thread_ends_with(ax, make)
         assert not req.done()
@@ -192,7 +194,8 @@ def test_other_thread_waiter_wakes_when_owner_loop_ended(pool):
         assert isinstance(req.exception(), ax.DeadlockError)
         assert list(concurrent.futures.as_completed([req], timeout=1)) == \
             [req]
-        assert ran == []
+        (r, ident), = ran
+        assert r is req and ident != threading.get_ident()
     finally:
         ev.set()
 
@@ -215,6 +218,66 @@ def test_other_thread_await_wakes_when_owner_loop_ended(pool):
         assert req.done() and not req.cancelled()
     finally:
         ev.set()
+
+
+@pytest.mark.parametrize('when', ['before', 'after'])
+def test_wrap_future_wakes_when_owner_loop_ended(pool, when):
+    """asyncio.wrap_future() on another thread of a request whose owner
+    thread ended, made before the request failed or after: the task
+    raises DeadlockError.  wrap_future() chains through
+    add_done_callback(), whose callbacks never ran for such a request
+    (neither those added before nor those added once it was done), so
+    the task waited for ever although done() was True."""
+    ax = pool
+    ev = threading.Event()
+    try:
+        req, = _owner_thread_ends_with(
+            ax, lambda ax: [ax.submit(ev.wait, 30)])
+        if when == 'after':
+            ev.set()
+            done, _ = concurrent.futures.wait([req], timeout=60)
+            assert done == {req}
+            late = []
+            req.add_done_callback(late.append)
+            assert late == [req]  # done: at once, as for any request
+
+        async def waiter():
+            fut = asyncio.wrap_future(req)
+            asyncio.get_running_loop().call_soon(ev.set)
+            return await asyncio.wait_for(fut, 60)
+        with pytest.raises(ax.DeadlockError):
+            asyncio.run(waiter())
+    finally:
+        ev.set()
+
+
+def test_done_callback_of_a_request_whose_loop_ended_raising(
+        pool, monkeypatch):
+    """A done callback run by the failure of a request whose loop shut
+    down has no API call to raise its exception from: it goes to
+    sys.unraisablehook, and the next callback still runs."""
+    ax = pool
+    unraisable = []
+    monkeypatch.setattr(sys, 'unraisablehook', unraisable.append)
+    ev = threading.Event()
+    ran = []
+
+    def boom(r):
+        raise ValueError('boom')
+    try:
+        def make(ax):
+            req = ax.submit(ev.wait, 30)
+            req.add_done_callback(boom)
+            req.add_done_callback(ran.append)
+            return [req]
+        req, = _owner_thread_ends_with(ax, make)
+        ev.set()
+        done, _ = concurrent.futures.wait([req], timeout=60)
+        assert done == {req}
+    finally:
+        ev.set()
+    assert ran == [req]
+    assert [type(u.exc_value) for u in unraisable] == [ValueError]
 
 
 def test_new_request_fails_when_owner_loop_ended(ax):

@@ -294,7 +294,8 @@ def thread_shutdown() -> None:
     DeadlockError, its cancel() returns False, and it fails (done(), with
     DeadlockError, waking waiters on other threads) when its work ends -
     at once for a new_request() nobody completed; its done callbacks
-    never run.  A ``with async_context()``
+    run on the thread that fails it (no loop is left to run them on this
+    one), and any added later at once.  A ``with async_context()``
     block that was active here has lost its context: its exit raises
     RuntimeError."""
     if _pending and _get_ident() in _pending:

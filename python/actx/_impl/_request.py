@@ -200,19 +200,34 @@ class Request(_Future):
         """Its loop was shut down before its completion ran (any thread:
         the refused hook, or the shutdown itself for a new_request()
         nobody completed): it fails with DeadlockError, which wakes its
-        waiters on other threads.  Its done callbacks never run (as C's
-        done: no context is left to run them in)."""
+        waiters on other threads.  Its done callbacks run here, as
+        concurrent.futures runs them on the thread that completes a future:
+        the owner, where they would have run, has no loop left, and a done
+        future whose callbacks never run hangs asyncio.wrap_future() and
+        any other waiter that uses add_done_callback().  One added from
+        now on runs at once where it is added, as for any done request."""
         self._p = None
         self._fn = self._args = self._buf = self._cbuf = self._cx = None
-        with _cb_lock:
-            self._cbs = None
-        if self._fin:
-            return  # cancelled already, and published so
-        self._value = None
-        self._exc = _gone_error()
-        self._fin = True
-        if self._inited:
+        published = self._fin  # cancelled already, and published so
+        if not published:
+            self._value = None
+            self._exc = _gone_error()
+            self._fin = True
+        # Before waiters wake and the list is taken: an adder woken by
+        # this failure, or that finds the list taken, runs its own at
+        # once (add_done_callback).
+        self._done_ran = True
+        if not published and self._inited:
             self._publish()
+        with _cb_lock:
+            cbs, self._cbs = self._cbs, None
+        for cb in cbs or ():
+            try:
+                cb.cx.run(cb.fn, self)
+            except BaseException as e:
+                # No API call of this thread is the callback's caller.
+                _common._unraisable(e, 'done callback of a request whose '
+                                    'loop shut down', self)
 
     def _abandon(self):
         """A new_request() request nobody completed when its loop shut
@@ -453,7 +468,9 @@ class Request(_Future):
         now; at once (on the calling thread) if it already is.  Any
         thread.  Its exception is raised by the call that ran it.  (A
         request cancelled whose completion has not run yet is done, but
-        its callbacks wait for that completion: fn joins them.)"""
+        its callbacks wait for that completion: fn joins them.  One whose
+        loop shut down before its completion ran fails on the thread that
+        learns it, and its callbacks run there: _loop_gone.)"""
         if not callable(fn):
             raise TypeError('%r is not callable' % (fn,))
         if self._done_ran:
@@ -471,9 +488,11 @@ class Request(_Future):
                 self._cbs = [cb]
             else:
                 self._cbs.append(cb)
-        if other and self._done_ran:
-            # The owner may have run the list before this one was in it:
-            # what is left runs here (each is taken once, under the lock).
+        if self._done_ran:
+            # The owner (or the failure of a request whose loop shut down,
+            # on any thread: _loop_gone) may have run the list before this
+            # one was in it: what is left runs here (each is taken once,
+            # under the lock).
             self._run_callbacks()
 
     def __await__(self):
