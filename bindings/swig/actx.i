@@ -33,6 +33,7 @@
 #include <stdlib.h>
 
 static PyObject *actx_py_drain_hook; /* drain(poster) */
+static PyObject *actx_py_rerun_hook; /* rerun_nested(run, args) */
 
 /* Defined by actx_py.h, with the request hooks. */
 static void actx_py_check(PyObject *r);
@@ -53,14 +54,46 @@ static void actx_py_enter_call(void *opaque)
     PyGILState_Release(g);
 }
 
+/*
+ * A BH's (run, args) (or a C timer's) raised RuntimeError (set): a run
+ * nested in a run of the same BH, which its Context's run refused, runs
+ * again in a copy of that Context (_common.rerun_nested, python/actx/_impl/_common.py);
+ * else the error stands.  Only this error path pays for the check.
+ */
+static PyObject *actx_py_rerun(PyObject *o)
+{
+    PyObject *et, *ev, *tb, *r;
+
+    PyErr_Fetch(&et, &ev, &tb);
+    r = PyObject_CallFunctionObjArgs(actx_py_rerun_hook,
+                                     PyTuple_GET_ITEM(o, 0),
+                                     PyTuple_GET_ITEM(o, 1), NULL);
+    if (r == NULL || r == Py_True) {
+        /* The rerun's own error, or it ran: the refusal is no error. */
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+        return r;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, tb);
+    return NULL;
+}
+
 /* Hold one more reference while it runs (it may delete its own BH). */
 static void actx_py_enter_bh(void *opaque)
 {
     PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *o = (PyObject *)opaque, *r;
 
-    Py_INCREF((PyObject *)opaque);
-    actx_py_run_tuple((PyObject *)opaque);
-    Py_DECREF((PyObject *)opaque);
+    Py_INCREF(o);
+    r = PyObject_Call(PyTuple_GET_ITEM(o, 0), PyTuple_GET_ITEM(o, 1), NULL);
+    if (r == NULL && actx_py_rerun_hook &&
+        PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+        r = actx_py_rerun(o);
+    }
+    actx_py_check(r);
+    Py_DECREF(o);
     PyGILState_Release(g);
 }
 
@@ -110,8 +143,10 @@ static void actx_py_enter_log(int level, const char *msg)
 
 static void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
                               PyObject *refused, PyObject *drain,
-                              PyObject *log)
+                              PyObject *log, PyObject *rerun)
 {
+    Py_XINCREF(rerun);
+    actx_py_rerun_hook = rerun;
     Py_XINCREF(log);
     actx_py_log_hook = log;
     actx_py_install_log();
@@ -216,5 +251,6 @@ ACTX_PY_PTR(struct actx_py_q *)
 %include "actx_py.h"
 
 void actx_py_set_hooks(PyObject *store, PyObject *done, PyObject *work,
-                       PyObject *refused, PyObject *drain, PyObject *log);
+                       PyObject *refused, PyObject *drain, PyObject *log,
+                       PyObject *rerun);
 PyObject *actx_py_stats(void);

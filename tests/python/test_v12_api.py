@@ -122,6 +122,57 @@ def test_an_fd_handler_run_again_by_a_nested_poll_runs(ax):
     assert seen == [0, 1]
 
 
+def test_a_bh_or_fd_handler_raising_runtime_error_runs_once(ax):
+    """A callback's own RuntimeError is raised by the poll that ran it, as
+    is, after one run: only a run that Context.run refused (nested in a
+    run of the same callback) runs again, in a copy of its Context."""
+    import os
+    runs = []
+
+    def fn(what):
+        runs.append(what)
+        raise RuntimeError(what)
+    bh = ax.BottomHalf(fn, 'bh')
+    bh.schedule()
+    with pytest.raises(RuntimeError, match='^bh$'):
+        ax.poll()
+    bh.delete()
+    r, w = os.pipe()
+    try:
+        os.write(w, b'x')
+        ax.add_reader(r, fn, 'fd')
+        with pytest.raises(RuntimeError, match='^fd$'):
+            ax.poll()
+        ax.remove_reader(r)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert runs == ['bh', 'fd']
+
+
+def test_a_nested_run_raising_is_not_chained_to_the_refusal(ax):
+    """The exception of a nested run (run again in a copy of the BH's
+    Context) is its own, not one raised while handling Context.run's
+    refusal ("cannot enter context")."""
+    seen = []
+
+    def fn():
+        seen.append(len(seen))
+        if len(seen) == 1:
+            bh.schedule()
+            try:
+                ax.poll()
+            except ValueError as e:
+                seen.append((e.args, e.__context__))
+        else:
+            raise ValueError('nested')
+    bh = ax.BottomHalf(fn)
+    bh.schedule()
+    ax.poll()
+    bh.delete()
+    assert seen == [0, 1, (('nested',), None)]
+
+
 def test_done_callback_added_when_done_runs_in_a_copy(ax):
     """add_done_callback() on a request that is done already runs the
     callback at once, in a copy of the caller's context like every

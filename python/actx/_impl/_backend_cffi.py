@@ -29,6 +29,7 @@ _keep = set()
 _new_handle = ffi.new_handle
 _from_handle = ffi.from_handle
 _store = _common.store_exception
+_rerun_nested = _common.rerun_nested
 _NULL = ffi.NULL
 
 
@@ -50,13 +51,31 @@ def _actx_py_call(p):
         _store(e)
 
 
+def _rerun(run, args, e):
+    """run(*args) raised RuntimeError e: a nested run of a BH or an fd
+    handler runs again in a copy of its Context (_common.rerun_nested),
+    else e is the callback's.  Called outside the except clause, so that
+    an exception of the rerun does not chain to e."""
+    try:
+        if _rerun_nested(run, args):
+            return
+    except BaseException as e2:
+        e = e2
+    _store(e)
+
+
 @ffi.def_extern(onerror=_onerror)
 def _actx_py_bh(p):
     o = _from_handle(p)
     try:
         o[0](*o[1])
+        return
+    except RuntimeError as e:
+        err = e
     except BaseException as e:
         _store(e)
+        return
+    _rerun(o[0], o[1], err)
 
 
 @ffi.def_extern(onerror=_onerror)
@@ -64,20 +83,32 @@ def _actx_py_fd_read(p):
     # _FdEntry._read, inlined: a Python frame less per ready fd.
     try:
         r = _from_handle(p).reader
-        if r is not None:
-            r[0](*r[1])
+        if r is None:
+            return
+        r[0](*r[1])
+        return
+    except RuntimeError as e:
+        err = e
     except BaseException as e:
         _store(e)
+        return
+    _rerun(r[0], r[1], err)
 
 
 @ffi.def_extern(onerror=_onerror)
 def _actx_py_fd_write(p):
     try:
         w = _from_handle(p).writer
-        if w is not None:
-            w[0](*w[1])
+        if w is None:
+            return
+        w[0](*w[1])
+        return
+    except RuntimeError as e:
+        err = e
     except BaseException as e:
         _store(e)
+        return
+    _rerun(w[0], w[1], err)
 
 
 @ffi.def_extern()

@@ -19,7 +19,8 @@ NAME = 'swig'
 
 _m.actx_py_set_hooks(_common.store_exception, _common.run_done,
                      _common.run_work, _common.run_refused,
-                     _common.Poster.drain, _common.log)
+                     _common.Poster.drain, _common.log,
+                     _common.rerun_nested)
 
 _poll = _m.actx_poll
 

@@ -35,7 +35,7 @@ class BottomHalf:
         self._p = None
         self._fn = fn
         self._p, self._keep = B.bh_new(
-            (_common.InContext(contextvars.copy_context(), fn, args), ()))
+            (contextvars.copy_context().run, (fn,) + args))
         self._owner = st.ident
         self._tok = st.top
         st.bhs.add(self)

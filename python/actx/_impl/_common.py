@@ -233,30 +233,32 @@ def _forget_pool_state():
         pool_states.discard(st.ident)
 
 
-class InContext:
-    """fn(*args) in one contextvars Context at every run, for callbacks
-    that run more than once (a BottomHalf, an fd handler), as asyncio
-    runs one Handle of add_reader: what a run sets, the next run sees.
-    A run nested in a run of the same callback (it polled, and the loop
-    ran it again: a BH it rescheduled, an fd still ready) enters a copy
-    of that Context as it is then, since Context.run refuses a Context
-    that is already entered (RuntimeError instead of the callback)."""
-    __slots__ = ('cx', 'fn', 'args', 'busy')
+def _noop():
+    pass
 
-    def __init__(self, cx, fn, args):
-        self.cx = cx
-        self.fn = fn
-        self.args = args
-        self.busy = False
 
-    def __call__(self):
-        if self.busy:
-            return self.cx.copy().run(self.fn, *self.args)
-        self.busy = True
-        try:
-            return self.cx.run(self.fn, *self.args)
-        finally:
-            self.busy = False
+def rerun_nested(run, args):
+    """run(*args) raised RuntimeError, where run is the Context.run of a
+    callback that runs more than once in one Context (a BottomHalf, an
+    fd handler: what a run sets, the next run sees, as asyncio runs one
+    Handle of add_reader) and args[0] the callback.  When that Context
+    is entered, this was a run nested in a run of the same callback (it
+    polled, and the loop ran it again: a BH it rescheduled, an fd still
+    ready): Context.run refused it before calling anything, so it runs
+    now in a copy of that Context as it is (True).  Else the RuntimeError
+    was the callback's own (False).  Only this error path pays for the
+    check; the trampolines call run(*args) directly."""
+    cx = getattr(run, '__self__', None)
+    if cx.__class__ is not contextvars.Context:
+        return False
+    try:
+        cx.run(_noop)
+        return False
+    except RuntimeError:
+        pass
+    # Outside the except clause: the rerun's exception is its own.
+    cx.copy().run(*args)
+    return True
 
 
 # --------------------------------------------------------------------------

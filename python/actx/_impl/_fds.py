@@ -3,7 +3,7 @@
 import contextvars
 
 from ._backend import B
-from ._common import InContext
+from ._common import rerun_nested
 from ._thread import _fd, _here, _oserror, _state
 
 __all__ = ['add_reader', 'add_writer', 'remove_reader', 'remove_writer']
@@ -19,13 +19,29 @@ class _FdEntry:
 
     def _read(self):
         r = self.reader
-        if r is not None:
+        if r is None:
+            return
+        try:
             r[0](*r[1])
+            return
+        except RuntimeError as e:
+            err = e
+        # Outside the except clause: the rerun's exception is its own.
+        if not rerun_nested(*r):
+            raise err
 
     def _write(self):
         w = self.writer
-        if w is not None:
+        if w is None:
+            return
+        try:
             w[0](*w[1])
+            return
+        except RuntimeError as e:
+            err = e
+        # Outside the except clause: the rerun's exception is its own.
+        if not rerun_nested(*w):
+            raise err
 
 
 def _add_fd(fd, fn, args, reader):
@@ -38,7 +54,8 @@ def _add_fd(fd, fn, args, reader):
     if new:
         e = _FdEntry(fd)
     old = e.reader, e.writer
-    run = (InContext(contextvars.copy_context(), fn, args), ())
+    # Each run in the same Context (a nested one: _common.rerun_nested).
+    run = (contextvars.copy_context().run, (fn,) + args)
     if reader:
         e.reader = run
     else:
