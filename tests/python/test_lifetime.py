@@ -251,6 +251,28 @@ def test_wrap_future_wakes_when_owner_loop_ended(pool, when):
         ev.set()
 
 
+def test_done_callback_at_thread_shutdown_uses_the_new_loop(pool):
+    """The done callback of a new_request() nobody completed runs at
+    thread_shutdown(), on the owner: what it makes with actx belongs to
+    the thread's new loop (not to the ended one, where its result()
+    would raise DeadlockError)."""
+    ax = pool
+    out = []
+    box = []
+
+    def body():
+        req = ax.new_request()
+        req.add_done_callback(lambda r: box.append(ax.submit(pow, 2, 5)))
+        ax.thread_shutdown()
+        out.append(type(req.exception()))
+        out.append(box[0].result())
+        ax.thread_shutdown()
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert out == [ax.DeadlockError, 32]
+
+
 def test_done_callback_of_a_request_whose_loop_ended_raising(
         pool, monkeypatch):
     """A done callback run by the failure of a request whose loop shut

@@ -7,6 +7,7 @@ from . import _common
 from ._common import ContextTimeout, DeadlockError
 from ._thread import (
     _backend_fd, _bridges, _can_progress, collect_exceptions, loop_ended,
+    abandon,
     context_timeout, end_collect, _flush_slice,
     _get_ident, int_arg, _kick, _main_ident, _oserror, _pending, _pending_of,
     refuse_bool,
@@ -306,10 +307,11 @@ def thread_shutdown() -> None:
     if br is not None:
         br._detach()
     B.thread_shutdown()
-    loop_ended(st)
+    reqs = loop_ended(st)
     _common.reset_state(st.ident)
     if br is not None:
         br._reattach()
+    abandon(reqs)
     if _pending:
         _raise_pending()
 

@@ -134,15 +134,23 @@ class _Ended(_Token):
 
 def loop_ended(st):
     """The thread's loop (st) was shut down: forward its contexts' tokens
-    (Token.live() of every one of its objects) to an _Ended."""
+    (Token.live() of every one of its objects) to an _Ended.  Returns its
+    new_request() requests nobody completed, for abandon()."""
     end = _Ended(st.ident)
     for t in st.stack:
         t.fwd = end
-    # Nobody can complete these on the owner any more: they fail now
-    # (the others fail when their completion is refused).
-    for req in list(st.newreqs):
-        req._abandon()
+    reqs = list(st.newreqs)
     st.newreqs.clear()
+    return reqs
+
+
+def abandon(reqs):
+    """Nobody can complete these (loop_ended) on the owner any more: they
+    fail now (the others fail when their completion is refused).  Their
+    done callbacks run here: after the thread's state was reset, so that
+    one that uses actx gets the thread's new loop, not the ended one."""
+    for req in reqs:
+        req._abandon()
 
 
 def reap_orphans(st, top):
@@ -169,7 +177,7 @@ def _shutdown_thread(thread):
         _release_thread(st)
     B.thread_shutdown()
     if st is not None:
-        loop_ended(st)
+        abandon(loop_ended(st))
 
 
 def warn_unfinished(st, who):
