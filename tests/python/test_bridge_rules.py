@@ -2,6 +2,7 @@
 ResourceWarnings of loops that end (docs/python.md, SPEC 3.9 and 5).
 Each case failed before the fix named in its docstring."""
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -198,11 +199,10 @@ def test_run_handler_gets_every_exception_in_order(ax, monkeypatch):
     assert unraisable == []
 
 
-def test_loop_thread_logs_every_exception(ax, monkeypatch):
-    unraisable = []
-    monkeypatch.setattr(sys, 'unraisablehook', unraisable.append)
-    logged = []
-
+@contextlib.contextmanager
+def _actx_log_exc_types(logged):
+    """Append the exception type (or None) of each record logged to
+    logging.getLogger("actx") to logged while the block runs."""
     class Rec(logging.Handler):
         def emit(self, record):
             logged.append(record.exc_info[0] if record.exc_info else None)
@@ -210,13 +210,21 @@ def test_loop_thread_logs_every_exception(ax, monkeypatch):
     rec = Rec()
     log.addHandler(rec)
     try:
+        yield
+    finally:
+        log.removeHandler(rec)
+
+
+def test_loop_thread_logs_every_exception(ax, monkeypatch):
+    unraisable = []
+    monkeypatch.setattr(sys, 'unraisablehook', unraisable.append)
+    logged = []
+    with _actx_log_exc_types(logged):
         with ax.LoopThread() as lt:
             done = threading.Event()
 
             lt.call_soon(_fail_twice, ax, done.set)
             assert done.wait(HUNG)
-    finally:
-        log.removeHandler(rec)
     assert logged == [ZeroDivisionError, ValueError]
     assert unraisable == []
 
@@ -271,20 +279,11 @@ def test_loop_thread_logs_the_exceptions_before_a_system_exit(
     monkeypatch.setattr(threading, 'excepthook',
                         lambda a: ended.append(a.exc_type))
     logged = []
-
-    class Rec(logging.Handler):
-        def emit(self, record):
-            logged.append(record.exc_info[0] if record.exc_info else None)
-    log = logging.getLogger('actx')
-    rec = Rec()
-    log.addHandler(rec)
-    try:
+    with _actx_log_exc_types(logged):
         with ax.LoopThread() as lt:
             lt.call_soon(_fail_twice, ax, _exit)
             lt.join(HUNG)
             assert not lt.is_alive()
-    finally:
-        log.removeHandler(rec)
     assert logged == [ZeroDivisionError, ValueError]
     assert ended == [SystemExit]
     assert unraisable == []
