@@ -104,6 +104,9 @@ enum {
     ACTX__REQ_RING = 4,           /* its SQE is in the ring */
     ACTX__REQ_RING_CANCELLED = 8, /* cancelled: completes with -ECANCELED */
     ACTX__REQ_RING_READ = 16,     /* a read: req->ret holds its buffer */
+    ACTX__REQ_RING_POOLED = 32,   /* taken back from the ring and given to
+                                     the pool: req->ret is the pool's
+                                     request (aio-uring.c, unqueue) */
 };
 
 /* A request: one cache line, from a per-thread free list. */

@@ -34,6 +34,8 @@
  * entered one gets IORING_OP_ASYNC_CANCEL, waited for synchronously: 0 (it
  * had not started; done gets -ECANCELED) or -EBUSY (running or finished:
  * -EALREADY/-ENOENT from the kernel).  A reaped one is finished: -EBUSY.
+ * One taken back from a refusing ring and given to the pool (unqueue) is
+ * cancelled there, as pool work is: 0 while it is queued, else -EBUSY.
  *
  * Shutdown (actx__io_loop_closing, then actx__io_loop_shutdown): before the
  * mailbox closes, queued SQEs are submitted and what the CQ holds is reaped
@@ -116,6 +118,7 @@ enum {
     REQ_RING = ACTX__REQ_RING,
     REQ_CANCELLED = ACTX__REQ_RING_CANCELLED,
     REQ_READ = ACTX__REQ_RING_READ,
+    REQ_POOLED = ACTX__REQ_RING_POOLED,
 };
 
 static inline unsigned req_flags(actx_req *req)
@@ -409,6 +412,35 @@ void actx__io_fallback_done(void *opaque, long ret)
 }
 
 /*
+ * Hand a taken-back operation to the pool.  The pool's request belongs to
+ * the ring request's context, not to the one current now (a nested wait
+ * may be entering an outer context's SQEs): actx_cancel_context of the
+ * current context must not cancel another context's I/O, nor wait for it.
+ * The ring request remembers the pool's (REQ_POOLED, req->ret: its buffer
+ * is no longer needed for memcheck, the pool's system call fills it), so
+ * that actx_req_cancel asks the pool, not the kernel, which no longer has
+ * it (and whose CQE a wait for it would wait for forever).
+ */
+static bool to_pool(actx__loop *loop, actx_req *req, int op,
+                    const struct io_uring_sqe *sqe)
+{
+    actx_ctx *cur = loop->cur;
+    actx_req *pr;
+
+    /* No callback runs in between: only the new request sees this. */
+    loop->cur = actx__ctx_resolve(req->ctx);
+    pr = actx__aio_pool(op, sqe->fd, (void *)(uintptr_t)sqe->addr, sqe->len,
+                        (off_t)sqe->off, actx__io_fallback_done, req);
+    loop->cur = cur;
+    if (!pr) {
+        return false;
+    }
+    req->ret = (long)(uintptr_t)pr;
+    req_set_flags(req, (req_flags(req) & ~REQ_READ) | REQ_POOLED);
+    return true;
+}
+
+/*
  * io_uring_enter failed for good (err): take back every SQE the kernel
  * did not consume and finish each another way, so that nothing accepted
  * is lost.  A read, write or fsync goes to the pool (its request completes
@@ -457,9 +489,7 @@ static void unqueue(actx__loop *loop, int err)
         }
         if (op && !loop->closing &&
             !(req_flags((actx_req *)(uintptr_t)ud) & REQ_CANCELLED) &&
-            actx__aio_pool(op, sqe.fd, (void *)(uintptr_t)sqe.addr, sqe.len,
-                           (off_t)sqe.off, actx__io_fallback_done,
-                           (void *)(uintptr_t)ud)) {
+            to_pool(loop, (actx_req *)(uintptr_t)ud, op, &sqe)) {
             continue;
         }
         ring_complete(loop, ud, err);
@@ -755,6 +785,16 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
 
     if (!u || (req_flags(req) & REQ_CANCELLED)) {
         return -EBUSY;
+    }
+    if (req_flags(req) & REQ_POOLED) {
+        /* Taken back from the ring (unqueue): the pool has it. */
+        actx_req *pr = (actx_req *)(uintptr_t)req->ret;
+        int r = pr->job ? actx__job_cancel(pr->job) : -EBUSY;
+
+        if (r == 0) {
+            req_set_flags(req, req_flags(req) | REQ_CANCELLED);
+        }
+        return r;
     }
     /* Not entered yet: it becomes a NOP that completes as cancelled. */
     sq = &u->ring.sq;

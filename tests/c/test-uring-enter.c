@@ -350,3 +350,96 @@ ACTX_TEST("/uring/enter/cancel-of-entered-op-refused")
     ASSERT_TRUE(block_ok(b, 2));
     close(fd);
 }
+
+/* Hold the pool's one worker in block_work, so that what the pool gets
+ * next stays queued (not started) until block_release. */
+static struct io held;
+
+static void hold_the_pool(void)
+{
+    ASSERT_EQ(actx_pool_set_size(1), 0);
+    ASSERT_NOT_NULL(actx_submit(block_work, io_done, &held));
+    while (!atomic_load(&block_started)) {
+        usleep(1000);
+    }
+}
+
+static void release_the_pool(void)
+{
+    atomic_store(&block_release, 1);
+    ASSERT_EQ(ACTX_WAIT_WHILE(held.runs == 0), 0);
+}
+
+/* A read the ring gave to the pool (the enter failed) and the pool has
+ * not started is cancellable, as actx_req_cancel says of work that has not
+ * started: 0, and done gets -ECANCELED once; the cancel does not wait for
+ * a CQE that will never come. */
+ACTX_TEST("/uring/enter/cancel-after-fallback-to-the-pool")
+{
+    static char b[BS];
+    struct io r = {0};
+    int fd = data_file(2);
+    actx_req *req;
+
+    ring_loop();
+    actx_set_log_handler(count_log, NULL);
+    hold_the_pool();
+    req = actx_aio_pread(fd, b, BS, BS, io_done, &r);
+    ASSERT_NOT_NULL(req);
+    inject_fail(&inject_uring_enter, 1);
+    actx_poll(false); /* the enter fails: the read goes to the pool */
+    ASSERT_EQ(atomic_load(&warnings), 1);
+    ASSERT_EQ(actx_req_cancel(req), 0);
+    ASSERT_EQ(actx_req_cancel(req), -EBUSY);
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    release_the_pool();
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.runs, 1);
+    ASSERT_EQ(r.ret, -ECANCELED);
+    close(fd);
+}
+
+struct io_ctx {
+    int runs, ctx;
+    long ret;
+};
+
+static void io_ctx_done(void *opaque, long ret)
+{
+    struct io_ctx *io = opaque;
+
+    io->runs++;
+    io->ret = ret;
+    io->ctx = actx_context_id();
+}
+
+/* The root's read is queued, then a nested context's iteration enters it
+ * and the enter fails: the read goes to the pool, still the root's.
+ * actx_cancel_context in the nested context cancels nothing of the root's
+ * (and does not wait for it); the read completes in the root with its
+ * data. */
+ACTX_TEST("/uring/enter/fallback-stays-in-its-context")
+{
+    static char b[BS];
+    struct io_ctx r = {0};
+    int fd = data_file(2);
+
+    ring_loop();
+    actx_set_log_handler(count_log, NULL);
+    hold_the_pool();
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, BS, io_ctx_done, &r));
+    ASSERT_EQ(actx_push(), 1);
+    inject_fail(&inject_uring_enter, 1);
+    actx_poll(false); /* the enter fails: the read goes to the pool */
+    ASSERT_EQ(atomic_load(&warnings), 1);
+    ASSERT_EQ(actx_cancel_context(), 0);
+    ASSERT_EQ(actx_pop(), 0);
+    release_the_pool();
+    ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.runs, 1);
+    ASSERT_EQ(r.ctx, 0);
+    ASSERT_EQ(r.ret, BS);
+    ASSERT_TRUE(block_ok(b, 1));
+    close(fd);
+}
