@@ -195,7 +195,8 @@ static actx_req *pread_cached(actx__loop *loop, int fd, void *buf, size_t n,
     ssize_t r = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
     actx_req *req;
 
-    if (r != (ssize_t)n && r != 0) {
+    /* r < 0 first: for n == SIZE_MAX, (ssize_t)n is -1, as a failure is. */
+    if (r < 0 || ((size_t)r != n && r != 0)) {
         if (r < 0 && errno == EOPNOTSUPP) {
             actx__fd_kind_set(loop, fd, ACTX__FD_NOWAIT_NO);
         }

@@ -717,6 +717,12 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
             return 1;
         }
     }
+    if (ACTX__UNLIKELY(n > RW_MAX)) {
+        /* More than one call moves (an SQE's length is 32 bits): pread(2)
+         * on the pool gives the kernel's answer, the clamped count or,
+         * for a length no buffer can have, -EFAULT. */
+        return 0;
+    }
     kind = actx__fd_kind(loop, fd);
     if (kind == ACTX__FD_CLOSED ||
         (op != ACTX__AIO_FSYNC && kind == ACTX__FD_STREAM)) {
@@ -741,9 +747,6 @@ int actx__io_submit(actx__loop *loop, int op, int fd, void *buf, size_t n,
         io_uring_prep_nop(sqe);
         sqe->user_data = 0;
         return 1;
-    }
-    if (n > RW_MAX) {
-        n = RW_MAX; /* as pread(2): at most this much in one call */
     }
     switch (op) {
     case ACTX__AIO_PREAD:

@@ -181,6 +181,35 @@ ACTX_TEST("/aio/pread/short-at-eof")
     close(fd);
 }
 
+/* A length no buffer can have (beyond SSIZE_MAX) gets what pread(2) and
+ * pwrite(2) say of it, on either path: never a count the kernel would not
+ * give, never -1 (-EPERM) for a failure. */
+ACTX_TEST("/aio/huge-length-as-the-system-call")
+{
+    static char buf[4096];
+    volatile size_t huge = SIZE_MAX;
+    struct io r = {0}, w = {0};
+    long want_r, want_w;
+    int fd = tmpfile_fd();
+
+    memset(buf, 'x', sizeof(buf));
+    ASSERT_EQ(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+    want_r = pread(fd, buf, huge, 0);
+    want_r = want_r < 0 ? -errno : want_r;
+    want_w = pwrite(fd, buf, huge, 0);
+    want_w = want_w < 0 ? -errno : want_w;
+    ASSERT_LT(want_r, 0);
+    ASSERT_LT(want_w, 0);
+    ASSERT_NOT_NULL(actx_aio_pread(fd, buf, huge, 0, io_done, &r));
+    ASSERT_NOT_NULL(actx_aio_pwrite(fd, buf, huge, 0, io_done, &w));
+    ASSERT_EQ(actx_flush(), 0);
+    ASSERT_EQ(r.runs, 1);
+    ASSERT_EQ(r.ret, want_r);
+    ASSERT_EQ(w.runs, 1);
+    ASSERT_EQ(w.ret, want_w);
+    close(fd);
+}
+
 /* A read the page cache can serve at once is done at submission (pool
  * path) or in the batch's io_uring_enter (io_uring path); its done still
  * runs only at a later poll, in its own context (never inline).  On the
