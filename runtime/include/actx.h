@@ -358,8 +358,12 @@ ACTX_EXTERN actx_req *actx_submit(actx_work_fn *work, actx_done_fn *done,
  * it (actx_set_fd_handler): a number closed and reopened as a pipe, a
  * socket or an eventfd, then given to this function with neither in
  * between, is read on the io_uring path as a stream (as read(2): it
- * waits for data) instead of failing with -ESPIPE.  done may be
- * NULL.  Otherwise as actx_submit.
+ * waits for data) instead of failing with -ESPIPE.  Requests outstanding
+ * at once are not ordered against each other (as POSIX AIO and io_uring
+ * without links): a pread of bytes a pwrite not yet completed writes may
+ * read the old bytes; issue the read from the write's done to order them
+ * (and fsync likewise after the writes it covers).  done may be NULL.
+ * Otherwise as actx_submit (not its FIFO start order).
  *
  * io_uring: the requests a loop iteration makes are entered into the
  * kernel together, with one system call, before the loop sleeps or when
