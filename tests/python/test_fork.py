@@ -104,3 +104,65 @@ def test_child_makes_fresh_python_state(backend):
     ''', timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == 'ok'
+
+
+
+def test_child_drops_the_parents_asyncio_bridge(backend):
+    """A parent with an asyncio bridge open (on a loop not running at the
+    fork).  The child kept it in its record of bridges: thread_shutdown()
+    there reattached it to the child's new loop, registering the child's
+    backend fd in the loop's selector, an epoll set the child shares with
+    the parent: the parent's loop then woke for the child's posts (and
+    spun while the child left them unread).  And the child's own bridge
+    warned (ResourceWarning) that the parent's was left open."""
+    r = run_child(backend, '''
+        import actx, asyncio, os, sys, threading
+        loop = asyncio.new_event_loop()
+        br = actx.asyncio_bridge(loop)
+        async def job(v):
+            return await actx.submit(int, v)
+        assert loop.run_until_complete(job(1)) == 1
+        c2p_r, c2p_w = os.pipe()
+        p2c_r, p2c_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                unraisable = []
+                sys.unraisablehook = unraisable.append
+                actx.thread_shutdown()
+                # A post from another thread while the loop may sleep in
+                # an embedding loop, left unread: its eventfd readable.
+                h = actx.current_context()
+                actx.backend_timeout_ms()
+                t = threading.Thread(target=h.call_soon, args=(int,))
+                t.start()
+                t.join()
+                os.write(c2p_w, b'x')
+                os.read(p2c_r, 1)  # until the parent looked
+                async def main():
+                    async with actx.asyncio_bridge():
+                        return await actx.submit(int, 7)
+                assert asyncio.run(main()) == 7
+                assert not unraisable, [u.exc_value for u in unraisable]
+                code = 0
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.read(c2p_r, 1)
+        # No post was made to the parent's loops since it ran: nothing is
+        # ready in its selector's epoll set.
+        ready = loop._selector._selector.poll(0)
+        os.write(p2c_w, b'x')
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert ready == [], ready
+        assert loop.run_until_complete(job(2)) == 2
+        br.close()
+        loop.close()
+        print('ok', flush=True)
+    ''', timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok'

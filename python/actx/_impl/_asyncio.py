@@ -141,6 +141,26 @@ class BridgeBase:
         self._loop.add_reader(self._fd, self._ready)
         self._arm()
 
+    def _forked(self):
+        """In a fork() child: the bridge is its parent's, and its loop's
+        selector is shared with the parent (see _common._after_fork_child):
+        it is closed here without a call on its loop and without a
+        warning, as if the child had never had it."""
+        self._st = None
+        self._warned = True
+        self._timer = self._soon = None
+        ag = self._watch
+        if ag:
+            # Finished here, as close() does: a generator dropped unfinished
+            # would go to its loop's finalizer hook, which writes the
+            # loop's self-pipe, also the parent's.
+            self._watch = None
+            try:
+                ag.aclose().send(None)
+            except StopIteration:
+                pass
+        self._watch = None
+
     def _stale(self, loop):
         """Its loop ended (closed, or another loop runs on the thread
         while it does not): the bridge ends with it."""

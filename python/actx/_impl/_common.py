@@ -558,8 +558,19 @@ def reset_state(ident):
 # child's timers were armed on the parent's loop and never fired.  Work
 # functions running at the fork run on in the parent only.  Objects of
 # the parent's loops stay unusable in the child, as in C.
+#
+# So do the parent's asyncio bridges: the child's copy of an asyncio loop
+# shares its selector (an epoll set) with the parent's, so a bridge the
+# child kept would register the child's backend fd there (thread_shutdown
+# reattaches it) and the parent's loop would wake for the child's posts
+# (level-triggered: it spun while the child left its eventfd readable);
+# closing it at the child's exit or next bridge warned about a bridge the
+# parent still uses.  The child drops them without touching their loops.
 
 def _after_fork_child():
+    for br in bridges.values():
+        br._forked()
+    bridges.clear()
     states.clear()
     pool_states.clear()
     pending.clear()
