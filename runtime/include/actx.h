@@ -247,6 +247,16 @@ ACTX_EXTERN void actx_bh_cancel(actx_bh *bh);
 ACTX_EXTERN void actx_bh_delete(actx_bh *bh);
 
 /**
+ * Owner thread only (from another thread: a diagnostic, false).  Is bh
+ * scheduled (idle or not), i.e. will it run at a poll of its context
+ * unless cancelled or deleted first?  A BH whose callback is running is
+ * not, unless it was scheduled again.  For a binding that must know
+ * whether a BH it no longer references can be deleted at once (bindings/
+ * common/actx_py.h).  NULL: false.
+ */
+ACTX_EXTERN bool actx_bh_scheduled(actx_bh *bh);
+
+/**
  * Owner thread only.  Run the scheduled BHs of the current context once
  * each, in the order they were scheduled; a BH scheduled during this call
  * runs at the next call.  Returns 1 if a non-idle BH ran, else 0.

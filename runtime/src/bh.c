@@ -335,6 +335,29 @@ void actx_bh_delete(actx_bh *bh)
     /* Else the drain that takes it out of the mailbox frees it. */
 }
 
+bool actx_bh_scheduled(actx_bh *bh)
+{
+    uint32_t rs;
+
+    if (!bh) {
+        return false;
+    }
+    ACTX__CHECK_OWNER(bh->loop, false);
+    if (!bh->cb) {
+        actx__misuse(__func__, "BH was deleted");
+        return false;
+    }
+    /*
+     * The owner's own plain store makes lstate; rstate as in the poll that
+     * takes a BH: seq_cst, pairs with schedule_remote's CAS (a remote
+     * schedule that happened-before this call is seen).
+     */
+    rs = atomic_load(&bh->rstate);
+    return local_valid(atomic_load_explicit(&bh->lstate, memory_order_relaxed),
+                       rs) ||
+           (rs & ACTX__BH_R_SCHED) != 0;
+}
+
 /* Owner: a BH posted by another thread came out of the mailbox. */
 void actx__bh_arrived(actx__loop *loop, actx_bh *bh)
 {

@@ -262,6 +262,53 @@ ACTX_TEST("/bh/cancel/from-other-thread")
     actx_bh_delete(bh);
 }
 
+/* actx_bh_scheduled: what the next poll of its context would do with it. */
+struct sched_probe {
+    actx_bh *bh;
+    int before, after;
+};
+
+static void sched_again_cb(void *opaque)
+{
+    struct sched_probe *p = opaque;
+
+    p->before = actx_bh_scheduled(p->bh); /* running: taken off */
+    actx_bh_schedule(p->bh);
+    p->after = actx_bh_scheduled(p->bh);
+}
+
+ACTX_TEST("/bh/scheduled")
+{
+    struct cb_rec rec = {0};
+    struct sched_probe p = {0};
+    actx_bh *bh = actx_bh_new(rec_fn, &rec);
+
+    ASSERT_EQ(actx_bh_scheduled(NULL), false);
+    ASSERT_EQ(actx_bh_scheduled(bh), false);
+    actx_bh_schedule(bh);
+    ASSERT_EQ(actx_bh_scheduled(bh), true);
+    ASSERT_EQ(actx_bh_poll(), 1);
+    ASSERT_EQ(actx_bh_scheduled(bh), false);
+    actx_bh_schedule_idle(bh);
+    ASSERT_EQ(actx_bh_scheduled(bh), true);
+    actx_bh_cancel(bh);
+    ASSERT_EQ(actx_bh_scheduled(bh), false);
+    thread_join(later_schedule(bh, 0, 0)); /* from another thread */
+    ASSERT_EQ(actx_bh_scheduled(bh), true);
+    thread_join(thread_start(cancel_main, bh));
+    ASSERT_EQ(actx_bh_scheduled(bh), false);
+    ASSERT_EQ(rec.runs, 1);
+    actx_bh_delete(bh);
+
+    p.bh = actx_bh_new(sched_again_cb, &p);
+    actx_bh_schedule(p.bh);
+    ASSERT_EQ(actx_bh_poll(), 1);
+    ASSERT_EQ(p.before, 0);
+    ASSERT_EQ(p.after, 1);
+    ASSERT_EQ(actx_bh_scheduled(p.bh), true);
+    actx_bh_delete(p.bh);
+}
+
 ACTX_TEST("/bh/delete/not-run")
 {
     struct cb_rec rec = {0};

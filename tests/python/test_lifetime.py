@@ -51,6 +51,38 @@ def test_bh_released_after_delete(ax):
     assert w() is None
 
 
+def test_dropped_bottom_halves_go_on_a_thread_that_only_polls(ax):
+    """A BottomHalf dropped with no reference left was deleted only by
+    run() (or the thread's end): on a thread that polls (poll(), flush(),
+    result(), an asyncio bridge) every dropped one stayed, its C BH, its
+    function and arguments, for ever (live_bhs grew by one per BH)."""
+    live0 = ax.stats()['live_bhs']
+    o = Obj()
+    w = weakref.ref(o)
+    ax.BottomHalf(lambda x: None, o)  # never scheduled: goes at once
+    del o
+    gc.collect()
+    assert w() is None
+    assert ax.stats()['live_bhs'] == live0
+    # Dropped while scheduled: it runs once, then goes.
+    out = []
+    o = Obj()
+    w = weakref.ref(o)
+    ax.BottomHalf(out.append, o).schedule()
+    del o
+    gc.collect()
+    assert w() is not None  # held while C may run it
+    for i in range(1000):
+        ax.BottomHalf(out.append, i).schedule()
+        ax.poll()
+    gc.collect()
+    assert out[0] is not None and out[1:] == list(range(1000))
+    del out[:]
+    gc.collect()
+    assert w() is None
+    assert ax.stats()['live_bhs'] - live0 < 200
+
+
 def test_request_released_after_done(pool):
     ax = pool
     o = Obj()

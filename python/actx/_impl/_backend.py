@@ -56,6 +56,7 @@ INTERFACE = {
     'bh_schedule_idle': ('void actx_bh_schedule_idle(actx_bh *bh)', True),
     'bh_cancel': ('void actx_bh_cancel(actx_bh *bh)', True),
     'bh_delete': ('void actx_bh_delete(actx_bh *bh)', True),
+    'bh_scheduled': ('bool actx_bh_scheduled(actx_bh *bh)', True),
     # timers (one C timer per context, firing (fn, ()))
     'timer_new': ('actx_timer *actx_py_timer_new((fn, ())) -> (t, keep)',
                   False),

@@ -4,8 +4,8 @@ import contextvars
 from ._backend import B
 from . import _common
 from ._thread import (
-    _bh_schedule, _bh_schedule_idle, _bridges, _get_ident, _kick, _state,
-    _state_of)
+    _bh_schedule, _bh_schedule_idle, _bh_scheduled, _bridges, _get_ident,
+    _kick, reap_orphans, _state, _state_of)
 
 __all__ = ['BottomHalf']
 
@@ -39,16 +39,28 @@ class BottomHalf:
         self._owner = st.ident
         self._tok = st.top
         st.bhs.add(self)
+        if len(st.orphans) >= st.reap_at:
+            # Dropped BHs that were scheduled then (or dropped on another
+            # thread) go once they cannot run, also on a thread that only
+            # polls (run() reaps too): their number stays bounded.
+            reap_orphans(st, True)
 
     def __del__(self):
-        # No reference left: C may still run it (scheduled); the thread's
-        # loop deletes it once it can no longer be scheduled-and-pending
-        # in the current context (see _loop.reap_orphans).
+        # No reference left: nothing can schedule it any more.  Not
+        # scheduled (and on its owner thread, whose loop it belongs to):
+        # nothing of it can run, it goes now.  Else C may still run it
+        # once; it is kept (orphans) until it cannot run any more
+        # (_thread.reap_orphans).
         p = getattr(self, '_p', None)
         if p is not None:
             st = _state_of(self._owner)
-            if st is not None:
-                st.orphans.append((p, self._keep, self._tok))
+            if st is None or self._tok.live() not in st.stack:
+                return  # its loop was shut down (and freed it)
+            if _get_ident() == self._owner and not _bh_scheduled(p):
+                self._p = None
+                B.bh_delete(p)
+                return
+            st.orphans.append((p, self._keep, self._tok))
 
     def __repr__(self):
         if self._p is None:

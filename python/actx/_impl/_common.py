@@ -457,8 +457,8 @@ def has_timers(st):
 
 
 class ThreadState:
-    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'orphans', 'fds',
-                 'newreqs', 'shutdown', '__weakref__')
+    __slots__ = ('ident', 'stack', 'top', 'stops', 'bhs', 'orphans',
+                 'reap_at', 'fds', 'newreqs', 'shutdown', '__weakref__')
 
     def __init__(self, ident, shutdown):
         self.ident = ident
@@ -467,12 +467,17 @@ class ThreadState:
         self.stops = set()     # tokens of contexts that were stopped
         self.bhs = weakref.WeakSet()  # live BottomHalf objects
         self.orphans = []      # (bh, keep, token) of BHs Python dropped
+        self.reap_at = ORPHANS_MIN  # a new BH looks at orphans this many
         self.fds = {}          # fd -> its reader/writer entry
         # new_request() requests not completed yet (as keys): cancelling
         # a context cancels those of it (C cannot: no work to cancel).
         self.newreqs = {}
         self.shutdown = shutdown
 
+
+# A new BottomHalf deletes the dropped ones that are not scheduled once
+# there are this many, or twice as many as the last look left.
+ORPHANS_MIN = 64
 
 states = {}  # thread ident -> ThreadState
 pool_states = set()  # idents of states of threads Python did not start

@@ -51,6 +51,7 @@ _timeout_ms = B.backend_timeout_ms
 _backend_fd = B.backend_fd
 _bh_schedule = B.bh_schedule
 _bh_schedule_idle = B.bh_schedule_idle
+_bh_scheduled = B.bh_scheduled
 
 # Longest single sleep in a blocking call: bounds the latency of Ctrl-C
 # (a signal that lands just before the sleep starts) and of timeouts.
@@ -155,15 +156,25 @@ def abandon(reqs):
 
 def reap_orphans(st, top):
     """Delete the BHs Python dropped (BottomHalf.__del__) of context top
-    (None: all): the caller knows none of them is scheduled there."""
+    that are not scheduled (None: all of the thread's, scheduled or not:
+    its loop shuts down).  Owner thread.  A scheduled one stays until it
+    has run (then it cannot run again: nothing references it)."""
+    orphans = st.orphans
+    n = len(orphans)
+    # Taken out first: a BottomHalf dropped meanwhile (a __del__ on
+    # another thread, or gc here) appends to the same list.
+    batch = orphans[:n]
+    del orphans[:n]
     keep = []
-    for o in st.orphans:
+    for o in batch:
         t = o[2].live()
-        if top is None or t is top:
+        if top is None or ((top is True or t is top) and
+                           not _bh_scheduled(o[0])):
             B.bh_delete(o[0])
         else:
             keep.append((o[0], o[1], t))
-    st.orphans[:] = keep
+    orphans.extend(keep)
+    st.reap_at = max(_common.ORPHANS_MIN, 2 * len(orphans))
 
 
 def _shutdown_thread(thread):
