@@ -166,3 +166,45 @@ def test_child_drops_the_parents_asyncio_bridge(backend):
     ''', timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == 'ok'
+
+
+def test_child_refuses_calls_to_the_parents_contexts(backend):
+    """call_soon() on a handle of the parent's context, in the child, is
+    refused with EPIPE (its loop is not the child's).  A handle whose
+    drain was pending at the fork (its queue word POSTED) queued the call
+    without asking C: accepted, never run, never reported."""
+    r = run_child(backend, '''
+        import actx, errno, os
+        h = actx.current_context()
+        got = []
+        h.call_soon(got.append, 'parent')  # a drain pending at the fork
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                for _ in range(2):
+                    try:
+                        h.call_soon(print, 'child')
+                        print('accepted', flush=True)
+                    except OSError as e:
+                        assert e.errno == errno.EPIPE, e
+                try:
+                    actx.stop(h)
+                    print('stop accepted', flush=True)
+                except OSError as e:
+                    assert e.errno == errno.EPIPE, e
+                actx.poll()
+                code = 0
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        actx.poll()
+        assert got == ['parent'], got
+        print('ok', flush=True)
+    ''', timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == 'ok', r.stdout

@@ -386,6 +386,20 @@ class Poster:
         if self.closing and self.state() == IDLE:
             self._release()
 
+    def _forked(self):
+        """In a fork() child: the queue is the parent's copy, its context
+        one of the loops the child dropped (posts to them fail with EPIPE,
+        runtime/include/actx.h).  The word said POSTED when a drain was
+        pending in the parent (call_soon would queue without a C call: a
+        call accepted that never runs), or a kick in progress on a thread
+        the child does not have (kick would wait for it for ever): DEAD,
+        so that every post is refused.  The parent's queued calls are not
+        the child's to run, and the lock may be held by a thread that is
+        gone."""
+        self.word[0] = DEAD
+        self.dq.clear()
+        self.lock = threading.RLock()
+
     def close(self):
         """The handle is gone; free once no drain is pending."""
         self.closing = True
@@ -576,6 +590,8 @@ def _after_fork_child():
     for br in bridges.values():
         br._forked()
     bridges.clear()
+    for po in list(posters):
+        po._forked()
     states.clear()
     pool_states.clear()
     pending.clear()
