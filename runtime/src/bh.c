@@ -203,18 +203,29 @@ schedule_local_fast(actx__loop *loop, actx_bh *bh, bool idle)
 
 static void schedule_remote(actx_bh *bh, bool idle)
 {
-    uint32_t old, new;
+    uint32_t old, new, ls;
 
     old = rstate_relaxed(bh);
-    if (local_valid(atomic_load_explicit(&bh->lstate, memory_order_relaxed),
-                    old)) {
-        return; /* the owner scheduled it and knows */
-    }
     do {
+        /*
+         * Already scheduled, here or by the owner: the schedule changes
+         * nothing, but it is still a write of rstate, so that the run
+         * covering it is ordered after it: the owner's fetch_and (or the
+         * run the R_SCHED set here causes) acquires it, and the callback
+         * sees what this thread wrote before scheduling (as
+         * qemu_bh_schedule's callers rely on).  A plain load would let
+         * the owner take the BH off and run it without that ordering.
+         */
         if (old & ACTX__BH_R_SCHED) {
-            return;
+            new = old;
+            continue;
         }
+        ls = atomic_load_explicit(&bh->lstate, memory_order_relaxed);
         new = old | ACTX__BH_R_SCHED | ACTX__BH_R_MAILED;
+        if (local_valid(ls, old)) {
+            /* An idle schedule of the owner's stays idle. */
+            idle = ls & ACTX__BH_L_IDLE;
+        }
         new = idle ? (new | ACTX__BH_R_IDLE) : (new & ~ACTX__BH_R_IDLE);
         /*
          * seq_cst: orders the schedule before our load of notify_me
@@ -223,6 +234,9 @@ static void schedule_remote(actx_bh *bh, bool idle)
          */
     } while (!atomic_compare_exchange_weak(&bh->rstate, &old, new));
 
+    if (old & ACTX__BH_R_SCHED) {
+        return;
+    }
     if (old & ACTX__BH_R_MAILED) {
         /* Still in the mailbox from an earlier, cancelled schedule. */
         if (!idle) {

@@ -14,8 +14,11 @@
  *   inmb     the BH's mailbox link (R_MAILED makes it unique).
  *   in_list  the BH is in the owner's BH list.
  *   lstate (owner-thread schedules) and cgen are not modelled: a remote
- *   schedule that finds a valid local schedule returns, and an owner that
- *   has one does not sleep (actx__bh_has_nonidle reads lstate).
+ *   schedule that finds a valid local schedule sets R_SCHED as any other
+ *   (idle as the local one: one of the modelled choices), and an owner
+ *   that has one does not sleep (actx__bh_has_nonidle reads lstate).  A
+ *   schedule that finds R_SCHED writes rflags unchanged (bh.c: so that the
+ *   run covering it is ordered after it), the same step as a read here.
  *
  * Other threads: NTHR threads, each doing NOPS operations chosen
  * nondeterministically among actx_bh_schedule, actx_bh_schedule_idle and
