@@ -144,11 +144,16 @@ actx__mailbox *actx__mb_new(int *err)
         mb_all = mb;
         pthread_mutex_unlock(&mb_lock);
     }
-    atomic_init(&mb->head, NULL);
-    atomic_init(&mb->notify_me, 0);
-    atomic_init(&mb->notified, false);
-    atomic_init(&mb->refused, 0);
-    atomic_init(&mb->refs, ACTX__MB_BULK);
+    /*
+     * Stores, not atomic_init: a recycled mailbox may still be read by a
+     * stale poster (notify_me, notified: see "Eventfd lifetime" above),
+     * and atomic_init is a plain store under some compilers.
+     */
+    atomic_store_explicit(&mb->head, NULL, memory_order_relaxed);
+    atomic_store_explicit(&mb->notify_me, 0, memory_order_relaxed);
+    atomic_store_explicit(&mb->notified, false, memory_order_relaxed);
+    atomic_store_explicit(&mb->refused, 0, memory_order_relaxed);
+    atomic_store_explicit(&mb->refs, ACTX__MB_BULK, memory_order_relaxed);
     /* Stale posters may load it at once: a spurious wake-up at worst. */
     atomic_store(&mb->efd, efd);
     mb->free_next = NULL;
