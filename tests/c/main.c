@@ -385,6 +385,13 @@ static void usage(const char *argv0)
 
 const char *test_argv0;
 
+bool under_valgrind(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+
+    return pre && strstr(pre, "vgpreload");
+}
+
 int main(int argc, char **argv)
 {
     bool list = false, nofork = false;

@@ -192,6 +192,13 @@ ACTX_TEST("/aio/huge-length-as-the-system-call")
     long want_r, want_w;
     int fd = tmpfile_fd();
 
+    if (under_valgrind()) {
+        /* memcheck reports every system call given a buffer of that
+         * length (the point of the test): the other runs (debug, asan,
+         * tsan) check it. */
+        close(fd);
+        return;
+    }
     memset(buf, 'x', sizeof(buf));
     ASSERT_EQ(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
     want_r = pread(fd, buf, huge, 0);

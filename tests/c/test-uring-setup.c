@@ -121,9 +121,7 @@ ACTX_TEST(FRESH_TEST)
     int status;
 
     if (!getenv(FRESH_ENV)) {
-        const char *pre = getenv("LD_PRELOAD");
-
-        if (pre && strstr(pre, "vgpreload")) {
+        if (under_valgrind()) {
             /* Under valgrind (test:valgrind runs the suite again) a
              * child cannot exec a fresh copy of this program: the
              * check is the other runs' (debug, asan, tsan). */

@@ -210,6 +210,9 @@ void poll_until_signalled(void);
  */
 extern const char *test_argv0;
 
+/* Is this run under valgrind (test:valgrind runs the suite again)? */
+bool under_valgrind(void);
+
 /*
  * Do one cross-thread operation from a new thread: first usleep(delay_us),
  * then (if sleeper != 0) wait until that thread sleeps, then do it and
