@@ -791,8 +791,7 @@ int actx__io_cancel(actx__loop *loop, actx_req *req)
     }
     if (req_flags(req) & REQ_POOLED) {
         /* Taken back from the ring (unqueue): the pool has it. */
-        actx_req *pr = (actx_req *)(uintptr_t)req->ret;
-        int r = pr->job ? actx__job_cancel(pr->job) : -EBUSY;
+        int r = actx_req_cancel((actx_req *)(uintptr_t)req->ret);
 
         if (r == 0) {
             req_set_flags(req, req_flags(req) | REQ_CANCELLED);

@@ -60,6 +60,7 @@ static void ring_loop(void)
 struct io {
     int runs;
     long ret;
+    int ctx_id; /* the context done ran in */
 };
 
 static void io_done(void *opaque, long ret)
@@ -68,6 +69,7 @@ static void io_done(void *opaque, long ret)
 
     io->runs++;
     io->ret = ret;
+    io->ctx_id = actx_context_id();
 }
 
 static atomic_int warnings;
@@ -399,20 +401,6 @@ ACTX_TEST("/uring/enter/cancel-after-fallback-to-the-pool")
     close(fd);
 }
 
-struct io_ctx {
-    int runs, ctx;
-    long ret;
-};
-
-static void io_ctx_done(void *opaque, long ret)
-{
-    struct io_ctx *io = opaque;
-
-    io->runs++;
-    io->ret = ret;
-    io->ctx = actx_context_id();
-}
-
 /* The root's read is queued, then a nested context's iteration enters it
  * and the enter fails: the read goes to the pool, still the root's.
  * actx_cancel_context in the nested context cancels nothing of the root's
@@ -421,13 +409,13 @@ static void io_ctx_done(void *opaque, long ret)
 ACTX_TEST("/uring/enter/fallback-stays-in-its-context")
 {
     static char b[BS];
-    struct io_ctx r = {0};
+    struct io r = {0};
     int fd = data_file(2);
 
     ring_loop();
     actx_set_log_handler(count_log, NULL);
     hold_the_pool();
-    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, BS, io_ctx_done, &r));
+    ASSERT_NOT_NULL(actx_aio_pread(fd, b, BS, BS, io_done, &r));
     ASSERT_EQ(actx_push(), 1);
     inject_fail(&inject_uring_enter, 1);
     actx_poll(false); /* the enter fails: the read goes to the pool */
@@ -438,7 +426,7 @@ ACTX_TEST("/uring/enter/fallback-stays-in-its-context")
     ASSERT_EQ(ACTX_WAIT_WHILE(r.runs == 0), 0);
     ASSERT_EQ(actx_flush(), 0);
     ASSERT_EQ(r.runs, 1);
-    ASSERT_EQ(r.ctx, 0);
+    ASSERT_EQ(r.ctx_id, 0);
     ASSERT_EQ(r.ret, BS);
     ASSERT_TRUE(block_ok(b, 1));
     close(fd);
